@@ -1,0 +1,478 @@
+/*
+ * hooks.c — the wrappers around every hooked call, generated from hooks.def,
+ * plus the three hooks that do not fit the table: pthread_create (threads are
+ * born here), syscall (raw futex waits) and the internal-thread starter.
+ *
+ * Fast path: resolve once, one relaxed read of the object's lock word, and a
+ * tail call to the real function when the call will not park. Slow path:
+ * record a wait (kind, object, owner, deadline, interned stack) in the
+ * thread's own slot, call the real function, restore the previous record.
+ * errno is preserved around everything of ours; the real function's return
+ * value and errno reach the caller untouched; a thread cancelled inside a
+ * cancellation point leaves no record behind (pthread_cleanup_push).
+ */
+#include "lw.h"
+#include "registry.h"
+#include "stacks.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <threads.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NO_DEADLINE 0ull
+#define UNKNOWN_DEADLINE UINT64_MAX   /* timed, but the deadline could not be read */
+
+/* ---- binding the real functions ---- */
+
+static void resolve(void **slot, const char *name, const char *version)
+{
+    void *p = version ? dlvsym(RTLD_NEXT, name, version) : NULL;
+    if (!p)
+        p = dlsym(RTLD_NEXT, name);
+    if (!p) {
+        /* The application called this function, so its libc has it; only a
+         * broken loader set-up gets here. Say so rather than jump to 0. */
+        static const char msg[] = "leakwatch: cannot bind the real function; aborting\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        abort();
+    }
+    __atomic_store_n(slot, p, __ATOMIC_RELEASE);
+}
+
+/* ---- reading glibc 2.36 objects (the caller's own live object, as glibc reads it) ---- */
+
+/* Bits of pthread_mutex_t.__data.__kind (glibc-internal names). */
+#define MUTEX_KIND_ROBUST 16
+#define MUTEX_KIND_PRIO_INHERIT 32
+#define MUTEX_KIND_PRIO_PROTECT 64
+#define MUTEX_KIND_PSHARED 128
+
+/* The fast-path test: a relaxed read of the lock word. A free mutex is 0. */
+static inline bool mutex_may_park(pthread_mutex_t *m)
+{
+    return __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) != 0;
+}
+
+/* The slow path's closer look: a priority-protected mutex keeps its ceiling
+ * in the lock word, and a recursive or error-checking relock by the owner
+ * does not park. */
+static bool mutex_will_park(pthread_mutex_t *m)
+{
+    int lock = __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED);
+    int kind = __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
+    if (kind & MUTEX_KIND_PRIO_PROTECT)
+        lock &= (1 << 19) - 1;
+    if (lock == 0)
+        return false;
+    int owner = (kind & (MUTEX_KIND_ROBUST | MUTEX_KIND_PRIO_INHERIT))
+                    ? (lock & FUTEX_TID_MASK)
+                    : __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
+    return owner == 0 || owner != lw_gettid();
+}
+
+/* Per kind, whether a call that looked like it may park really will. */
+static bool wait_will_park(enum lw_wait_kind kind, uintptr_t object)
+{
+    if (kind == LW_WAIT_MUTEX && object)
+        return mutex_will_park((pthread_mutex_t *)object);
+    return true;
+}
+
+static int32_t mutex_owner(pthread_mutex_t *m)
+{
+    int kind = __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
+    if (kind & (MUTEX_KIND_ROBUST | MUTEX_KIND_PRIO_INHERIT))
+        return __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) & FUTEX_TID_MASK;
+    return __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
+}
+
+#define RWLOCK_WRPHASE 1u
+#define RWLOCK_WRLOCKED 2u
+#define RWLOCK_READER_SHIFT 3
+
+static inline bool rwlock_read_will_park(pthread_rwlock_t *rw)
+{
+    unsigned r = __atomic_load_n(&rw->__data.__readers, __ATOMIC_RELAXED);
+    return (r & (RWLOCK_WRPHASE | RWLOCK_WRLOCKED)) != 0;
+}
+
+static inline bool rwlock_write_will_park(pthread_rwlock_t *rw)
+{
+    unsigned r = __atomic_load_n(&rw->__data.__readers, __ATOMIC_RELAXED);
+    return (r >> RWLOCK_READER_SHIFT) != 0 || (r & RWLOCK_WRLOCKED) != 0;
+}
+
+static inline bool sem_will_park(sem_t *s)
+{
+    uint64_t word = __atomic_load_n((uint64_t *)(void *)s, __ATOMIC_RELAXED);
+    return (uint32_t)word == 0;   /* the value is the low 32 bits */
+}
+
+static clockid_t cond_clock(pthread_cond_t *cv)
+{
+    unsigned wrefs = __atomic_load_n(&cv->__data.__wrefs, __ATOMIC_RELAXED);
+    return (wrefs & 2u) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
+}
+
+/* Owner tid and process-shared flag of the object a wait is on. */
+static void describe_object(enum lw_wait_kind kind, uintptr_t object, int32_t *owner, bool *shared)
+{
+    *owner = 0;
+    *shared = false;
+    if (!object)
+        return;
+    switch (kind) {
+    case LW_WAIT_MUTEX: {
+        pthread_mutex_t *m = (pthread_mutex_t *)object;
+        *owner = mutex_owner(m);
+        *shared = (__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) & MUTEX_KIND_PSHARED) != 0;
+        break;
+    }
+    case LW_WAIT_RWLOCK_READ:
+    case LW_WAIT_RWLOCK_WRITE: {
+        pthread_rwlock_t *rw = (pthread_rwlock_t *)object;
+        *owner = __atomic_load_n(&rw->__data.__cur_writer, __ATOMIC_RELAXED);
+        *shared = __atomic_load_n(&rw->__data.__shared, __ATOMIC_RELAXED) != 0;
+        break;
+    }
+    case LW_WAIT_COND:
+        *shared = (__atomic_load_n(&((pthread_cond_t *)object)->__data.__wrefs, __ATOMIC_RELAXED) & 1u) != 0;
+        break;
+    case LW_WAIT_SEM:
+        *shared = __atomic_load_n((int *)(object + 8), __ATOMIC_RELAXED) == 0;   /* FUTEX_SHARED is 0 */
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- deadlines, as CLOCK_MONOTONIC ns ---- */
+
+/* Copy memory only the kernel would have read, so a bad pointer costs the
+ * caller its EFAULT, not a crash in our code. */
+static bool copy_from_app(void *dst, const void *src, size_t len)
+{
+    struct iovec local = { dst, len }, remote = { (void *)src, len };
+    long pid = lw_raw_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    return lw_raw_syscall6(SYS_process_vm_readv, pid, (long)&local, 1, (long)&remote, 1, 0) == (long)len;
+}
+
+static uint64_t timespec_ns(const struct timespec *t)
+{
+    if (t->tv_sec < 0)
+        return 0;
+    return (uint64_t)t->tv_sec * 1000000000ull + (uint64_t)t->tv_nsec;
+}
+
+static uint64_t deadline_from_abs(clockid_t clock, const struct timespec *t)
+{
+    struct timespec now;
+    if (t->tv_nsec < 0 || t->tv_nsec >= 1000000000L || clock_gettime(clock, &now) != 0)
+        return UNKNOWN_DEADLINE;
+    uint64_t mono = lw_now_ns(), target = timespec_ns(t), current = timespec_ns(&now);
+    uint64_t deadline = mono + (target > current ? target - current : 0);
+    return deadline ? deadline : 1;
+}
+
+static uint64_t abs_deadline(clockid_t clock, const struct timespec *t)
+{
+    return t ? deadline_from_abs(clock, t) : NO_DEADLINE;
+}
+
+static uint64_t rel_deadline_copied(const struct timespec *req)
+{
+    struct timespec t;
+    if (!req || !copy_from_app(&t, req, sizeof t) || t.tv_nsec < 0 || t.tv_nsec >= 1000000000L)
+        return UNKNOWN_DEADLINE;
+    return lw_now_ns() + timespec_ns(&t);
+}
+
+static uint64_t sleep_deadline(clockid_t clock, int flags, const struct timespec *req)
+{
+    if (!(flags & TIMER_ABSTIME))
+        return rel_deadline_copied(req);
+    struct timespec t;
+    if (!req || !copy_from_app(&t, req, sizeof t))
+        return UNKNOWN_DEADLINE;
+    return deadline_from_abs(clock, &t);
+}
+
+/* ---- recording a wait ---- */
+
+static void wait_begin(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_t object,
+                       uintptr_t aux, int64_t fd, uint64_t deadline, int32_t owner, bool shared)
+{
+    lw_bypass_enter();
+    f->slot = lw_registry_self();
+    if (f->slot) {
+        f->saved = f->slot->wait;
+        struct lw_wait_rec rec = {
+            .kind = (uint8_t)kind,
+            .timed = deadline != NO_DEADLINE,
+            .shared = shared,
+            .owner = owner,
+            .object_masked = object ? object ^ LW_ADDR_MASK : 0,
+            .aux_masked = aux ? aux ^ LW_ADDR_MASK : 0,
+            .fd = fd,
+            .start_ns = lw_now_ns(),
+            .deadline_ns = deadline == UNKNOWN_DEADLINE ? 0 : deadline,
+            .stack_id = lw_stack_capture(),
+        };
+        lw_wait_publish(f->slot, &rec);
+    }
+    lw_bypass_leave();
+}
+
+static void wait_begin_on(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_t object,
+                          uintptr_t aux, uint64_t deadline)
+{
+    int32_t owner;
+    bool shared;
+    describe_object(kind, object, &owner, &shared);
+    wait_begin(f, kind, object, aux, -1, deadline, owner, shared);
+}
+
+static void wait_end(struct lw_wait_frame *f)
+{
+    if (f->slot) {
+        int saved = errno;
+        lw_wait_publish(f->slot, &f->saved);
+        errno = saved;
+    }
+}
+
+static void wait_cancelled(void *frame) { wait_end(frame); }
+
+#define CALL_0(stmt, frame) stmt
+#define CALL_1(stmt, frame)                          \
+    do {                                             \
+        pthread_cleanup_push(wait_cancelled, frame); \
+        stmt;                                        \
+        pthread_cleanup_pop(0);                      \
+    } while (0)
+
+/* ---- the generated wrappers ---- */
+
+/* The wrapper is split so the exported function is only the fast path (no
+ * stack frame: a load, a test and a tail jump through the real pointer); the
+ * recording lives in a cold function of its own. Each real pointer starts at
+ * a first-call function that binds it, so the fast path needs no NULL test. */
+#define WAIT(ret, name, params, args, version, kind, may_park, object, aux, deadline, cancel) \
+    static ret first_##name params;                                                         \
+    static ret (*real_##name) params = first_##name;                                        \
+    static __attribute__((noinline, cold)) ret first_##name params                          \
+    {                                                                                       \
+        resolve((void **)&real_##name, #name, version);                                     \
+        return real_##name args;                                                            \
+    }                                                                                       \
+    static __attribute__((noinline, cold)) ret slow_##name params                           \
+    {                                                                                       \
+        if (lw_hooks_bypassed() || !wait_will_park(kind, (uintptr_t)(object)))              \
+            return real_##name args;                                                        \
+        int saved_errno = errno;                                                            \
+        struct lw_wait_frame frame;                                                         \
+        wait_begin_on(&frame, kind, (uintptr_t)(object), (uintptr_t)(aux), (deadline));     \
+        errno = saved_errno;                                                                \
+        volatile ret result;                                                                \
+        CALL_##cancel(result = real_##name args, &frame);                                   \
+        wait_end(&frame);                                                                   \
+        return result;                                                                      \
+    }                                                                                       \
+    LW_EXPORT ret name params                                                               \
+    {                                                                                       \
+        if (LW_LIKELY(!(may_park)))                                                         \
+            return real_##name args;                                                        \
+        return slow_##name args;                                                            \
+    }
+#include "hooks.def"
+#undef WAIT
+
+/* ---- syscall(): raw futex waits (C++20 atomic::wait, hand-rolled locks) ---- */
+
+static long (*real_syscall)(long, ...);
+
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+#ifndef FUTEX_LOCK_PI2
+#define FUTEX_LOCK_PI2 13
+#endif
+
+struct futex_waiter {   /* struct futex_waitv of linux/futex.h, which may be missing */
+    uint64_t val, uaddr;
+    uint32_t flags, reserved;
+};
+
+static inline bool futex_call_will_park(long nr, long op)
+{
+    if (nr == SYS_futex_waitv)
+        return true;
+    if (nr != SYS_futex)
+        return false;
+    switch (op & FUTEX_CMD_MASK) {
+    case FUTEX_WAIT: case FUTEX_WAIT_BITSET: case FUTEX_LOCK_PI:
+    case FUTEX_LOCK_PI2: case FUTEX_WAIT_REQUEUE_PI:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void futex_wait_begin(struct lw_wait_frame *f, long nr, long a1, long a2, long a4, long a5)
+{
+    uintptr_t object = (uintptr_t)a1;
+    uint64_t deadline = NO_DEADLINE;
+    int32_t owner = 0;
+    bool shared = false;
+    struct timespec t;
+    if (nr == SYS_futex_waitv) {
+        struct futex_waiter w;
+        object = copy_from_app(&w, (void *)a1, sizeof w) ? (uintptr_t)w.uaddr : 0;
+        shared = object && !(w.flags & FUTEX_PRIVATE_FLAG);
+        if (a4)
+            deadline = copy_from_app(&t, (void *)a4, sizeof t) ? deadline_from_abs((clockid_t)a5, &t) : UNKNOWN_DEADLINE;
+    } else {
+        int cmd = (int)(a2 & FUTEX_CMD_MASK);
+        shared = !(a2 & FUTEX_PRIVATE_FLAG);
+        if (cmd == FUTEX_LOCK_PI || cmd == FUTEX_LOCK_PI2) {
+            uint32_t word;
+            if (copy_from_app(&word, (void *)a1, sizeof word))
+                owner = (int32_t)(word & FUTEX_TID_MASK);
+        }
+        if (a4 && cmd == FUTEX_WAIT) {
+            deadline = rel_deadline_copied((const struct timespec *)a4);
+        } else if (a4) {
+            clockid_t clock = (cmd == FUTEX_LOCK_PI || (a2 & FUTEX_CLOCK_REALTIME)) ? CLOCK_REALTIME : CLOCK_MONOTONIC;
+            deadline = copy_from_app(&t, (void *)a4, sizeof t) ? deadline_from_abs(clock, &t) : UNKNOWN_DEADLINE;
+        }
+    }
+    wait_begin(f, LW_WAIT_FUTEX, object, 0, -1, deadline, owner, shared);
+}
+
+LW_EXPORT long syscall(long nr, ...)
+{
+    va_list ap;
+    va_start(ap, nr);
+    long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
+    long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
+    va_end(ap);
+    if (LW_UNLIKELY(!real_syscall))
+        resolve((void **)&real_syscall, "syscall", NULL);
+    if (LW_LIKELY(!futex_call_will_park(nr, a2)) || lw_hooks_bypassed())
+        return real_syscall(nr, a1, a2, a3, a4, a5, a6);
+    int saved_errno = errno;
+    struct lw_wait_frame frame;
+    futex_wait_begin(&frame, nr, a1, a2, a4, a5);
+    errno = saved_errno;
+    long result = real_syscall(nr, a1, a2, a3, a4, a5, a6);
+    wait_end(&frame);
+    return result;
+}
+
+/* ---- pthread_create: every thread's birth ---- */
+
+static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+LW_EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    if (LW_UNLIKELY(!real_pthread_create))
+        resolve((void **)&real_pthread_create, "pthread_create", NULL);
+    if (lw_hooks_bypassed() || !lw_registry_ready())
+        return real_pthread_create(th, attr, fn, arg);
+    int saved_errno = errno;
+    lw_bypass_enter();
+    lw_registry_self();   /* make sure the parent is known */
+    struct lw_slot *slot = lw_registry_prepare_child(fn, arg, lw_stack_capture());
+    lw_bypass_leave();
+    errno = saved_errno;
+    if (!slot)
+        return real_pthread_create(th, attr, fn, arg);
+    int rc = real_pthread_create(th, attr, lw_registry_child_trampoline, slot);
+    if (rc != 0)
+        lw_registry_abandon_child(slot);
+    return rc;
+}
+
+/* ---- threads of our own (the server) ---- */
+
+struct internal_start {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static void *internal_trampoline(void *p)
+{
+    struct internal_start start = *(struct internal_start *)p;
+    free(p);
+    lw_registry_mark_self_internal();
+    return start.fn(start.arg);
+}
+
+int lw_internal_thread_create(void *(*fn)(void *), void *arg)
+{
+    if (!real_pthread_create)
+        resolve((void **)&real_pthread_create, "pthread_create", NULL);
+    struct internal_start *start = malloc(sizeof *start);
+    if (!start)
+        return ENOMEM;
+    start->fn = fn;
+    start->arg = arg;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t th;
+    int rc = real_pthread_create(&th, &attr, internal_trampoline, start);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        free(start);
+    return rc;
+}
+
+/* ---- the binding table, for start-up resolution and the `hooks` request ---- */
+
+struct binding {
+    const char *name;
+    const char *version;
+    void **real;
+};
+
+static const struct binding bindings[] = {
+#define WAIT(ret, name, params, args, version, kind, will_park, object, aux, deadline, cancel) \
+    { #name, version, (void **)&real_##name },
+#include "hooks.def"
+#undef WAIT
+    { "syscall", NULL, (void **)&real_syscall },
+    { "pthread_create", NULL, (void **)&real_pthread_create },
+};
+
+void lw_hooks_resolve_all(void)
+{
+    for (size_t i = 0; i < sizeof bindings / sizeof bindings[0]; i++)
+        resolve(bindings[i].real, bindings[i].name, bindings[i].version);
+}
+
+size_t lw_hooks_describe(struct lw_hook_binding *out, size_t max)
+{
+    size_t n = sizeof bindings / sizeof bindings[0];
+    for (size_t i = 0; i < n && i < max; i++) {
+        out[i].name = bindings[i].name;
+        out[i].version = bindings[i].version;
+        out[i].address = __atomic_load_n(bindings[i].real, __ATOMIC_ACQUIRE);
+    }
+    return n;
+}

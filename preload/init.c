@@ -1,0 +1,48 @@
+/*
+ * init.c — start-up and shut-down of the preload.
+ *
+ * The constructor binds every real function, maps the registry and the stack
+ * table, primes libunwind, registers the fork handlers and starts the server
+ * thread. Hooks called before it runs (from other libraries' constructors)
+ * work: they bind lazily and record nothing until the registry is ready.
+ *
+ * The server starts eagerly, so every process under the preload is listed by
+ * `leakwatch status` from its first instant; the cost is that the process is
+ * multithreaded from the start (a program that needs to be single-threaded,
+ * e.g. for unshare(CLONE_NEWUSER), cannot run under leakwatch).
+ */
+#include "lw.h"
+#include "registry.h"
+#include "stacks.h"
+
+#include <errno.h>
+#include <pthread.h>
+
+static void fork_prepare(void) { lw_server_fork_prepare(); }
+static void fork_parent(void) { lw_server_fork_parent(); }
+
+static void fork_child(void)
+{
+    lw_registry_fork_child();
+    lw_server_fork_child();
+}
+
+__attribute__((constructor)) static void leakwatch_init(void)
+{
+    int saved = errno;
+    lw_start_ns = lw_now_ns();
+    lw_settings_load();
+    lw_hooks_resolve_all();
+    lw_stacks_init();
+    lw_registry_init();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    lw_server_start();
+    errno = saved;
+}
+
+__attribute__((destructor)) static void leakwatch_fini(void)
+{
+    int saved = errno;
+    lw_server_at_exit();
+    errno = saved;
+}

@@ -1,0 +1,75 @@
+/*
+ * lw.h — declarations shared by the preload's subsystems.
+ *
+ * Everything in libleakwatch.so is compiled with -fvisibility=hidden; only the
+ * hooked functions are marked LW_EXPORT. Nothing here may be called from a
+ * hook's fast path unless it says so.
+ */
+#ifndef LW_H
+#define LW_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define LW_EXPORT __attribute__((visibility("default")))
+#define LW_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LW_LIKELY(x) __builtin_expect(!!(x), 1)
+
+/* ---- clock and identity (util.c) ---- */
+uint64_t lw_now_ns(void);             /* CLOCK_MONOTONIC, async-signal-safe */
+uint64_t lw_realtime_ns(void);        /* CLOCK_REALTIME */
+extern uint64_t lw_start_ns;          /* monotonic time the preload initialized */
+pid_t lw_gettid(void);                /* the calling thread's tid (cached, async-signal-safe) */
+void lw_forget_tid(void);             /* fork child: the tid changed */
+
+/* ---- settings (util.c), read once from the environment at start-up ---- */
+struct lw_settings {
+    uint32_t settle_ms;   /* LEAKWATCH_SETTLE_MS, default 1000 */
+    uint32_t stall_ms;    /* LEAKWATCH_STALL_MS, default 30000 */
+};
+extern struct lw_settings lw_settings;
+void lw_settings_load(void);
+
+/* ---- a lock our own hooks never see (util.c) ----
+ * A futex word taken with atomics and raw syscalls; for the server and fork
+ * handlers only, never in a hook's fast path. */
+typedef struct { int word; } lw_lock_t;
+#define LW_LOCK_INIT { 0 }
+void lw_lock(lw_lock_t *l);
+void lw_unlock(lw_lock_t *l);
+
+/* ---- the raw syscall, bypassing our own exported syscall() hook ---- */
+long lw_raw_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+
+/* ---- internal threads (hooks.c) ----
+ * Start a thread of ours: created with the real pthread_create, with every
+ * signal blocked (so no process-directed signal of the application is ever
+ * delivered to it), marked internal so hooks pass straight through and
+ * snapshots do not report it. Returns 0 or an errno value. */
+int lw_internal_thread_create(void *(*fn)(void *), void *arg);
+bool lw_is_internal_tid(pid_t tid);
+
+/* Registry housekeeping, called about once a second by the server thread:
+ * reclaims slots of threads that vanished without telling us. */
+void lw_registry_tick(void);
+
+/* ---- hook bindings (hooks.c), for the `hooks` request ---- */
+struct lw_hook_binding {
+    const char *name;
+    const char *version;   /* symbol version asked for, NULL = default */
+    void *address;         /* what it resolved to, NULL if unresolved */
+};
+size_t lw_hooks_describe(struct lw_hook_binding *out, size_t max);
+void lw_hooks_resolve_all(void);     /* bind every real function (constructor) */
+
+/* ---- the server (server.c) ---- */
+void lw_server_start(void);          /* start the listener thread; idempotent */
+void lw_server_fork_prepare(void);   /* pthread_atfork handlers, called by init.c */
+void lw_server_fork_parent(void);
+void lw_server_fork_child(void);     /* forget the parent's socket (never unlink it), start our own */
+void lw_server_at_exit(void);        /* unlink our socket; called from the destructor */
+
+#endif

@@ -1,0 +1,444 @@
+/*
+ * snapshot.c — a consistent copy of the registry merged with what
+ * /proc/self/task says, taken on the server thread.
+ *
+ * /proc is the second source of truth: a thread blocked in a syscall that no
+ * hook saw (a glibc-internal lock, stdio reading a pipe, a statically linked
+ * helper) still shows up, with its syscall and its futex address or fd, so no
+ * parked thread is ever invisible. Such waits have no start time of their
+ * own; the server remembers when it first saw each one (per tid, syscall and
+ * first argument), so their age is "at least" that long.
+ */
+#include "lw.h"
+#include "registry.h"
+#include "snapshot.h"
+#include "stacks.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---- small /proc readers ---- */
+
+static ssize_t read_small_file(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = 0;
+    return n;
+}
+
+static void read_thread_name(pid_t tid, char name[16])
+{
+    char path[64], buf[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
+    name[0] = 0;
+    if (read_small_file(path, buf, sizeof buf) <= 0)
+        return;
+    buf[strcspn(buf, "\n")] = 0;
+    buf[15] = 0;
+    memcpy(name, buf, strlen(buf) + 1);
+}
+
+static char read_thread_state(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    if (read_small_file(path, buf, sizeof buf) <= 0)
+        return '?';
+    const char *close_paren = strrchr(buf, ')');   /* comm may contain anything */
+    return close_paren && close_paren[1] == ' ' ? close_paren[2] : '?';
+}
+
+struct proc_syscall {
+    int nr;            /* -1: not in a syscall (running, or a fault) */
+    uint64_t args[6];
+};
+
+static bool read_thread_syscall(pid_t tid, struct proc_syscall *out)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    out->nr = -1;
+    if (read_small_file(path, buf, sizeof buf) <= 0)
+        return false;
+    if (strncmp(buf, "running", 7) == 0)
+        return true;
+    char *p = buf, *end;
+    long nr = strtol(p, &end, 10);
+    if (end == p)
+        return false;
+    p = end;
+    for (int i = 0; i < 6; i++) {
+        out->args[i] = strtoull(p, &end, 16);
+        if (end == p)
+            return false;
+        p = end;
+    }
+    out->nr = (int)nr;
+    return true;
+}
+
+/* ---- /proc waits: classify the syscall a thread is blocked in ---- */
+
+static bool syscall_takes_fd(int nr)
+{
+    switch (nr) {
+    case SYS_read: case SYS_write: case SYS_readv: case SYS_writev:
+    case SYS_pread64: case SYS_pwrite64: case SYS_recvfrom: case SYS_sendto:
+    case SYS_recvmsg: case SYS_sendmsg: case SYS_accept: case SYS_accept4:
+    case SYS_connect: case SYS_epoll_wait: case SYS_epoll_pwait: case 441:
+    case SYS_flock: case SYS_fcntl: case SYS_recvmmsg: case SYS_sendmmsg:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool syscall_is_timed(const struct proc_syscall *sc)
+{
+    switch (sc->nr) {
+    case SYS_futex: return sc->args[3] != 0;
+    case 449: return sc->args[3] != 0;                      /* futex_waitv */
+    case SYS_nanosleep: case SYS_clock_nanosleep: return true;
+    case SYS_poll: return (int)sc->args[2] >= 0;
+    case SYS_ppoll: return sc->args[2] != 0;
+    case SYS_epoll_wait: case SYS_epoll_pwait: return (int)sc->args[3] >= 0;
+    case 441: return sc->args[3] != 0;                      /* epoll_pwait2 */
+    case SYS_select: case SYS_pselect6: return sc->args[4] != 0;
+    case SYS_rt_sigtimedwait: return sc->args[2] != 0;
+    default: return false;
+    }
+}
+
+/* First-seen times of /proc-only waits, carried from one snapshot to the next. */
+struct seen_wait {
+    pid_t tid;
+    int nr;
+    uint64_t arg0;
+    uint64_t since_ns;
+};
+static struct seen_wait *seen, *seen_next;
+static size_t nseen, seen_cap;
+
+static uint64_t first_seen(pid_t tid, int nr, uint64_t arg0, uint64_t now, size_t *nnext)
+{
+    uint64_t since = now;
+    for (size_t i = 0; i < nseen; i++)
+        if (seen[i].tid == tid && seen[i].nr == nr && seen[i].arg0 == arg0) {
+            since = seen[i].since_ns;
+            break;
+        }
+    if (*nnext < seen_cap)
+        seen_next[(*nnext)++] = (struct seen_wait){ tid, nr, arg0, since };
+    return since;
+}
+
+static void proc_wait(struct lw_snap_thread *t, const struct proc_syscall *sc, uint64_t now, size_t *nnext)
+{
+    struct lw_snap_wait *w = &t->wait;
+    memset(w, 0, sizeof *w);
+    w->kind = LW_WAIT_SYSCALL;
+    w->source = LW_SOURCE_PROC;
+    w->syscall_nr = sc->nr;
+    w->fd = syscall_takes_fd(sc->nr) ? (int64_t)(int)sc->args[0] : -1;
+    if (sc->nr == SYS_futex)
+        w->object = sc->args[0];
+    w->timed = syscall_is_timed(sc);
+    w->remaining = 0;
+    uint64_t since = first_seen(t->tid, sc->nr, sc->args[0], now, nnext);
+    w->seconds = (double)(now - since) / 1e9;
+    t->waiting = true;
+}
+
+/* ---- registry copies ---- */
+
+struct reg_copy {
+    struct lw_slot slot;
+};
+
+static int compare_reg_by_tid(const void *a, const void *b)
+{
+    const struct reg_copy *x = a, *y = b;
+    if (x->slot.tid != y->slot.tid)
+        return x->slot.tid < y->slot.tid ? -1 : 1;
+    /* The same tid twice (a reused tid and a stale slot): newest first. */
+    return x->slot.birth_ns > y->slot.birth_ns ? -1 : x->slot.birth_ns < y->slot.birth_ns;
+}
+
+static size_t copy_registry(struct reg_copy **out)
+{
+    uint32_t hw = lw_registry_high_water();
+    struct reg_copy *copies = calloc(hw ? hw : 1, sizeof *copies);
+    size_t n = 0;
+    if (!copies) {
+        *out = NULL;
+        return 0;
+    }
+    for (uint32_t i = 0; i < hw; i++) {
+        struct lw_slot *s = lw_registry_slot(i);
+        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != LW_SLOT_LIVE)
+            continue;
+        if (!lw_wait_read(s, &copies[n].slot))
+            continue;
+        if (copies[n].slot.tid <= 0 || lw_is_internal_tid(copies[n].slot.tid))
+            continue;
+        n++;
+    }
+    qsort(copies, n, sizeof *copies, compare_reg_by_tid);
+    *out = copies;
+    return n;
+}
+
+static const struct lw_slot *find_slot(const struct reg_copy *regs, size_t n, pid_t tid)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (regs[mid].slot.tid < tid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && regs[lo].slot.tid == tid ? &regs[lo].slot : NULL;
+}
+
+/* ---- /proc/self/task ---- */
+
+static int compare_tid(const void *a, const void *b)
+{
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+    return (x > y) - (x < y);
+}
+
+static size_t list_tasks(pid_t **out)
+{
+    size_t n = 0, cap = 256;
+    pid_t *tids = malloc(cap * sizeof *tids);
+    DIR *dir = opendir("/proc/self/task");
+    if (!tids || !dir) {
+        free(tids);
+        if (dir)
+            closedir(dir);
+        *out = NULL;
+        return 0;
+    }
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        char *end;
+        long tid = strtol(de->d_name, &end, 10);
+        if (*end || tid <= 0 || lw_is_internal_tid((pid_t)tid))
+            continue;
+        if (n == cap) {
+            pid_t *bigger = realloc(tids, 2 * cap * sizeof *tids);
+            if (!bigger)
+                break;
+            tids = bigger;
+            cap *= 2;
+        }
+        tids[n++] = (pid_t)tid;
+    }
+    closedir(dir);
+    qsort(tids, n, sizeof *tids, compare_tid);
+    *out = tids;
+    return n;
+}
+
+/* ---- building threads ---- */
+
+static double seconds_between(uint64_t from, uint64_t to)
+{
+    return to > from ? (double)(to - from) / 1e9 : 0;
+}
+
+static void hook_wait(struct lw_snap_thread *t, const struct lw_wait_rec *r, uint64_t now)
+{
+    struct lw_snap_wait *w = &t->wait;
+    memset(w, 0, sizeof *w);
+    w->kind = (enum lw_wait_kind)r->kind;
+    w->source = LW_SOURCE_HOOK;
+    w->object = r->object_masked ? r->object_masked ^ LW_ADDR_MASK : 0;
+    w->aux = r->aux_masked ? r->aux_masked ^ LW_ADDR_MASK : 0;
+    w->fd = r->fd;
+    w->timed = r->timed;
+    w->remaining = r->deadline_ns ? ((double)r->deadline_ns - (double)now) / 1e9 : 0;
+    w->seconds = seconds_between(r->start_ns, now);
+    w->owner = r->owner;
+    w->syscall_nr = -1;
+    w->shared = r->shared;
+    if (w->kind == LW_WAIT_JOIN) {
+        w->join_target = w->object;
+        w->owner = 0;
+    }
+    t->waiting = true;
+    t->wait_stack = r->stack_id;
+}
+
+static void fill_thread(struct lw_snap_thread *t, pid_t tid, const struct lw_slot *s, uint64_t now, size_t *nnext)
+{
+    memset(t, 0, sizeof *t);
+    t->tid = tid;
+    t->is_main = tid == getpid();
+    read_thread_name(tid, t->name);
+    t->age = -1;
+    t->proc_state = '?';
+    t->wait.fd = -1;
+    t->wait.syscall_nr = -1;
+    if (s) {
+        t->origin = (enum lw_origin)s->origin;
+        t->parent = s->parent_tid;
+        t->start_routine = s->start_routine;
+        t->create_stack = s->create_stack;
+        if (s->birth_ns)
+            t->age = seconds_between(s->birth_ns, now);
+        if (s->wait.kind != LW_WAIT_NONE) {
+            hook_wait(t, &s->wait, now);
+            return;
+        }
+    } else {
+        t->origin = t->is_main ? LW_ORIGIN_MAIN : LW_ORIGIN_PROC;
+    }
+    struct proc_syscall sc;
+    t->proc_state = read_thread_state(tid);
+    if (t->proc_state != 'R' && read_thread_syscall(tid, &sc) && sc.nr >= 0)
+        proc_wait(t, &sc, now, nnext);
+}
+
+/* Join waits name a pthread_t; turn it into the target's tid, through an
+ * index of live and exited threads sorted by pthread_t (linear-log, so
+ * 10,000 threads joining 10,000 others stay cheap). */
+struct pthread_tid {
+    uint64_t pthread;
+    int32_t tid;
+};
+
+static int compare_pthread(const void *a, const void *b)
+{
+    uint64_t x = ((const struct pthread_tid *)a)->pthread, y = ((const struct pthread_tid *)b)->pthread;
+    return (x > y) - (x < y);
+}
+
+static void resolve_join_targets(struct lw_snapshot *snap, const struct reg_copy *regs, size_t nregs,
+                                 const uint64_t *exited_pthreads)
+{
+    size_t n = 0;
+    struct pthread_tid *index = calloc(nregs + snap->nexited + 1, sizeof *index);
+    if (!index)
+        return;
+    for (size_t j = 0; j < nregs; j++)      /* live threads first: they win a tie */
+        if (regs[j].slot.pthread)
+            index[n++] = (struct pthread_tid){ regs[j].slot.pthread, regs[j].slot.tid };
+    size_t nlive = n;
+    for (size_t j = 0; j < snap->nexited; j++)
+        if (exited_pthreads[j])
+            index[n++] = (struct pthread_tid){ exited_pthreads[j], snap->exited_threads[j].tid };
+    qsort(index, nlive, sizeof *index, compare_pthread);
+    qsort(index + nlive, n - nlive, sizeof *index, compare_pthread);
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        struct lw_snap_wait *w = &snap->threads[i].wait;
+        if (!snap->threads[i].waiting || w->kind != LW_WAIT_JOIN || !w->join_target)
+            continue;
+        struct pthread_tid key = { w->join_target, 0 };
+        const struct pthread_tid *hit = bsearch(&key, index, nlive, sizeof *index, compare_pthread);
+        if (!hit)
+            hit = bsearch(&key, index + nlive, n - nlive, sizeof *index, compare_pthread);
+        if (hit)
+            w->owner = hit->tid;
+    }
+    free(index);
+}
+
+static int compare_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void collect_stacks(struct lw_snapshot *snap)
+{
+    size_t cap = 2 * snap->nthreads + snap->nexited + 1, n = 0;
+    uint32_t *ids = malloc(cap * sizeof *ids);
+    if (!ids)
+        return;
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        if (snap->threads[i].wait_stack)
+            ids[n++] = snap->threads[i].wait_stack;
+        if (snap->threads[i].create_stack)
+            ids[n++] = snap->threads[i].create_stack;
+    }
+    for (size_t i = 0; i < snap->nexited; i++)
+        if (snap->exited_threads[i].create_stack)
+            ids[n++] = snap->exited_threads[i].create_stack;
+    qsort(ids, n, sizeof *ids, compare_u32);
+    snap->stacks = calloc(n ? n : 1, sizeof *snap->stacks);
+    for (size_t i = 0; snap->stacks && i < n; i++)
+        if ((i == 0 || ids[i] != ids[i - 1]) && lw_stack_get(ids[i], &snap->stacks[snap->nstacks]))
+            snap->nstacks++;
+    free(ids);
+}
+
+int lw_snapshot_take(struct lw_snapshot *snap)
+{
+    memset(snap, 0, sizeof *snap);
+    uint64_t now = lw_now_ns();
+    snap->pid = getpid();
+    snap->uptime = seconds_between(lw_start_ns, now);
+    snap->settle_ms = lw_settings.settle_ms;
+    snap->stall_ms = lw_settings.stall_ms;
+    lw_registry_counters(&snap->created, &snap->exited, &snap->peak);
+
+    struct reg_copy *regs;
+    size_t nregs = copy_registry(&regs);
+    pid_t *tids;
+    size_t ntids = list_tasks(&tids);
+    bool have_proc = tids != NULL;
+    size_t cap = have_proc ? ntids : nregs;
+
+    snap->threads = calloc(cap ? cap : 1, sizeof *snap->threads);
+    snap->exited_threads = calloc(LW_EXIT_RING, sizeof *snap->exited_threads);
+    uint64_t *exited_pthreads = calloc(LW_EXIT_RING, sizeof *exited_pthreads);
+    seen_cap = cap;
+    seen_next = calloc(seen_cap ? seen_cap : 1, sizeof *seen_next);
+    if (!snap->threads || !snap->exited_threads || !exited_pthreads || !seen_next || (!regs && nregs)) {
+        free(regs); free(tids); free(exited_pthreads); free(seen_next);
+        seen_next = NULL;
+        lw_snapshot_free(snap);
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t nnext = 0;
+    for (size_t i = 0; i < cap; i++) {
+        pid_t tid = have_proc ? tids[i] : regs[i].slot.tid;
+        fill_thread(&snap->threads[snap->nthreads++], tid, find_slot(regs, nregs, tid), now, &nnext);
+    }
+    free(seen);
+    seen = seen_next;
+    nseen = nnext;
+    seen_next = NULL;
+
+    snap->nexited = lw_registry_exited(snap->exited_threads, exited_pthreads, LW_EXIT_RING, now);
+    resolve_join_targets(snap, regs, nregs, exited_pthreads);
+    collect_stacks(snap);
+    free(exited_pthreads);
+    free(regs);
+    free(tids);
+    return 0;
+}
+
+void lw_snapshot_free(struct lw_snapshot *snap)
+{
+    free(snap->threads);
+    free(snap->exited_threads);
+    free(snap->stacks);
+    memset(snap, 0, sizeof *snap);
+}

@@ -1,0 +1,124 @@
+/*
+ * snapshot.h — a consistent copy of what the preload knows about the process,
+ * taken on the server thread, never on the application's threads.
+ *
+ * The snapshot is plain data (no pointers into the registry), so the analysis
+ * (analysis.c) is a pure function of it and can be unit-tested on hand-built
+ * snapshots. The server (server.c) renders snapshot + verdicts as JSON.
+ */
+#ifndef LW_SNAPSHOT_H
+#define LW_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+/* Wait kinds, in the order of the public names (lw_wait_kind_name). */
+enum lw_wait_kind {
+    LW_WAIT_NONE = 0,
+    LW_WAIT_MUTEX, LW_WAIT_COND, LW_WAIT_RWLOCK_READ, LW_WAIT_RWLOCK_WRITE,
+    LW_WAIT_SEM, LW_WAIT_BARRIER, LW_WAIT_JOIN, LW_WAIT_FUTEX,
+    LW_WAIT_FD_READ, LW_WAIT_FD_WRITE, LW_WAIT_POLL,
+    LW_WAIT_MQ_RECEIVE, LW_WAIT_MQ_SEND, LW_WAIT_SLEEP, LW_WAIT_SIGNAL,
+    LW_WAIT_CHILD, LW_WAIT_SOCKET, LW_WAIT_SYSCALL,
+    LW_WAIT_KIND_COUNT
+};
+
+const char *lw_wait_kind_name(enum lw_wait_kind kind);
+
+enum lw_origin { LW_ORIGIN_MAIN, LW_ORIGIN_PTHREAD, LW_ORIGIN_ADOPTED, LW_ORIGIN_PROC };
+const char *lw_origin_name(enum lw_origin origin);
+
+enum lw_verdict { LW_RUNNING, LW_WAITING, LW_SUSPECT, LW_LEAKED, LW_DEADLOCKED, LW_VERDICT_COUNT };
+const char *lw_verdict_name(enum lw_verdict v);
+
+/* Where a wait record came from. */
+enum lw_source { LW_SOURCE_HOOK, LW_SOURCE_PROC };
+
+#define LW_MAX_FRAMES 32
+
+struct lw_snap_wait {
+    enum lw_wait_kind kind;
+    enum lw_source source;
+    uint64_t object;        /* address of the waited object, 0 if none */
+    uint64_t aux;           /* second object (the mutex of a cond wait), 0 if none */
+    int64_t fd;             /* -1 if not an fd wait */
+    bool timed;             /* has a deadline */
+    double remaining;       /* seconds to the deadline, when timed */
+    double seconds;         /* seconds parked so far */
+    int32_t owner;          /* owner / join target tid, 0 if unknown */
+    uint64_t join_target;   /* pthread_t of a join (resolved to owner by snapshot) */
+    int syscall_nr;         /* for LW_SOURCE_PROC: the syscall number, else -1 */
+    bool shared;            /* process-shared object */
+};
+
+struct lw_snap_thread {
+    int32_t tid;
+    char name[16];
+    bool is_main;
+    enum lw_origin origin;
+    int32_t parent;             /* 0 if unknown */
+    uint64_t start_routine;     /* 0 if unknown */
+    double age;                 /* seconds since creation, < 0 if unknown */
+    char proc_state;            /* state letter from /proc/self/task/TID/stat, '?' if unknown */
+    bool waiting;               /* has a wait record */
+    struct lw_snap_wait wait;
+    uint32_t wait_stack;        /* stack id, 0 if none */
+    uint32_t create_stack;      /* stack id, 0 if none */
+};
+
+struct lw_snap_exited {
+    int32_t tid;
+    char name[16];
+    double exited_ago;
+    uint64_t start_routine;
+    uint32_t create_stack;
+};
+
+struct lw_snap_stack {
+    uint32_t id;
+    uint32_t depth;
+    uint64_t pcs[LW_MAX_FRAMES];
+};
+
+struct lw_snapshot {
+    int32_t pid;
+    double uptime;
+    uint64_t created, exited;
+    uint32_t peak;
+    uint32_t settle_ms, stall_ms;
+
+    struct lw_snap_thread *threads;
+    size_t nthreads;
+    struct lw_snap_exited *exited_threads;
+    size_t nexited;
+    struct lw_snap_stack *stacks;   /* only the stacks referenced by threads / exited */
+    size_t nstacks;
+};
+
+/* One verdict per thread, parallel to snapshot->threads. */
+struct lw_thread_verdict {
+    enum lw_verdict verdict;
+    char reason[256];
+};
+
+struct lw_analysis {
+    struct lw_thread_verdict *verdicts;   /* snapshot->nthreads entries */
+    size_t counts[LW_VERDICT_COUNT];
+    size_t parked;
+    char note[256];                       /* process-level note, "" if none */
+};
+
+/* Take a snapshot of the registry and /proc/self/task. Server thread only.
+ * Returns 0, or -1 with errno (ENOMEM). */
+int lw_snapshot_take(struct lw_snapshot *snap);
+void lw_snapshot_free(struct lw_snapshot *snap);
+
+/* The analysis: a pure function from a snapshot to verdicts (analysis.c). */
+int lw_analyze(const struct lw_snapshot *snap, struct lw_analysis *out);
+void lw_analysis_free(struct lw_analysis *a);
+
+/* Syscall names for /proc-only waits (x86-64 numbers); NULL if unknown. */
+const char *lw_syscall_name(int nr);
+
+#endif

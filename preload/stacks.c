@@ -1,0 +1,174 @@
+/*
+ * stacks.c — stack capture with libunwind and a lock-free intern table.
+ *
+ * libunwind.so.8 is dlopen'ed RTLD_LOCAL rather than linked: it also exports
+ * backtrace() and _Unwind_*, and linking it would make a libgcc_s loaded
+ * later bind C++ exception unwinding to libunwind's. Its caching policy is set
+ * per thread, so no libunwind lock can be held across fork or be re-entered by
+ * a signal handler. The first capture is slow (~1 ms), so init primes it.
+ *
+ * The intern table is open-addressed, fixed-size and append-only: an entry
+ * goes EMPTY -> WRITING (claimed with CAS) -> READY (frames published with a
+ * release store). Readers only trust READY entries; a full table yields 0.
+ */
+#include "stacks.h"
+#include "lw.h"
+#include "registry.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define TABLE_SIZE 16384u          /* power of two */
+#define MAX_PROBES 64u
+#define CAPTURE_DEPTH (LW_MAX_FRAMES + 8)
+
+enum { ENTRY_EMPTY = 0, ENTRY_WRITING, ENTRY_READY };
+
+struct entry {
+    uint32_t state;
+    uint32_t depth;
+    uint64_t hash;
+    uint64_t pcs[LW_MAX_FRAMES];
+};
+
+static struct entry *table;
+static int (*unw_backtrace_fn)(void **, int);
+static const char *problem = "stacks not initialized";
+static uintptr_t self_text_lo, self_text_hi;   /* our own code, skipped */
+
+static int find_own_text(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    uintptr_t probe = (uintptr_t)data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (probe >= lo && probe < hi) {
+            self_text_lo = lo;
+            self_text_hi = hi;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void set_per_thread_caching(void *lib)
+{
+    void *space = dlsym(lib, "_ULx86_64_local_addr_space");
+    int (*set_policy)(void *, int) = (int (*)(void *, int))dlsym(lib, "_ULx86_64_set_caching_policy");
+    if (space && set_policy)
+        set_policy(*(void **)space, 2 /* UNW_CACHE_PER_THREAD */);
+}
+
+void lw_stacks_init(void)
+{
+    table = mmap(NULL, sizeof(struct entry) * TABLE_SIZE, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (table == MAP_FAILED) {
+        table = NULL;
+        problem = "stack table could not be mapped";
+        return;
+    }
+    dl_iterate_phdr(find_own_text, (void *)(uintptr_t)&lw_stacks_init);
+    void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        problem = "libunwind.so.8 could not be loaded";
+        return;
+    }
+    set_per_thread_caching(lib);
+    unw_backtrace_fn = (int (*)(void **, int))dlsym(lib, "unw_backtrace");
+    if (!unw_backtrace_fn) {
+        problem = "libunwind.so.8 has no unw_backtrace";
+        return;
+    }
+    problem = NULL;
+    lw_stack_capture();   /* prime: the first unwind loads unwind tables */
+}
+
+const char *lw_stacks_problem(void) { return problem; }
+
+static uint64_t hash_frames(void *const *pcs, int n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
+    for (int i = 0; i < n; i++) {
+        h ^= (uint64_t)(uintptr_t)pcs[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return h ? h : 1;
+}
+
+static bool entry_matches(const struct entry *e, uint64_t h, void *const *pcs, int n)
+{
+    if (e->hash != h || e->depth != (uint32_t)n)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (e->pcs[i] != (uint64_t)(uintptr_t)pcs[i])
+            return false;
+    return true;
+}
+
+static uint32_t intern(void *const *pcs, int n)
+{
+    uint64_t h = hash_frames(pcs, n);
+    for (uint32_t probe = 0; probe < MAX_PROBES; probe++) {
+        uint32_t idx = (uint32_t)(h + probe) & (TABLE_SIZE - 1);
+        struct entry *e = &table[idx];
+        uint32_t state = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
+        if (state == ENTRY_READY) {
+            if (entry_matches(e, h, pcs, n))
+                return idx + 1;
+            continue;
+        }
+        if (state == ENTRY_WRITING)
+            continue;   /* someone is filling it; a duplicate elsewhere is harmless */
+        if (!__atomic_compare_exchange_n(&e->state, &state, ENTRY_WRITING, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            if (state == ENTRY_READY && entry_matches(e, h, pcs, n))
+                return idx + 1;
+            continue;
+        }
+        e->hash = h;
+        e->depth = (uint32_t)n;
+        for (int i = 0; i < n; i++)
+            e->pcs[i] = (uint64_t)(uintptr_t)pcs[i];
+        __atomic_store_n(&e->state, ENTRY_READY, __ATOMIC_RELEASE);
+        return idx + 1;
+    }
+    return 0;
+}
+
+__attribute__((noinline)) uint32_t lw_stack_capture(void)
+{
+    if (!unw_backtrace_fn || !table)
+        return 0;
+    void *pcs[CAPTURE_DEPTH];
+    lw_bypass_enter();
+    int n = unw_backtrace_fn(pcs, CAPTURE_DEPTH);
+    lw_bypass_leave();
+    int first = 0;
+    while (first < n && (uintptr_t)pcs[first] >= self_text_lo && (uintptr_t)pcs[first] < self_text_hi)
+        first++;
+    n -= first;
+    if (n <= 0)
+        return 0;
+    if (n > LW_MAX_FRAMES)
+        n = LW_MAX_FRAMES;
+    return intern(pcs + first, n);
+}
+
+bool lw_stack_get(uint32_t id, struct lw_snap_stack *out)
+{
+    if (!table || id == 0 || id > TABLE_SIZE)
+        return false;
+    const struct entry *e = &table[id - 1];
+    if (__atomic_load_n(&e->state, __ATOMIC_ACQUIRE) != ENTRY_READY)
+        return false;
+    out->id = id;
+    out->depth = e->depth > LW_MAX_FRAMES ? LW_MAX_FRAMES : e->depth;
+    memcpy(out->pcs, e->pcs, sizeof(uint64_t) * out->depth);
+    return true;
+}

@@ -1,0 +1,22 @@
+/*
+ * stacks.h — capture the calling thread's stack and intern it.
+ *
+ * Stacks are raw program counters (symbolized later by the CLI), interned in
+ * a fixed lock-free table so 10,000 threads parked at one site share one
+ * entry and a wait record holds a 32-bit id.
+ */
+#ifndef LW_STACKS_H
+#define LW_STACKS_H
+
+#include <stdint.h>
+#include "snapshot.h"
+
+void lw_stacks_init(void);
+/* The calling thread's stack, minus leakwatch's own frames; 0 = none. */
+uint32_t lw_stack_capture(void);
+/* Copy an interned stack (server thread). false if id is unknown. */
+bool lw_stack_get(uint32_t id, struct lw_snap_stack *out);
+/* Why stacks are missing, or NULL when they work. */
+const char *lw_stacks_problem(void);
+
+#endif

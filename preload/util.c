@@ -1,0 +1,96 @@
+/*
+ * util.c — small pieces every subsystem of the preload uses: clocks, the
+ * cached tid, settings from the environment, a lock our own hooks never see,
+ * and the raw syscall that bypasses our exported syscall() hook.
+ *
+ * Everything here is async-signal-safe except lw_settings_load (start-up only).
+ */
+#include "lw.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t lw_start_ns;
+struct lw_settings lw_settings = { .settle_ms = 1000, .stall_ms = 30000 };
+
+static __thread pid_t cached_tid __attribute__((tls_model("initial-exec")));
+
+static uint64_t clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t lw_now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+uint64_t lw_realtime_ns(void) { return clock_ns(CLOCK_REALTIME); }
+
+long lw_raw_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
+{
+    long ret;
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    register long r9 __asm__("r9") = a6;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret; /* -errno on failure; errno itself is never touched */
+}
+
+/* The tid changes only across fork (the child's forking thread gets a new
+ * one); the fork child handler calls lw_forget_tid. */
+pid_t lw_gettid(void)
+{
+    if (LW_UNLIKELY(cached_tid == 0))
+        cached_tid = (pid_t)lw_raw_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+    return cached_tid;
+}
+
+void lw_forget_tid(void) { cached_tid = 0; }
+
+static uint32_t env_ms(const char *name, uint32_t fallback)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return fallback;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v > UINT32_MAX)
+        return fallback;
+    return (uint32_t)v;
+}
+
+void lw_settings_load(void)
+{
+    int saved = errno;
+    lw_settings.settle_ms = env_ms("LEAKWATCH_SETTLE_MS", 1000);
+    lw_settings.stall_ms = env_ms("LEAKWATCH_STALL_MS", 30000);
+    errno = saved;
+}
+
+/* A three-state futex lock (0 free, 1 locked, 2 locked with waiters). */
+void lw_lock(lw_lock_t *l)
+{
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&l->word, &expected, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return;
+    if (expected != 2)
+        expected = __atomic_exchange_n(&l->word, 2, __ATOMIC_ACQUIRE);
+    while (expected != 0) {
+        lw_raw_syscall6(SYS_futex, (long)&l->word, FUTEX_WAIT_PRIVATE, 2, 0, 0, 0);
+        expected = __atomic_exchange_n(&l->word, 2, __ATOMIC_ACQUIRE);
+    }
+}
+
+void lw_unlock(lw_lock_t *l)
+{
+    if (__atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE) == 2)
+        lw_raw_syscall6(SYS_futex, (long)&l->word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+}
