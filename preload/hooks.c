@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <threads.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,7 +65,7 @@ static inline bool mutex_may_park(pthread_mutex_t *m)
 
 /* The slow path's closer look: a priority-protected mutex keeps its ceiling
  * in the lock word, and a recursive or error-checking relock by the owner
- * does not park. */
+ * does not park (a normal one does, for ever). */
 static bool mutex_will_park(pthread_mutex_t *m)
 {
     int lock = __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED);
@@ -78,7 +77,12 @@ static bool mutex_will_park(pthread_mutex_t *m)
     int owner = (kind & (MUTEX_KIND_ROBUST | MUTEX_KIND_PRIO_INHERIT))
                     ? (lock & FUTEX_TID_MASK)
                     : __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
-    return owner == 0 || owner != lw_gettid();
+    if (owner == 0 || owner != lw_gettid())
+        return true;
+    /* Relocked by its owner: a normal or adaptive mutex parks for ever (a
+     * self-deadlock, recorded); recursive and error-checking ones return. */
+    int type = kind & 3;
+    return type != PTHREAD_MUTEX_RECURSIVE && type != PTHREAD_MUTEX_ERRORCHECK;
 }
 
 /* Per kind, whether a call that looked like it may park really will. */
@@ -159,13 +163,11 @@ static void describe_object(enum lw_wait_kind kind, uintptr_t object, int32_t *o
 
 /* ---- deadlines, as CLOCK_MONOTONIC ns ---- */
 
-/* Copy memory only the kernel would have read, so a bad pointer costs the
- * caller its EFAULT, not a crash in our code. */
+/* Pointers only the kernel would have read are copied with lw_read_memory,
+ * so a bad pointer costs the caller its EFAULT, not a crash in our code. */
 static bool copy_from_app(void *dst, const void *src, size_t len)
 {
-    struct iovec local = { dst, len }, remote = { (void *)src, len };
-    long pid = lw_raw_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
-    return lw_raw_syscall6(SYS_process_vm_readv, pid, (long)&local, 1, (long)&remote, 1, 0) == (long)len;
+    return lw_read_memory(dst, (uintptr_t)src, len);
 }
 
 static uint64_t timespec_ns(const struct timespec *t)

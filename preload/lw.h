@@ -44,6 +44,9 @@ void lw_unlock(lw_lock_t *l);
 /* ---- the raw syscall, bypassing our own exported syscall() hook ---- */
 long lw_raw_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 
+/* Copy memory we do not own with process_vm_readv: never faults, keeps errno. */
+bool lw_read_memory(void *dst, uintptr_t src, size_t len);
+
 /* ---- internal threads (hooks.c) ----
  * Start a thread of ours: created with the real pthread_create, with every
  * signal blocked (so no process-directed signal of the application is ever

@@ -15,6 +15,7 @@
 #include "stacks.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,6 +23,13 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+static int compare_tid(const void *a, const void *b)
+{
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+    return (x > y) - (x < y);
+}
+#define compare_tid_for_search compare_tid
 
 /* ---- small /proc readers ---- */
 
@@ -161,6 +169,63 @@ static void proc_wait(struct lw_snap_thread *t, const struct proc_syscall *sc, u
     t->waiting = true;
 }
 
+/* ---- owners, re-read now (the record holds the owner at wait entry) ---- */
+
+#define MUTEX_KIND_ROBUST 16
+#define MUTEX_KIND_PRIO_INHERIT 32
+#define MUTEX_KIND_PRIO_PROTECT 64
+#define TID_MASK 0x3fffffff
+
+/* The owner the object names right now, read without dereferencing it (the
+ * object may be freed or unmapped under us); 0 when free or unreadable. */
+static void refresh_owner(struct lw_snap_wait *w)
+{
+    if (w->source != LW_SOURCE_HOOK || !w->object)
+        return;
+    if (w->kind == LW_WAIT_MUTEX) {
+        pthread_mutex_t m;
+        w->owner = 0;
+        if (!lw_read_memory(&m, w->object, sizeof m))
+            return;
+        int kind = m.__data.__kind, lock = m.__data.__lock;
+        w->robust = (kind & MUTEX_KIND_ROBUST) != 0;
+        if (kind & MUTEX_KIND_PRIO_PROTECT)
+            lock &= (1 << 19) - 1;
+        if (lock == 0)
+            return;
+        w->owner = (kind & (MUTEX_KIND_ROBUST | MUTEX_KIND_PRIO_INHERIT)) ? (lock & TID_MASK) : m.__data.__owner;
+    } else if (w->kind == LW_WAIT_RWLOCK_READ || w->kind == LW_WAIT_RWLOCK_WRITE) {
+        pthread_rwlock_t rw;
+        w->owner = lw_read_memory(&rw, w->object, sizeof rw) ? rw.__data.__cur_writer : 0;
+    } else if (w->kind == LW_WAIT_FUTEX && w->owner) {
+        uint32_t word;
+        w->owner = lw_read_memory(&word, w->object, sizeof word) ? (int32_t)(word & TID_MASK) : 0;
+    }
+}
+
+static bool tid_listed(const pid_t *tids, size_t n, pid_t tid)
+{
+    return tids && bsearch(&tid, tids, n, sizeof *tids, compare_tid_for_search) != NULL;
+}
+
+/* An owner that is not among the threads listed may have been born after
+ * the listing: only a thread the kernel no longer knows counts as gone. */
+static void check_owner_gone(struct lw_snap_wait *w, const pid_t *tids, size_t ntids)
+{
+    if (w->owner <= 0 || tid_listed(tids, ntids, w->owner))
+        return;
+    w->owner_gone = lw_raw_syscall6(SYS_tgkill, getpid(), w->owner, 0, 0, 0, 0) == -ESRCH;
+}
+
+static uint64_t read_caught_signals(void)
+{
+    char buf[4096];
+    if (read_small_file("/proc/self/status", buf, sizeof buf) <= 0)
+        return ~0ull;   /* unknown: assume handlers, which only makes us more careful */
+    const char *line = strstr(buf, "\nSigCgt:");
+    return line ? strtoull(line + 8, NULL, 16) : ~0ull;
+}
+
 /* ---- registry copies ---- */
 
 struct reg_copy {
@@ -213,13 +278,6 @@ static const struct lw_slot *find_slot(const struct reg_copy *regs, size_t n, pi
     return lo < n && regs[lo].slot.tid == tid ? &regs[lo].slot : NULL;
 }
 
-/* ---- /proc/self/task ---- */
-
-static int compare_tid(const void *a, const void *b)
-{
-    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
-    return (x > y) - (x < y);
-}
 
 static size_t list_tasks(pid_t **out)
 {
@@ -428,6 +486,11 @@ int lw_snapshot_take(struct lw_snapshot *snap)
 
     snap->nexited = lw_registry_exited(snap->exited_threads, exited_pthreads, LW_EXIT_RING, now);
     resolve_join_targets(snap, regs, nregs, exited_pthreads);
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        refresh_owner(&snap->threads[i].wait);
+        check_owner_gone(&snap->threads[i].wait, tids, ntids);
+    }
+    snap->caught_signals = read_caught_signals();
     collect_stacks(snap);
     free(exited_pthreads);
     free(regs);

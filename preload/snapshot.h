@@ -50,6 +50,8 @@ struct lw_snap_wait {
     uint64_t join_target;   /* pthread_t of a join (resolved to owner by snapshot) */
     int syscall_nr;         /* for LW_SOURCE_PROC: the syscall number, else -1 */
     bool shared;            /* process-shared object */
+    bool robust;            /* robust mutex: the kernel wakes a waiter when the owner dies */
+    bool owner_gone;        /* owner != 0 and no thread with that tid exists any more */
 };
 
 struct lw_snap_thread {
@@ -87,6 +89,7 @@ struct lw_snapshot {
     uint64_t created, exited;
     uint32_t peak;
     uint32_t settle_ms, stall_ms;
+    uint64_t caught_signals;        /* SigCgt of /proc/self/status: handlers installed */
 
     struct lw_snap_thread *threads;
     size_t nthreads;
@@ -96,16 +99,34 @@ struct lw_snapshot {
     size_t nstacks;
 };
 
+/* What a verdict points at, for the report's "counterpart" object. */
+enum lw_counterpart_kind {
+    LW_CP_NONE,
+    LW_CP_OWNER,        /* cp_tid holds the object (mutex, write-locked rwlock, PI futex) */
+    LW_CP_TARGET,       /* cp_tid is the thread being joined */
+    LW_CP_CYCLE,        /* cycle[] lists the deadlocked threads, in wait order */
+};
+
+#define LW_MAX_CYCLE 16
+
 /* One verdict per thread, parallel to snapshot->threads. */
 struct lw_thread_verdict {
     enum lw_verdict verdict;
-    char reason[256];
+    char reason[512];
+    enum lw_counterpart_kind cp_kind;
+    int32_t cp_tid;             /* LW_CP_OWNER / LW_CP_TARGET */
+    bool cp_exited;             /* cp_tid has exited */
+    double cp_exited_ago;       /* seconds, < 0 if unknown */
+    int32_t cp_blocked_on;      /* chain: the thread (further down) whose verdict this one inherits, 0 if none */
+    int32_t cycle[LW_MAX_CYCLE];
+    size_t ncycle;              /* may be larger than LW_MAX_CYCLE; only the first are listed */
 };
 
 struct lw_analysis {
     struct lw_thread_verdict *verdicts;   /* snapshot->nthreads entries */
     size_t counts[LW_VERDICT_COUNT];
     size_t parked;
+    bool quiescent;                       /* no live thread: the whole process is asleep */
     char note[256];                       /* process-level note, "" if none */
 };
 

@@ -12,6 +12,7 @@
 #include <linux/futex.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,4 +94,14 @@ void lw_unlock(lw_lock_t *l)
 {
     if (__atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE) == 2)
         lw_raw_syscall6(SYS_futex, (long)&l->word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+}
+
+/* Copy memory we do not own (another thread's object, or a pointer only the
+ * kernel would have read) without ever faulting: an unmapped page costs an
+ * error code. Async-signal-safe; errno untouched. */
+bool lw_read_memory(void *dst, uintptr_t src, size_t len)
+{
+    struct iovec local = { dst, len }, remote = { (void *)src, len };
+    long pid = lw_raw_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
+    return lw_raw_syscall6(SYS_process_vm_readv, pid, (long)&local, 1, (long)&remote, 1, 0) == (long)len;
 }
