@@ -11,7 +11,9 @@
  *
  * Usage: leaky_fetch [REQUESTS]   (default 5; runs until killed)
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>

@@ -5,7 +5,9 @@
  * version of every other hooked name, then waits to be queried.
  * test_bindings.py compares them with the preload's `hooks` reply.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <stdio.h>
 #include <unistd.h>

@@ -4,7 +4,9 @@
  * wait with a timeout, a semaphore, a thread created and joined, a sleep.
  * Under the preload every call must behave exactly as without it.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
