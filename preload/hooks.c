@@ -1,7 +1,8 @@
 /*
  * hooks.c — the wrappers around every hooked call, generated from hooks.def,
- * plus the three hooks that do not fit the table: pthread_create (threads are
- * born here), syscall (raw futex waits) and the internal-thread starter.
+ * plus the hooks that do not fit the table: pthread_create and thrd_create
+ * (threads are born here), syscall (raw futex waits) and the internal-thread
+ * starter.
  *
  * Fast path: resolve once, one relaxed read of the object's lock word, and a
  * tail call to the real function when the call will not park. Slow path:
@@ -386,22 +387,54 @@ LW_EXPORT long syscall(long nr, ...)
 
 static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 
+/* Claim a slot for the thread about to be created; NULL: create it untracked. */
+static struct lw_slot *prepare_child(uintptr_t fn, void *arg)
+{
+    if (lw_hooks_bypassed() || !lw_registry_ready())
+        return NULL;
+    int saved_errno = errno;
+    lw_bypass_enter();
+    lw_registry_self();   /* make sure the parent is known */
+    struct lw_slot *slot = lw_registry_prepare_child((void *(*)(void *))fn, arg, lw_stack_capture());
+    lw_bypass_leave();
+    errno = saved_errno;
+    return slot;
+}
+
 LW_EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
     if (LW_UNLIKELY(!real_pthread_create))
         resolve((void **)&real_pthread_create, "pthread_create", NULL);
-    if (lw_hooks_bypassed() || !lw_registry_ready())
-        return real_pthread_create(th, attr, fn, arg);
-    int saved_errno = errno;
-    lw_bypass_enter();
-    lw_registry_self();   /* make sure the parent is known */
-    struct lw_slot *slot = lw_registry_prepare_child(fn, arg, lw_stack_capture());
-    lw_bypass_leave();
-    errno = saved_errno;
+    struct lw_slot *slot = prepare_child((uintptr_t)fn, arg);
     if (!slot)
         return real_pthread_create(th, attr, fn, arg);
     int rc = real_pthread_create(th, attr, lw_registry_child_trampoline, slot);
     if (rc != 0)
+        lw_registry_abandon_child(slot);
+    return rc;
+}
+
+/* C11 threads: glibc's thrd_create reaches pthread_create internally, past
+ * our hook, and runs an int-returning routine; wrap it in a trampoline of
+ * the same type. */
+static int (*real_thrd_create)(thrd_t *, thrd_start_t, void *);
+
+static int c11_trampoline(void *slot)
+{
+    void *arg;
+    thrd_start_t fn = (thrd_start_t)lw_registry_child_enter(slot, &arg);
+    return fn(arg);
+}
+
+LW_EXPORT int thrd_create(thrd_t *th, thrd_start_t fn, void *arg)
+{
+    if (LW_UNLIKELY(!real_thrd_create))
+        resolve((void **)&real_thrd_create, "thrd_create", NULL);
+    struct lw_slot *slot = prepare_child((uintptr_t)fn, arg);
+    if (!slot)
+        return real_thrd_create(th, fn, arg);
+    int rc = real_thrd_create(th, c11_trampoline, slot);
+    if (rc != thrd_success)
         lw_registry_abandon_child(slot);
     return rc;
 }
@@ -460,6 +493,7 @@ static const struct binding bindings[] = {
 #undef WAIT
     { "syscall", NULL, (void **)&real_syscall },
     { "pthread_create", NULL, (void **)&real_pthread_create },
+    { "thrd_create", NULL, (void **)&real_thrd_create },
 };
 
 void lw_hooks_resolve_all(void)

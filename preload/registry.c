@@ -258,14 +258,21 @@ void lw_registry_abandon_child(struct lw_slot *s)
     push_free_slot(s);
 }
 
-void *lw_registry_child_trampoline(void *p)
+uintptr_t lw_registry_child_enter(void *p, void **arg)
 {
     struct lw_slot *s = p;
-    void *(*fn)(void *) = (void *(*)(void *))(uintptr_t)s->start_routine;
-    void *arg = (void *)(uintptr_t)s->arg;
+    uintptr_t fn = (uintptr_t)s->start_routine;
+    *arg = (void *)(uintptr_t)s->arg;
     __atomic_add_fetch(&n_created, 1, __ATOMIC_RELAXED);
     count_live_thread();
     become_owner(s);
+    return fn;
+}
+
+void *lw_registry_child_trampoline(void *p)
+{
+    void *arg;
+    void *(*fn)(void *) = (void *(*)(void *))lw_registry_child_enter(p, &arg);
     return fn(arg);
 }
 

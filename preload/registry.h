@@ -77,6 +77,8 @@ void lw_bypass_leave(void);
 struct lw_slot *lw_registry_prepare_child(void *(*fn)(void *), void *arg, uint32_t create_stack);
 void lw_registry_abandon_child(struct lw_slot *slot);
 void *lw_registry_child_trampoline(void *slot);
+/* For other trampolines (C11 threads): take ownership, get the routine. */
+uintptr_t lw_registry_child_enter(void *slot, void **arg);
 void lw_registry_mark_self_internal(void);
 
 /* Wait records. */

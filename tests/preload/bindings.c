@@ -23,7 +23,7 @@ static const char *const plain[] = {
     "sem_timedwait", "sem_clockwait", "pthread_barrier_wait", "pthread_join",
     "pthread_timedjoin_np", "pthread_clockjoin_np", "mtx_lock", "mtx_timedlock",
     "cnd_wait", "cnd_timedwait", "thrd_join", "nanosleep", "clock_nanosleep",
-    "usleep", "sleep", "syscall", "pthread_create",
+    "usleep", "sleep", "syscall", "pthread_create", "thrd_create",
 };
 
 int main(void)
