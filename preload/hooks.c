@@ -237,9 +237,20 @@ static void wait_begin(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_
     lw_bypass_leave();
 }
 
+/* Waits after which a fork child may start its server. Never mutexes,
+ * rwlocks or raw futexes: an allocator may be inside those, and starting a
+ * thread allocates. */
+static bool may_start_server_in(enum lw_wait_kind kind)
+{
+    return kind == LW_WAIT_COND || kind == LW_WAIT_SEM || kind == LW_WAIT_JOIN ||
+           kind == LW_WAIT_BARRIER || kind == LW_WAIT_SLEEP;
+}
+
 static void wait_begin_on(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_t object,
                           uintptr_t aux, uint64_t deadline)
 {
+    if (may_start_server_in(kind))
+        lw_server_start_if_pending();
     int32_t owner;
     bool shared;
     describe_object(kind, object, &owner, &shared);
@@ -393,6 +404,7 @@ static struct lw_slot *prepare_child(uintptr_t fn, void *arg)
     if (lw_hooks_bypassed() || !lw_registry_ready())
         return NULL;
     int saved_errno = errno;
+    lw_server_start_if_pending();
     lw_bypass_enter();
     lw_registry_self();   /* make sure the parent is known */
     struct lw_slot *slot = lw_registry_prepare_child((void *(*)(void *))fn, arg, lw_stack_capture());
@@ -437,6 +449,32 @@ LW_EXPORT int thrd_create(thrd_t *th, thrd_start_t fn, void *arg)
     if (rc != thrd_success)
         lw_registry_abandon_child(slot);
     return rc;
+}
+
+/* ---- _exit: leave no socket file behind ---- */
+
+/* Programs that end with _exit() (dash's exit builtin, a child after a
+ * failed exec) skip destructors; unlink our socket here too. unlink is
+ * async-signal-safe, as _exit must stay. */
+static void (*real__exit)(int);
+static void (*real__Exit)(int);
+
+LW_EXPORT __attribute__((noreturn)) void _exit(int status)
+{
+    if (LW_UNLIKELY(!real__exit))
+        resolve((void **)&real__exit, "_exit", NULL);
+    lw_server_at_exit();
+    real__exit(status);
+    __builtin_unreachable();
+}
+
+LW_EXPORT __attribute__((noreturn)) void _Exit(int status)
+{
+    if (LW_UNLIKELY(!real__Exit))
+        resolve((void **)&real__Exit, "_Exit", NULL);
+    lw_server_at_exit();
+    real__Exit(status);
+    __builtin_unreachable();
 }
 
 /* ---- threads of our own (the server) ---- */
@@ -494,6 +532,8 @@ static const struct binding bindings[] = {
     { "syscall", NULL, (void **)&real_syscall },
     { "pthread_create", NULL, (void **)&real_pthread_create },
     { "thrd_create", NULL, (void **)&real_thrd_create },
+    { "_exit", NULL, (void **)&real__exit },
+    { "_Exit", NULL, (void **)&real__Exit },
 };
 
 void lw_hooks_resolve_all(void)

@@ -228,14 +228,14 @@ static int read_request(int fd, char *line, const char **error)
         len += (size_t)n;
         char *nl = memchr(line, '\n', len);
         if (nl) {
-            *nl = 0;
             if (nl > line && nl[-1] == '\r')
-                nl[-1] = 0;
-            for (char *c = line; *c; c++)
+                nl--;
+            for (char *c = line; c < nl; c++)   /* every byte, a NUL included */
                 if (*c < 0x20 || *c > 0x7e) {
                     *error = "bad request: only printable ASCII is accepted";
                     return -1;
                 }
+            *nl = 0;
             return 1;
         }
         if (len >= REQUEST_MAX) {
@@ -243,6 +243,18 @@ static int read_request(int fd, char *line, const char **error)
             return -1;
         }
     }
+}
+
+/* Closing a socket with unread input resets it, and the peer may lose our
+ * reply; read what it sent (a little, briefly) before closing. */
+static void drain_briefly(int fd)
+{
+    char sink[REQUEST_MAX];
+    shutdown(fd, SHUT_WR);
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    if (poll(&p, 1, 100) > 0)
+        for (int i = 0; i < 64 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+            ;   /* at most 16 KiB: a client that streams for ever is simply closed */
 }
 
 static bool peer_allowed(int fd, uid_t *peer_uid)
@@ -299,6 +311,7 @@ static void serve_connection(int fd)
         char msg[128];
         snprintf(msg, sizeof msg, "permission denied: uid %u may not query process %d", (unsigned)uid, (int)getpid());
         send_error(fd, msg);
+        drain_briefly(fd);
         return;
     }
     char line[REQUEST_MAX + 1];
@@ -306,8 +319,10 @@ static void serve_connection(int fd)
     int got = read_request(fd, line, &error);
     if (got == 0)
         return;
-    if (got < 0)
+    if (got < 0) {
         send_error(fd, error);
+        drain_briefly(fd);
+    }
     else if (strcmp(line, "threads") == 0)
         answer_process(fd, LW_REPORT_THREADS);
     else if (strcmp(line, "status") == 0)
@@ -365,6 +380,13 @@ void lw_server_start(void)
 void lw_server_fork_prepare(void) { lw_lock(&report_lock); }
 void lw_server_fork_parent(void) { lw_unlock(&report_lock); }
 
+/* A fork child does not listen at once: most children exec or _exit at
+ * once, and a thread plus a socket file per fork would cost every fork and
+ * leave files behind after _exit. The child starts its server the first time
+ * it is worth asking about: when it creates a thread or parks in a wait
+ * (lw_server_start_if_pending, called from those hooks). */
+static bool pending;
+
 void lw_server_fork_child(void)
 {
     /* The listening socket is the parent's: close our copy, never unlink it. */
@@ -374,7 +396,14 @@ void lw_server_fork_child(void)
     socket_path[0] = 0;
     report_lock.word = 0;
     started = false;
-    lw_server_start();
+    __atomic_store_n(&pending, true, __ATOMIC_RELEASE);
+}
+
+void lw_server_start_if_pending(void)
+{
+    if (LW_UNLIKELY(__atomic_load_n(&pending, __ATOMIC_ACQUIRE)) &&
+        __atomic_exchange_n(&pending, false, __ATOMIC_ACQ_REL))
+        lw_server_start();
 }
 
 void lw_server_at_exit(void)

@@ -3,7 +3,8 @@ with a private socket directory, read its READY lines, run the real CLI,
 poll until a condition holds, and always clean up."""
 import json
 import os
-import select
+import queue
+import threading
 import shutil
 import subprocess
 import sys
@@ -49,16 +50,25 @@ class Process:
                                      env=self.env, text=True, bufsize=1)
         self.pid = self.proc.pid
         self.lines = []
+        # A reader thread: select() on a buffered pipe would miss lines
+        # already read into Python's buffer.
+        self.queue = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.queue.put(line)
+        self.queue.put(None)
 
     def read_line(self, prefix, timeout=10.0):
         """The next stdout line starting with prefix, as a dict of its key=value words."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.time()))
-            if not ready:
+            try:
+                line = self.queue.get(timeout=max(0.01, deadline - time.time()))
+            except queue.Empty:
                 break
-            line = self.proc.stdout.readline()
-            if not line:
+            if line is None:
                 break
             self.lines.append(line)
             if line.startswith(prefix):
