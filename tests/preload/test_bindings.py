@@ -22,11 +22,16 @@ def ask(path, request):
     s.close()
     return json.loads(data)
 
+def preload_value():
+    prefix = os.environ.get("LEAKWATCH_PRELOAD_PREFIX", "")
+    return (prefix + ":" if prefix else "") + os.environ["LEAKWATCH_PRELOAD"]
+
+
 def main():
     preload, fixture = os.environ["LEAKWATCH_PRELOAD"], sys.argv[1]
     with tempfile.TemporaryDirectory() as tmp:
         lwdir = os.path.join(tmp, "lw")
-        env = dict(os.environ, LD_PRELOAD=preload, LEAKWATCH_DIR=lwdir)
+        env = dict(os.environ, LD_PRELOAD=preload_value(), LEAKWATCH_DIR=lwdir)
         proc = subprocess.Popen([fixture], stdout=subprocess.PIPE, env=env, text=True)
         try:
             want, old = {}, {}
