@@ -237,7 +237,7 @@ static void wait_begin(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_
     lw_bypass_leave();
 }
 
-/* Waits after which a fork child may start its server. Never mutexes,
+/* Waits at which the server may be started. Never mutexes,
  * rwlocks or raw futexes: an allocator may be inside those, and starting a
  * thread allocates. */
 static bool may_start_server_in(enum lw_wait_kind kind)

@@ -6,10 +6,9 @@
  * thread. Hooks called before it runs (from other libraries' constructors)
  * work: they bind lazily and record nothing until the registry is ready.
  *
- * The server starts eagerly, so every process under the preload is listed by
- * `leakwatch status` from its first instant; the cost is that the process is
- * multithreaded from the start (a program that needs to be single-threaded,
- * e.g. for unshare(CLONE_NEWUSER), cannot run under leakwatch).
+ * The server does not start here but at the process's first thread creation
+ * or first park (see server.c for why): a single-threaded program that never
+ * blocks in a hooked call stays single-threaded and is not listed.
  */
 #include "lw.h"
 #include "registry.h"
@@ -36,7 +35,7 @@ __attribute__((constructor)) static void leakwatch_init(void)
     lw_stacks_init();
     lw_registry_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
-    lw_server_start();
+    lw_server_start_later();
     errno = saved;
 }
 

@@ -70,10 +70,11 @@ void lw_hooks_resolve_all(void);     /* bind every real function (constructor) *
 
 /* ---- the server (server.c) ---- */
 void lw_server_start(void);          /* start the listener thread; idempotent */
+void lw_server_start_later(void);    /* start it at the first thread creation or park */
 void lw_server_fork_prepare(void);   /* pthread_atfork handlers, called by init.c */
 void lw_server_fork_parent(void);
 void lw_server_fork_child(void);     /* forget the parent's socket (never unlink it); start ours later */
-void lw_server_start_if_pending(void); /* a fork child's first thread or park: start its server now */
+void lw_server_start_if_pending(void); /* the first thread creation or park: start the server now */
 void lw_server_at_exit(void);        /* unlink our socket; called from the destructor */
 
 #endif

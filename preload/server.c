@@ -380,12 +380,20 @@ void lw_server_start(void)
 void lw_server_fork_prepare(void) { lw_lock(&report_lock); }
 void lw_server_fork_parent(void) { lw_unlock(&report_lock); }
 
-/* A fork child does not listen at once: most children exec or _exit at
- * once, and a thread plus a socket file per fork would cost every fork and
- * leave files behind after _exit. The child starts its server the first time
- * it is worth asking about: when it creates a thread or parks in a wait
- * (lw_server_start_if_pending, called from those hooks). */
+/* The server starts when the process is first worth asking about: when it
+ * creates a thread or parks in a wait (lw_server_start_if_pending, called
+ * from those hooks), not in the constructor. A thread of ours would make a
+ * single-threaded program multithreaded, and the kernel then takes a
+ * reference on the file table in every fd syscall (10-20% on a tight
+ * non-blocking read loop, measured), and unshare(CLONE_NEWUSER) would fail.
+ * Fork children wait likewise: most exec or _exit at once, and a thread plus
+ * a socket file per fork would cost every fork. */
 static bool pending;
+
+void lw_server_start_later(void)
+{
+    __atomic_store_n(&pending, true, __ATOMIC_RELEASE);
+}
 
 void lw_server_fork_child(void)
 {
@@ -396,7 +404,7 @@ void lw_server_fork_child(void)
     socket_path[0] = 0;
     report_lock.word = 0;
     started = false;
-    __atomic_store_n(&pending, true, __ATOMIC_RELEASE);
+    lw_server_start_later();
 }
 
 void lw_server_start_if_pending(void)

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -26,8 +27,18 @@ static const char *const plain[] = {
     "usleep", "sleep", "syscall", "pthread_create", "thrd_create",
 };
 
+static void *idle(void *arg)
+{
+    (void)arg;
+    for (;;)
+        pause();
+    return NULL;
+}
+
 int main(void)
 {
+    pthread_t th;   /* a second thread: the server starts with the first one */
+    pthread_create(&th, NULL, idle, NULL);
     void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
     if (!libc) {
         fprintf(stderr, "libc.so.6 not loaded?\n");
