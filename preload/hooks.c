@@ -237,13 +237,13 @@ static void wait_begin(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_
     lw_bypass_leave();
 }
 
-/* Waits at which the server may be started. Never mutexes,
- * rwlocks or raw futexes: an allocator may be inside those, and starting a
- * thread allocates. */
+/* Waits at which the server may be started, which means creating a thread
+ * (it allocates). Never mutexes, rwlocks or raw futexes: an allocator may be
+ * inside those. Never sleeps: they are async-signal-safe, so a signal handler
+ * may be the caller. Condvar, semaphore, barrier and join waits are neither. */
 static bool may_start_server_in(enum lw_wait_kind kind)
 {
-    return kind == LW_WAIT_COND || kind == LW_WAIT_SEM || kind == LW_WAIT_JOIN ||
-           kind == LW_WAIT_BARRIER || kind == LW_WAIT_SLEEP;
+    return kind == LW_WAIT_COND || kind == LW_WAIT_SEM || kind == LW_WAIT_JOIN || kind == LW_WAIT_BARRIER;
 }
 
 static void wait_begin_on(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_t object,

@@ -1,9 +1,13 @@
 /*
  * lazy.c — a single-threaded program: prints its thread count ("THREADS n"),
- * waits for a line on stdin, then sleeps ("PARKING"). Under the preload it
- * must stay single-threaded, with no socket, until it parks.
+ * sleeps a little (a sleep may be a signal handler's: it must not start the
+ * server), waits for a line on stdin, then parks on a semaphore with a
+ * timeout ("PARKING"). Under the preload it must stay single-threaded, with
+ * no socket, until that park.
  */
+#include <semaphore.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -22,6 +26,7 @@ static int thread_count(void)
 
 int main(void)
 {
+    usleep(1000);
     printf("THREADS %d\n", thread_count());
     fflush(stdout);
     char line[16];
@@ -29,6 +34,11 @@ int main(void)
         return 1;
     printf("PARKING\n");
     fflush(stdout);
-    sleep(30);
+    sem_t never;
+    sem_init(&never, 0, 0);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 30;
+    sem_timedwait(&never, &deadline);
     return 0;
 }

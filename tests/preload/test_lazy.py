@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A single-threaded program stays single-threaded under the preload (no
-server thread, no socket: its fd syscalls keep the kernel's fast path) until
-it parks; then it starts answering, its sleep reported as a wait."""
+server thread, no socket: its fd syscalls keep the kernel's fast path), even
+after a sleep, until it parks on a semaphore; then it answers, with that
+wait reported."""
 import json, os, socket, subprocess, sys, tempfile, time
 
 
@@ -37,7 +38,7 @@ def main():
                     break
                 time.sleep(0.05)
             else:
-                fail("no socket after the program parked in sleep()")
+                fail("no socket after the program parked on a semaphore")
             s = socket.socket(socket.AF_UNIX)
             s.settimeout(10)
             s.connect(sock)
@@ -50,7 +51,7 @@ def main():
                 data += chunk
             report = json.loads(data)
             kinds = [t["wait"]["kind"] for t in report["threads"] if t["wait"]]
-            if kinds != ["sleep"]:
+            if kinds != ["sem"]:
                 fail("waits reported: %r" % kinds)
             print("ok")
         finally:
