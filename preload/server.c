@@ -38,6 +38,8 @@
 
 static lw_lock_t report_lock = LW_LOCK_INIT;   /* held while building a reply; fork waits for it */
 static int listen_fd = -1;
+static dev_t listen_dev;          /* identity of our socket, to notice if the */
+static ino_t listen_ino;          /* application closed or reused its fd */
 static pid_t listening_pid;
 static char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static char dir_path[sizeof socket_path];
@@ -148,10 +150,44 @@ static bool open_listener(void)
         close(fd);
         return false;
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        unlink(final.sun_path);
+        close(fd);
+        return false;
+    }
     memcpy(socket_path, final.sun_path, sizeof socket_path);
     listen_fd = fd;
+    listen_dev = st.st_dev;
+    listen_ino = st.st_ino;
     listening_pid = pid;
     return true;
+}
+
+/* Daemons close every descriptor at start-up, and the number may then be
+ * reused for one of the application's own files or sockets. Before touching
+ * listen_fd, check that it is still our socket; never accept or close on an
+ * fd that is not ours. */
+static bool listener_still_ours(void)
+{
+    struct stat st;
+    return listen_fd >= 0 && fstat(listen_fd, &st) == 0 && st.st_dev == listen_dev && st.st_ino == listen_ino;
+}
+
+#define MAX_REOPENS 16
+
+/* Our fd was taken away: forget it (it is not ours to close) and listen anew. */
+static bool reopen_listener(int *reopens)
+{
+    listen_fd = -1;
+    if (socket_path[0])
+        unlink(socket_path);
+    socket_path[0] = 0;
+    if (++*reopens > MAX_REOPENS) {
+        warn("leakwatch: %s\n", "stopped listening: the application keeps closing our socket");
+        return false;
+    }
+    return open_listener();
 }
 
 /* ---- one connection ---- */
@@ -342,7 +378,10 @@ static void *server_main(void *arg)
     (void)arg;
     prctl(PR_SET_NAME, "leakwatch", 0, 0, 0);
     uint64_t last_tick = lw_now_ns();
+    int reopens = 0;
     for (;;) {
+        if (!listener_still_ours() && !reopen_listener(&reopens))
+            return NULL;
         struct pollfd p = { .fd = listen_fd, .events = POLLIN };
         int ready = poll(&p, 1, TICK_MS);
         uint64_t now = lw_now_ns();
@@ -350,7 +389,7 @@ static void *server_main(void *arg)
             lw_registry_tick();
             last_tick = now;
         }
-        if (ready <= 0)
+        if (ready <= 0 || !(p.revents & POLLIN) || !listener_still_ours())
             continue;
         int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0)
@@ -397,8 +436,9 @@ void lw_server_start_later(void)
 
 void lw_server_fork_child(void)
 {
-    /* The listening socket is the parent's: close our copy, never unlink it. */
-    if (listen_fd >= 0)
+    /* The listening socket is the parent's: close our copy (if it still is
+     * ours), never unlink it. */
+    if (listener_still_ours())
         close(listen_fd);
     listen_fd = -1;
     socket_path[0] = 0;
@@ -416,6 +456,6 @@ void lw_server_start_if_pending(void)
 
 void lw_server_at_exit(void)
 {
-    if (listen_fd >= 0 && listening_pid == getpid() && socket_path[0])
+    if (listening_pid == getpid() && socket_path[0])
         unlink(socket_path);
 }
