@@ -125,9 +125,11 @@ static bool fill_address(struct sockaddr_un *addr, const char *dir, const char *
     return n > 0 && (size_t)n < sizeof addr->sun_path;
 }
 
+static bool dir_chosen;   /* dir_path was read from the environment at start-up */
+
 static bool open_listener(void)
 {
-    if (!choose_directory(dir_path, sizeof dir_path) || !directory_is_private(dir_path))
+    if (!dir_chosen || !directory_is_private(dir_path))
         return false;
     remove_stale_sockets(dir_path);
     pid_t pid = getpid();
@@ -429,8 +431,12 @@ void lw_server_fork_parent(void) { lw_unlock(&report_lock); }
  * a socket file per fork would cost every fork. */
 static bool pending;
 
+/* Called by the constructor, while the program is still single-threaded:
+ * the environment is read here, never later, when another thread might be
+ * calling setenv. */
 void lw_server_start_later(void)
 {
+    dir_chosen = choose_directory(dir_path, sizeof dir_path);
     __atomic_store_n(&pending, true, __ATOMIC_RELEASE);
 }
 
@@ -444,7 +450,7 @@ void lw_server_fork_child(void)
     socket_path[0] = 0;
     report_lock.word = 0;
     started = false;
-    lw_server_start_later();
+    __atomic_store_n(&pending, true, __ATOMIC_RELEASE);   /* same directory as the parent */
 }
 
 void lw_server_start_if_pending(void)
