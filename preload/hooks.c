@@ -496,10 +496,20 @@ static void *internal_trampoline(void *p)
     return start.fn(start.arg);
 }
 
+/* Our threads are created through the pthread_create the program itself sees
+ * (RTLD_DEFAULT: a sanitizer's or another interposer's first, else ours), so
+ * every runtime that tracks threads knows this one too; AddressSanitizer
+ * otherwise keeps stale stack poisoning where a fork child's new thread
+ * lands. Our own hook is bypassed for it, so the registry never counts it. */
 int lw_internal_thread_create(void *(*fn)(void *), void *arg)
 {
-    if (!real_pthread_create)
-        resolve((void **)&real_pthread_create, "pthread_create", NULL);
+    int (*create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *) =
+        (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))dlsym(RTLD_DEFAULT, "pthread_create");
+    if (!create) {
+        if (!real_pthread_create)
+            resolve((void **)&real_pthread_create, "pthread_create", NULL);
+        create = real_pthread_create;
+    }
     struct internal_start *start = malloc(sizeof *start);
     if (!start)
         return ENOMEM;
@@ -512,7 +522,9 @@ int lw_internal_thread_create(void *(*fn)(void *), void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t th;
-    int rc = real_pthread_create(&th, &attr, internal_trampoline, start);
+    lw_bypass_enter();
+    int rc = create(&th, &attr, internal_trampoline, start);
+    lw_bypass_leave();
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     if (rc != 0)

@@ -1,30 +1,30 @@
 #!/usr/bin/env python3
-"""A correct multithreaded program prints the same and exits the same with
-and without the preload (exit codes 0 and 3), and leaves no socket behind."""
+"""A correct multithreaded program (fixtures/healthy: mutexes, condvars,
+semaphores, rwlock, barrier, sleeps, timed waits, raw futexes, C11 threads,
+detached threads) prints the same and exits the same with and without the
+preload: exit 0, exit 3, and exit 5 called from a thread while others are
+parked. No socket file is left behind after the normal exits."""
 import os
-import subprocess
-import tempfile
-from lwtest import check, fixture, preload_value, run_test
+import shutil
+from lwtest import check, fixture, private_dir, run_program, run_test
 
-
-def run(args, preload, lwdir):
-    env = dict(os.environ, LEAKWATCH_DIR=lwdir)
-    if preload:
-        env["LD_PRELOAD"] = preload_value()
-    p = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
-    return p.returncode, p.stdout, p.stderr
+WANT = ["pipeline items 20000 total", "futex rounds 2000 pongs 2000", "c11 total 10 results 100",
+        "sem_timedwait -1 Connection timed out", "cond_timedwait Connection timed out", "detached 8"]
 
 
 def main():
-    with tempfile.TemporaryDirectory() as tmp:
-        lwdir = os.path.join(tmp, "lw")
-        for code in ("0", "3"):
-            bare = run([fixture("healthy"), code], False, lwdir)
-            pre = run([fixture("healthy"), code], True, lwdir)
-            check(bare == pre, "exit %s: bare %r != preloaded %r" % (code, bare, pre))
-            check(bare[0] == int(code) and "items 20000" in bare[1], "unexpected bare run %r" % (bare,))
-        left = [f for f in os.listdir(lwdir) if f.endswith(".sock")] if os.path.isdir(lwdir) else []
-        check(not left, "sockets left behind after normal exits: %r" % left)
+    tmp, lwdir = private_dir()
+    try:
+        for args, code in ((["0"], 0), (["3"], 3), (["5", "thread-exit"], 5)):
+            argv = [fixture("healthy")] + args
+            bare = run_program(argv, False, lwdir)
+            pre = run_program(argv, True, lwdir)
+            check(bare[0] == code and all(w in bare[1] for w in WANT), "the bare run itself is wrong: %r" % (bare,))
+            check(pre == bare, "%s: bare %r\n  != preloaded %r" % (" ".join(args), bare, pre))
+        left = sorted(os.listdir(lwdir)) if os.path.isdir(lwdir) else []
+        check(not left, "files left in the socket directory after the programs exited: %r" % left)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

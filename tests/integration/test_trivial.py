@@ -1,23 +1,25 @@
 #!/usr/bin/env python3
-"""A program that exits at once (/bin/true, and a shell pipeline) runs
-normally under the preload: exit 0, no output, no socket file left."""
+"""The preload loads with no side effects into programs that exit at once:
+/bin/true exits 0 with no output, a shell pipeline keeps its output and exit
+status, and neither leaves a socket (or any file) in LEAKWATCH_DIR."""
 import os
-import subprocess
-import tempfile
-from lwtest import check, preload_value, run_test
+import shutil
+from lwtest import check, private_dir, run_program, run_test
 
 
 def main():
-    with tempfile.TemporaryDirectory() as tmp:
-        lwdir = os.path.join(tmp, "lw")
-        env = dict(os.environ, LEAKWATCH_DIR=lwdir, LD_PRELOAD=preload_value())
-        p = subprocess.run(["/bin/true"], capture_output=True, text=True, env=env, timeout=30)
-        check((p.returncode, p.stdout, p.stderr) == (0, "", ""), "/bin/true: %r" % ((p.returncode, p.stdout, p.stderr),))
-        p = subprocess.run(["/bin/sh", "-c", "echo hello | tr a-z A-Z; exit 7"], capture_output=True, text=True,
-                           env=env, timeout=30)
-        check((p.returncode, p.stdout, p.stderr) == (7, "HELLO\n", ""), "shell pipeline: %r" % ((p.returncode, p.stdout, p.stderr),))
-        left = os.listdir(lwdir) if os.path.isdir(lwdir) else []
+    tmp, lwdir = private_dir()
+    try:
+        r = run_program(["/bin/true"], True, lwdir, timeout=30)
+        check(r == (0, "", ""), "/bin/true under the preload: %r" % (r,))
+        r = run_program(["/bin/false"], True, lwdir, timeout=30)
+        check(r == (1, "", ""), "/bin/false under the preload: %r" % (r,))
+        r = run_program(["/bin/sh", "-c", "echo hello | tr a-z A-Z; exit 7"], True, lwdir, timeout=30)
+        check(r == (7, "HELLO\n", ""), "a shell pipeline under the preload: %r" % (r,))
+        left = sorted(os.listdir(lwdir)) if os.path.isdir(lwdir) else []
         check(not left, "files left in the socket directory: %r" % left)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
