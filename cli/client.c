@@ -1,13 +1,18 @@
 /*
  * client.c — finds the sockets of processes under leakwatch wherever they put
- * them, asks them one question each, and parses the replies.
+ * them, asks them one question each, and parses the replies (docs/protocol.md,
+ * "Where the socket is" and "Requests").
  *
  * A process's socket may live in a directory the CLI's own environment would
- * not choose (another LEAKWATCH_DIR or XDG_RUNTIME_DIR), so sockets are found
- * from /proc/net/unix (every listening socket's bind-time path), from the
- * CLI's default directory, and from the directory the process's own
- * environment implies; a path not reachable here is tried under
- * /proc/PID/root. Every exchange is bounded by a timeout.
+ * not choose (another LEAKWATCH_DIR or XDG_RUNTIME_DIR, another mount
+ * namespace), so candidates come from /proc/net/unix (every listening
+ * socket's bind-time path, ".leakwatch.PID.tmp" mapped to its final name),
+ * from the CLI's default directory, and from the directory the process's own
+ * environment implies; a path not reachable as is is tried under
+ * /proc/PID/root. Discovery makes no connection: the server handles one
+ * connection at a time, so the CLI connects once per question. Connecting,
+ * sending and reading are bounded by one deadline (LEAKWATCH_TIMEOUT_MS,
+ * default 10 s), replies by 256 MiB.
  */
 #include "client.h"
 
@@ -26,30 +31,50 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REPLY_MAX (256u << 20)
+#define REPLY_MAX ((size_t)256 << 20)
+#define ENVIRON_MAX ((size_t)1 << 20)
+#define DEFAULT_TIMEOUT_MS 10000
 
 /* ---- where sockets are ---- */
 
-static void default_dir(char *out, size_t size, const char *lwdir, const char *xdg, uid_t uid)
+/* The protocol's directory choice, for any environment. false: none. */
+static bool default_dir(char *out, size_t size, const char *lwdir, const char *xdg, uid_t uid)
 {
-    if (lwdir && *lwdir)
-        snprintf(out, size, "%s", lwdir);
-    else if (xdg && xdg[0] == '/')
-        snprintf(out, size, "%s/leakwatch", xdg);
-    else
-        snprintf(out, size, "/tmp/leakwatch-%u", (unsigned)uid);
+    int n;
+    if (lwdir && *lwdir) {
+        if (lwdir[0] != '/')
+            return false;   /* the preload refuses a relative one too */
+        n = snprintf(out, size, "%s", lwdir);
+    } else if (xdg && xdg[0] == '/') {
+        n = snprintf(out, size, "%s/leakwatch", xdg);
+    } else {
+        n = snprintf(out, size, "/tmp/leakwatch-%u", (unsigned)uid);
+    }
+    return n > 0 && (size_t)n < size;
 }
 
 /* "leakwatch.<pid>.sock" or ".leakwatch.<pid>.tmp" -> pid, else 0 */
 static pid_t pid_of_socket_name(const char *name)
 {
-    int pid = 0, used = 0;
-    if (sscanf(name, "leakwatch.%d.sock%n", &pid, &used) == 1 && name[used] == 0)
-        return pid;
-    used = 0;
-    if (sscanf(name, ".leakwatch.%d.tmp%n", &pid, &used) == 1 && name[used] == 0)
-        return pid;
-    return 0;
+    const char *digits;
+    const char *suffix;
+    if (strncmp(name, "leakwatch.", 10) == 0) {
+        digits = name + 10;
+        suffix = ".sock";
+    } else if (strncmp(name, ".leakwatch.", 11) == 0) {
+        digits = name + 11;
+        suffix = ".tmp";
+    } else {
+        return 0;
+    }
+    if (*digits < '1' || *digits > '9')
+        return 0;
+    char *end;
+    errno = 0;
+    long pid = strtol(digits, &end, 10);
+    if (errno || pid <= 0 || pid > INT_MAX || strcmp(end, suffix) != 0)
+        return 0;
+    return (pid_t)pid;
 }
 
 static bool process_exists(pid_t pid)
@@ -62,42 +87,66 @@ struct list {
     size_t n, cap;
 };
 
-static void add_target(struct list *l, pid_t pid, const char *dir)
+static struct lwc_target *target_for(struct list *l, pid_t pid)
 {
     for (size_t i = 0; i < l->n; i++)
         if (l->items[i].pid == pid)
-            return;
+            return &l->items[i];
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 16;
         struct lwc_target *bigger = realloc(l->items, cap * sizeof *bigger);
         if (!bigger)
-            return;
+            return NULL;
         l->items = bigger;
         l->cap = cap;
     }
-    struct lwc_target *t = &l->items[l->n];
+    struct lwc_target *t = &l->items[l->n++];
+    memset(t, 0, sizeof *t);
     t->pid = pid;
-    if ((size_t)snprintf(t->path, sizeof t->path, "%s/leakwatch.%d.sock", dir, (int)pid) < sizeof t->path)
-        l->n++;
+    return t;
 }
 
+/* Remember <dir>/leakwatch.<pid>.sock as a candidate for pid, once. */
+static void add_candidate(struct list *l, pid_t pid, const char *dir)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/leakwatch.%d.sock", dir, (int)pid) >= sizeof path)
+        return;
+    struct lwc_target *t = target_for(l, pid);
+    if (!t || t->npaths == LWC_MAX_PATHS)
+        return;
+    for (size_t i = 0; i < t->npaths; i++)
+        if (strcmp(t->paths[i], path) == 0)
+            return;
+    char *copy = strdup(path);
+    if (copy)
+        t->paths[t->npaths++] = copy;
+}
+
+#define SO_ACCEPTCON_FLAG 0x10000   /* __SO_ACCEPTCON in /proc/net/unix "Flags" */
+
+/* Lines: "Num RefCount Protocol Flags Type St Inode Path". */
 static void scan_proc_net_unix(struct list *l, pid_t only)
 {
     FILE *f = fopen("/proc/net/unix", "re");
     if (!f)
         return;
-    char line[8192];
+    char line[PATH_MAX + 256];
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
-        char *path = strchr(line, '/');
-        if (!path)
+        unsigned long refcount, protocol, flags;
+        int used = 0;
+        if (sscanf(line, "%*s %lx %lx %lx %*x %*x %*u %n", &refcount, &protocol, &flags, &used) != 3 || !used)
             continue;
+        char *path = line + used;
         char *slash = strrchr(path, '/');
+        if (path[0] != '/' || !slash || !(flags & SO_ACCEPTCON_FLAG))
+            continue;
         pid_t pid = pid_of_socket_name(slash + 1);
         if (pid <= 0 || (only && pid != only))
             continue;
         *slash = 0;
-        add_target(l, pid, path);
+        add_candidate(l, pid, *path ? path : "/");
     }
     fclose(f);
 }
@@ -111,156 +160,174 @@ static void scan_dir(struct list *l, const char *dir, pid_t only)
     while ((de = readdir(d))) {
         pid_t pid = pid_of_socket_name(de->d_name);
         if (pid > 0 && de->d_name[0] != '.' && (!only || pid == only))
-            add_target(l, pid, dir);
+            add_candidate(l, pid, dir);
     }
     closedir(d);
 }
 
-static void cli_default_dir(char *out, size_t size)
+static bool cli_default_dir(char *out, size_t size)
 {
-    default_dir(out, size, getenv("LEAKWATCH_DIR"), getenv("XDG_RUNTIME_DIR"), geteuid());
+    return default_dir(out, size, getenv("LEAKWATCH_DIR"), getenv("XDG_RUNTIME_DIR"), geteuid());
+}
+
+/* The effective uid of pid, from the second field of "Uid:" in its status. */
+static bool process_euid(pid_t pid, uid_t *out)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool found = false;
+    unsigned real, effective;
+    while (!found && fgets(line, sizeof line, f))
+        if (sscanf(line, "Uid: %u %u", &real, &effective) == 2)
+            found = true;
+    fclose(f);
+    if (found)
+        *out = (uid_t)effective;
+    return found;
+}
+
+/* All of /proc/PID/environ (bounded), NUL-terminated; NULL if unreadable. */
+static char *read_environ(pid_t pid, size_t *len)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+        if (n == cap) {
+            char *bigger = cap < ENVIRON_MAX ? realloc(buf, 2 * cap + 1) : NULL;
+            if (!bigger)
+                break;
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    close(fd);
+    if (buf)
+        buf[n] = 0;
+    *len = n;
+    return buf;
 }
 
 /* The directory the process's own environment implies, when readable. */
 static bool process_env_dir(pid_t pid, char *out, size_t size)
 {
-    char path[64], buf[65536];
-    snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    size_t n;
+    uid_t euid;
+    char *env = read_environ(pid, &n);
+    if (!env)
         return false;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = 0;
     const char *lwdir = NULL, *xdg = NULL;
-    for (char *p = buf; p < buf + n; p += strlen(p) + 1) {
+    for (char *p = env; p < env + n; p += strlen(p) + 1) {
         if (strncmp(p, "LEAKWATCH_DIR=", 14) == 0)
             lwdir = p + 14;
         else if (strncmp(p, "XDG_RUNTIME_DIR=", 16) == 0)
             xdg = p + 16;
     }
-    struct stat st;
-    snprintf(path, sizeof path, "/proc/%d", (int)pid);
-    if (stat(path, &st) != 0)
-        return false;
-    default_dir(out, size, lwdir, xdg, st.st_uid);
-    return true;
+    bool ok = n > 0 && process_euid(pid, &euid) && default_dir(out, size, lwdir, xdg, euid);
+    free(env);
+    return ok;
 }
 
-/* ---- connecting ---- */
-
-static int connect_path(const char *path)
+static int compare_targets(const void *a, const void *b)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof addr.sun_path) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(addr.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
+    const struct lwc_target *x = a, *y = b;
+    return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
-/* Connect to t, trying /proc/PID/root as well; fixes t->path to what worked. */
-static int connect_target(struct lwc_target *t)
+void lwc_clear_target(struct lwc_target *t)
 {
-    int fd = connect_path(t->path);
-    if (fd >= 0 || (errno != ENOENT && errno != ENAMETOOLONG))
-        return fd;
-    int saved = errno;
-    char alt[sizeof t->path];
-    if ((size_t)snprintf(alt, sizeof alt, "/proc/%d/root%s", (int)t->pid, t->path) >= sizeof alt) {
-        errno = saved;
-        return -1;
-    }
-    fd = connect_path(alt);
-    if (fd >= 0)
-        memcpy(t->path, alt, sizeof alt);
-    else
-        errno = saved;
-    return fd;
+    for (size_t i = 0; i < t->npaths; i++)
+        free(t->paths[i]);
+    t->npaths = 0;
 }
 
-static void remove_if_stale_and_ours(const struct lwc_target *t, int connect_errno)
+void lwc_free_targets(struct lwc_target *t, size_t n)
+{
+    for (size_t i = 0; t && i < n; i++)
+        lwc_clear_target(&t[i]);
+    free(t);
+}
+
+/* A socket file is stale when its pid is gone, or the pid lives but nobody
+ * listens (ECONNREFUSED). Only our own socket files are removed. */
+static void remove_if_stale_and_ours(const char *path, pid_t pid, int connect_errno)
 {
     struct stat st;
-    bool dead = !process_exists(t->pid);
-    if ((dead || connect_errno == ECONNREFUSED) && lstat(t->path, &st) == 0 &&
-        S_ISSOCK(st.st_mode) && st.st_uid == geteuid())
-        unlink(t->path);
-}
-
-static bool reachable(struct lwc_target *t)
-{
-    int fd = connect_target(t);
-    if (fd < 0) {
-        remove_if_stale_and_ours(t, errno);
-        return false;
-    }
-    close(fd);
-    return true;
+    if (connect_errno != ECONNREFUSED && process_exists(pid))
+        return;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == geteuid())
+        unlink(path);
 }
 
 size_t lwc_list_targets(struct lwc_target **out)
 {
     struct list l = { 0 };
-    char dir[4096];
+    char dir[PATH_MAX];
     scan_proc_net_unix(&l, 0);
-    cli_default_dir(dir, sizeof dir);
-    scan_dir(&l, dir, 0);
+    if (cli_default_dir(dir, sizeof dir))
+        scan_dir(&l, dir, 0);
     size_t kept = 0;
-    for (size_t i = 0; i < l.n; i++)
-        if (process_exists(l.items[i].pid) && reachable(&l.items[i]))
-            l.items[kept++] = l.items[i];
-        else
-            remove_if_stale_and_ours(&l.items[i], 0);
+    for (size_t i = 0; i < l.n; i++) {
+        struct lwc_target *t = &l.items[i];
+        if (process_exists(t->pid)) {
+            l.items[kept++] = *t;
+            continue;
+        }
+        for (size_t p = 0; p < t->npaths; p++)
+            remove_if_stale_and_ours(t->paths[p], t->pid, ESRCH);
+        lwc_clear_target(t);
+    }
+    if (kept)
+        qsort(l.items, kept, sizeof *l.items, compare_targets);
     *out = l.items;
     return kept;
 }
 
 bool lwc_find_target(pid_t pid, struct lwc_target *out, char *err, size_t errsize)
 {
+    memset(out, 0, sizeof *out);
+    out->pid = pid;
     if (!process_exists(pid)) {
         snprintf(err, errsize, "no such process: %d", (int)pid);
         return false;
     }
     struct list l = { 0 };
-    char dir[4096];
+    char dir[PATH_MAX];
     scan_proc_net_unix(&l, pid);
-    cli_default_dir(dir, sizeof dir);
-    scan_dir(&l, dir, pid);
+    if (cli_default_dir(dir, sizeof dir))
+        scan_dir(&l, dir, pid);
     if (process_env_dir(pid, dir, sizeof dir))
         scan_dir(&l, dir, pid);
-    bool found = false;
-    for (size_t i = 0; i < l.n && !found; i++)
-        if (reachable(&l.items[i])) {
-            *out = l.items[i];
-            found = true;
-        }
+    if (l.n == 1)
+        *out = l.items[0];
     free(l.items);
-    if (!found)
+    if (out->npaths == 0)
         snprintf(err, errsize, "no leakwatch socket for pid %d: is it running under LD_PRELOAD=libleakwatch.so?",
                  (int)pid);
-    return found;
+    return out->npaths > 0;
 }
 
-/* ---- asking ---- */
+/* ---- connecting ---- */
 
 static int timeout_ms(void)
 {
     const char *s = getenv("LEAKWATCH_TIMEOUT_MS");
-    long v = s ? strtol(s, NULL, 10) : 0;
-    return v > 0 && v < INT_MAX ? (int)v : 10000;
+    char *end;
+    long v = s ? strtol(s, &end, 10) : 0;
+    return s && *s && !*end && v > 0 && v < INT_MAX ? (int)v : DEFAULT_TIMEOUT_MS;
 }
 
 static long long now_ms(void)
@@ -270,39 +337,139 @@ static long long now_ms(void)
     return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
+static void set_socket_timeouts(int fd, long long ms)
+{
+    if (ms < 1)
+        ms = 1;
+    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);   /* bounds connect() on AF_UNIX too */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+static int connect_path(const char *path, long long deadline)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof addr.sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(addr.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    set_socket_timeouts(fd, deadline - now_ms());
+    int rc;
+    do
+        rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
+    while (rc != 0 && errno == EINTR && now_ms() < deadline);
+    if (rc != 0) {
+        int e = errno == EAGAIN || errno == EINPROGRESS ? ETIMEDOUT : errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Connect to path, or the same path under /proc/PID/root when it is not
+ * reachable as is (another mount namespace). */
+static int connect_candidate(const char *path, pid_t pid, long long deadline)
+{
+    int fd = connect_path(path, deadline);
+    if (fd >= 0 || (errno != ENOENT && errno != ENAMETOOLONG && errno != ENOTDIR))
+        return fd;
+    int first = errno;
+    char alt[PATH_MAX];
+    if ((size_t)snprintf(alt, sizeof alt, "/proc/%d/root%s", (int)pid, path) < sizeof alt) {
+        fd = connect_path(alt, deadline);
+        if (fd >= 0)
+            return fd;
+        if (errno != ENOENT && errno != ENAMETOOLONG)
+            return -1;
+    }
+    errno = first;
+    return -1;
+}
+
+/* Connect to the first candidate that listens; stale ones are removed.
+ * -1 with *why and err set when none does. */
+static int connect_target(const struct lwc_target *t, long long deadline, enum lwc_failure *why, char *err,
+                          size_t errsize)
+{
+    *why = LWC_NOT_LISTENING;
+    snprintf(err, errsize, "no leakwatch socket for pid %d: is it running under LD_PRELOAD=libleakwatch.so?",
+             (int)t->pid);
+    for (size_t i = 0; i < t->npaths; i++) {
+        int fd = connect_candidate(t->paths[i], t->pid, deadline);
+        if (fd >= 0)
+            return fd;
+        int e = errno;
+        if (e == ECONNREFUSED || e == ENOENT) {
+            remove_if_stale_and_ours(t->paths[i], t->pid, e);
+        } else if (e == EACCES || e == EPERM) {
+            snprintf(err, errsize, "cannot connect to %s: %s", t->paths[i], strerror(e));
+        } else {
+            *why = LWC_FAILED;
+            snprintf(err, errsize, "cannot connect to %s: %s", t->paths[i],
+                     e == ETIMEDOUT ? "timed out" : strerror(e));
+        }
+    }
+    return -1;
+}
+
+/* ---- asking ---- */
+
+static bool send_line(int fd, const char *line, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, line, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        line += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
 /* Read until EOF within the deadline; NULL with a message on failure. */
-static char *read_reply(int fd, size_t *len_out, char *err, size_t errsize)
+static char *read_reply(int fd, long long deadline, size_t *len_out, char *err, size_t errsize)
 {
     size_t len = 0, cap = 65536;
-    char *buf = malloc(cap);
-    long long deadline = now_ms() + timeout_ms();
+    char *buf = malloc(cap + 1);
     while (buf) {
         long long left = deadline - now_ms();
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
-            snprintf(err, errsize, "timed out waiting for the reply");
+        int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready <= 0) {
+            if (ready == 0)
+                snprintf(err, errsize, "timed out after %d ms waiting for the reply", timeout_ms());
+            else
+                snprintf(err, errsize, "waiting for the reply: %s", strerror(errno));
             free(buf);
             return NULL;
         }
-        if (len + 1 >= cap) {
-            if (cap >= REPLY_MAX) {
-                snprintf(err, errsize, "reply larger than %u MiB", REPLY_MAX >> 20);
+        if (len == cap) {
+            char *bigger = cap < REPLY_MAX ? realloc(buf, 2 * cap + 1) : NULL;
+            if (!bigger) {
+                snprintf(err, errsize, cap < REPLY_MAX ? "out of memory reading the reply"
+                                                       : "reply larger than %zu MiB", REPLY_MAX >> 20);
                 free(buf);
                 return NULL;
             }
-            char *bigger = realloc(buf, cap * 2);
-            if (!bigger)
-                break;
             buf = bigger;
             cap *= 2;
         }
-        ssize_t n = read(fd, buf + len, cap - len - 1);
+        ssize_t n = recv(fd, buf + len, cap - len, MSG_DONTWAIT);
         if (n == 0) {
             buf[len] = 0;
             *len_out = len;
             return buf;
         }
-        if (n < 0 && errno != EINTR && errno != EAGAIN) {
+        if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
             snprintf(err, errsize, "reading the reply: %s", strerror(errno));
             free(buf);
             return NULL;
@@ -314,52 +481,98 @@ static char *read_reply(int fd, size_t *len_out, char *err, size_t errsize)
     return NULL;
 }
 
-json_object *lwc_ask(const struct lwc_target *target, const char *request, char *err, size_t errsize)
+static bool only_space(const char *s, size_t n)
 {
-    struct lwc_target t = *target;
-    int fd = connect_target(&t);
-    if (fd < 0) {
-        snprintf(err, errsize, "cannot connect to %s: %s", t.path, strerror(errno));
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\n' && s[i] != '\r' && s[i] != '\t')
+            return false;
+    return true;
+}
+
+/* Exactly one JSON object (surrounding white space allowed), else NULL. */
+static json_object *parse_reply(const char *text, size_t len, char *err, size_t errsize)
+{
+    if (len == 0 || only_space(text, len)) {
+        snprintf(err, errsize, "malformed reply: empty");
         return NULL;
     }
+    if (len > INT_MAX || memchr(text, 0, len)) {
+        snprintf(err, errsize, "malformed reply: %s", len > INT_MAX ? "too large" : "contains a NUL byte");
+        return NULL;
+    }
+    json_tokener *tok = json_tokener_new_ex(128);
+    if (!tok) {
+        snprintf(err, errsize, "out of memory parsing the reply");
+        return NULL;
+    }
+    json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t used = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    const char *why = NULL;
+    if (jerr == json_tokener_continue)
+        why = "truncated JSON";
+    else if (jerr != json_tokener_success || !obj)
+        why = json_tokener_error_desc(jerr);
+    else if (!json_object_is_type(obj, json_type_object))
+        why = "not a JSON object";
+    else if (used < len && !only_space(text + used, len - used))
+        why = "trailing bytes after the JSON object";
+    if (why) {
+        snprintf(err, errsize, "malformed reply: %s", why);
+        json_object_put(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+/* An error reply or an unknown version becomes a message; true if usable. */
+static bool check_reply(json_object *obj, char *err, size_t errsize)
+{
+    json_object *e = lwc_get(obj, "error");
+    if (e) {
+        snprintf(err, errsize, "%s", json_object_is_type(e, json_type_string) ? json_object_get_string(e)
+                                                                              : "error reply without a message");
+        return false;
+    }
+    json_object *v = lwc_get(obj, "version");
+    if (!v || !json_object_is_type(v, json_type_int) || json_object_get_int64(v) != 1) {
+        snprintf(err, errsize, "malformed reply: %s", v ? "unsupported version (this CLI speaks version 1)"
+                                                        : "no \"version\" field");
+        return false;
+    }
+    return true;
+}
+
+json_object *lwc_ask(const struct lwc_target *t, const char *request, enum lwc_failure *why, char *err,
+                     size_t errsize)
+{
+    long long deadline = now_ms() + timeout_ms();
+    int fd = connect_target(t, deadline, why, err, errsize);
+    if (fd < 0)
+        return NULL;
+    *why = LWC_FAILED;
     char line[300];
     int n = snprintf(line, sizeof line, "%s\n", request);
-    struct timeval tv = { .tv_sec = timeout_ms() / 1000, .tv_usec = (timeout_ms() % 1000) * 1000 };
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (n <= 0 || send(fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
+    if (n <= 0 || (size_t)n >= sizeof line || !send_line(fd, line, (size_t)n)) {
         snprintf(err, errsize, "cannot send the request: %s", strerror(errno));
         close(fd);
         return NULL;
     }
     size_t len = 0;
-    char *reply = read_reply(fd, &len, err, errsize);
+    char *text = read_reply(fd, deadline, &len, err, errsize);
     close(fd);
-    if (!reply)
+    if (!text)
         return NULL;
-    enum json_tokener_error jerr = json_tokener_success;
-    json_tokener *tok = json_tokener_new_ex(64);
-    json_object *obj = tok ? json_tokener_parse_ex(tok, reply, (int)len) : NULL;
-    if (tok)
-        jerr = json_tokener_get_error(tok);
-    if (tok)
-        json_tokener_free(tok);
-    free(reply);
-    if (!obj || jerr != json_tokener_success || !json_object_is_type(obj, json_type_object)) {
-        snprintf(err, errsize, "malformed reply (%s)", len == 0 ? "empty" : json_tokener_error_desc(jerr));
+    json_object *obj = parse_reply(text, len, err, errsize);
+    free(text);
+    if (!obj)
+        return NULL;
+    if (!check_reply(obj, err, errsize)) {
         json_object_put(obj);
         return NULL;
     }
-    const char *server_error = lwc_str(obj, "error", NULL);
-    if (server_error) {
-        snprintf(err, errsize, "%s", server_error);
-        json_object_put(obj);
-        return NULL;
-    }
-    if (lwc_int(obj, "version", 0) != 1) {
-        snprintf(err, errsize, "unsupported reply version %lld", (long long)lwc_int(obj, "version", 0));
-        json_object_put(obj);
-        return NULL;
-    }
+    *why = LWC_OK;
     return obj;
 }
 
@@ -373,18 +586,32 @@ json_object *lwc_get(json_object *o, const char *key)
     return json_object_is_type(v, json_type_null) ? NULL : v;
 }
 
+json_object *lwc_array(json_object *o, const char *key)
+{
+    json_object *v = lwc_get(o, key);
+    return v && json_object_is_type(v, json_type_array) ? v : NULL;
+}
+
+size_t lwc_len(json_object *array)
+{
+    return array && json_object_is_type(array, json_type_array) ? json_object_array_length(array) : 0;
+}
+
+static bool is_number(json_object *v)
+{
+    return v && (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double));
+}
+
 int64_t lwc_int(json_object *o, const char *key, int64_t fallback)
 {
     json_object *v = lwc_get(o, key);
-    return v && (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double))
-               ? json_object_get_int64(v) : fallback;
+    return is_number(v) ? json_object_get_int64(v) : fallback;
 }
 
 double lwc_double(json_object *o, const char *key, double fallback)
 {
     json_object *v = lwc_get(o, key);
-    return v && (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double))
-               ? json_object_get_double(v) : fallback;
+    return is_number(v) ? json_object_get_double(v) : fallback;
 }
 
 const char *lwc_str(json_object *o, const char *key, const char *fallback)

@@ -1,33 +1,54 @@
 /*
  * client.h — finding processes under leakwatch and asking them questions.
+ *
+ * Discovery only collects candidate socket paths (no connection is made);
+ * lwc_ask tries them in order, removes stale ones, and returns the parsed
+ * reply. Kept apart from rendering so every verb asks the same way.
  */
 #ifndef LWC_CLIENT_H
 #define LWC_CLIENT_H
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+#define LWC_MAX_PATHS 8
 
 struct lwc_target {
     pid_t pid;
-    char path[4096];   /* the socket, as the CLI can reach it */
+    size_t npaths;
+    char *paths[LWC_MAX_PATHS];   /* candidate sockets, best first (malloc'ed) */
 };
 
-/* Every live process with a leakwatch socket this user can see. Returns the
- * count; *out is malloc'ed (free it). Stale sockets we own are removed. */
+/* Why lwc_ask failed: decides the message and whether status lists hide it. */
+enum lwc_failure {
+    LWC_OK,
+    LWC_NOT_LISTENING,   /* every candidate is stale, gone, or not ours to open */
+    LWC_FAILED,          /* timeout, malformed reply, error reply, I/O error */
+};
+
+/* Every live process with a leakwatch socket this user can see, sorted by
+ * pid. Returns the count; *out is malloc'ed (lwc_free_targets). */
 size_t lwc_list_targets(struct lwc_target **out);
+void lwc_free_targets(struct lwc_target *t, size_t n);
 
-/* The socket of one process. false with a message in err when there is none. */
+/* Candidate sockets of one process. false with a message in err when the
+ * process does not exist or has no candidate socket. */
 bool lwc_find_target(pid_t pid, struct lwc_target *out, char *err, size_t errsize);
+void lwc_clear_target(struct lwc_target *t);
 
-/* Send one request line and parse the JSON reply. NULL with a message in
- * err on any failure (connection, timeout, malformed reply, error reply). */
-json_object *lwc_ask(const struct lwc_target *t, const char *request, char *err, size_t errsize);
+/* Send one request line and parse the JSON reply (a new reference). NULL with
+ * *why set and a message in err on any failure. */
+json_object *lwc_ask(const struct lwc_target *t, const char *request, enum lwc_failure *why,
+                     char *err, size_t errsize);
 
 /* Small accessors that tolerate missing or mistyped fields. */
 int64_t lwc_int(json_object *o, const char *key, int64_t fallback);
 double lwc_double(json_object *o, const char *key, double fallback);
 const char *lwc_str(json_object *o, const char *key, const char *fallback);
 json_object *lwc_get(json_object *o, const char *key);   /* NULL if missing or null */
+json_object *lwc_array(json_object *o, const char *key);  /* NULL unless an array */
+size_t lwc_len(json_object *array);                        /* 0 unless an array */
 
 #endif

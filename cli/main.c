@@ -1,7 +1,10 @@
 /*
  * main.c — the leakwatch command: one row per verb in the table below, in
- * the manner of git's command table. Exit codes: 0 fine, 1 leaks found
- * (where a verb checks), 2 usage or connection error.
+ * the manner of git's command table, so adding a verb is one function and one
+ * row. Options are parsed the same way for every verb (--help, --json, --all,
+ * a PID). Exit codes: 0 fine, 1 leaks found (where a verb checks), 2 usage or
+ * connection error. The verbs only glue client.c (asking), symbolize.c and
+ * the renderers together.
  */
 #include "client.h"
 #include "render.h"
@@ -47,30 +50,45 @@ static int fail(const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
-static void print_json(json_object *o)
-{
-    printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-}
-
 static bool has_stuck_threads(json_object *reply)
 {
     json_object *s = lwc_get(reply, "summary");
     return lwc_int(s, "leaked", 0) > 0 || lwc_int(s, "deadlocked", 0) > 0;
 }
 
-/* Ask one process; on failure print "leakwatch: pid N: why" and return NULL. */
+/* Ask one process; on failure print "leakwatch: [pid N: ]why", return NULL. */
 static json_object *ask_pid(pid_t pid, const char *request)
 {
     struct lwc_target t;
-    char err[512];
+    char err[1024];
+    enum lwc_failure why;
     if (!lwc_find_target(pid, &t, err, sizeof err)) {
         fprintf(stderr, "leakwatch: %s\n", err);
         return NULL;
     }
-    json_object *reply = lwc_ask(&t, request, err, sizeof err);
-    if (!reply)
+    json_object *reply = lwc_ask(&t, request, &why, err, sizeof err);
+    lwc_clear_target(&t);
+    if (!reply && why == LWC_NOT_LISTENING)
+        fprintf(stderr, "leakwatch: %s\n", err);
+    else if (!reply)
         fprintf(stderr, "leakwatch: pid %d: %s\n", (int)pid, err);
     return reply;
+}
+
+/* {"version":1,"processes":[{pid, command, summary}, …]} */
+static json_object *status_json(json_object **replies, size_t n)
+{
+    json_object *o = json_object_new_object(), *arr = json_object_new_array();
+    json_object_object_add(o, "version", json_object_new_int(1));
+    for (size_t i = 0; i < n; i++) {
+        json_object *p = json_object_new_object();
+        json_object_object_add(p, "pid", json_object_get(lwc_get(replies[i], "pid")));
+        json_object_object_add(p, "command", json_object_get(lwc_get(replies[i], "command")));
+        json_object_object_add(p, "summary", json_object_get(lwc_get(replies[i], "summary")));
+        json_object_array_add(arr, p);
+    }
+    json_object_object_add(o, "processes", arr);
+    return o;
 }
 
 /* ---- verbs ---- */
@@ -81,27 +99,22 @@ static int cmd_status_all(const struct options *opt)
     size_t n = lwc_list_targets(&targets);
     json_object **replies = calloc(n ? n : 1, sizeof *replies);
     size_t ok = 0;
-    bool stuck = false;
+    bool stuck = false, failed = false;
     for (size_t i = 0; replies && i < n; i++) {
-        char err[512];
-        json_object *r = lwc_ask(&targets[i], "status", err, sizeof err);
-        if (!r)
-            continue;   /* it exited meanwhile, or refused us: not ours to list */
-        replies[ok++] = r;
-        stuck |= has_stuck_threads(r);
+        char err[1024];
+        enum lwc_failure why;
+        json_object *r = lwc_ask(&targets[i], "status", &why, err, sizeof err);
+        if (r) {
+            replies[ok++] = r;
+            stuck |= has_stuck_threads(r);
+        } else if (why == LWC_FAILED) {   /* gone, stale or another user's: not listed, not an error */
+            fprintf(stderr, "leakwatch: pid %d: %s\n", (int)targets[i].pid, err);
+            failed = true;
+        }
     }
     if (opt->json) {
-        json_object *o = json_object_new_object(), *arr = json_object_new_array();
-        json_object_object_add(o, "version", json_object_new_int(1));
-        for (size_t i = 0; i < ok; i++) {
-            json_object *p = json_object_new_object();
-            json_object_object_add(p, "pid", json_object_get(lwc_get(replies[i], "pid")));
-            json_object_object_add(p, "command", json_object_get(lwc_get(replies[i], "command")));
-            json_object_object_add(p, "summary", json_object_get(lwc_get(replies[i], "summary")));
-            json_object_array_add(arr, p);
-        }
-        json_object_object_add(o, "processes", arr);
-        print_json(o);
+        json_object *o = status_json(replies, ok);
+        lwc_print_json(stdout, o);
         json_object_put(o);
     } else {
         struct lwc_style st = style();
@@ -110,8 +123,8 @@ static int cmd_status_all(const struct options *opt)
     for (size_t i = 0; i < ok; i++)
         json_object_put(replies[i]);
     free(replies);
-    free(targets);
-    return stuck ? EXIT_LEAKS : EXIT_FINE;
+    lwc_free_targets(targets, n);
+    return failed ? EXIT_USAGE : stuck ? EXIT_LEAKS : EXIT_FINE;
 }
 
 static int cmd_status(const struct options *opt)
@@ -122,7 +135,7 @@ static int cmd_status(const struct options *opt)
     if (!r)
         return EXIT_USAGE;
     if (opt->json) {
-        print_json(r);
+        lwc_print_json(stdout, r);
     } else {
         struct lwc_style st = style();
         lwc_render_status_one(stdout, r, &st);
@@ -137,10 +150,10 @@ static int cmd_threads(const struct options *opt)
     json_object *r = ask_pid(opt->pid, "threads");
     if (!r)
         return EXIT_USAGE;
-    struct lwc_symbolizer *sym = lwc_symbolizer_new(lwc_get(r, "modules"));
+    struct lwc_symbolizer *sym = lwc_symbolizer_new(lwc_array(r, "modules"), opt->pid);
     json_object *pub = lwc_public_process(r, sym);
     if (opt->json) {
-        print_json(pub);
+        lwc_print_json(stdout, pub);
     } else {
         struct lwc_style st = style();
         lwc_render_threads(stdout, pub, opt->all, &st);
@@ -162,14 +175,18 @@ static int cmd_version(const struct options *opt)
 static const struct verb verbs[] = {
     { "status", cmd_status, "leakwatch status [PID] [--json]",
       "Without PID: every process running under leakwatch, one line each with its\n"
-      "thread counts by verdict. With PID: that process's summary.\n"
-      "Exits 1 if any process shown has leaked or deadlocked threads.",
+      "thread counts by verdict. With PID: that process's summary (uptime, threads\n"
+      "created, exited and peak, counts by verdict).\n"
+      "Exits 1 if any process shown has leaked or deadlocked threads, 2 if a process\n"
+      "could not be asked (no socket, timeout, error or malformed reply).",
       true, false, false },
     { "threads", cmd_threads, "leakwatch threads PID [--all] [--json]",
       "The thread dump of PID: what every thread waits on, for how long, why it is\n"
       "stuck, and where (symbolized wait and creation stacks). By default threads\n"
       "are grouped by verdict, creation site and wait site with a count, stuck\n"
-      "groups first; --all lists every thread; --json prints the JSON contract.",
+      "groups first; --all lists every thread. --json prints the JSON contract,\n"
+      "always with every thread, stacks as frames {pc, module, offset, function,\n"
+      "file, line}.",
       true, true, true },
     { "help", cmd_help, "leakwatch help [VERB]", "Shows the verbs, or one verb's help.", false, false, false },
     { "version", cmd_version, "leakwatch version", "Prints the version.", false, false, false },
@@ -201,7 +218,12 @@ static void print_overview(FILE *out)
     for (size_t i = 0; i < NVERBS; i++)
         fprintf(out, "  %s\n", verbs[i].usage);
     fprintf(out, "\n'leakwatch VERB --help' for details. Exit status: 0 fine, 1 leaks found,\n"
-                 "2 usage or connection error. NO_COLOR disables colour.\n");
+                 "2 usage or connection error.\n\n"
+                 "environment:\n"
+                 "  LEAKWATCH_DIR, XDG_RUNTIME_DIR  where sockets are looked for first (processes\n"
+                 "                                  elsewhere are found through /proc as well)\n"
+                 "  LEAKWATCH_TIMEOUT_MS            how long to wait for a process (default 10000)\n"
+                 "  NO_COLOR                        no colour, even on a terminal\n");
 }
 
 static int cmd_help(const struct options *opt)

@@ -1,8 +1,13 @@
 /*
  * render_json.c — the public JSON contract (../shared/design.md, "JSON
- * contract"; docs/protocol.md): the preload's reply with every stack id
- * replaced by symbolized frames. The text views are rendered from this same
- * object, so both outputs always agree.
+ * contract"; docs/protocol.md, "The CLI's public JSON"): the preload's reply
+ * with every stack id replaced by symbolized frames, start routines named,
+ * and the modules and stack table dropped. The text views are rendered from
+ * this same object, so both outputs always agree.
+ *
+ * Each stack id is expanded once and its frame array shared (json-c reference
+ * counts) by every thread that uses it: 10,000 threads with one stack cost
+ * one symbolization.
  */
 #include "render.h"
 #include "client.h"
@@ -11,6 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+struct expander {
+    json_object *stacks;      /* the reply's table: id -> ["0x…", …] */
+    json_object *done;        /* id -> frame array, already expanded */
+    struct lwc_symbolizer *sym;
+};
+
 static json_object *hex_string(uint64_t v)
 {
     char buf[32];
@@ -18,10 +29,21 @@ static json_object *hex_string(uint64_t v)
     return json_object_new_string(buf);
 }
 
-static json_object *frame_object(struct lwc_symbolizer *sym, uint64_t pc)
+/* "0x…" -> value; false for anything else. */
+static bool parse_address(json_object *v, uint64_t *out)
+{
+    const char *s = v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    char *end;
+    if (!s || strncmp(s, "0x", 2) != 0 || !s[2])
+        return false;
+    *out = strtoull(s + 2, &end, 16);
+    return *end == 0;
+}
+
+static json_object *frame_object(struct lwc_symbolizer *sym, uint64_t pc, bool return_address)
 {
     struct lwc_frame f;
-    lwc_symbolize(sym, pc, &f);
+    lwc_symbolize(sym, pc, return_address, &f);
     json_object *o = json_object_new_object();
     json_object_object_add(o, "pc", hex_string(pc));
     json_object_object_add(o, "module", f.module ? json_object_new_string(f.module) : NULL);
@@ -32,32 +54,50 @@ static json_object *frame_object(struct lwc_symbolizer *sym, uint64_t pc)
     return o;
 }
 
-/* stacks["id"] -> [frame, ...]; an unknown id gives an empty array. */
-static json_object *expand_stack(json_object *stacks, json_object *id, struct lwc_symbolizer *sym)
+/* The frames of a list of pcs, innermost first; pcs that are not addresses
+ * are skipped. docs/protocol.md says only the frames after the first are
+ * return addresses, but the preload removes its own frames from an unwound
+ * stack, so the first one is the return address into the hooked function's
+ * caller as well (looked up as is, `sem_wait(&s);` shows as the line after
+ * it). pc - 1 is right for every frame, and for a pc taken from
+ * /proc/T/syscall (just after the syscall instruction) too. */
+#define FIRST_FRAME_IS_RETURN_ADDRESS true
+static json_object *frames_of(json_object *pcs, struct lwc_symbolizer *sym)
 {
     json_object *frames = json_object_new_array();
-    if (!id || !(json_object_is_type(id, json_type_int)))
-        return frames;
-    char key[32];
-    snprintf(key, sizeof key, "%lld", (long long)json_object_get_int64(id));
-    json_object *pcs = lwc_get(stacks, key);
-    size_t n = pcs && json_object_is_type(pcs, json_type_array) ? json_object_array_length(pcs) : 0;
+    size_t n = lwc_len(pcs);
     for (size_t i = 0; i < n; i++) {
-        const char *s = json_object_get_string(json_object_array_get_idx(pcs, i));
-        if (s)
-            json_object_array_add(frames, frame_object(sym, strtoull(s, NULL, 16)));
+        uint64_t pc;
+        if (parse_address(json_object_array_get_idx(pcs, i), &pc))
+            json_object_array_add(frames, frame_object(sym, pc, FIRST_FRAME_IS_RETURN_ADDRESS ||
+                                                                    json_object_array_length(frames) > 0));
     }
     return frames;
 }
 
+/* stacks[id] as frames (a new reference); an absent or unknown id gives an
+ * empty array, so consumers always find an array. */
+static json_object *expand_stack(struct expander *x, json_object *id)
+{
+    char key[32];
+    if (!id || !json_object_is_type(id, json_type_int))
+        return json_object_new_array();
+    snprintf(key, sizeof key, "%lld", (long long)json_object_get_int64(id));
+    json_object *frames = NULL;
+    if (!json_object_object_get_ex(x->done, key, &frames)) {
+        frames = frames_of(lwc_get(x->stacks, key), x->sym);
+        json_object_object_add(x->done, key, frames);
+    }
+    return json_object_get(frames);
+}
+
 static json_object *routine_object(json_object *pc, struct lwc_symbolizer *sym)
 {
-    const char *s = pc && json_object_is_type(pc, json_type_string) ? json_object_get_string(pc) : NULL;
-    if (!s)
+    uint64_t addr;
+    if (!parse_address(pc, &addr))
         return NULL;
     struct lwc_frame f;
-    uint64_t addr = strtoull(s, NULL, 16);
-    lwc_symbolize(sym, addr + 1, &f);   /* a function's entry, not a return address */
+    lwc_symbolize(sym, addr, false, &f);   /* a function's entry, not a return address */
     json_object *o = json_object_new_object();
     json_object_object_add(o, "pc", hex_string(addr));
     json_object_object_add(o, "function", f.function ? json_object_new_string(f.function) : NULL);
@@ -65,43 +105,51 @@ static json_object *routine_object(json_object *pc, struct lwc_symbolizer *sym)
 }
 
 /* Copy every field of a thread object, expanding stacks and start_routine. */
-static json_object *public_thread(json_object *t, json_object *stacks, struct lwc_symbolizer *sym)
+static json_object *public_thread(json_object *t, struct expander *x)
 {
     json_object *o = json_object_new_object();
     json_object_object_foreach(t, key, val) {
         if (strcmp(key, "wait_stack") == 0 || strcmp(key, "create_stack") == 0)
-            json_object_object_add(o, key, expand_stack(stacks, val, sym));
+            json_object_object_add(o, key, expand_stack(x, val));
         else if (strcmp(key, "start_routine") == 0)
-            json_object_object_add(o, key, routine_object(val, sym));
+            json_object_object_add(o, key, routine_object(val, x->sym));
         else
             json_object_object_add(o, key, json_object_get(val));
     }
     return o;
 }
 
-static json_object *public_array(json_object *arr, json_object *stacks, struct lwc_symbolizer *sym)
+static json_object *public_array(json_object *arr, struct expander *x)
 {
     json_object *out = json_object_new_array();
-    size_t n = arr && json_object_is_type(arr, json_type_array) ? json_object_array_length(arr) : 0;
+    size_t n = lwc_len(arr);
     for (size_t i = 0; i < n; i++) {
         json_object *t = json_object_array_get_idx(arr, i);
         if (t && json_object_is_type(t, json_type_object))
-            json_object_array_add(out, public_thread(t, stacks, sym));
+            json_object_array_add(out, public_thread(t, x));
     }
     return out;
 }
 
 json_object *lwc_public_process(json_object *reply, struct lwc_symbolizer *sym)
 {
-    json_object *stacks = lwc_get(reply, "stacks");
+    struct expander x = { lwc_get(reply, "stacks"), json_object_new_object(), sym };
     json_object *o = json_object_new_object();
     json_object_object_foreach(reply, key, val) {
         if (strcmp(key, "stacks") == 0 || strcmp(key, "modules") == 0)
             continue;
         if (strcmp(key, "threads") == 0 || strcmp(key, "exited_threads") == 0)
-            json_object_object_add(o, key, public_array(val, stacks, sym));
+            json_object_object_add(o, key, public_array(val, &x));
         else
             json_object_object_add(o, key, json_object_get(val));
     }
+    if (!lwc_get(o, "threads"))   /* consumers may rely on an array */
+        json_object_object_add(o, "threads", json_object_new_array());
+    json_object_put(x.done);
     return o;
+}
+
+void lwc_print_json(FILE *out, json_object *o)
+{
+    fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 }

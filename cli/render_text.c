@@ -1,8 +1,11 @@
 /*
  * render_text.c — the views for people: the status table, one process's
- * summary, and the thread dump, aggregated by default like Go's goroutine
- * profile (one group per verdict, creation site and wait site, with a count),
- * stuck groups first, so 10,000 identical leaked workers read as one entry.
+ * summary, and the thread dump. The dump is aggregated by default like Go's
+ * goroutine profile — one group per (verdict, wait kind, wait stack, creation
+ * stack) with a count and the range of parked times, stuck groups
+ * (deadlocked, leaked, suspect) first — so 10,000 identical leaked workers read
+ * as one entry; --all lists every thread. Colour marks stuck verdicts only,
+ * and only when the caller's style says so (a terminal, no NO_COLOR).
  */
 #include "render.h"
 #include "client.h"
@@ -12,6 +15,10 @@
 
 static const char *const verdict_order[] = { "deadlocked", "leaked", "suspect", "waiting", "running" };
 #define NVERDICTS 5
+
+#define RED "\033[1;31m"
+#define YELLOW "\033[1;33m"
+#define RESET "\033[0m"
 
 static int verdict_rank(const char *v)
 {
@@ -23,23 +30,24 @@ static int verdict_rank(const char *v)
 
 static const char *verdict_color(const struct lwc_style *st, const char *v)
 {
-    if (!st->color || !v)
+    int r = verdict_rank(v);
+    if (!st->color || r > 2)
         return "";
-    if (!strcmp(v, "deadlocked") || !strcmp(v, "leaked"))
-        return "\033[1;31m";
-    if (!strcmp(v, "suspect"))
-        return "\033[1;33m";
-    return "";
+    return r == 2 ? YELLOW : RED;
 }
 
-static const char *reset(const struct lwc_style *st, const char *v)
+static const char *verdict_reset(const struct lwc_style *st, const char *v)
 {
-    return *verdict_color(st, v) ? "\033[0m" : "";
+    return *verdict_color(st, v) ? RESET : "";
 }
 
 static void format_seconds(char *buf, size_t size, double s)
 {
-    if (s >= 3600)
+    if (s < 0)
+        s = 0;
+    if (s >= 86400)
+        snprintf(buf, size, "%dd%02dh", (int)(s / 86400), (int)(s / 3600) % 24);
+    else if (s >= 3600)
         snprintf(buf, size, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
     else if (s >= 60)
         snprintf(buf, size, "%dm%02ds", (int)(s / 60), (int)s % 60);
@@ -47,7 +55,22 @@ static void format_seconds(char *buf, size_t size, double s)
         snprintf(buf, size, "%.1fs", s);
 }
 
+static void print_notes(FILE *out, json_object *reply)
+{
+    json_object *notes = lwc_array(reply, "notes");
+    for (size_t i = 0; i < lwc_len(notes); i++) {
+        json_object *n = json_object_array_get_idx(notes, i);
+        if (n && json_object_is_type(n, json_type_string))
+            fprintf(out, "note: %s\n", json_object_get_string(n));
+    }
+}
+
 /* ---- status ---- */
+
+static bool stuck(json_object *summary)
+{
+    return lwc_int(summary, "leaked", 0) > 0 || lwc_int(summary, "deadlocked", 0) > 0;
+}
 
 void lwc_render_status_table(FILE *out, json_object **replies, size_t n, const struct lwc_style *st)
 {
@@ -55,26 +78,34 @@ void lwc_render_status_table(FILE *out, json_object **replies, size_t n, const s
         fprintf(out, "no processes under leakwatch\n");
         return;
     }
-    fprintf(out, "%-8s %7s %6s %7s %7s %7s %6s %10s  %s\n", "PID", "THREADS", "PARKED", "RUNNING",
-            "WAITING", "SUSPECT", "LEAKED", "DEADLOCKED", "COMMAND");
+    fprintf(out, "%-8s %7s %6s %7s %7s %7s %6s %10s  %s\n", "PID", "THREADS", "PARKED", "RUNNING", "WAITING",
+            "SUSPECT", "LEAKED", "DEADLOCKED", "COMMAND");
     for (size_t i = 0; i < n; i++) {
         json_object *s = lwc_get(replies[i], "summary");
-        long long leaked = lwc_int(s, "leaked", 0), dead = lwc_int(s, "deadlocked", 0);
-        const char *c = leaked || dead ? verdict_color(st, "leaked") : "";
+        const char *c = stuck(s) ? verdict_color(st, "leaked")
+                                 : lwc_int(s, "suspect", 0) ? verdict_color(st, "suspect") : "";
         fprintf(out, "%s%-8lld %7lld %6lld %7lld %7lld %7lld %6lld %10lld  %s%s\n", c,
                 (long long)lwc_int(replies[i], "pid", 0), (long long)lwc_int(s, "threads", 0),
                 (long long)lwc_int(s, "parked", 0), (long long)lwc_int(s, "running", 0),
-                (long long)lwc_int(s, "waiting", 0), (long long)lwc_int(s, "suspect", 0), leaked, dead,
-                lwc_str(replies[i], "command", "?"), *c ? "\033[0m" : "");
+                (long long)lwc_int(s, "waiting", 0), (long long)lwc_int(s, "suspect", 0),
+                (long long)lwc_int(s, "leaked", 0), (long long)lwc_int(s, "deadlocked", 0),
+                lwc_str(replies[i], "command", "?"), *c ? RESET : "");
     }
 }
 
-static void print_notes(FILE *out, json_object *reply)
+/* "0 running, 7 waiting, …" with stuck counts coloured when non-zero. */
+static void print_verdict_counts(FILE *out, json_object *s, const struct lwc_style *st, bool skip_zero)
 {
-    json_object *notes = lwc_get(reply, "notes");
-    size_t n = notes && json_object_is_type(notes, json_type_array) ? json_object_array_length(notes) : 0;
-    for (size_t i = 0; i < n; i++)
-        fprintf(out, "note: %s\n", json_object_get_string(json_object_array_get_idx(notes, i)));
+    const char *sep = "";
+    for (int i = NVERDICTS; i-- > 0;) {
+        const char *v = verdict_order[i];
+        long long count = lwc_int(s, v, 0);
+        if (skip_zero && !count)
+            continue;
+        fprintf(out, "%s%s%lld %s%s", sep, count ? verdict_color(st, v) : "", count, v,
+                count ? verdict_reset(st, v) : "");
+        sep = ", ";
+    }
 }
 
 void lwc_render_status_one(FILE *out, json_object *reply, const struct lwc_style *st)
@@ -86,22 +117,17 @@ void lwc_render_status_one(FILE *out, json_object *reply, const struct lwc_style
     fprintf(out, "uptime %s; %lld threads now (peak %lld); %lld created, %lld exited\n", up,
             (long long)lwc_int(s, "threads", 0), (long long)lwc_int(reply, "peak", 0),
             (long long)lwc_int(reply, "created", 0), (long long)lwc_int(reply, "exited", 0));
-    fprintf(out, "verdicts:");
-    for (int i = NVERDICTS; i-- > 0;) {
-        const char *v = verdict_order[i];
-        long long count = lwc_int(s, v, 0);
-        fprintf(out, " %s%lld %s%s%s", count ? verdict_color(st, v) : "", count, v,
-                count ? reset(st, v) : "", i ? "," : "");
-    }
+    fprintf(out, "verdicts: ");
+    print_verdict_counts(out, s, st, false);
     fprintf(out, " (%lld parked)\n", (long long)lwc_int(s, "parked", 0));
     print_notes(out, reply);
 }
 
-/* ---- threads ---- */
+/* ---- threads: pieces ---- */
 
 static void print_stack(FILE *out, const char *title, json_object *frames)
 {
-    size_t n = frames && json_object_is_type(frames, json_type_array) ? json_object_array_length(frames) : 0;
+    size_t n = lwc_len(frames);
     if (n == 0)
         return;
     fprintf(out, "    %s:\n", title);
@@ -132,27 +158,140 @@ static double wait_seconds(json_object *t)
     return lwc_double(lwc_get(t, "wait"), "seconds", 0);
 }
 
-/* A group key: verdict, wait kind and the two stacks, as text. */
-static char *group_key(json_object *t)
+static const char *thread_verdict(json_object *t)
 {
-    const char *ws = json_object_to_json_string_ext(lwc_get(t, "wait_stack"), JSON_C_TO_STRING_PLAIN);
-    size_t wl = strlen(ws ? ws : "");
-    const char *cs = json_object_to_json_string_ext(lwc_get(t, "create_stack"), JSON_C_TO_STRING_PLAIN);
-    size_t cl = strlen(cs ? cs : "");
-    size_t size = wl + cl + 64;
-    char *key = malloc(size);
-    if (key)
-        snprintf(key, size, "%s|%s|%s|%s", lwc_str(t, "verdict", "?"), wait_kind(t), ws ? ws : "", cs ? cs : "");
-    return key;
+    return lwc_str(t, "verdict", "?");
 }
 
-struct group {
+/* "waits on: cond 0x… (mutex 0x…), no timeout, owner tid 12" */
+static void print_wait_line(FILE *out, json_object *t)
+{
+    json_object *w = lwc_get(t, "wait");
+    if (!w)
+        return;
+    const char *obj = lwc_str(w, "object", NULL), *aux = lwc_str(w, "aux", NULL);
+    const char *sc = lwc_str(w, "syscall", NULL);
+    fprintf(out, "    waits on: %s", lwc_str(w, "kind", "?"));
+    if (obj)
+        fprintf(out, " %s", obj);
+    if (lwc_get(w, "fd"))
+        fprintf(out, " fd %lld", (long long)lwc_int(w, "fd", -1));
+    if (aux)
+        fprintf(out, " (with %s)", aux);
+    if (sc)
+        fprintf(out, " in %s()", sc);
+    if (json_object_get_boolean(lwc_get(w, "timeout"))) {
+        json_object *rem = lwc_get(w, "remaining");
+        char left[32];
+        format_seconds(left, sizeof left, lwc_double(w, "remaining", 0));
+        if (rem && lwc_double(w, "remaining", 0) < 0)
+            fprintf(out, ", timeout passed");
+        else
+            fprintf(out, ", timeout%s%s", rem ? " in " : "", rem ? left : "");
+    } else {
+        fprintf(out, ", no timeout");
+    }
+    if (lwc_get(w, "owner"))
+        fprintf(out, ", owner tid %lld", (long long)lwc_int(w, "owner", 0));
+    fprintf(out, "\n");
+}
+
+static void print_counterpart(FILE *out, json_object *t)
+{
+    json_object *c = lwc_get(t, "counterpart");
+    if (c)
+        fprintf(out, "    counterpart: %s\n",
+                json_object_to_json_string_ext(c, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static void print_thread(FILE *out, json_object *t, const struct lwc_style *st)
+{
+    const char *v = thread_verdict(t);
+    char secs[32];
+    format_seconds(secs, sizeof secs, wait_seconds(t));
+    fprintf(out, "tid %lld \"%s\"%s: %s%s%s, %s", (long long)lwc_int(t, "tid", 0), lwc_str(t, "name", ""),
+            json_object_get_boolean(lwc_get(t, "main")) ? " (main)" : "", verdict_color(st, v), v,
+            verdict_reset(st, v), lwc_str(t, "state", "?"));
+    if (lwc_get(t, "wait"))
+        fprintf(out, " for %s", secs);
+    if (lwc_get(t, "parent"))
+        fprintf(out, ", created by tid %lld", (long long)lwc_int(t, "parent", 0));
+    fprintf(out, "\n");
+    print_wait_line(out, t);
+    const char *reason = lwc_str(t, "reason", NULL);
+    if (reason && *reason)
+        fprintf(out, "    reason: %s\n", reason);
+    print_counterpart(out, t);
+    const char *routine = lwc_str(lwc_get(t, "start_routine"), "function", NULL);
+    if (routine)
+        fprintf(out, "    start routine: %s\n", routine);
+    print_stack(out, "wait stack", lwc_array(t, "wait_stack"));
+    print_stack(out, "created at", lwc_array(t, "create_stack"));
+    fprintf(out, "\n");
+}
+
+/* ---- threads: groups ---- */
+
+struct member {
     char *key;
+    json_object *thread;
+};
+
+struct group {
     json_object *first;
     size_t count;
     double longest, shortest;
     int rank;
 };
+
+/* Append the frames' pcs to buf (grows it); false when out of memory. */
+static bool append_pcs(char **buf, size_t *len, size_t *cap, json_object *frames)
+{
+    for (size_t i = 0; i < lwc_len(frames); i++) {
+        const char *pc = lwc_str(json_object_array_get_idx(frames, i), "pc", "?");
+        size_t need = strlen(pc) + 2;
+        if (*len + need >= *cap) {
+            size_t bigger = (*cap + need) * 2;
+            char *p = realloc(*buf, bigger);
+            if (!p)
+                return false;
+            *buf = p;
+            *cap = bigger;
+        }
+        *len += (size_t)snprintf(*buf + *len, *cap - *len, "%s,", pc);
+    }
+    return true;
+}
+
+/* What makes two threads one group: verdict, wait kind (and syscall, for
+ * waits without a stack), wait stack and creation stack. */
+static char *group_key(json_object *t)
+{
+    size_t cap = 256, len;
+    char *key = malloc(cap);
+    if (!key)
+        return NULL;
+    json_object *w = lwc_get(t, "wait");
+    len = (size_t)snprintf(key, cap, "%s|%.60s|%.60s|", thread_verdict(t), wait_kind(t),
+                           lwc_str(w, "syscall", ""));
+    if (len >= cap)
+        len = cap - 1;
+    bool ok = append_pcs(&key, &len, &cap, lwc_array(t, "wait_stack"));
+    if (ok && len + 2 < cap)
+        key[len++] = '|', key[len] = 0;
+    ok = ok && append_pcs(&key, &len, &cap, lwc_array(t, "create_stack"));
+    if (!ok) {
+        free(key);
+        return NULL;
+    }
+    return key;
+}
+
+static int compare_members(const void *a, const void *b)
+{
+    const struct member *x = a, *y = b;
+    return strcmp(x->key, y->key);
+}
 
 static int compare_groups(const void *a, const void *b)
 {
@@ -161,89 +300,79 @@ static int compare_groups(const void *a, const void *b)
         return x->rank - y->rank;
     if (x->count != y->count)
         return x->count > y->count ? -1 : 1;
-    return (y->longest > x->longest) - (y->longest < x->longest);
+    if (x->longest != y->longest)
+        return x->longest > y->longest ? -1 : 1;
+    return (int)(lwc_int(x->first, "tid", 0) - lwc_int(y->first, "tid", 0));
 }
 
-static void print_wait_line(FILE *out, json_object *t)
+/* Threads sorted by key, then one group per run of equal keys. */
+static struct group *make_groups(json_object *threads, size_t *ngroups)
 {
-    json_object *w = lwc_get(t, "wait");
-    if (!w)
-        return;
-    const char *obj = lwc_str(w, "object", NULL);
-    json_object *fd = lwc_get(w, "fd");
-    fprintf(out, "    waits on: %s", lwc_str(w, "kind", "?"));
-    if (obj)
-        fprintf(out, " %s", obj);
-    if (fd)
-        fprintf(out, " fd %lld", (long long)json_object_get_int64(fd));
-    const char *sc = lwc_str(w, "syscall", NULL);
-    if (sc)
-        fprintf(out, " in %s()", sc);
-    fprintf(out, ", timeout: %s", json_object_get_boolean(lwc_get(w, "timeout")) ? "yes" : "no");
-    if (lwc_get(w, "owner"))
-        fprintf(out, ", owner tid %lld", (long long)lwc_int(w, "owner", 0));
-    fprintf(out, "\n");
+    size_t n = lwc_len(threads), nm = 0, ng = 0;
+    struct member *members = calloc(n ? n : 1, sizeof *members);
+    struct group *groups = calloc(n ? n : 1, sizeof *groups);
+    for (size_t i = 0; members && groups && i < n; i++) {
+        json_object *t = json_object_array_get_idx(threads, i);
+        char *key = json_object_is_type(t, json_type_object) ? group_key(t) : NULL;
+        if (key)
+            members[nm++] = (struct member){ key, t };
+    }
+    if (nm)
+        qsort(members, nm, sizeof *members, compare_members);
+    for (size_t i = 0; groups && i < nm; i++) {
+        double secs = wait_seconds(members[i].thread);
+        if (i == 0 || strcmp(members[i].key, members[i - 1].key) != 0)
+            groups[ng++] = (struct group){ members[i].thread, 0, secs, secs,
+                                           verdict_rank(thread_verdict(members[i].thread)) };
+        struct group *g = &groups[ng - 1];
+        g->count++;
+        g->longest = secs > g->longest ? secs : g->longest;
+        g->shortest = secs < g->shortest ? secs : g->shortest;
+    }
+    for (size_t i = 0; members && i < nm; i++)
+        free(members[i].key);
+    free(members);
+    if (ng)
+        qsort(groups, ng, sizeof *groups, compare_groups);
+    *ngroups = ng;
+    return groups;
 }
 
 static void print_group(FILE *out, const struct group *g, const struct lwc_style *st)
 {
     json_object *t = g->first;
-    const char *v = lwc_str(t, "verdict", "?");
+    const char *v = thread_verdict(t);
     char longest[32], shortest[32];
     format_seconds(longest, sizeof longest, g->longest);
     format_seconds(shortest, sizeof shortest, g->shortest);
-    fprintf(out, "%s%zu %s %s%s", verdict_color(st, v), g->count, g->count == 1 ? "thread" : "threads", v, reset(st, v));
+    fprintf(out, "%s%zu %s %s%s", verdict_color(st, v), g->count, g->count == 1 ? "thread" : "threads", v,
+            verdict_reset(st, v));
     if (lwc_get(t, "wait")) {
         fprintf(out, ", %s", wait_kind(t));
-        if (g->count > 1 && strcmp(longest, shortest) != 0)
+        if (strcmp(longest, shortest) != 0)
             fprintf(out, ", parked %s to %s", shortest, longest);
         else
             fprintf(out, ", parked %s", longest);
     }
     const char *name = lwc_str(t, "name", "");
-    fprintf(out, "  (e.g. tid %lld%s%s%s)\n", (long long)lwc_int(t, "tid", 0), *name ? " \"" : "", name, *name ? "\"" : "");
-    fprintf(out, "    %s\n", lwc_str(t, "reason", ""));
-    print_stack(out, "wait stack", lwc_get(t, "wait_stack"));
-    print_stack(out, "created at", lwc_get(t, "create_stack"));
-    fprintf(out, "\n");
-}
-
-static void print_thread(FILE *out, json_object *t, const struct lwc_style *st)
-{
-    const char *v = lwc_str(t, "verdict", "?");
-    char secs[32];
-    format_seconds(secs, sizeof secs, wait_seconds(t));
-    fprintf(out, "tid %lld \"%s\"%s: %s%s%s, %s", (long long)lwc_int(t, "tid", 0), lwc_str(t, "name", ""),
-            json_object_get_boolean(lwc_get(t, "main")) ? " (main)" : "", verdict_color(st, v), v, reset(st, v),
-            lwc_str(t, "state", "?"));
-    if (lwc_get(t, "wait"))
-        fprintf(out, " for %s", secs);
-    if (lwc_get(t, "parent"))
-        fprintf(out, ", created by tid %lld", (long long)lwc_int(t, "parent", 0));
-    fprintf(out, "\n");
-    print_wait_line(out, t);
-    fprintf(out, "    reason: %s\n", lwc_str(t, "reason", ""));
-    const char *routine = lwc_str(lwc_get(t, "start_routine"), "function", NULL);
-    if (routine)
-        fprintf(out, "    start routine: %s\n", routine);
-    print_stack(out, "wait stack", lwc_get(t, "wait_stack"));
-    print_stack(out, "created at", lwc_get(t, "create_stack"));
+    fprintf(out, "  (%stid %lld%s%s%s)\n", g->count > 1 ? "e.g. " : "", (long long)lwc_int(t, "tid", 0),
+            *name ? " \"" : "", name, *name ? "\"" : "");
+    const char *reason = lwc_str(t, "reason", NULL);
+    if (reason && *reason)
+        fprintf(out, "    %s\n", reason);
+    print_stack(out, "wait stack", lwc_array(t, "wait_stack"));
+    print_stack(out, "created at", lwc_array(t, "create_stack"));
     fprintf(out, "\n");
 }
 
 static void print_header(FILE *out, json_object *p, const struct lwc_style *st)
 {
     json_object *s = lwc_get(p, "summary");
-    fprintf(out, "pid %lld (%s): %lld threads:", (long long)lwc_int(p, "pid", 0), lwc_str(p, "command", "?"),
-            (long long)lwc_int(s, "threads", 0));
-    const char *sep = " ";
-    for (int i = 0; i < NVERDICTS; i++) {
-        long long n = lwc_int(s, verdict_order[i], 0);
-        if (n) {
-            fprintf(out, "%s%s%lld %s%s", sep, verdict_color(st, verdict_order[i]), n, verdict_order[i],
-                    reset(st, verdict_order[i]));
-            sep = ", ";
-        }
+    fprintf(out, "pid %lld (%s): %lld threads", (long long)lwc_int(p, "pid", 0), lwc_str(p, "command", "?"),
+            (long long)lwc_int(s, "threads", (int64_t)lwc_len(lwc_array(p, "threads"))));
+    if (s) {
+        fprintf(out, ": ");
+        print_verdict_counts(out, s, st, true);
     }
     fprintf(out, "\n");
     print_notes(out, p);
@@ -253,43 +382,24 @@ static void print_header(FILE *out, json_object *p, const struct lwc_style *st)
 void lwc_render_threads(FILE *out, json_object *p, bool all, const struct lwc_style *st)
 {
     print_header(out, p, st);
-    json_object *threads = lwc_get(p, "threads");
-    size_t n = threads && json_object_is_type(threads, json_type_array) ? json_object_array_length(threads) : 0;
+    json_object *threads = lwc_array(p, "threads");
+    size_t n = lwc_len(threads);
+    if (n == 0) {
+        fprintf(out, "no threads reported\n");
+        return;
+    }
     if (all) {
         for (int r = 0; r <= NVERDICTS; r++)
             for (size_t i = 0; i < n; i++) {
                 json_object *t = json_object_array_get_idx(threads, i);
-                if (verdict_rank(lwc_str(t, "verdict", NULL)) == r)
+                if (json_object_is_type(t, json_type_object) && verdict_rank(thread_verdict(t)) == r)
                     print_thread(out, t, st);
             }
         return;
     }
-    struct group *groups = calloc(n ? n : 1, sizeof *groups);
     size_t ng = 0;
-    for (size_t i = 0; groups && i < n; i++) {
-        json_object *t = json_object_array_get_idx(threads, i);
-        char *key = group_key(t);
-        if (!key)
-            continue;
-        size_t g = 0;
-        while (g < ng && strcmp(groups[g].key, key) != 0)   /* fine for hundreds of groups */
-            g++;
-        double secs = wait_seconds(t);
-        if (g == ng) {
-            groups[ng++] = (struct group){ key, t, 0, secs, secs, verdict_rank(lwc_str(t, "verdict", NULL)) };
-        } else {
-            free(key);
-        }
-        groups[g].count++;
-        if (secs > groups[g].longest)
-            groups[g].longest = secs;
-        if (secs < groups[g].shortest)
-            groups[g].shortest = secs;
-    }
-    qsort(groups, ng, sizeof *groups, compare_groups);
-    for (size_t g = 0; g < ng; g++) {
+    struct group *groups = make_groups(threads, &ng);
+    for (size_t g = 0; g < ng; g++)
         print_group(out, &groups[g], st);
-        free(groups[g].key);
-    }
     free(groups);
 }

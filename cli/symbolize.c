@@ -1,30 +1,41 @@
 /*
- * symbolize.c — turns the raw program counters of a reply into function names
- * and file:line, in the CLI (never in the host process).
+ * symbolize.c — turns the raw program counters of a reply into module+offset,
+ * function names and file:line, in the CLI (never in the host process).
  *
- * Per module, once: its PT_LOAD ranges (to know which module holds a pc), a
- * sorted index of function symbols from .symtab and .dynsym (static
- * functions included), taken from a separate debug file found by build-id or
- * .gnu_debuglink when the module itself is stripped, and libdw's line tables
- * when DWARF exists. Lookups are binary searches. Odd or missing files give
- * "module+offset" frames, never a crash.
+ * Per module, once, on first use: its PT_LOAD ranges (which module holds a
+ * pc), a sorted, de-duplicated index of function symbols (binary search per
+ * address), and libdw's view of its DWARF when there is any. Symbols come from
+ * the module's .symtab (static functions included) or, when it has none, from
+ * the .symtab of its separate debug file (/usr/lib/debug/.build-id/xx/rest.debug,
+ * then the .gnu_debuglink places), plus its .dynsym. A module file whose
+ * build-id differs from the one the process reported (the library was
+ * replaced on disk) is not trusted. Anything odd — a missing file, a
+ * truncated or hostile ELF — gives a "module+offset" frame, never a crash.
  */
 #include "symbolize.h"
 #include "client.h"
 
+#include <dlfcn.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <fcntl.h>
 #include <gelf.h>
-#include <libgen.h>
-#include <stdbool.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
+
+#define FALLBACK_SPAN ((uint64_t)1 << 30)   /* how far past an unreadable module's base a pc may be */
+#define NESTED_LOOKBACK 16
 
 struct symbol {
     uint64_t addr, size;
-    const char *name;   /* points into an ELF string table kept open */
+    const char *name;     /* points into an ELF string table kept open */
+    char *display;        /* lazily: without "@VERSION", demangled; NULL: name as is */
+    unsigned rank;        /* lower is the better name for an address */
+    bool prepared;
 };
 
 struct range {
@@ -39,7 +50,7 @@ struct elf_file {
 struct module {
     char *path;
     uint64_t base;
-    char *build_id;
+    char *build_id;       /* lower-case hex as reported, or NULL */
     bool loaded;
     struct range *ranges;
     size_t nranges;
@@ -47,29 +58,32 @@ struct module {
     size_t nsyms;
     struct elf_file main, debug;
     Dwarf *dwarf;
+    bool dwarf_has_aranges;
 };
 
 struct lwc_symbolizer {
     struct module *mods;
     size_t nmods;
+    pid_t pid;
 };
+
+/* ---- ELF files ---- */
 
 static bool open_elf(const char *path, struct elf_file *f)
 {
-    f->fd = open(path, O_RDONLY | O_CLOEXEC);
     f->elf = NULL;
+    f->fd = path[0] == '/' ? open(path, O_RDONLY | O_CLOEXEC) : -1;
     if (f->fd < 0)
         return false;
     f->elf = elf_begin(f->fd, ELF_C_READ_MMAP, NULL);
-    if (!f->elf || elf_kind(f->elf) != ELF_K_ELF) {
-        if (f->elf)
-            elf_end(f->elf);
-        close(f->fd);
-        f->fd = -1;
-        f->elf = NULL;
-        return false;
-    }
-    return true;
+    if (f->elf && elf_kind(f->elf) == ELF_K_ELF && gelf_getclass(f->elf) != ELFCLASSNONE)
+        return true;
+    if (f->elf)
+        elf_end(f->elf);
+    close(f->fd);
+    f->fd = -1;
+    f->elf = NULL;
+    return false;
 }
 
 static void close_elf(struct elf_file *f)
@@ -82,17 +96,29 @@ static void close_elf(struct elf_file *f)
     f->fd = -1;
 }
 
-static void read_ranges(struct module *m)
+/* The file's GNU build-id as lower-case hex; false if it has none. */
+static bool file_build_id(Elf *elf, char *out, size_t size)
 {
-    size_t n = 0;
-    if (elf_getphdrnum(m->main.elf, &n) != 0 || n == 0)
-        return;
-    m->ranges = calloc(n, sizeof *m->ranges);
-    for (size_t i = 0; m->ranges && i < n; i++) {
-        GElf_Phdr ph;
-        if (gelf_getphdr(m->main.elf, (int)i, &ph) && ph.p_type == PT_LOAD)
-            m->ranges[m->nranges++] = (struct range){ ph.p_vaddr, ph.p_vaddr + ph.p_memsz };
-    }
+    const void *bytes = NULL;
+    ssize_t n = dwelf_elf_gnu_build_id(elf, &bytes);
+    if (n <= 0 || !bytes || (size_t)n * 2 + 1 > size)
+        return false;
+    for (ssize_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", ((const unsigned char *)bytes)[i]);
+    return true;
+}
+
+/* Usable for this module: an ELF file whose build-id, when both are known,
+ * is the one the process reported. */
+static bool open_matching(const struct module *m, const char *path, struct elf_file *f)
+{
+    if (!open_elf(path, f))
+        return false;
+    char id[256];
+    if (!m->build_id || !file_build_id(f->elf, id, sizeof id) || strcasecmp(id, m->build_id) == 0)
+        return true;
+    close_elf(f);
+    return false;
 }
 
 static bool has_section(Elf *elf, Elf64_Word type)
@@ -106,7 +132,48 @@ static bool has_section(Elf *elf, Elf64_Word type)
     return false;
 }
 
-static void add_symbols(struct module *m, Elf *elf, Elf64_Word type)
+static void read_ranges(struct module *m, Elf *elf)
+{
+    size_t n = 0;
+    if (elf_getphdrnum(elf, &n) != 0 || n == 0 || n > 65535)
+        return;
+    m->ranges = calloc(n, sizeof *m->ranges);
+    for (size_t i = 0; m->ranges && i < n; i++) {
+        GElf_Phdr ph;
+        if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD && ph.p_memsz > 0 &&
+            ph.p_vaddr + ph.p_memsz > ph.p_vaddr)
+            m->ranges[m->nranges++] = (struct range){ ph.p_vaddr, ph.p_vaddr + ph.p_memsz };
+    }
+}
+
+/* ---- the symbol index ---- */
+
+static unsigned leading_underscores(const char *s)
+{
+    unsigned n = 0;
+    while (s[n] == '_')
+        n++;
+    return n;
+}
+
+/* Among aliases, prefer: the better table, a name without "@VERSION",
+ * fewer leading underscores, global over weak over local (read over __read,
+ * __clone3 over __GI___clone3). */
+static unsigned symbol_rank(unsigned table, const GElf_Sym *sym, const char *name)
+{
+    unsigned bind = GELF_ST_BIND(sym->st_info);
+    unsigned b = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
+    unsigned u = leading_underscores(name);
+    return table * 1000 + (strchr(name, '@') ? 500 : 0) + (u > 9 ? 9 : u) * 10 + b;
+}
+
+static bool is_function(const GElf_Sym *sym)
+{
+    int t = GELF_ST_TYPE(sym->st_info);
+    return (t == STT_FUNC || t == STT_GNU_IFUNC) && sym->st_shndx != SHN_UNDEF && sym->st_value != 0;
+}
+
+static void add_symbols(struct module *m, Elf *elf, Elf64_Word type, unsigned table)
 {
     Elf_Scn *scn = NULL;
     while ((scn = elf_nextscn(elf, scn))) {
@@ -114,23 +181,23 @@ static void add_symbols(struct module *m, Elf *elf, Elf64_Word type)
         if (!gelf_getshdr(scn, &sh) || sh.sh_type != type || sh.sh_entsize == 0)
             continue;
         Elf_Data *data = elf_getdata(scn, NULL);
-        if (!data)
+        if (!data || !data->d_buf)
             continue;
-        size_t count = sh.sh_size / sh.sh_entsize;
+        size_t count = data->d_size / sh.sh_entsize;
+        if (count == 0 || count > INT_MAX)
+            continue;
         struct symbol *bigger = realloc(m->syms, (m->nsyms + count) * sizeof *bigger);
         if (!bigger)
             return;
         m->syms = bigger;
         for (size_t i = 0; i < count; i++) {
             GElf_Sym sym;
-            if (!gelf_getsym(data, (int)i, &sym) || sym.st_value == 0 || sym.st_shndx == SHN_UNDEF)
-                continue;
-            int t = GELF_ST_TYPE(sym.st_info);
-            if (t != STT_FUNC && t != STT_GNU_IFUNC)
+            if (!gelf_getsym(data, (int)i, &sym) || !is_function(&sym))
                 continue;
             const char *name = elf_strptr(elf, sh.sh_link, sym.st_name);
             if (name && *name)
-                m->syms[m->nsyms++] = (struct symbol){ sym.st_value, sym.st_size, name };
+                m->syms[m->nsyms++] = (struct symbol){ .addr = sym.st_value, .size = sym.st_size, .name = name,
+                                                       .rank = symbol_rank(table, &sym, name) };
         }
     }
 }
@@ -140,76 +207,164 @@ static int compare_symbols(const void *a, const void *b)
     const struct symbol *x = a, *y = b;
     if (x->addr != y->addr)
         return x->addr < y->addr ? -1 : 1;
-    return (y->size > x->size) - (y->size < x->size);   /* sized ones first */
+    if ((x->size != 0) != (y->size != 0))
+        return x->size ? -1 : 1;   /* a sized symbol names an address better */
+    if (x->rank != y->rank)
+        return x->rank < y->rank ? -1 : 1;
+    size_t lx = strlen(x->name), ly = strlen(y->name);
+    if (lx != ly)
+        return lx < ly ? -1 : 1;
+    return strcmp(x->name, y->name);
 }
 
-/* /usr/lib/debug/.build-id/xx/rest.debug, then .gnu_debuglink places. */
-static bool open_debug_file(struct module *m)
+/* Sort, then keep one symbol per address: the best-ranked alias. */
+static void finish_index(struct module *m)
 {
-    char path[4096];
-    if (m->build_id && strlen(m->build_id) > 2) {
-        snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%.2s/%s.debug", m->build_id, m->build_id + 2);
-        if (open_elf(path, &m->debug))
-            return true;
-    }
-    Elf_Scn *scn = NULL;
-    size_t shstrndx;
-    if (elf_getshdrstrndx(m->main.elf, &shstrndx) != 0)
+    if (m->nsyms == 0)
+        return;
+    qsort(m->syms, m->nsyms, sizeof *m->syms, compare_symbols);
+    size_t kept = 1;
+    for (size_t i = 1; i < m->nsyms; i++)
+        if (m->syms[i].addr != m->syms[kept - 1].addr)
+            m->syms[kept++] = m->syms[i];
+    m->nsyms = kept;
+}
+
+/* ---- separate debug files ---- */
+
+static bool open_by_build_id(struct module *m)
+{
+    char path[PATH_MAX];
+    if (!m->build_id || strlen(m->build_id) < 3 || strspn(m->build_id, "0123456789abcdefABCDEF") != strlen(m->build_id))
         return false;
-    while ((scn = elf_nextscn(m->main.elf, scn))) {
+    snprintf(path, sizeof path, "/usr/lib/debug/.build-id/%.2s/%s.debug", m->build_id, m->build_id + 2);
+    return open_matching(m, path, &m->debug);
+}
+
+/* The .gnu_debuglink file name, or NULL. */
+static const char *debuglink_name(Elf *elf)
+{
+    size_t shstrndx;
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return NULL;
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(elf, scn))) {
         GElf_Shdr sh;
         const char *name;
-        if (!gelf_getshdr(scn, &sh) || !(name = elf_strptr(m->main.elf, shstrndx, sh.sh_name)) ||
+        if (!gelf_getshdr(scn, &sh) || !(name = elf_strptr(elf, shstrndx, sh.sh_name)) ||
             strcmp(name, ".gnu_debuglink") != 0)
             continue;
         Elf_Data *data = elf_getdata(scn, NULL);
-        if (!data || !data->d_buf || data->d_size < 2 || !memchr(data->d_buf, 0, data->d_size))
-            return false;
-        const char *link = data->d_buf;
-        char dirbuf[4096];
-        snprintf(dirbuf, sizeof dirbuf, "%s", m->path);
-        const char *dir = dirname(dirbuf);
-        const char *places[] = { "%s/%s", "%s/.debug/%s", "/usr/lib/debug%s/%s" };
-        for (size_t i = 0; i < sizeof places / sizeof places[0]; i++) {
-            snprintf(path, sizeof path, places[i], dir, link);
-            if (strcmp(path, m->path) != 0 && open_elf(path, &m->debug))
-                return true;
-        }
+        if (!data || !data->d_buf || data->d_size < 2 || !memchr(data->d_buf, 0, data->d_size) ||
+            strchr(data->d_buf, '/'))
+            return NULL;
+        return data->d_buf;
+    }
+    return NULL;
+}
+
+static bool open_by_debuglink(struct module *m)
+{
+    const char *link = debuglink_name(m->main.elf);
+    const char *slash = strrchr(m->path, '/');
+    if (!link || !*link || !slash)
+        return false;
+    int dirlen = (int)(slash - m->path);
+    char path[PATH_MAX];
+    const char *places[] = { "%.*s/%s", "%.*s/.debug/%s", "/usr/lib/debug%.*s/%s" };
+    for (size_t i = 0; i < sizeof places / sizeof places[0]; i++) {
+        if ((size_t)snprintf(path, sizeof path, places[i], dirlen, m->path, link) >= sizeof path)
+            continue;
+        if (strcmp(path, m->path) != 0 && open_matching(m, path, &m->debug))
+            return true;
     }
     return false;
 }
 
-static void load_module(struct module *m)
+/* ---- DWARF ---- */
+
+static void attach_dwarf(struct module *m, Elf *elf)
 {
-    m->loaded = true;
-    m->debug.fd = -1;
-    if (!open_elf(m->path, &m->main))
+    if (m->dwarf || !elf)
         return;
-    read_ranges(m);
-    bool main_has_symtab = has_section(m->main.elf, SHT_SYMTAB);
-    bool main_has_dwarf = false;
-    Dwarf *dw = dwarf_begin_elf(m->main.elf, DWARF_C_READ, NULL);
-    if (dw) {
-        main_has_dwarf = true;
-        m->dwarf = dw;
-    }
-    if ((!main_has_symtab || !main_has_dwarf) && open_debug_file(m)) {
-        add_symbols(m, m->debug.elf, SHT_SYMTAB);
-        if (!m->dwarf)
-            m->dwarf = dwarf_begin_elf(m->debug.elf, DWARF_C_READ, NULL);
-    }
-    add_symbols(m, m->main.elf, SHT_SYMTAB);
-    add_symbols(m, m->main.elf, SHT_DYNSYM);
-    if (m->syms)
-        qsort(m->syms, m->nsyms, sizeof *m->syms, compare_symbols);
+    m->dwarf = dwarf_begin_elf(elf, DWARF_C_READ, NULL);
+    Dwarf_Aranges *ar = NULL;
+    size_t n = 0;
+    m->dwarf_has_aranges = m->dwarf && dwarf_getaranges(m->dwarf, &ar, &n) == 0 && n > 0;
 }
 
-static bool module_contains(struct module *m, uint64_t pc)
+/* The compilation unit holding off: through .debug_aranges when the file has
+ * it, otherwise by asking each unit (compilers that omit aranges). */
+static bool unit_for(struct module *m, uint64_t off, Dwarf_Die *cu)
+{
+    if (m->dwarf_has_aranges)
+        return dwarf_addrdie(m->dwarf, off, cu) != NULL;
+    Dwarf_Off at = 0, next;
+    size_t header;
+    while (dwarf_nextcu(m->dwarf, at, &next, &header, NULL, NULL, NULL) == 0) {
+        if (dwarf_offdie(m->dwarf, at + header, cu) && dwarf_haspc(cu, off) == 1)
+            return true;
+        at = next;
+    }
+    return false;
+}
+
+static void find_line(struct module *m, uint64_t off, struct lwc_frame *f)
+{
+    Dwarf_Die cu;
+    if (!m->dwarf || !unit_for(m, off, &cu))
+        return;
+    Dwarf_Line *line = dwarf_getsrc_die(&cu, off);
+    int lineno = 0;
+    const char *file = line ? dwarf_linesrc(line, NULL, NULL) : NULL;
+    if (file && *file && dwarf_lineno(line, &lineno) == 0 && lineno > 0) {
+        f->file = file;
+        f->line = lineno;
+    }
+}
+
+/* ---- modules ---- */
+
+static bool open_module_file(struct module *m, pid_t pid)
+{
+    if (open_matching(m, m->path, &m->main))
+        return true;
+    char alt[PATH_MAX];
+    return m->path[0] == '/' && pid > 0 &&
+           (size_t)snprintf(alt, sizeof alt, "/proc/%d/root%s", (int)pid, m->path) < sizeof alt &&
+           open_matching(m, alt, &m->main);
+}
+
+static void load_module(struct module *m, pid_t pid)
+{
+    m->loaded = true;
+    bool have_main = open_module_file(m, pid);
+    bool main_symtab = have_main && has_section(m->main.elf, SHT_SYMTAB);
+    if (have_main)
+        attach_dwarf(m, m->main.elf);
+    bool need_debug = !main_symtab || !m->dwarf;
+    bool have_debug = need_debug && (open_by_build_id(m) || (have_main && open_by_debuglink(m)));
+    if (have_main)
+        read_ranges(m, m->main.elf);
+    else if (have_debug)
+        read_ranges(m, m->debug.elf);   /* debug files keep the program headers */
+    if (main_symtab)
+        add_symbols(m, m->main.elf, SHT_SYMTAB, 0);
+    else if (have_debug)
+        add_symbols(m, m->debug.elf, SHT_SYMTAB, 0);
+    if (have_main)
+        add_symbols(m, m->main.elf, SHT_DYNSYM, 1);
+    if (have_debug)
+        attach_dwarf(m, m->debug.elf);
+    finish_index(m);
+}
+
+static bool module_contains(struct module *m, uint64_t pc, pid_t pid)
 {
     if (pc < m->base)
         return false;
     if (!m->loaded)
-        load_module(m);
+        load_module(m, pid);
     uint64_t off = pc - m->base;
     for (size_t i = 0; i < m->nranges; i++)
         if (off >= m->ranges[i].lo && off < m->ranges[i].hi)
@@ -217,63 +372,119 @@ static bool module_contains(struct module *m, uint64_t pc)
     return false;
 }
 
+/* The module whose segments hold pc; failing that, the unreadable module
+ * (no known segments) loaded nearest below pc, so the frame still says
+ * module+offset. */
+static struct module *module_for(struct lwc_symbolizer *s, uint64_t pc)
+{
+    for (size_t i = 0; i < s->nmods; i++)
+        if (module_contains(&s->mods[i], pc, s->pid))
+            return &s->mods[i];
+    struct module *best = NULL;
+    for (size_t i = 0; i < s->nmods; i++) {
+        struct module *m = &s->mods[i];
+        if (m->loaded && m->nranges == 0 && pc >= m->base && pc - m->base < FALLBACK_SPAN &&
+            (!best || m->base > best->base))
+            best = m;
+    }
+    return best;
+}
+
 static const struct symbol *find_symbol(const struct module *m, uint64_t off)
 {
     size_t lo = 0, hi = m->nsyms;
-    while (lo < hi) {   /* the last symbol with addr <= off */
-        size_t mid = (lo + hi) / 2;
+    while (lo < hi) {   /* lo: the first symbol above off */
+        size_t mid = lo + (hi - lo) / 2;
         if (m->syms[mid].addr <= off)
             lo = mid + 1;
         else
             hi = mid;
     }
-    for (size_t i = lo; i-- > 0;) {
+    if (lo == 0)
+        return NULL;
+    const struct symbol *nearest = &m->syms[lo - 1];
+    for (size_t i = lo, looked = 0; i-- > 0 && looked < NESTED_LOOKBACK; looked++) {
         const struct symbol *s = &m->syms[i];
-        if (off < s->addr + (s->size ? s->size : 1) || (s->size == 0 && i == lo - 1))
+        if (s->size && off - s->addr < s->size)
             return s;
-        if (lo - i > 8)   /* nested/overlapping symbols: look back a little, no more */
-            break;
     }
+    return nearest->size == 0 ? nearest : NULL;   /* unsized (assembly) symbols reach to the next one */
+}
+
+/* ---- demangling, without C++ in this program: libstdc++'s C entry point
+ * when it is installed, otherwise names stay raw. ---- */
+
+typedef char *(*demangle_fn)(const char *, char *, size_t *, int *);
+
+static demangle_fn demangler(void)
+{
+    static bool tried;
+    static demangle_fn fn;
+    if (!tried) {
+        tried = true;
+        void *lib = dlopen("libstdc++.so.6", RTLD_LAZY | RTLD_LOCAL);
+        if (lib)
+            *(void **)&fn = dlsym(lib, "__cxa_demangle");
+    }
+    return fn;
+}
+
+static char *demangle(const char *name)
+{
+    demangle_fn fn = strncmp(name, "_Z", 2) == 0 ? demangler() : NULL;
+    int status = -1;
+    char *out = fn ? fn(name, NULL, NULL, &status) : NULL;
+    if (out && status == 0)
+        return out;
+    free(out);
     return NULL;
 }
 
-static void find_line(struct module *m, uint64_t off, struct lwc_frame *f)
+/* The name to show: symbol versions ("foo@@GLIBC_2.34") dropped, C++ names
+ * demangled when possible. Computed once per symbol. */
+static const char *display_name(struct symbol *sym)
 {
-    if (!m->dwarf)
-        return;
-    Dwarf_Die cu;
-    if (!dwarf_addrdie(m->dwarf, off, &cu))
-        return;
-    Dwarf_Line *line = dwarf_getsrc_die(&cu, off);
-    if (!line)
-        return;
-    int lineno = 0;
-    const char *file = dwarf_linesrc(line, NULL, NULL);
-    if (dwarf_lineno(line, &lineno) == 0 && file) {
-        f->file = file;
-        f->line = lineno;
+    if (!sym->prepared) {
+        sym->prepared = true;
+        const char *at = strchr(sym->name, '@');
+        char *plain = at && at > sym->name ? strndup(sym->name, (size_t)(at - sym->name)) : NULL;
+        char *readable = demangle(plain ? plain : sym->name);
+        if (readable) {
+            free(plain);
+            sym->display = readable;
+        } else {
+            sym->display = plain;
+        }
     }
+    return sym->display ? sym->display : sym->name;
 }
 
-struct lwc_symbolizer *lwc_symbolizer_new(json_object *modules)
+/* ---- the interface ---- */
+
+struct lwc_symbolizer *lwc_symbolizer_new(json_object *modules, pid_t pid)
 {
     struct lwc_symbolizer *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
     elf_version(EV_CURRENT);
-    size_t n = modules && json_object_is_type(modules, json_type_array) ? json_object_array_length(modules) : 0;
+    s->pid = pid;
+    size_t n = lwc_len(modules);
     s->mods = calloc(n ? n : 1, sizeof *s->mods);
     for (size_t i = 0; s->mods && i < n; i++) {
         json_object *m = json_object_array_get_idx(modules, i);
         const char *path = lwc_str(m, "path", NULL), *base = lwc_str(m, "base", NULL);
-        if (!path || !base)
+        char *end;
+        uint64_t b = base ? strtoull(base, &end, 16) : 0;
+        if (!path || !base || *end)
             continue;
-        struct module *mod = &s->mods[s->nmods++];
-        mod->path = strdup(path);
-        mod->base = strtoull(base, NULL, 16);
+        struct module *mod = &s->mods[s->nmods];
         const char *bid = lwc_str(m, "build_id", NULL);
-        mod->build_id = bid ? strdup(bid) : NULL;
+        mod->path = strdup(path);
+        mod->build_id = bid && *bid ? strdup(bid) : NULL;
+        mod->base = b;
         mod->main.fd = mod->debug.fd = -1;
+        if (mod->path)
+            s->nmods++;
     }
     return s;
 }
@@ -288,6 +499,8 @@ void lwc_symbolizer_free(struct lwc_symbolizer *s)
             dwarf_end(m->dwarf);
         close_elf(&m->debug);
         close_elf(&m->main);
+        for (size_t k = 0; k < m->nsyms; k++)
+            free(m->syms[k].display);
         free(m->ranges);
         free(m->syms);
         free(m->path);
@@ -297,26 +510,18 @@ void lwc_symbolizer_free(struct lwc_symbolizer *s)
     free(s);
 }
 
-void lwc_symbolize(struct lwc_symbolizer *s, uint64_t pc, struct lwc_frame *f)
+void lwc_symbolize(struct lwc_symbolizer *s, uint64_t pc, bool return_address, struct lwc_frame *f)
 {
     memset(f, 0, sizeof *f);
     f->pc = pc;
-    if (!s)
+    struct module *m = s ? module_for(s, pc) : NULL;
+    if (!m)
         return;
-    struct module *best = NULL;
-    for (size_t i = 0; i < s->nmods; i++)
-        if (module_contains(&s->mods[i], pc)) {
-            best = &s->mods[i];
-            break;
-        }
-    if (!best)
-        return;
-    f->module = best->path;
-    f->offset = pc - best->base;
-    /* Every reported pc is a return address: look up the call instruction. */
-    uint64_t lookup = f->offset ? f->offset - 1 : 0;
-    const struct symbol *sym = find_symbol(best, lookup);
+    f->module = m->path;
+    f->offset = pc - m->base;
+    uint64_t lookup = return_address && f->offset ? f->offset - 1 : f->offset;
+    struct symbol *sym = (struct symbol *)find_symbol(m, lookup);
     if (sym)
-        f->function = sym->name;
-    find_line(best, lookup, f);
+        f->function = display_name(sym);
+    find_line(m, lookup, f);
 }

@@ -1,11 +1,14 @@
 /*
- * symbolize.h — program counters to module, function and file:line.
+ * symbolize.h — program counters to module, offset, function and file:line,
+ * in the CLI (the preload only reports raw pcs and its module list).
  */
 #ifndef LWC_SYMBOLIZE_H
 #define LWC_SYMBOLIZE_H
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct lwc_frame {
     uint64_t pc;
@@ -18,10 +21,14 @@ struct lwc_frame {
 
 struct lwc_symbolizer;
 
-/* From a reply's "modules" array. */
-struct lwc_symbolizer *lwc_symbolizer_new(json_object *modules);
+/* From a reply's "modules" array; pid lets module files be found under
+ * /proc/PID/root when the path does not lead to the same file here. */
+struct lwc_symbolizer *lwc_symbolizer_new(json_object *modules, pid_t pid);
 void lwc_symbolizer_free(struct lwc_symbolizer *s);
-/* Fill f for pc; strings stay valid until the symbolizer is freed. */
-void lwc_symbolize(struct lwc_symbolizer *s, uint64_t pc, struct lwc_frame *f);
+
+/* Fill f for pc. return_address: pc is where a call returns to (every frame
+ * but a stack's first), so pc - 1 is looked up. Strings stay valid until the
+ * symbolizer is freed. */
+void lwc_symbolize(struct lwc_symbolizer *s, uint64_t pc, bool return_address, struct lwc_frame *f);
 
 #endif

@@ -1,13 +1,15 @@
 /*
  * jsonw.c — the JSON writer (see jsonw.h). Runs only on the server thread,
- * so it may allocate; it never aborts.
+ * so it may allocate; it never aborts and never reads past a string's NUL.
  */
 #include "jsonw.h"
 
-#include <math.h>
+#include <math.h>   /* isfinite */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const char hex_digits[] = "0123456789abcdef";
 
 void jsonw_init(struct jsonw *w)
 {
@@ -20,161 +22,217 @@ void jsonw_free(struct jsonw *w)
     memset(w, 0, sizeof *w);
 }
 
-static void put(struct jsonw *w, const char *s, size_t n)
+/* ---- the buffer ---- */
+
+static bool make_room_for(struct jsonw *w, size_t n)
+{
+    if (w->len + n + 1 <= w->cap)
+        return true;
+    size_t cap = w->cap ? w->cap : 4096;
+    while (cap < w->len + n + 1) {
+        if (cap > SIZE_MAX / 2)
+            return false;
+        cap *= 2;
+    }
+    char *bigger = realloc(w->buf, cap);
+    if (!bigger)
+        return false;
+    w->buf = bigger;
+    w->cap = cap;
+    return true;
+}
+
+static void append_bytes(struct jsonw *w, const char *s, size_t n)
 {
     if (w->failed)
         return;
-    if (w->len + n + 1 > w->cap) {
-        size_t cap = w->cap ? w->cap : 4096;
-        while (cap < w->len + n + 1)
-            cap *= 2;
-        char *bigger = realloc(w->buf, cap);
-        if (!bigger) {
-            w->failed = true;
-            return;
-        }
-        w->buf = bigger;
-        w->cap = cap;
+    if (!make_room_for(w, n)) {
+        w->failed = true;
+        return;
     }
     memcpy(w->buf + w->len, s, n);
     w->len += n;
     w->buf[w->len] = 0;
 }
 
-static void puts_(struct jsonw *w, const char *s) { put(w, s, strlen(s)); }
-
-/* Before any value or key: the comma that separates it from the previous one. */
-static void separate(struct jsonw *w)
+static void append_text(struct jsonw *w, const char *s)
 {
-    if (w->depth > 0 && w->depth <= JSONW_MAX_DEPTH) {
-        if (w->need_comma[w->depth - 1])
-            put(w, ",", 1);
-        w->need_comma[w->depth - 1] = true;
-    }
+    append_bytes(w, s, strlen(s));
 }
 
-static void open_(struct jsonw *w, const char *c)
+/* ---- commas ---- */
+
+/* Before a value or a key: the comma that separates it from the previous
+ * one in the same container. A key clears the flag again, so the value that
+ * follows it is not separated from its key. */
+static void separate_from_previous(struct jsonw *w)
 {
-    separate(w);
-    puts_(w, c);
-    if (w->depth < JSONW_MAX_DEPTH)
-        w->need_comma[w->depth] = false;
+    if (w->depth <= 0 || w->depth > JSONW_MAX_DEPTH)
+        return;
+    if (w->need_comma[w->depth - 1])
+        append_bytes(w, ",", 1);
+    w->need_comma[w->depth - 1] = true;
+}
+
+static void open_container(struct jsonw *w, const char *bracket)
+{
+    separate_from_previous(w);
+    if (w->depth >= JSONW_MAX_DEPTH) {
+        w->failed = true;   /* deeper than we can track commas for */
+        return;
+    }
+    append_text(w, bracket);
+    w->need_comma[w->depth] = false;
     w->depth++;
 }
 
-static void close_(struct jsonw *w, const char *c)
+static void close_container(struct jsonw *w, const char *bracket)
 {
-    if (w->depth > 0)
-        w->depth--;
-    puts_(w, c);
+    if (w->depth <= 0) {
+        w->failed = true;   /* an end without a begin */
+        return;
+    }
+    w->depth--;
+    append_text(w, bracket);
 }
 
-void jsonw_begin_object(struct jsonw *w) { open_(w, "{"); }
-void jsonw_end_object(struct jsonw *w) { close_(w, "}"); }
-void jsonw_begin_array(struct jsonw *w) { open_(w, "["); }
-void jsonw_end_array(struct jsonw *w) { close_(w, "]"); }
+void jsonw_begin_object(struct jsonw *w) { open_container(w, "{"); }
+void jsonw_end_object(struct jsonw *w) { close_container(w, "}"); }
+void jsonw_begin_array(struct jsonw *w) { open_container(w, "["); }
+void jsonw_end_array(struct jsonw *w) { close_container(w, "]"); }
 
-/* Length of a valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_sequence(const unsigned char *s)
+/* ---- strings ---- */
+
+/* Length of the well-formed UTF-8 sequence at s (1..4), or 0 when the byte
+ * at s does not start one: a stray continuation byte, a truncated sequence
+ * (the NUL terminator fails the continuation test, so we never read past
+ * it), an overlong form, a surrogate or a code point above U+10FFFF. */
+static size_t utf8_sequence_length(const unsigned char *s)
 {
-    unsigned char c = s[0];
+    unsigned char lead = s[0];
     size_t n;
     uint32_t cp;
-    if (c < 0x80)
+    if (lead < 0x80)
         return 1;
-    if ((c & 0xe0) == 0xc0) { n = 2; cp = c & 0x1f; }
-    else if ((c & 0xf0) == 0xe0) { n = 3; cp = c & 0x0f; }
-    else if ((c & 0xf8) == 0xf0) { n = 4; cp = c & 0x07; }
+    if ((lead & 0xe0) == 0xc0) { n = 2; cp = lead & 0x1f; }
+    else if ((lead & 0xf0) == 0xe0) { n = 3; cp = lead & 0x0f; }
+    else if ((lead & 0xf8) == 0xf0) { n = 4; cp = lead & 0x07; }
     else return 0;
     for (size_t i = 1; i < n; i++) {
         if ((s[i] & 0xc0) != 0x80)
             return 0;
         cp = cp << 6 | (s[i] & 0x3f);
     }
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;   /* overlong, out of range or a surrogate */
+    static const uint32_t smallest[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (cp < smallest[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
     return n;
 }
 
-static void escaped(struct jsonw *w, const char *s)
+static void append_control_escape(struct jsonw *w, unsigned char c)
 {
-    put(w, "\"", 1);
+    switch (c) {
+    case '\n': append_bytes(w, "\\n", 2); return;
+    case '\r': append_bytes(w, "\\r", 2); return;
+    case '\t': append_bytes(w, "\\t", 2); return;
+    default: {
+        char e[6] = { '\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15] };
+        append_bytes(w, e, sizeof e);
+    }
+    }
+}
+
+static void append_quoted(struct jsonw *w, const char *s)
+{
+    append_bytes(w, "\"", 1);
     const unsigned char *p = (const unsigned char *)(s ? s : "");
-    while (*p) {
-        size_t n = utf8_sequence(p);
+    while (*p && !w->failed) {
+        size_t n = utf8_sequence_length(p);
         if (n == 0) {
-            puts_(w, "\\ufffd");
+            append_bytes(w, "\\ufffd", 6);
             p++;
         } else if (*p == '"' || *p == '\\') {
             char e[2] = { '\\', (char)*p };
-            put(w, e, 2);
+            append_bytes(w, e, 2);
             p++;
         } else if (*p < 0x20 || *p == 0x7f) {
-            char e[8];
-            snprintf(e, sizeof e, "\\u%04x", *p);
-            puts_(w, e);
+            append_control_escape(w, *p);
             p++;
         } else {
-            put(w, (const char *)p, n);
+            append_bytes(w, (const char *)p, n);   /* one well-formed code point */
             p += n;
         }
     }
-    put(w, "\"", 1);
+    append_bytes(w, "\"", 1);
 }
 
 void jsonw_key(struct jsonw *w, const char *key)
 {
-    separate(w);
-    escaped(w, key);
-    put(w, ":", 1);
-    /* the value that follows must not add a comma */
+    separate_from_previous(w);
+    append_quoted(w, key);
+    append_bytes(w, ":", 1);
     if (w->depth > 0 && w->depth <= JSONW_MAX_DEPTH)
         w->need_comma[w->depth - 1] = false;
 }
 
-/* After a key, the value must not be separated; after it, the next must be. */
-static void value_done(struct jsonw *w)
+/* ---- scalars ---- */
+
+static void append_value(struct jsonw *w, const char *text)
 {
-    if (w->depth > 0 && w->depth <= JSONW_MAX_DEPTH)
-        w->need_comma[w->depth - 1] = true;
+    separate_from_previous(w);
+    append_text(w, text);
 }
 
-#define SCALAR(w, body) do { separate(w); body; value_done(w); } while (0)
+void jsonw_string(struct jsonw *w, const char *s)
+{
+    separate_from_previous(w);
+    append_quoted(w, s);
+}
 
-void jsonw_string(struct jsonw *w, const char *s) { SCALAR(w, escaped(w, s)); }
-void jsonw_bool(struct jsonw *w, bool v) { SCALAR(w, puts_(w, v ? "true" : "false")); }
-void jsonw_null(struct jsonw *w) { SCALAR(w, puts_(w, "null")); }
+void jsonw_bool(struct jsonw *w, bool v) { append_value(w, v ? "true" : "false"); }
+void jsonw_null(struct jsonw *w) { append_value(w, "null"); }
 
 void jsonw_int(struct jsonw *w, int64_t v)
 {
     char b[32];
     snprintf(b, sizeof b, "%lld", (long long)v);
-    SCALAR(w, puts_(w, b));
+    append_value(w, b);
 }
 
 void jsonw_uint(struct jsonw *w, uint64_t v)
 {
     char b[32];
     snprintf(b, sizeof b, "%llu", (unsigned long long)v);
-    SCALAR(w, puts_(w, b));
+    append_value(w, b);
 }
 
+/* Three decimals for the times we report; huge magnitudes in exponent form
+ * (still a JSON number) rather than hundreds of digits. */
 void jsonw_double(struct jsonw *w, double v)
 {
     char b[48];
     if (!isfinite(v))
         snprintf(b, sizeof b, "null");
-    else
+    else if (v > -1e15 && v < 1e15)
         snprintf(b, sizeof b, "%.3f", v);
-    SCALAR(w, puts_(w, b));
+    else
+        snprintf(b, sizeof b, "%.17g", v);
+    append_value(w, b);
 }
 
 void jsonw_hex(struct jsonw *w, uint64_t v)
 {
-    char b[32];
-    snprintf(b, sizeof b, "\"0x%llx\"", (unsigned long long)v);
-    SCALAR(w, puts_(w, b));
+    char b[24], *p = b + sizeof b;
+    *--p = 0;
+    *--p = '"';
+    do {
+        *--p = hex_digits[v & 15];
+        v >>= 4;
+    } while (v);
+    *--p = 'x';
+    *--p = '0';
+    *--p = '"';
+    append_value(w, p);
 }
 
 void jsonw_hex_or_null(struct jsonw *w, uint64_t v)
@@ -185,4 +243,7 @@ void jsonw_hex_or_null(struct jsonw *w, uint64_t v)
         jsonw_null(w);
 }
 
-void jsonw_raw_newline(struct jsonw *w) { put(w, "\n", 1); }
+void jsonw_raw_newline(struct jsonw *w)
+{
+    append_bytes(w, "\n", 1);
+}

@@ -46,52 +46,76 @@ void lw_report_ping(struct jsonw *w)
     jsonw_raw_newline(w);
 }
 
+static void write_hook_binding(struct jsonw *w, const struct lw_hook_binding *b)
+{
+    jsonw_begin_object(w);
+    jsonw_key(w, "name");
+    jsonw_string(w, b->name);
+    jsonw_key(w, "version");
+    if (b->version)
+        jsonw_string(w, b->version);
+    else
+        jsonw_null(w);
+    jsonw_key(w, "address");
+    jsonw_hex_or_null(w, (uint64_t)(uintptr_t)b->address);
+    jsonw_key(w, "resolved");
+    jsonw_bool(w, b->address != NULL);
+    jsonw_end_object(w);
+}
+
 void lw_report_hooks(struct jsonw *w)
 {
-    struct lw_hook_binding b[128];
-    size_t n = lw_hooks_describe(b, 128);
-    if (n > 128)
-        n = 128;
+    /* lw_hooks_describe returns how many bindings there are, which may be
+     * more than it had room to fill: grow once and ask again. */
+    size_t cap = 256, n = 0;
+    struct lw_hook_binding *b = NULL;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct lw_hook_binding *bigger = realloc(b, cap * sizeof *b);
+        if (!bigger) {
+            free(b);
+            w->failed = true;
+            return;
+        }
+        b = bigger;
+        n = lw_hooks_describe(b, cap);
+        if (n <= cap)
+            break;
+        cap = n;
+    }
+    if (n > cap)
+        n = cap;
     begin_reply(w);
     jsonw_key(w, "hooks");
     jsonw_begin_array(w);
-    for (size_t i = 0; i < n; i++) {
-        jsonw_begin_object(w);
-        jsonw_key(w, "name");
-        jsonw_string(w, b[i].name);
-        jsonw_key(w, "version");
-        if (b[i].version)
-            jsonw_string(w, b[i].version);
-        else
-            jsonw_null(w);
-        jsonw_key(w, "address");
-        jsonw_hex_or_null(w, (uint64_t)(uintptr_t)b[i].address);
-        jsonw_key(w, "resolved");
-        jsonw_bool(w, b[i].address != NULL);
-        jsonw_end_object(w);
-    }
+    for (size_t i = 0; i < n; i++)
+        write_hook_binding(w, &b[i]);
     jsonw_end_array(w);
     jsonw_end_object(w);
     jsonw_raw_newline(w);
+    free(b);
 }
 
 /* ---- process identity ---- */
 
+/* /proc/self/cmdline, its NUL-separated arguments joined by spaces (the
+ * first 4 KiB: enough to recognise a program). */
 static void write_command(struct jsonw *w)
 {
     char buf[4096];
+    size_t len = 0;
     int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
+    if (fd >= 0) {
+        ssize_t n;
+        while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+            len += (size_t)n;
         close(fd);
-    if (n <= 0) {
-        jsonw_string(w, "");
-        return;
     }
-    buf[n] = 0;
-    for (ssize_t i = 0; i < n - 1; i++)   /* arguments joined by spaces */
+    while (len > 0 && buf[len - 1] == 0)
+        len--;
+    for (size_t i = 0; i < len; i++)
         if (buf[i] == 0)
             buf[i] = ' ';
+    buf[len] = 0;
     jsonw_string(w, buf);
 }
 
@@ -109,46 +133,66 @@ static void write_exe(struct jsonw *w)
 
 /* ---- modules ---- */
 
-/* The GNU build-id of a loaded object, from its PT_NOTE segments, which are
- * mapped and stay mapped while dl_iterate_phdr holds the loader lock. */
+/* The GNU build-id of a loaded object, as hex, from its PT_NOTE segments.
+ * Notes are part of the loaded image and stay mapped while dl_iterate_phdr
+ * holds the loader lock, so they are read directly. Returns the number of
+ * hex digits written (0: none found). */
 static size_t find_build_id(const struct dl_phdr_info *info, char *hex, size_t size)
 {
+    static const char digits[] = "0123456789abcdef";
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_NOTE)
+        if (ph->p_type != PT_NOTE || ph->p_memsz < sizeof(ElfW(Nhdr)))
             continue;
+        size_t align = ph->p_align == 8 ? 8 : 4;   /* notes in an 8-aligned segment pad to 8 */
         const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
-        while (p + sizeof(ElfW(Nhdr)) <= end) {
+        while ((size_t)(end - p) >= sizeof(ElfW(Nhdr))) {
             const ElfW(Nhdr) *note = (const ElfW(Nhdr) *)p;
+            size_t name_room = (note->n_namesz + align - 1) & ~(align - 1);
+            size_t desc_room = (note->n_descsz + align - 1) & ~(align - 1);
+            size_t left = (size_t)(end - p) - sizeof *note;
+            if (name_room > left || note->n_descsz > left - name_room)
+                break;   /* malformed: stop rather than read past the segment */
             const char *name = p + sizeof *note;
-            const unsigned char *desc = (const unsigned char *)name + ((note->n_namesz + 3) & ~3u);
-            if ((const char *)desc + note->n_descsz > end)
-                break;
+            const unsigned char *desc = (const unsigned char *)name + name_room;
             if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 && memcmp(name, "GNU", 4) == 0) {
                 size_t out = 0;
-                for (size_t k = 0; k < note->n_descsz && out + 3 <= size; k++)
-                    out += (size_t)snprintf(hex + out, size - out, "%02x", desc[k]);
+                for (size_t k = 0; k < note->n_descsz && out + 3 <= size; k++) {
+                    hex[out++] = digits[desc[k] >> 4];
+                    hex[out++] = digits[desc[k] & 15];
+                }
+                hex[out] = 0;
                 return out;
             }
-            p = (const char *)desc + ((note->n_descsz + 3) & ~3u);
+            if (desc_room > left - name_room)
+                break;
+            p = (const char *)desc + desc_room;
         }
     }
     return 0;
 }
 
+struct module_walk {
+    struct jsonw *w;
+    bool first;   /* the first object dl_iterate_phdr reports is the program itself */
+};
+
 static int write_module(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
-    struct jsonw *w = data;
+    struct module_walk *walk = data;
+    struct jsonw *w = walk->w;
+    bool is_program = walk->first;
+    walk->first = false;
     char path[4096];
     const char *name = info->dlpi_name;
-    if (!name || !*name) {   /* the main program */
+    if ((!name || !*name) && is_program) {
         ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
         path[n > 0 ? n : 0] = 0;
         name = path;
     }
-    if (!*name)
-        return 0;
+    if (!name || !*name)
+        return 0;   /* an object without a name cannot be symbolized anyway */
     char build_id[129];
     jsonw_begin_object(w);
     jsonw_key(w, "path");
@@ -161,10 +205,30 @@ static int write_module(struct dl_phdr_info *info, size_t size, void *data)
     else
         jsonw_null(w);
     jsonw_end_object(w);
-    return 0;
+    return w->failed;   /* out of memory: stop walking */
+}
+
+static void write_modules(struct jsonw *w)
+{
+    struct module_walk walk = { .w = w, .first = true };
+    jsonw_key(w, "modules");
+    jsonw_begin_array(w);
+    dl_iterate_phdr(write_module, &walk);
+    jsonw_end_array(w);
 }
 
 /* ---- threads ---- */
+
+/* A string from a fixed-size array of the snapshot: never read past the
+ * array, even if it lacks its NUL. */
+static void write_fixed_string(struct jsonw *w, const char *s, size_t size)
+{
+    char copy[1024];
+    size_t n = strnlen(s, size < sizeof copy ? size : sizeof copy - 1);
+    memcpy(copy, s, n);
+    copy[n] = 0;
+    jsonw_string(w, copy);
+}
 
 static void write_stack_ref(struct jsonw *w, uint32_t id)
 {
@@ -172,6 +236,24 @@ static void write_stack_ref(struct jsonw *w, uint32_t id)
         jsonw_uint(w, id);
     else
         jsonw_null(w);
+}
+
+/* For a wait seen only in /proc: the blocking syscall's name, or
+ * "syscall_<nr>" for one we have no name for (still a string, as the
+ * protocol says); null for waits a hook recorded. */
+static void write_syscall_name(struct jsonw *w, const struct lw_snap_wait *x)
+{
+    if (x->source != LW_SOURCE_PROC || x->syscall_nr < 0) {
+        jsonw_null(w);
+        return;
+    }
+    const char *name = lw_syscall_name(x->syscall_nr);
+    char unnamed[32];
+    if (!name) {
+        snprintf(unnamed, sizeof unnamed, "syscall_%d", x->syscall_nr);
+        name = unnamed;
+    }
+    jsonw_string(w, name);
 }
 
 static void write_wait(struct jsonw *w, const struct lw_snap_thread *t)
@@ -208,13 +290,7 @@ static void write_wait(struct jsonw *w, const struct lw_snap_thread *t)
     jsonw_key(w, "source");
     jsonw_string(w, x->source == LW_SOURCE_PROC ? "proc" : "hook");
     jsonw_key(w, "syscall");
-    const char *sc = x->source == LW_SOURCE_PROC ? lw_syscall_name(x->syscall_nr) : NULL;
-    if (sc)
-        jsonw_string(w, sc);
-    else if (x->source == LW_SOURCE_PROC)
-        jsonw_int(w, x->syscall_nr);
-    else
-        jsonw_null(w);
+    write_syscall_name(w, x);
     jsonw_end_object(w);
 }
 
@@ -254,7 +330,7 @@ static void write_thread(struct jsonw *w, const struct lw_snap_thread *t, const 
     jsonw_key(w, "tid");
     jsonw_int(w, t->tid);
     jsonw_key(w, "name");
-    jsonw_string(w, t->name);
+    write_fixed_string(w, t->name, sizeof t->name);
     jsonw_key(w, "main");
     jsonw_bool(w, t->is_main);
     jsonw_key(w, "origin");
@@ -281,13 +357,24 @@ static void write_thread(struct jsonw *w, const struct lw_snap_thread *t, const 
     else
         jsonw_null(w);
     jsonw_key(w, "reason");
-    jsonw_string(w, v->reason);
+    write_fixed_string(w, v->reason, sizeof v->reason);
     jsonw_key(w, "counterpart");
     write_counterpart(w, v);
     jsonw_key(w, "wait_stack");
     write_stack_ref(w, t->waiting ? t->wait_stack : 0);
     jsonw_key(w, "create_stack");
     write_stack_ref(w, t->create_stack);
+    jsonw_end_object(w);
+}
+
+static void write_settings(struct jsonw *w, const struct lw_snapshot *snap)
+{
+    jsonw_key(w, "settings");
+    jsonw_begin_object(w);
+    jsonw_key(w, "settle_ms");
+    jsonw_uint(w, snap->settle_ms);
+    jsonw_key(w, "stall_ms");
+    jsonw_uint(w, snap->stall_ms);
     jsonw_end_object(w);
 }
 
@@ -315,7 +402,7 @@ static void write_stacks(struct jsonw *w, const struct lw_snapshot *snap)
         snprintf(id, sizeof id, "%u", snap->stacks[i].id);
         jsonw_key(w, id);
         jsonw_begin_array(w);
-        for (uint32_t k = 0; k < snap->stacks[i].depth; k++)
+        for (uint32_t k = 0; k < snap->stacks[i].depth && k < LW_MAX_FRAMES; k++)
             jsonw_hex(w, snap->stacks[i].pcs[k]);
         jsonw_end_array(w);
     }
@@ -332,7 +419,7 @@ static void write_exited(struct jsonw *w, const struct lw_snapshot *snap)
         jsonw_key(w, "tid");
         jsonw_int(w, x->tid);
         jsonw_key(w, "name");
-        jsonw_string(w, x->name);
+        write_fixed_string(w, x->name, sizeof x->name);
         jsonw_key(w, "exited_ago");
         jsonw_double(w, x->exited_ago);
         jsonw_key(w, "start_routine");
@@ -354,13 +441,7 @@ void lw_report_process(struct jsonw *w, const struct lw_snapshot *snap, const st
     write_exe(w);
     jsonw_key(w, "uptime");
     jsonw_double(w, snap->uptime);
-    jsonw_key(w, "settings");
-    jsonw_begin_object(w);
-    jsonw_key(w, "settle_ms");
-    jsonw_uint(w, snap->settle_ms);
-    jsonw_key(w, "stall_ms");
-    jsonw_uint(w, snap->stall_ms);
-    jsonw_end_object(w);
+    write_settings(w, snap);
     write_summary(w, snap, a);
     jsonw_key(w, "created");
     jsonw_uint(w, snap->created);
@@ -371,13 +452,10 @@ void lw_report_process(struct jsonw *w, const struct lw_snapshot *snap, const st
     jsonw_key(w, "notes");
     jsonw_begin_array(w);
     if (a->note[0])
-        jsonw_string(w, a->note);
+        write_fixed_string(w, a->note, sizeof a->note);
     jsonw_end_array(w);
     if (kind == LW_REPORT_THREADS) {
-        jsonw_key(w, "modules");
-        jsonw_begin_array(w);
-        dl_iterate_phdr(write_module, w);
-        jsonw_end_array(w);
+        write_modules(w);
         write_stacks(w, snap);
         jsonw_key(w, "threads");
         jsonw_begin_array(w);

@@ -1,6 +1,11 @@
 /*
  * report.h — the replies of docs/protocol.md, rendered from a snapshot and
- * its analysis. Server thread only.
+ * its analysis into a JSON writer. Server thread only (it allocates and walks
+ * the loader's module list).
+ *
+ * Kept apart from server.c so that what a reply says (report.c) is separate
+ * from how it travels (server.c): each reply ends with "\n". When a writer
+ * comes back with `failed` set, the server sends an error reply instead.
  */
 #ifndef LW_REPORT_H
 #define LW_REPORT_H

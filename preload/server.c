@@ -9,10 +9,14 @@
  * SO_PEERCRED: same uid or root. The socket lives in a private directory
  * (0700, owned by us, never a symlink), is bound under a temporary name and
  * renamed into place once it listens, and is unlinked at exit.
+ *
+ * Building a reply (snapshot, analysis, dl_iterate_phdr, malloc) happens
+ * under report_lock, which the fork handlers take: a fork never copies the
+ * server in the middle of that work. The lock is never held while talking
+ * to a client.
  */
 #include "lw.h"
 #include "jsonw.h"
-#include "registry.h"
 #include "report.h"
 #include "snapshot.h"
 
@@ -30,11 +34,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define REQUEST_MAX 256
+#define REQUEST_MAX 256          /* bytes, the newline included */
 #define READ_DEADLINE_MS 2000
 #define WRITE_DEADLINE_MS 5000
 #define TICK_MS 1000
-#define STALE_SCAN_LIMIT 1000
+#define STALE_SCAN_LIMIT 1000    /* directory entries looked at for stale sockets */
+#define ACCEPT_BACKOFF_MS 100    /* after accept fails for lack of fds or memory */
+#define MAX_REOPENS 16
 
 static lw_lock_t report_lock = LW_LOCK_INIT;   /* held while building a reply; fork waits for it */
 static int listen_fd = -1;
@@ -43,11 +49,15 @@ static ino_t listen_ino;          /* application closed or reused its fd */
 static pid_t listening_pid;
 static char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static char dir_path[sizeof socket_path];
+static char dir_problem[160];     /* why dir_path is unusable, "" if it is fine */
 static bool started;
+static bool exiting;              /* lw_server_at_exit ran in the listening process */
 
-static void warn(const char *fmt, const char *arg)
+/* One line on stderr, written in one call (never through stdio, whose
+ * buffers and locks belong to the application). */
+static void complain(const char *fmt, const char *arg)
 {
-    char line[512];
+    char line[768];
     int n = snprintf(line, sizeof line, fmt, arg);
     if (n > 0)
         (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
@@ -55,61 +65,94 @@ static void warn(const char *fmt, const char *arg)
 
 /* ---- the directory ---- */
 
-static bool choose_directory(char *out, size_t size)
+/* From the environment, in the constructor (the program is single-threaded
+ * then, so nobody is calling setenv). The string is copied; a problem is
+ * remembered and reported only if the server is ever started. */
+static void choose_directory(void)
 {
-    const char *dir = getenv("LEAKWATCH_DIR");
+    const char *lwdir = getenv("LEAKWATCH_DIR");
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     int n;
-    if (dir && *dir)
-        n = snprintf(out, size, "%s", dir);
-    else if (xdg && xdg[0] == '/')
-        n = snprintf(out, size, "%s/leakwatch", xdg);
-    else
-        n = snprintf(out, size, "/tmp/leakwatch-%u", (unsigned)geteuid());
-    if (n <= 0 || (size_t)n >= size) {
-        warn("leakwatch: not listening: socket directory path is too long (%s)\n", dir ? dir : "");
-        return false;
+    dir_problem[0] = 0;
+    if (lwdir && *lwdir) {
+        if (lwdir[0] != '/') {
+            snprintf(dir_problem, sizeof dir_problem, "LEAKWATCH_DIR must be an absolute path");
+            return;
+        }
+        n = snprintf(dir_path, sizeof dir_path, "%s", lwdir);
+    } else if (xdg && xdg[0] == '/') {
+        n = snprintf(dir_path, sizeof dir_path, "%s/leakwatch", xdg);
+    } else {
+        n = snprintf(dir_path, sizeof dir_path, "/tmp/leakwatch-%u", (unsigned)geteuid());
     }
-    return true;
+    if (n <= 0 || (size_t)n >= sizeof dir_path)
+        snprintf(dir_problem, sizeof dir_problem,
+                 "the socket directory's path is too long for a UNIX socket (at most %zu bytes in all)",
+                 sizeof dir_path - 1);
 }
 
 static bool directory_is_private(const char *dir)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         char why[600];
-        snprintf(why, sizeof why, "%s: %s", dir, strerror(errno));
-        warn("leakwatch: not listening: cannot create %s\n", why);
+        snprintf(why, sizeof why, "%s cannot be created: %s", dir, strerror(errno));
+        complain("leakwatch: not listening: %s\n", why);
         return false;
     }
     struct stat st;
     if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        warn("leakwatch: not listening: %s is not a directory (or is a symlink)\n", dir);
+        complain("leakwatch: not listening: %s is not a directory (or is a symlink)\n", dir);
         return false;
     }
     if (st.st_uid != geteuid()) {
-        warn("leakwatch: not listening: %s is owned by another user\n", dir);
+        complain("leakwatch: not listening: %s is owned by another user\n", dir);
         return false;
     }
     if (st.st_mode & 077) {
-        warn("leakwatch: not listening: %s is accessible to other users (mode must be 0700)\n", dir);
+        complain("leakwatch: not listening: %s is accessible to other users (its mode must be 0700)\n", dir);
         return false;
     }
     return true;
 }
 
-/* Remove sockets left behind by processes that no longer exist. */
+/* The pid in "<prefix><digits><suffix>", or 0 if name is not exactly that. */
+static pid_t pid_in_name(const char *name, const char *prefix, const char *suffix)
+{
+    size_t plen = strlen(prefix);
+    if (strncmp(name, prefix, plen) != 0)
+        return 0;
+    const char *p = name + plen;
+    long pid = 0;
+    if (*p < '1' || *p > '9')
+        return 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        pid = pid * 10 + (*p - '0');
+        if (pid > 0x7fffffff)
+            return 0;
+    }
+    return strcmp(p, suffix) == 0 ? (pid_t)pid : 0;
+}
+
+static bool process_is_gone(pid_t pid)
+{
+    return kill(pid, 0) == -1 && errno == ESRCH;
+}
+
+/* Remove the sockets (and half-made temporary sockets) left behind by
+ * processes that no longer exist; look at no more than STALE_SCAN_LIMIT
+ * entries, so a huge directory costs a bounded time. */
 static void remove_stale_sockets(const char *dir)
 {
-    DIR *d = opendir(dir);
+    DIR *d = opendir(dir);   /* glibc opens it O_CLOEXEC */
     if (!d)
         return;
     int dfd = dirfd(d), scanned = 0;
     struct dirent *de;
-    while ((de = readdir(d)) && scanned++ < STALE_SCAN_LIMIT) {
-        int pid = 0, used = 0;
-        if (sscanf(de->d_name, "leakwatch.%d.sock%n", &pid, &used) != 1 || de->d_name[used] || pid <= 0)
-            continue;
-        if (kill(pid, 0) == -1 && errno == ESRCH)
+    while (scanned++ < STALE_SCAN_LIMIT && (de = readdir(d))) {
+        pid_t pid = pid_in_name(de->d_name, "leakwatch.", ".sock");
+        if (!pid)
+            pid = pid_in_name(de->d_name, ".leakwatch.", ".tmp");
+        if (pid && pid != getpid() && process_is_gone(pid))
             unlinkat(dfd, de->d_name, 0);
     }
     closedir(d);
@@ -125,33 +168,59 @@ static bool fill_address(struct sockaddr_un *addr, const char *dir, const char *
     return n > 0 && (size_t)n < sizeof addr->sun_path;
 }
 
-static bool dir_chosen;   /* dir_path was read from the environment at start-up */
+static void complain_about_socket(const char *path)
+{
+    char why[600];
+    snprintf(why, sizeof why, "%s: %s", path, strerror(errno));
+    complain("leakwatch: not listening: %s\n", why);
+}
+
+/* Bind under the temporary name, restrict, listen, then rename into place,
+ * so a client never finds a socket that does not listen yet. */
+static int bind_and_listen(const struct sockaddr_un *tmp, const struct sockaddr_un *final)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        complain_about_socket("socket()");
+        return -1;
+    }
+    unlink(tmp->sun_path);   /* ours, from an earlier attempt (same pid) */
+    if (bind(fd, (const struct sockaddr *)tmp, sizeof *tmp) != 0) {
+        complain_about_socket(tmp->sun_path);
+        close(fd);
+        return -1;
+    }
+    if (chmod(tmp->sun_path, 0600) != 0 || listen(fd, 64) != 0 || rename(tmp->sun_path, final->sun_path) != 0) {
+        complain_about_socket(final->sun_path);
+        unlink(tmp->sun_path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 static bool open_listener(void)
 {
-    if (!dir_chosen || !directory_is_private(dir_path))
+    if (!dir_path[0] && !dir_problem[0])
+        return false;   /* started before the constructor chose a directory */
+    if (dir_problem[0]) {
+        complain("leakwatch: not listening: %s\n", dir_problem);
+        return false;
+    }
+    if (!directory_is_private(dir_path))
         return false;
     remove_stale_sockets(dir_path);
     pid_t pid = getpid();
     struct sockaddr_un tmp, final;
     if (!fill_address(&tmp, dir_path, ".leakwatch.%d.tmp", pid) ||
         !fill_address(&final, dir_path, "leakwatch.%d.sock", pid)) {
-        warn("leakwatch: not listening: socket path under %s is too long for a UNIX socket\n", dir_path);
+        complain("leakwatch: not listening: the socket path under %s is too long for a UNIX socket "
+                 "(at most 107 bytes)\n", dir_path);
         return false;
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = bind_and_listen(&tmp, &final);
     if (fd < 0)
         return false;
-    unlink(tmp.sun_path);
-    if (bind(fd, (struct sockaddr *)&tmp, sizeof tmp) != 0 || chmod(tmp.sun_path, 0600) != 0 ||
-        listen(fd, 64) != 0 || rename(tmp.sun_path, final.sun_path) != 0) {
-        char why[600];
-        snprintf(why, sizeof why, "%s: %s", final.sun_path, strerror(errno));
-        warn("leakwatch: not listening: %s\n", why);
-        unlink(tmp.sun_path);
-        close(fd);
-        return false;
-    }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         unlink(final.sun_path);
@@ -159,10 +228,10 @@ static bool open_listener(void)
         return false;
     }
     memcpy(socket_path, final.sun_path, sizeof socket_path);
-    listen_fd = fd;
     listen_dev = st.st_dev;
     listen_ino = st.st_ino;
     listening_pid = pid;
+    listen_fd = fd;
     return true;
 }
 
@@ -176,17 +245,19 @@ static bool listener_still_ours(void)
     return listen_fd >= 0 && fstat(listen_fd, &st) == 0 && st.st_dev == listen_dev && st.st_ino == listen_ino;
 }
 
-#define MAX_REOPENS 16
-
-/* Our fd was taken away: forget it (it is not ours to close) and listen anew. */
+/* Our fd was taken away: forget it (it is not ours to close), remove the
+ * file nobody listens on any more, and listen anew, unless the process is
+ * exiting or keeps doing it. */
 static bool reopen_listener(int *reopens)
 {
     listen_fd = -1;
+    if (__atomic_load_n(&exiting, __ATOMIC_ACQUIRE))
+        return false;
     if (socket_path[0])
         unlink(socket_path);
     socket_path[0] = 0;
     if (++*reopens > MAX_REOPENS) {
-        warn("leakwatch: %s\n", "stopped listening: the application keeps closing our socket");
+        complain("leakwatch: %s\n", "stopped listening: the application keeps closing our socket");
         return false;
     }
     return open_listener();
@@ -194,15 +265,22 @@ static bool reopen_listener(int *reopens)
 
 /* ---- one connection ---- */
 
-static int remaining_ms(uint64_t deadline)
+static uint64_t deadline_in_ms(int ms)
+{
+    return lw_now_ns() + (uint64_t)ms * 1000000u;
+}
+
+static int ms_until(uint64_t deadline)
 {
     uint64_t now = lw_now_ns();
     return now >= deadline ? 0 : (int)((deadline - now) / 1000000u) + 1;
 }
 
+/* Send everything, or give up at the deadline: a client that stops reading
+ * is dropped. MSG_NOSIGNAL: a client that hung up costs EPIPE, not SIGPIPE. */
 static void send_all(int fd, const char *buf, size_t len)
 {
-    uint64_t deadline = lw_now_ns() + (uint64_t)WRITE_DEADLINE_MS * 1000000u;
+    uint64_t deadline = deadline_in_ms(WRITE_DEADLINE_MS);
     while (len > 0) {
         ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
@@ -213,24 +291,10 @@ static void send_all(int fd, const char *buf, size_t len)
         if (n < 0 && errno != EAGAIN && errno != EINTR)
             return;   /* the client went away */
         struct pollfd p = { .fd = fd, .events = POLLOUT };
-        int left = remaining_ms(deadline);
+        int left = ms_until(deadline);
         if (left == 0 || poll(&p, 1, left) <= 0)
-            return;   /* a client that stops reading is dropped */
+            return;
     }
-}
-
-static void send_json(int fd, struct jsonw *w)
-{
-    if (w->failed) {
-        struct jsonw small;
-        jsonw_init(&small);
-        lw_report_error(&small, "out of memory while building the reply");
-        if (!small.failed)
-            send_all(fd, small.buf, small.len);
-        jsonw_free(&small);
-        return;
-    }
-    send_all(fd, w->buf, w->len);
 }
 
 static void send_error(int fd, const char *message)
@@ -238,41 +302,59 @@ static void send_error(int fd, const char *message)
     struct jsonw w;
     jsonw_init(&w);
     lw_report_error(&w, message);
-    send_json(fd, &w);
+    if (!w.failed)
+        send_all(fd, w.buf, w.len);
     jsonw_free(&w);
 }
 
-/* Read one line: 1 on success, 0 on a closed or silent client, -1 with an
- * error message for a bad request. */
-static int read_request(int fd, char *line, const char **error)
+static void send_reply(int fd, struct jsonw *w)
+{
+    if (w->failed)
+        send_error(fd, "out of memory while building the reply");
+    else
+        send_all(fd, w->buf, w->len);
+}
+
+static bool line_is_printable_ascii(const char *line, const char *end)
+{
+    for (const unsigned char *c = (const unsigned char *)line; c < (const unsigned char *)end; c++)
+        if (*c < 0x20 || *c > 0x7e)   /* a NUL too */
+            return false;
+    return true;
+}
+
+/* Read one request line into line (REQUEST_MAX + 1 bytes) within the read
+ * deadline. Returns 1 with the line NUL-terminated (a trailing "\r"
+ * dropped; *more set when bytes followed the newline), 0 when the client
+ * hung up without saying anything, or -1 with *error set for a bad request. */
+static int read_request(int fd, char *line, bool *more, const char **error)
 {
     size_t len = 0;
-    uint64_t deadline = lw_now_ns() + (uint64_t)READ_DEADLINE_MS * 1000000u;
+    uint64_t deadline = deadline_in_ms(READ_DEADLINE_MS);
     for (;;) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        int left = remaining_ms(deadline);
+        int left = ms_until(deadline);
         if (left == 0 || poll(&p, 1, left) <= 0) {
             *error = "request timed out: send one line within 2 seconds";
             return -1;
         }
         ssize_t n = recv(fd, line + len, REQUEST_MAX - len, MSG_DONTWAIT);
-        if (n == 0)
-            return 0;
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
-            return 0;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n <= 0) {
+            *error = "bad request: the connection ended before a newline";
+            return len > 0 ? -1 : 0;
         }
         len += (size_t)n;
         char *nl = memchr(line, '\n', len);
         if (nl) {
             if (nl > line && nl[-1] == '\r')
                 nl--;
-            for (char *c = line; c < nl; c++)   /* every byte, a NUL included */
-                if (*c < 0x20 || *c > 0x7e) {
-                    *error = "bad request: only printable ASCII is accepted";
-                    return -1;
-                }
+            if (!line_is_printable_ascii(line, nl)) {
+                *error = "bad request: only printable ASCII is accepted";
+                return -1;
+            }
+            *more = line + len > nl + 1 + (*nl == '\r');
             *nl = 0;
             return 1;
         }
@@ -295,85 +377,126 @@ static void drain_briefly(int fd)
             ;   /* at most 16 KiB: a client that streams for ever is simply closed */
 }
 
-static bool peer_allowed(int fd, uid_t *peer_uid)
+static void refuse_peer(int fd)
 {
     struct ucred cred;
     socklen_t len = sizeof cred;
+    char msg[128];
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+        snprintf(msg, sizeof msg, "permission denied: the peer's credentials are unknown");
+    else
+        snprintf(msg, sizeof msg, "permission denied: uid %u may not query process %d", (unsigned)cred.uid,
+                 (int)getpid());
+    send_error(fd, msg);
+    drain_briefly(fd);
+}
+
+static bool peer_is_allowed(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
         return false;
-    *peer_uid = cred.uid;
     return cred.uid == 0 || cred.uid == geteuid();
 }
 
-static void answer_process(int fd, enum lw_report_kind kind)
+/* Snapshot, analysis and rendering under report_lock; the reply is sent
+ * after the lock is released. */
+static void answer_with_process_report(int fd, enum lw_report_kind kind)
 {
     struct jsonw w;
-    jsonw_init(&w);
-    lw_lock(&report_lock);
     struct lw_snapshot snap;
     struct lw_analysis analysis;
+    const char *failure = NULL;
+    jsonw_init(&w);
+    lw_lock(&report_lock);
     if (lw_snapshot_take(&snap) != 0) {
-        lw_unlock(&report_lock);
-        send_error(fd, "out of memory while taking a snapshot");
-        return;
-    }
-    if (lw_analyze(&snap, &analysis) != 0) {
+        failure = "out of memory while taking a snapshot";
+    } else {
+        if (lw_analyze(&snap, &analysis) != 0) {
+            failure = "out of memory while analysing";
+        } else {
+            lw_report_process(&w, &snap, &analysis, kind);
+            lw_analysis_free(&analysis);
+        }
         lw_snapshot_free(&snap);
-        lw_unlock(&report_lock);
-        send_error(fd, "out of memory while analysing");
-        return;
     }
-    lw_report_process(&w, &snap, &analysis, kind);
-    lw_analysis_free(&analysis);
-    lw_snapshot_free(&snap);
     lw_unlock(&report_lock);
-    send_json(fd, &w);
+    if (failure)
+        send_error(fd, failure);
+    else
+        send_reply(fd, &w);
     jsonw_free(&w);
 }
 
-static void answer_small(int fd, void (*render)(struct jsonw *))
+static void answer_with(int fd, void (*render)(struct jsonw *))
 {
     struct jsonw w;
     jsonw_init(&w);
     lw_lock(&report_lock);
     render(&w);
     lw_unlock(&report_lock);
-    send_json(fd, &w);
+    send_reply(fd, &w);
     jsonw_free(&w);
+}
+
+static void answer_request(int fd, const char *line)
+{
+    if (strcmp(line, "threads") == 0)
+        answer_with_process_report(fd, LW_REPORT_THREADS);
+    else if (strcmp(line, "status") == 0)
+        answer_with_process_report(fd, LW_REPORT_STATUS);
+    else if (strcmp(line, "ping") == 0)
+        answer_with(fd, lw_report_ping);
+    else if (strcmp(line, "hooks") == 0)
+        answer_with(fd, lw_report_hooks);
+    else
+        send_error(fd, "unknown request; expected one of: ping, status, threads, hooks");
 }
 
 static void serve_connection(int fd)
 {
-    uid_t uid = 0;
-    if (!peer_allowed(fd, &uid)) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "permission denied: uid %u may not query process %d", (unsigned)uid, (int)getpid());
-        send_error(fd, msg);
-        drain_briefly(fd);
+    if (!peer_is_allowed(fd)) {
+        refuse_peer(fd);
         return;
     }
     char line[REQUEST_MAX + 1];
     const char *error = NULL;
-    int got = read_request(fd, line, &error);
+    bool more = false;
+    int got = read_request(fd, line, &more, &error);
     if (got == 0)
         return;
     if (got < 0) {
         send_error(fd, error);
         drain_briefly(fd);
+        return;
     }
-    else if (strcmp(line, "threads") == 0)
-        answer_process(fd, LW_REPORT_THREADS);
-    else if (strcmp(line, "status") == 0)
-        answer_process(fd, LW_REPORT_STATUS);
-    else if (strcmp(line, "ping") == 0)
-        answer_small(fd, lw_report_ping);
-    else if (strcmp(line, "hooks") == 0)
-        answer_small(fd, lw_report_hooks);
-    else
-        send_error(fd, "unknown request; expected one of: ping, status, threads, hooks");
+    answer_request(fd, line);
+    if (more)
+        drain_briefly(fd);   /* one request per connection: the rest is ignored */
 }
 
 /* ---- the thread ---- */
+
+static void tick_registry_if_due(uint64_t *last_tick)
+{
+    uint64_t now = lw_now_ns();
+    if (now - *last_tick < (uint64_t)TICK_MS * 1000000u)
+        return;
+    lw_lock(&report_lock);   /* a fork never lands mid-tick */
+    lw_registry_tick();
+    lw_unlock(&report_lock);
+    *last_tick = now;
+}
+
+/* accept4 failed: a connection the client dropped (try the next) or no fd
+ * or memory to take it (the connection stays queued, so poll would wake at
+ * once again: pause rather than spin). */
+static void back_off_after_accept_failure(int err)
+{
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+        poll(NULL, 0, ACCEPT_BACKOFF_MS);
+}
 
 static void *server_main(void *arg)
 {
@@ -386,16 +509,14 @@ static void *server_main(void *arg)
             return NULL;
         struct pollfd p = { .fd = listen_fd, .events = POLLIN };
         int ready = poll(&p, 1, TICK_MS);
-        uint64_t now = lw_now_ns();
-        if (now - last_tick >= (uint64_t)TICK_MS * 1000000u) {
-            lw_registry_tick();
-            last_tick = now;
-        }
+        tick_registry_if_due(&last_tick);
         if (ready <= 0 || !(p.revents & POLLIN) || !listener_still_ours())
             continue;
         int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0)
+        if (fd < 0) {
+            back_off_after_accept_failure(errno);
             continue;
+        }
         serve_connection(fd);
         close(fd);
     }
@@ -411,8 +532,9 @@ void lw_server_start(void)
         return;
     int rc = lw_internal_thread_create(server_main, NULL);
     if (rc != 0) {
-        warn("leakwatch: not listening: cannot start the server thread (%s)\n", strerror(rc));
+        complain("leakwatch: not listening: cannot start the server thread (%s)\n", strerror(rc));
         unlink(socket_path);
+        socket_path[0] = 0;
         close(listen_fd);
         listen_fd = -1;
     }
@@ -431,25 +553,26 @@ void lw_server_fork_parent(void) { lw_unlock(&report_lock); }
  * a socket file per fork would cost every fork. */
 static bool pending;
 
-/* Called by the constructor, while the program is still single-threaded:
- * the environment is read here, never later, when another thread might be
- * calling setenv. */
+/* Called by the constructor, while the program is still single-threaded. */
 void lw_server_start_later(void)
 {
-    dir_chosen = choose_directory(dir_path, sizeof dir_path);
+    choose_directory();
     __atomic_store_n(&pending, true, __ATOMIC_RELEASE);
 }
 
+/* In the child, right after fork: the server thread does not exist here.
+ * The listening socket is the parent's: close our copy (if it still is
+ * ours), never unlink it. The child listens under its own pid, later. */
 void lw_server_fork_child(void)
 {
-    /* The listening socket is the parent's: close our copy (if it still is
-     * ours), never unlink it. */
     if (listener_still_ours())
         close(listen_fd);
     listen_fd = -1;
     socket_path[0] = 0;
-    report_lock.word = 0;
+    listening_pid = 0;
     started = false;
+    __atomic_store_n(&exiting, false, __ATOMIC_RELAXED);
+    report_lock.word = 0;   /* taken by fork_prepare in the parent's forking thread */
     __atomic_store_n(&pending, true, __ATOMIC_RELEASE);   /* same directory as the parent */
 }
 
@@ -460,8 +583,17 @@ void lw_server_start_if_pending(void)
         lw_server_start();
 }
 
+/* At exit (destructor, or our _exit hook; async-signal-safe). Only the
+ * process that created the socket removes it: a vfork or _Fork child shares
+ * or inherits these variables but not the socket file, and must write
+ * nothing here. The listening fd is left for the kernel to close: the
+ * server thread may still be running, and closing the number under it could
+ * hand it a descriptor the application opens next. */
 void lw_server_at_exit(void)
 {
-    if (listening_pid == getpid() && socket_path[0])
+    if (listening_pid == 0 || listening_pid != getpid())
+        return;
+    __atomic_store_n(&exiting, true, __ATOMIC_RELEASE);
+    if (socket_path[0])
         unlink(socket_path);
 }

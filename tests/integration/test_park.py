@@ -98,7 +98,8 @@ def check_thread(mode, ready, t):
     check(t["origin"] == "pthread_create", where + "origin %r" % t["origin"])
     # Under ASan its pthread_create interceptor comes first and hands ours its
     # own trampoline (asan_thread_start) as the start routine.
-    routines = ("parked_thread", "_ZL17asan_thread_startPv") if sanitized() else ("parked_thread",)
+    routines = (("parked_thread", "_ZL17asan_thread_startPv", "asan_thread_start(void*)") if sanitized()
+                else ("parked_thread",))
     check((t["start_routine"] or {}).get("function") in routines,
           where + "start routine %r, wanted parked_thread" % t["start_routine"])
 
