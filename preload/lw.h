@@ -65,6 +65,7 @@ struct lw_hook_binding {
     const char *version;   /* symbol version asked for, NULL = default */
     void *address;         /* what it resolved to, NULL if unresolved */
 };
+/* Fills at most max entries and returns the total count, which may be larger. */
 size_t lw_hooks_describe(struct lw_hook_binding *out, size_t max);
 void lw_hooks_resolve_all(void);     /* bind every real function (constructor) */
 

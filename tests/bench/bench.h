@@ -1,0 +1,64 @@
+/*
+ * bench.h — the timing helper shared by the benchmark workloads in this
+ * directory (run by scripts/bench, bare and under the preload).
+ *
+ * Every workload is one program: `NAME ITERATIONS`. It runs a short untimed
+ * warm-up (BENCH_WARMUP of the iterations: first-touch page faults, the
+ * preload's lazy start-up, thread-stack caches), then times only its measured
+ * loop with CLOCK_MONOTONIC and prints one line on stdout: the mean
+ * nanoseconds per operation ("%.3f\n"). Errors go to stderr with exit 1;
+ * usage errors exit 2.
+ */
+#ifndef LEAKWATCH_BENCH_H
+#define LEAKWATCH_BENCH_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Untimed warm-up iterations before the measured loop. */
+#define BENCH_WARMUP(n) ((n) / 10 + 1)
+
+static inline uint64_t bench_now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* The iteration count from argv[1] (a positive integer), or exit 2. */
+static inline long bench_iterations(int argc, char **argv)
+{
+    char *end;
+    long n = argc == 2 ? strtol(argv[1], &end, 10) : 0;
+    if (argc != 2 || *end != '\0' || n <= 0) {
+        fprintf(stderr, "usage: %s ITERATIONS\n", argc > 0 ? argv[0] : "bench");
+        exit(2);
+    }
+    return n;
+}
+
+/* Report an unexpected failure of `what` (err is an errno value) and exit 1. */
+static inline void bench_fail(const char *what, int err)
+{
+    fprintf(stderr, "bench: %s: %s\n", what, strerror(err));
+    exit(1);
+}
+
+/* Check a pthread-style return value (0 or an errno value). */
+static inline void bench_check(int rc, const char *what)
+{
+    if (rc != 0)
+        bench_fail(what, rc);
+}
+
+/* Print the result: ns per operation over the measured loop. */
+static inline void bench_report(uint64_t t0, uint64_t t1, long ops)
+{
+    printf("%.3f\n", (double)(t1 - t0) / (double)ops);
+}
+
+#endif

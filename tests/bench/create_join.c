@@ -1,0 +1,32 @@
+/*
+ * create_join.c — pthread_create of a thread that returns at once, then
+ * pthread_join of it. One operation = one create+join (target ≤ 1.25× bare).
+ */
+#include "bench.h"
+
+#include <pthread.h>
+
+static void *trivial(void *arg)
+{
+    return arg;
+}
+
+static void loop(long n)
+{
+    for (long i = 0; i < n; i++) {
+        pthread_t th;
+        bench_check(pthread_create(&th, NULL, trivial, NULL), "pthread_create");
+        bench_check(pthread_join(th, NULL), "pthread_join");
+    }
+}
+
+int main(int argc, char **argv)
+{
+    long n = bench_iterations(argc, argv);
+    loop(BENCH_WARMUP(n));
+    uint64_t t0 = bench_now_ns();
+    loop(n);
+    uint64_t t1 = bench_now_ns();
+    bench_report(t0, t1, n);
+    return 0;
+}

@@ -1,0 +1,31 @@
+/*
+ * sem_uncontended.c — one thread, sem_post + sem_wait on a private semaphore,
+ * so the wait never blocks. One operation = one post+wait pair. For
+ * information (no target).
+ */
+#include "bench.h"
+
+#include <semaphore.h>
+
+static sem_t sem;
+
+static void loop(long n)
+{
+    for (long i = 0; i < n; i++) {
+        sem_post(&sem);
+        sem_wait(&sem);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    long n = bench_iterations(argc, argv);
+    if (sem_init(&sem, 0, 0) != 0)
+        bench_fail("sem_init", errno);
+    loop(BENCH_WARMUP(n));
+    uint64_t t0 = bench_now_ns();
+    loop(n);
+    uint64_t t1 = bench_now_ns();
+    bench_report(t0, t1, n);
+    return 0;
+}
