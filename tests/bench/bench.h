@@ -13,6 +13,7 @@
 #define LEAKWATCH_BENCH_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,30 @@ static inline void bench_check(int rc, const char *what)
 static inline void bench_report(uint64_t t0, uint64_t t1, long ops)
 {
     printf("%.3f\n", (double)(t1 - t0) / (double)ops);
+}
+
+/* Every workload's main: parse the iteration count, warm up untimed, time
+ * loop(n) and print the result. A ping-pong workload passes its partner
+ * thread and the round count it reads; the partner then runs for the
+ * warm-up and the measured rounds and is joined after the timing. */
+static inline int bench_main(int argc, char **argv, void (*loop)(long),
+                             void *(*partner)(void *), long *partner_rounds)
+{
+    long n = bench_iterations(argc, argv);
+    long warm = BENCH_WARMUP(n);
+    pthread_t th;
+    if (partner) {
+        *partner_rounds = warm + n;
+        bench_check(pthread_create(&th, NULL, partner, NULL), "pthread_create");
+    }
+    loop(warm);
+    uint64_t t0 = bench_now_ns();
+    loop(n);
+    uint64_t t1 = bench_now_ns();
+    if (partner)
+        bench_check(pthread_join(th, NULL), "pthread_join");
+    bench_report(t0, t1, n);
+    return 0;
 }
 
 #endif

@@ -42,16 +42,5 @@ static void loop(long n)
 
 int main(int argc, char **argv)
 {
-    long n = bench_iterations(argc, argv);
-    long warm = BENCH_WARMUP(n);
-    pthread_t th;
-    rounds = warm + n;
-    bench_check(pthread_create(&th, NULL, partner, NULL), "pthread_create");
-    loop(warm);
-    uint64_t t0 = bench_now_ns();
-    loop(n);
-    uint64_t t1 = bench_now_ns();
-    bench_check(pthread_join(th, NULL), "pthread_join");
-    bench_report(t0, t1, n);
-    return 0;
+    return bench_main(argc, argv, loop, partner, &rounds);
 }

@@ -19,13 +19,7 @@ static void loop(long n)
 
 int main(int argc, char **argv)
 {
-    long n = bench_iterations(argc, argv);
     if (sem_init(&sem, 0, 0) != 0)
         bench_fail("sem_init", errno);
-    loop(BENCH_WARMUP(n));
-    uint64_t t0 = bench_now_ns();
-    loop(n);
-    uint64_t t1 = bench_now_ns();
-    bench_report(t0, t1, n);
-    return 0;
+    return bench_main(argc, argv, loop, NULL, NULL);
 }
