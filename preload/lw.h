@@ -20,7 +20,6 @@
 
 /* ---- clock and identity (util.c) ---- */
 uint64_t lw_now_ns(void);             /* CLOCK_MONOTONIC, async-signal-safe */
-uint64_t lw_realtime_ns(void);        /* CLOCK_REALTIME */
 extern uint64_t lw_start_ns;          /* monotonic time the preload initialized */
 pid_t lw_gettid(void);                /* the calling thread's tid (cached, async-signal-safe) */
 void lw_forget_tid(void);             /* fork child: the tid changed */

@@ -6,6 +6,7 @@
  */
 #include "report.h"
 #include "lw.h"
+#include "stacks.h"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -453,6 +454,11 @@ void lw_report_process(struct jsonw *w, const struct lw_snapshot *snap, const st
     jsonw_begin_array(w);
     if (a->note[0])
         write_fixed_string(w, a->note, sizeof a->note);
+    if (lw_stacks_problem()) {
+        char why[160];
+        snprintf(why, sizeof why, "stacks are not recorded: %s", lw_stacks_problem());
+        jsonw_string(w, why);
+    }
     jsonw_end_array(w);
     if (kind == LW_REPORT_THREADS) {
         write_modules(w);
