@@ -104,12 +104,38 @@ static json_object *routine_object(json_object *pc, struct lwc_symbolizer *sym)
     return o;
 }
 
+static bool is_stack_key(const char *key)
+{
+    return strcmp(key, "wait_stack") == 0 || strcmp(key, "create_stack") == 0;
+}
+
+/* A deep copy of a wait object, with every stack id inside it (a channel's
+ * create_stack) expanded into frames. */
+static json_object *public_nested(json_object *v, struct expander *x)
+{
+    if (v && json_object_is_type(v, json_type_object)) {
+        json_object *o = json_object_new_object();
+        json_object_object_foreach(v, key, val)
+            json_object_object_add(o, key, is_stack_key(key) ? expand_stack(x, val) : public_nested(val, x));
+        return o;
+    }
+    if (v && json_object_is_type(v, json_type_array)) {
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < json_object_array_length(v); i++)
+            json_object_array_add(a, public_nested(json_object_array_get_idx(v, i), x));
+        return a;
+    }
+    return json_object_get(v);
+}
+
 /* Copy every field of a thread object, expanding stacks and start_routine. */
 static json_object *public_thread(json_object *t, struct expander *x)
 {
     json_object *o = json_object_new_object();
     json_object_object_foreach(t, key, val) {
-        if (strcmp(key, "wait_stack") == 0 || strcmp(key, "create_stack") == 0)
+        if (strcmp(key, "wait") == 0)
+            json_object_object_add(o, key, public_nested(val, x));
+        else if (is_stack_key(key))
             json_object_object_add(o, key, expand_stack(x, val));
         else if (strcmp(key, "start_routine") == 0)
             json_object_object_add(o, key, routine_object(val, x->sym));

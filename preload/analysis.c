@@ -60,7 +60,76 @@ static void describe_deadline(char *buf, size_t size, const struct lw_snap_wait 
         snprintf(buf, size, "; has a timeout");
 }
 
-static void describe_wait(char *out, size_t size, const struct lw_snap_thread *t,
+/* "fd 7 (pipe:[12345])" */
+static void describe_fd(char *out, size_t size, const struct lw_snapshot *snap, int64_t fd, int32_t channel)
+{
+    if (channel >= 0 && (size_t)channel < snap->nchannels)
+        snprintf(out, size, "fd %lld (%s)", (long long)fd, snap->channels[channel].name);
+    else
+        snprintf(out, size, "fd %lld", (long long)fd);
+}
+
+/* "; the other end is also open in pid 4242 (cat)" and the like */
+static void describe_other_end(char *out, size_t size, const struct lw_snapshot *snap, int32_t channel)
+{
+    out[0] = 0;
+    if (channel < 0 || (size_t)channel >= snap->nchannels)
+        return;
+    const struct lw_snap_channel *c = &snap->channels[channel];
+    if (c->nprocs)
+        snprintf(out, size, "; the other end is also open in pid %d (%s)%s", c->procs[0].pid, c->procs[0].command,
+                 c->nprocs > 1 ? " and other processes" : "");
+    else if (c->named)
+        snprintf(out, size, "; any process may open it by its name");
+    else if (c->exported)
+        snprintf(out, size, "; one of its fds was sent to another process");
+}
+
+static void describe_fd_wait(char *out, size_t size, const struct lw_snapshot *snap, const struct lw_snap_wait *w,
+                             const char *deadline)
+{
+    char fd[160], other[160];
+    describe_fd(fd, sizeof fd, snap, w->fd, w->channel);
+    describe_other_end(other, sizeof other, snap, w->channel);
+    switch (w->kind) {
+    case LW_WAIT_FD_READ:
+        snprintf(out, size, "reads %s%s%s", fd, other, deadline);
+        break;
+    case LW_WAIT_FD_WRITE:
+        snprintf(out, size, "writes %s%s%s", fd, other, deadline);
+        break;
+    case LW_WAIT_MQ_RECEIVE: case LW_WAIT_MQ_SEND: {
+        const char *verb = w->kind == LW_WAIT_MQ_RECEIVE ? "receives from" : "sends to";
+        if (w->sysv)
+            snprintf(out, size, "%s System V message queue %lld%s", verb, (long long)w->fd, deadline);
+        else
+            snprintf(out, size, "%s message queue %s%s%s", verb, fd, other, deadline);
+        break;
+    }
+    case LW_WAIT_POLL:
+        if (w->fd >= 0)
+            snprintf(out, size, "waits in epoll on %s for %u fd%s%s", fd, w->npollfds, w->npollfds == 1 ? "" : "s",
+                     deadline);
+        else
+            snprintf(out, size, "polls %u fd%s%s%s", w->npollfds, w->npollfds == 1 ? "" : "s",
+                     w->pollfds_truncated ? " (set not fully known)" : "", deadline);
+        break;
+    case LW_WAIT_SOCKET:
+        snprintf(out, size, "waits to accept or connect on socket %s%s", fd, deadline);
+        break;
+    case LW_WAIT_SIGNAL:
+        snprintf(out, size, "waits for a signal%s", deadline);
+        break;
+    case LW_WAIT_CHILD:
+        snprintf(out, size, "waits for a child process%s", deadline);
+        break;
+    default:
+        out[0] = 0;
+        break;
+    }
+}
+
+static void describe_wait(char *out, size_t size, const struct lw_snapshot *snap, const struct lw_snap_thread *t,
                           const struct tid_name *index, size_t n)
 {
     const struct lw_snap_wait *w = &t->wait;
@@ -114,14 +183,21 @@ static void describe_wait(char *out, size_t size, const struct lw_snap_thread *t
             snprintf(call, sizeof call, "%s", sc);
         else
             snprintf(call, sizeof call, "syscall %d", w->syscall_nr);
-        if (w->fd >= 0)
-            snprintf(out, size, "blocked in %s(fd %lld), seen only in /proc%s", call, (long long)w->fd, deadline);
+        if (w->fd >= 0) {
+            char fd[160];
+            describe_fd(fd, sizeof fd, snap, w->fd, w->channel);
+            snprintf(out, size, "blocked in %s(%s), seen only in /proc%s", call, fd, deadline);
+        }
         else if (w->object)
             snprintf(out, size, "blocked in %s(0x%llx), seen only in /proc%s", call, obj, deadline);
         else
             snprintf(out, size, "blocked in %s, seen only in /proc%s", call, deadline);
         break;
     }
+    case LW_WAIT_FD_READ: case LW_WAIT_FD_WRITE: case LW_WAIT_MQ_RECEIVE: case LW_WAIT_MQ_SEND:
+    case LW_WAIT_POLL: case LW_WAIT_SOCKET: case LW_WAIT_SIGNAL: case LW_WAIT_CHILD:
+        describe_fd_wait(out, size, snap, w, deadline);
+        break;
     default:
         snprintf(out, size, "waits (%s)%s", lw_wait_kind_name(w->kind), deadline);
         break;
@@ -411,7 +487,7 @@ static void judge_quiescence(struct ctx *c)
         if (v->verdict == LW_LEAKED || v->verdict == LW_DEADLOCKED)
             continue;
         char what[256];
-        describe_wait(what, sizeof what, &c->snap->threads[i], c->names, n);
+        describe_wait(what, sizeof what, c->snap, &c->snap->threads[i], c->names, n);
         v->verdict = LW_LEAKED;
         snprintf(v->reason, sizeof v->reason, "%s, and all threads are asleep: no thread is left that could wake it", what);
     }
@@ -441,6 +517,62 @@ static void free_indexes(struct ctx *c)
     free(c->positions);
 }
 
+/* ---- how fd, signal and child waits can end ---- */
+
+/* Both ends only here: no other process holds it, none can open it by name,
+ * none was sent one of its fds. */
+static bool channel_in_process(const struct lw_snap_channel *c)
+{
+    switch (c->type) {
+    case LW_CHAN_PIPE: case LW_CHAN_SOCKETPAIR: case LW_CHAN_EVENTFD:
+        break;
+    case LW_CHAN_FIFO: case LW_CHAN_MQ:
+        if (c->named)
+            return false;
+        break;
+    default:
+        return false;   /* sockets, files, terminals: the world outside */
+    }
+    return c->nprocs == 0 && !c->procs_unknown && !c->exported;
+}
+
+static bool channel_index_in_process(const struct lw_snapshot *snap, int32_t channel)
+{
+    return channel >= 0 && (size_t)channel < snap->nchannels && channel_in_process(&snap->channels[channel]);
+}
+
+static enum lw_wait_class classify_wait(const struct lw_snapshot *snap, const struct lw_snap_wait *w)
+{
+    switch (w->kind) {
+    case LW_WAIT_FD_READ: case LW_WAIT_FD_WRITE: case LW_WAIT_MQ_RECEIVE: case LW_WAIT_MQ_SEND:
+    case LW_WAIT_POLL: case LW_WAIT_SOCKET: case LW_WAIT_SIGNAL: case LW_WAIT_CHILD:
+        break;
+    case LW_WAIT_SYSCALL:
+        if (w->fd < 0)
+            return LW_CLASS_NONE;
+        break;
+    default:
+        return LW_CLASS_NONE;
+    }
+    if (w->timed)
+        return LW_CLASS_TIMED;
+    switch (w->kind) {
+    case LW_WAIT_SOCKET: case LW_WAIT_SIGNAL: case LW_WAIT_CHILD:
+        return LW_CLASS_EXTERNAL;
+    case LW_WAIT_POLL:
+        if (w->npollfds == 0 || w->pollfds_truncated)
+            return LW_CLASS_EXTERNAL;
+        for (uint32_t i = 0; i < w->npollfds; i++)
+            if (!channel_index_in_process(snap, snap->pollfds[w->pollfd_first + i].channel))
+                return LW_CLASS_EXTERNAL;
+        return LW_CLASS_IN_PROCESS;
+    default:
+        if (w->sysv)
+            return LW_CLASS_EXTERNAL;
+        return channel_index_in_process(snap, w->channel) ? LW_CLASS_IN_PROCESS : LW_CLASS_EXTERNAL;
+    }
+}
+
 static void describe_plain(struct ctx *c)
 {
     size_t n = c->snap->nthreads;
@@ -449,7 +581,8 @@ static void describe_plain(struct ctx *c)
         struct lw_thread_verdict *v = &c->out->verdicts[i];
         if (t->waiting) {
             v->verdict = LW_WAITING;
-            describe_wait(v->reason, sizeof v->reason, t, c->names, n);
+            v->wait_class = classify_wait(c->snap, &t->wait);
+            describe_wait(v->reason, sizeof v->reason, c->snap, t, c->names, n);
             if (t->wait.owner > 0 && (t->wait.kind == LW_WAIT_MUTEX || t->wait.kind == LW_WAIT_JOIN ||
                                       t->wait.kind == LW_WAIT_RWLOCK_READ || t->wait.kind == LW_WAIT_RWLOCK_WRITE ||
                                       t->wait.kind == LW_WAIT_FUTEX))

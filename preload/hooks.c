@@ -12,6 +12,7 @@
  * value and errno reach the caller untouched; a thread cancelled inside a
  * cancellation point leaves no record behind (pthread_cleanup_push).
  */
+#include "hookcore.h"
 #include "lw.h"
 #include "registry.h"
 #include "stacks.h"
@@ -29,26 +30,6 @@
 #include <threads.h>
 #include <time.h>
 #include <unistd.h>
-
-#define NO_DEADLINE 0ull
-#define UNKNOWN_DEADLINE UINT64_MAX   /* timed, but the deadline could not be read */
-
-/* ---- binding the real functions ---- */
-
-static void resolve(void **slot, const char *name, const char *version)
-{
-    void *p = version ? dlvsym(RTLD_NEXT, name, version) : NULL;
-    if (!p)
-        p = dlsym(RTLD_NEXT, name);
-    if (!p) {
-        /* The application called this function, so its libc has it; only a
-         * broken loader set-up gets here. Say so rather than jump to 0. */
-        static const char msg[] = "leakwatch: cannot bind the real function; aborting\n";
-        (void)!write(2, msg, sizeof msg - 1);
-        abort();
-    }
-    __atomic_store_n(slot, p, __ATOMIC_RELEASE);
-}
 
 /* ---- reading glibc 2.36 objects (the caller's own live object, as glibc reads it) ---- */
 
@@ -162,119 +143,32 @@ static void describe_object(enum lw_wait_kind kind, uintptr_t object, int32_t *o
     }
 }
 
-/* ---- deadlines, as CLOCK_MONOTONIC ns ---- */
-
-/* Pointers only the kernel would have read are copied with lw_read_memory,
- * so a bad pointer costs the caller its EFAULT, not a crash in our code. */
-static bool copy_from_app(void *dst, const void *src, size_t len)
-{
-    return lw_read_memory(dst, (uintptr_t)src, len);
-}
-
-static uint64_t timespec_ns(const struct timespec *t)
-{
-    if (t->tv_sec < 0)
-        return 0;
-    return (uint64_t)t->tv_sec * 1000000000ull + (uint64_t)t->tv_nsec;
-}
-
-static uint64_t deadline_from_abs(clockid_t clock, const struct timespec *t)
-{
-    struct timespec now;
-    if (t->tv_nsec < 0 || t->tv_nsec >= 1000000000L || clock_gettime(clock, &now) != 0)
-        return UNKNOWN_DEADLINE;
-    uint64_t mono = lw_now_ns(), target = timespec_ns(t), current = timespec_ns(&now);
-    uint64_t deadline = mono + (target > current ? target - current : 0);
-    return deadline ? deadline : 1;
-}
-
-static uint64_t abs_deadline(clockid_t clock, const struct timespec *t)
-{
-    return t ? deadline_from_abs(clock, t) : NO_DEADLINE;
-}
-
-static uint64_t rel_deadline_copied(const struct timespec *req)
-{
-    struct timespec t;
-    if (!req || !copy_from_app(&t, req, sizeof t) || t.tv_nsec < 0 || t.tv_nsec >= 1000000000L)
-        return UNKNOWN_DEADLINE;
-    return lw_now_ns() + timespec_ns(&t);
-}
-
-static uint64_t sleep_deadline(clockid_t clock, int flags, const struct timespec *req)
-{
-    if (!(flags & TIMER_ABSTIME))
-        return rel_deadline_copied(req);
-    struct timespec t;
-    if (!req || !copy_from_app(&t, req, sizeof t))
-        return UNKNOWN_DEADLINE;
-    return deadline_from_abs(clock, &t);
-}
-
-/* ---- recording a wait ---- */
+/* ---- recording a wait on a memory object ---- */
 
 static void wait_begin(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_t object,
-                       uintptr_t aux, int64_t fd, uint64_t deadline, int32_t owner, bool shared)
+                       uint64_t deadline, int32_t owner, bool shared, uintptr_t aux)
 {
-    lw_bypass_enter();
-    f->slot = lw_registry_self();
-    if (f->slot) {
-        f->saved = f->slot->wait;
-        struct lw_wait_rec rec = {
-            .kind = (uint8_t)kind,
-            .timed = deadline != NO_DEADLINE,
-            .shared = shared,
-            .owner = owner,
-            .object_masked = object ? object ^ LW_ADDR_MASK : 0,
-            .aux_masked = aux ? aux ^ LW_ADDR_MASK : 0,
-            .fd = fd,
-            .start_ns = lw_now_ns(),
-            .deadline_ns = deadline == UNKNOWN_DEADLINE ? 0 : deadline,
-            .stack_id = lw_stack_capture(),
-        };
-        lw_wait_publish(f->slot, &rec);
-    }
-    lw_bypass_leave();
-}
-
-/* Waits at which the server may be started, which means creating a thread
- * (it allocates). Never mutexes, rwlocks or raw futexes: an allocator may be
- * inside those. Never sleeps: they are async-signal-safe, so a signal handler
- * may be the caller. Condvar, semaphore, barrier and join waits are neither. */
-static bool may_start_server_in(enum lw_wait_kind kind)
-{
-    return kind == LW_WAIT_COND || kind == LW_WAIT_SEM || kind == LW_WAIT_JOIN || kind == LW_WAIT_BARRIER;
+    struct lw_wait_rec rec = {
+        .kind = (uint8_t)kind,
+        .shared = shared,
+        .owner = owner,
+        .object_masked = object ? object ^ LW_ADDR_MASK : 0,
+        .aux_masked = aux ? aux ^ LW_ADDR_MASK : 0,
+        .fd = -1,
+    };
+    lw_wait_record(f, &rec, deadline);
 }
 
 static void wait_begin_on(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_t object,
                           uintptr_t aux, uint64_t deadline)
 {
-    if (may_start_server_in(kind))
+    if (lw_may_start_server_in(kind))
         lw_server_start_if_pending();
     int32_t owner;
     bool shared;
     describe_object(kind, object, &owner, &shared);
-    wait_begin(f, kind, object, aux, -1, deadline, owner, shared);
+    wait_begin(f, kind, object, deadline, owner, shared, aux);
 }
-
-static void wait_end(struct lw_wait_frame *f)
-{
-    if (f->slot) {
-        int saved = errno;
-        lw_wait_publish(f->slot, &f->saved);
-        errno = saved;
-    }
-}
-
-static void wait_cancelled(void *frame) { wait_end(frame); }
-
-#define CALL_0(stmt, frame) stmt
-#define CALL_1(stmt, frame)                          \
-    do {                                             \
-        pthread_cleanup_push(wait_cancelled, frame); \
-        stmt;                                        \
-        pthread_cleanup_pop(0);                      \
-    } while (0)
 
 /* ---- the generated wrappers ---- */
 
@@ -287,7 +181,7 @@ static void wait_cancelled(void *frame) { wait_end(frame); }
     static ret (*real_##name) params = first_##name;                                        \
     static __attribute__((noinline, cold)) ret first_##name params                          \
     {                                                                                       \
-        resolve((void **)&real_##name, #name, version);                                     \
+        lw_resolve((void **)&real_##name, #name, version);                                     \
         return real_##name args;                                                            \
     }                                                                                       \
     static __attribute__((noinline, cold)) ret slow_##name params                           \
@@ -300,7 +194,7 @@ static void wait_cancelled(void *frame) { wait_end(frame); }
         errno = saved_errno;                                                                \
         volatile ret result;                                                                \
         CALL_##cancel(result = real_##name args, &frame);                                   \
-        wait_end(&frame);                                                                   \
+        lw_wait_end(&frame);                                                                   \
         return result;                                                                      \
     }                                                                                       \
     LW_EXPORT ret name params                                                               \
@@ -352,26 +246,26 @@ static void futex_wait_begin(struct lw_wait_frame *f, long nr, long a1, long a2,
     struct timespec t;
     if (nr == SYS_futex_waitv) {
         struct futex_waiter w;
-        object = copy_from_app(&w, (void *)a1, sizeof w) ? (uintptr_t)w.uaddr : 0;
+        object = lw_copy_from_app(&w, (void *)a1, sizeof w) ? (uintptr_t)w.uaddr : 0;
         shared = object && !(w.flags & FUTEX_PRIVATE_FLAG);
         if (a4)
-            deadline = copy_from_app(&t, (void *)a4, sizeof t) ? deadline_from_abs((clockid_t)a5, &t) : UNKNOWN_DEADLINE;
+            deadline = lw_copy_from_app(&t, (void *)a4, sizeof t) ? lw_deadline_from_abs((clockid_t)a5, &t) : UNKNOWN_DEADLINE;
     } else {
         int cmd = (int)(a2 & FUTEX_CMD_MASK);
         shared = !(a2 & FUTEX_PRIVATE_FLAG);
         if (cmd == FUTEX_LOCK_PI || cmd == FUTEX_LOCK_PI2) {
             uint32_t word;
-            if (copy_from_app(&word, (void *)a1, sizeof word))
+            if (lw_copy_from_app(&word, (void *)a1, sizeof word))
                 owner = (int32_t)(word & FUTEX_TID_MASK);
         }
         if (a4 && cmd == FUTEX_WAIT) {
-            deadline = rel_deadline_copied((const struct timespec *)a4);
+            deadline = lw_rel_deadline_copied((const struct timespec *)a4);
         } else if (a4) {
             clockid_t clock = (cmd == FUTEX_LOCK_PI || (a2 & FUTEX_CLOCK_REALTIME)) ? CLOCK_REALTIME : CLOCK_MONOTONIC;
-            deadline = copy_from_app(&t, (void *)a4, sizeof t) ? deadline_from_abs(clock, &t) : UNKNOWN_DEADLINE;
+            deadline = lw_copy_from_app(&t, (void *)a4, sizeof t) ? lw_deadline_from_abs(clock, &t) : UNKNOWN_DEADLINE;
         }
     }
-    wait_begin(f, LW_WAIT_FUTEX, object, 0, -1, deadline, owner, shared);
+    wait_begin(f, LW_WAIT_FUTEX, object, deadline, owner, shared, 0);
 }
 
 /* Six longs are forwarded whatever the caller passed, exactly as glibc's own
@@ -386,7 +280,7 @@ LW_EXPORT __attribute__((no_sanitize("address"))) long syscall(long nr, ...)
     long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
     va_end(ap);
     if (LW_UNLIKELY(!real_syscall))
-        resolve((void **)&real_syscall, "syscall", NULL);
+        lw_resolve((void **)&real_syscall, "syscall", NULL);
     if (LW_LIKELY(!futex_call_will_park(nr, a2)) || lw_hooks_bypassed())
         return real_syscall(nr, a1, a2, a3, a4, a5, a6);
     int saved_errno = errno;
@@ -394,7 +288,7 @@ LW_EXPORT __attribute__((no_sanitize("address"))) long syscall(long nr, ...)
     futex_wait_begin(&frame, nr, a1, a2, a4, a5);
     errno = saved_errno;
     long result = real_syscall(nr, a1, a2, a3, a4, a5, a6);
-    wait_end(&frame);
+    lw_wait_end(&frame);
     return result;
 }
 
@@ -420,7 +314,7 @@ static struct lw_slot *prepare_child(uintptr_t fn, void *arg)
 LW_EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
     if (LW_UNLIKELY(!real_pthread_create))
-        resolve((void **)&real_pthread_create, "pthread_create", NULL);
+        lw_resolve((void **)&real_pthread_create, "pthread_create", NULL);
     struct lw_slot *slot = prepare_child((uintptr_t)fn, arg);
     if (!slot)
         return real_pthread_create(th, attr, fn, arg);
@@ -445,7 +339,7 @@ static int c11_trampoline(void *slot)
 LW_EXPORT int thrd_create(thrd_t *th, thrd_start_t fn, void *arg)
 {
     if (LW_UNLIKELY(!real_thrd_create))
-        resolve((void **)&real_thrd_create, "thrd_create", NULL);
+        lw_resolve((void **)&real_thrd_create, "thrd_create", NULL);
     struct lw_slot *slot = prepare_child((uintptr_t)fn, arg);
     if (!slot)
         return real_thrd_create(th, fn, arg);
@@ -466,7 +360,7 @@ static void (*real__Exit)(int);
 LW_EXPORT __attribute__((noreturn)) void _exit(int status)
 {
     if (LW_UNLIKELY(!real__exit))
-        resolve((void **)&real__exit, "_exit", NULL);
+        lw_resolve((void **)&real__exit, "_exit", NULL);
     lw_server_at_exit();
     real__exit(status);
     __builtin_unreachable();
@@ -475,7 +369,7 @@ LW_EXPORT __attribute__((noreturn)) void _exit(int status)
 LW_EXPORT __attribute__((noreturn)) void _Exit(int status)
 {
     if (LW_UNLIKELY(!real__Exit))
-        resolve((void **)&real__Exit, "_Exit", NULL);
+        lw_resolve((void **)&real__Exit, "_Exit", NULL);
     lw_server_at_exit();
     real__Exit(status);
     __builtin_unreachable();
@@ -507,7 +401,7 @@ int lw_internal_thread_create(void *(*fn)(void *), void *arg)
         (int (*)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *))dlsym(RTLD_DEFAULT, "pthread_create");
     if (!create) {
         if (!real_pthread_create)
-            resolve((void **)&real_pthread_create, "pthread_create", NULL);
+            lw_resolve((void **)&real_pthread_create, "pthread_create", NULL);
         create = real_pthread_create;
     }
     struct internal_start *start = malloc(sizeof *start);
@@ -534,13 +428,7 @@ int lw_internal_thread_create(void *(*fn)(void *), void *arg)
 
 /* ---- the binding table, for start-up resolution and the `hooks` request ---- */
 
-struct binding {
-    const char *name;
-    const char *version;
-    void **real;
-};
-
-static const struct binding bindings[] = {
+static const struct lw_binding bindings[] = {
 #define WAIT(ret, name, params, args, version, kind, will_park, object, aux, deadline, cancel) \
     { #name, version, (void **)&real_##name },
 #include "hooks.def"
@@ -552,19 +440,32 @@ static const struct binding bindings[] = {
     { "_Exit", NULL, (void **)&real__Exit },
 };
 
+/* Every binding: this file's, then fdhooks.c's. */
+static const struct lw_binding *binding_at(size_t i)
+{
+    size_t own = sizeof bindings / sizeof bindings[0];
+    return i < own ? &bindings[i] : &lw_fd_bindings[i - own];
+}
+
+static size_t binding_count(void)
+{
+    return sizeof bindings / sizeof bindings[0] + lw_fd_binding_count;
+}
+
 void lw_hooks_resolve_all(void)
 {
-    for (size_t i = 0; i < sizeof bindings / sizeof bindings[0]; i++)
-        resolve(bindings[i].real, bindings[i].name, bindings[i].version);
+    for (size_t i = 0; i < binding_count(); i++)
+        lw_resolve(binding_at(i)->real, binding_at(i)->name, binding_at(i)->version);
 }
 
 size_t lw_hooks_describe(struct lw_hook_binding *out, size_t max)
 {
-    size_t n = sizeof bindings / sizeof bindings[0];
+    size_t n = binding_count();
     for (size_t i = 0; i < n && i < max; i++) {
-        out[i].name = bindings[i].name;
-        out[i].version = bindings[i].version;
-        out[i].address = __atomic_load_n(bindings[i].real, __ATOMIC_ACQUIRE);
+        const struct lw_binding *b = binding_at(i);
+        out[i].name = b->name;
+        out[i].version = b->version;
+        out[i].address = __atomic_load_n(b->real, __ATOMIC_ACQUIRE);
     }
     return n;
 }

@@ -10,6 +10,7 @@
  * or first park (see server.c for why): a single-threaded program that never
  * blocks in a hooked call stays single-threaded and is not listed.
  */
+#include "channels.h"
 #include "lw.h"
 #include "registry.h"
 #include "stacks.h"
@@ -22,7 +23,9 @@ static void fork_parent(void) { lw_server_fork_parent(); }
 
 static void fork_child(void)
 {
+    int32_t parent_tid = lw_gettid();   /* still the cached tid of the forking thread */
     lw_registry_fork_child();
+    lw_channels_fork_child(parent_tid, lw_gettid());
     lw_server_fork_child();
 }
 
@@ -32,6 +35,7 @@ __attribute__((constructor)) static void leakwatch_init(void)
     lw_start_ns = lw_now_ns();
     lw_settings_load();
     lw_hooks_resolve_all();
+    lw_note_signal_handlers_at_start();
     lw_stacks_init();
     lw_registry_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);

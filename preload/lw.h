@@ -46,6 +46,12 @@ long lw_raw_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long 
 /* Copy memory we do not own with process_vm_readv: never faults, keeps errno. */
 bool lw_read_memory(void *dst, uintptr_t src, size_t len);
 
+/* ---- signal handlers (fdhooks.c) ----
+ * Whether the application has ever installed a signal handler (sigaction,
+ * signal, sigset hooks, and a look at every signal at start-up). */
+bool lw_app_has_signal_handlers(void);
+void lw_note_signal_handlers_at_start(void);
+
 /* ---- internal threads (hooks.c) ----
  * Start a thread of ours: created with the real pthread_create, with every
  * signal blocked (so no process-directed signal of the application is ever
@@ -75,6 +81,7 @@ void lw_server_fork_prepare(void);   /* pthread_atfork handlers, called by init.
 void lw_server_fork_parent(void);
 void lw_server_fork_child(void);     /* forget the parent's socket (never unlink it); start ours later */
 void lw_server_start_if_pending(void); /* the first thread creation or park: start the server now */
+bool lw_server_is_pending(void);       /* not started yet, and it will be at the first such event */
 void lw_server_at_exit(void);        /* unlink our socket; called from the destructor */
 
 #endif

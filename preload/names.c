@@ -20,6 +20,38 @@ const char *lw_wait_kind_name(enum lw_wait_kind kind)
     return (unsigned)kind < LW_WAIT_KIND_COUNT && names[kind] ? names[kind] : "unknown";
 }
 
+const char *lw_direction_name(enum lw_direction d)
+{
+    switch (d) {
+    case LW_DIR_READ: return "read";
+    case LW_DIR_WRITE: return "write";
+    case LW_DIR_BOTH: return "both";
+    case LW_DIR_NONE: break;
+    }
+    return NULL;
+}
+
+const char *lw_chan_type_name(enum lw_chan_type t)
+{
+    static const char *const names[] = {
+        [LW_CHAN_NONE] = "none", [LW_CHAN_PIPE] = "pipe", [LW_CHAN_SOCKETPAIR] = "socketpair",
+        [LW_CHAN_EVENTFD] = "eventfd", [LW_CHAN_FIFO] = "fifo", [LW_CHAN_MQ] = "mq",
+        [LW_CHAN_SOCKET] = "socket", [LW_CHAN_FILE] = "file", [LW_CHAN_TTY] = "tty", [LW_CHAN_OTHER] = "other",
+    };
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "other";
+}
+
+const char *lw_wait_class_name(enum lw_wait_class c)
+{
+    switch (c) {
+    case LW_CLASS_IN_PROCESS: return "in-process";
+    case LW_CLASS_EXTERNAL: return "external";
+    case LW_CLASS_TIMED: return "timed";
+    case LW_CLASS_NONE: break;
+    }
+    return NULL;
+}
+
 const char *lw_origin_name(enum lw_origin origin)
 {
     switch (origin) {

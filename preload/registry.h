@@ -21,11 +21,18 @@
  * never look like references to those objects to a conservative scan. */
 #define LW_ADDR_MASK 0xa5c3f00dd15ea5e5ull
 
+/* What a wait's fd field and set pointers mean (lw_wait_rec.flags). */
+#define LW_REC_FD 1u          /* fd is a file descriptor */
+#define LW_REC_SYSV 2u        /* fd is a System V message queue id */
+#define LW_REC_POLLFDS 4u     /* set[0] is a struct pollfd array of nfds entries */
+#define LW_REC_FDSETS 8u      /* set[0..2] are select()'s read/write/except fd_sets, nfds their size */
+#define LW_REC_EPOLL 16u      /* fd is an epoll instance: its set is in /proc/self/fdinfo */
+
 struct lw_wait_rec {
     uint8_t kind;            /* enum lw_wait_kind, LW_WAIT_NONE when not waiting */
     uint8_t timed;
     uint8_t shared;
-    uint8_t pad;
+    uint8_t direction;       /* enum lw_direction */
     int32_t owner;           /* owner tid read from the object at entry, 0 if unknown */
     uint64_t object_masked;  /* object address ^ LW_ADDR_MASK (0 stays 0) */
     uint64_t aux_masked;
@@ -33,7 +40,10 @@ struct lw_wait_rec {
     uint64_t start_ns;       /* CLOCK_MONOTONIC */
     uint64_t deadline_ns;    /* CLOCK_MONOTONIC, 0 = none or unknown */
     uint32_t stack_id;
-    uint32_t pad2;
+    uint32_t flags;          /* LW_REC_* */
+    uint64_t set_masked[3];  /* poll/select sets in the waiter's memory, masked like objects */
+    uint32_t nfds;
+    uint32_t pad;
 };
 
 enum lw_slot_state { LW_SLOT_FREE = 0, LW_SLOT_STARTING, LW_SLOT_LIVE };

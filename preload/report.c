@@ -257,7 +257,120 @@ static void write_syscall_name(struct jsonw *w, const struct lw_snap_wait *x)
     jsonw_string(w, name);
 }
 
-static void write_wait(struct jsonw *w, const struct lw_snap_thread *t)
+static void write_string_or_null(struct jsonw *w, const char *s)
+{
+    if (s)
+        jsonw_string(w, s);
+    else
+        jsonw_null(w);
+}
+
+static void write_person(struct jsonw *w, int32_t tid, const char *name, bool exited)
+{
+    jsonw_begin_object(w);
+    jsonw_key(w, "tid");
+    jsonw_int(w, tid);
+    jsonw_key(w, "name");
+    write_fixed_string(w, name, 16);
+    jsonw_key(w, "exited");
+    jsonw_bool(w, exited);
+}
+
+static void write_other_end(struct jsonw *w, const struct lw_snap_channel *c)
+{
+    jsonw_begin_object(w);
+    jsonw_key(w, "fds");
+    jsonw_begin_array(w);
+    for (size_t i = 0; i < c->nother_fds && i < LW_SNAP_OTHER_FDS; i++)
+        jsonw_int(w, c->other_fds[i]);
+    jsonw_end_array(w);
+    jsonw_key(w, "processes");
+    jsonw_begin_array(w);
+    for (size_t i = 0; i < c->nprocs && i < LW_SNAP_PROCS; i++) {
+        jsonw_begin_object(w);
+        jsonw_key(w, "pid");
+        jsonw_int(w, c->procs[i].pid);
+        jsonw_key(w, "command");
+        write_fixed_string(w, c->procs[i].command, sizeof c->procs[i].command);
+        jsonw_end_object(w);
+    }
+    jsonw_end_array(w);
+    jsonw_key(w, "complete");   /* every process could be looked at */
+    jsonw_bool(w, !c->procs_unknown && c->nprocs <= LW_SNAP_PROCS && c->nother_fds <= LW_SNAP_OTHER_FDS);
+    jsonw_end_object(w);
+}
+
+static void write_channel(struct jsonw *w, const struct lw_snapshot *snap, int32_t index)
+{
+    if (index < 0 || (size_t)index >= snap->nchannels) {
+        jsonw_null(w);
+        return;
+    }
+    const struct lw_snap_channel *c = &snap->channels[index];
+    jsonw_begin_object(w);
+    jsonw_key(w, "type");
+    jsonw_string(w, lw_chan_type_name(c->type));
+    jsonw_key(w, "name");
+    write_fixed_string(w, c->name, sizeof c->name);
+    jsonw_key(w, "inode");
+    jsonw_uint(w, c->inode);
+    jsonw_key(w, "tracked");
+    jsonw_bool(w, c->tracked);
+    jsonw_key(w, "creator");
+    if (c->creator) {
+        write_person(w, c->creator, c->creator_name, c->creator_exited);
+        jsonw_end_object(w);
+    } else {
+        jsonw_null(w);
+    }
+    jsonw_key(w, "create_stack");
+    write_stack_ref(w, c->create_stack);
+    jsonw_key(w, "age");
+    if (c->age >= 0)
+        jsonw_double(w, c->age);
+    else
+        jsonw_null(w);
+    jsonw_key(w, "other_end");
+    write_other_end(w, c);
+    jsonw_key(w, "peers");
+    jsonw_begin_array(w);
+    for (size_t i = 0; i < c->npeers; i++) {
+        write_person(w, c->peers[i].tid, c->peers[i].name, c->peers[i].exited);
+        jsonw_key(w, "idle");
+        jsonw_double(w, c->peers[i].idle);
+        jsonw_end_object(w);
+    }
+    jsonw_end_array(w);
+    jsonw_key(w, "exported");
+    jsonw_bool(w, c->exported);
+    jsonw_key(w, "stdio");
+    jsonw_bool(w, c->stdio);
+    jsonw_end_object(w);
+}
+
+static void write_poll_set(struct jsonw *w, const struct lw_snapshot *snap, const struct lw_snap_wait *x)
+{
+    if (x->kind != LW_WAIT_POLL) {
+        jsonw_null(w);
+        return;
+    }
+    jsonw_begin_array(w);
+    for (uint32_t i = 0; i < x->npollfds && x->pollfd_first + i < snap->npollfds; i++) {
+        const struct lw_snap_pollfd *p = &snap->pollfds[x->pollfd_first + i];
+        jsonw_begin_object(w);
+        jsonw_key(w, "fd");
+        jsonw_int(w, p->fd);
+        jsonw_key(w, "direction");
+        write_string_or_null(w, lw_direction_name(p->direction));
+        jsonw_key(w, "channel");
+        write_channel(w, snap, p->channel);
+        jsonw_end_object(w);
+    }
+    jsonw_end_array(w);
+}
+
+static void write_wait(struct jsonw *w, const struct lw_snapshot *snap, const struct lw_snap_thread *t,
+                       const struct lw_thread_verdict *v)
 {
     const struct lw_snap_wait *x = &t->wait;
     jsonw_begin_object(w);
@@ -266,10 +379,14 @@ static void write_wait(struct jsonw *w, const struct lw_snap_thread *t)
     jsonw_key(w, "object");
     jsonw_hex_or_null(w, x->object);
     jsonw_key(w, "fd");
-    if (x->fd >= 0)
+    if (x->fd >= 0 && !x->sysv)
         jsonw_int(w, x->fd);
     else
         jsonw_null(w);
+    if (x->sysv) {
+        jsonw_key(w, "queue_id");   /* a System V message queue */
+        jsonw_int(w, x->fd);
+    }
     jsonw_key(w, "timeout");
     jsonw_bool(w, x->timed);
     jsonw_key(w, "remaining");
@@ -292,6 +409,18 @@ static void write_wait(struct jsonw *w, const struct lw_snap_thread *t)
     jsonw_string(w, x->source == LW_SOURCE_PROC ? "proc" : "hook");
     jsonw_key(w, "syscall");
     write_syscall_name(w, x);
+    jsonw_key(w, "direction");
+    write_string_or_null(w, lw_direction_name(x->direction));
+    jsonw_key(w, "class");
+    write_string_or_null(w, lw_wait_class_name(v->wait_class));
+    jsonw_key(w, "channel");
+    write_channel(w, snap, x->channel);
+    jsonw_key(w, "fds");
+    write_poll_set(w, snap, x);
+    if (x->kind == LW_WAIT_POLL) {
+        jsonw_key(w, "fds_complete");
+        jsonw_bool(w, !x->pollfds_truncated);
+    }
     jsonw_end_object(w);
 }
 
@@ -325,7 +454,8 @@ static void write_counterpart(struct jsonw *w, const struct lw_thread_verdict *v
     jsonw_end_object(w);
 }
 
-static void write_thread(struct jsonw *w, const struct lw_snap_thread *t, const struct lw_thread_verdict *v)
+static void write_thread(struct jsonw *w, const struct lw_snapshot *snap, const struct lw_snap_thread *t,
+                         const struct lw_thread_verdict *v)
 {
     jsonw_begin_object(w);
     jsonw_key(w, "tid");
@@ -354,7 +484,7 @@ static void write_thread(struct jsonw *w, const struct lw_snap_thread *t, const 
     jsonw_string(w, t->waiting ? "parked" : "running");
     jsonw_key(w, "wait");
     if (t->waiting)
-        write_wait(w, t);
+        write_wait(w, snap, t, v);
     else
         jsonw_null(w);
     jsonw_key(w, "reason");
@@ -466,7 +596,7 @@ void lw_report_process(struct jsonw *w, const struct lw_snapshot *snap, const st
         jsonw_key(w, "threads");
         jsonw_begin_array(w);
         for (size_t i = 0; i < snap->nthreads; i++)
-            write_thread(w, &snap->threads[i], &a->verdicts[i]);
+            write_thread(w, snap, &snap->threads[i], &a->verdicts[i]);
         jsonw_end_array(w);
         write_exited(w, snap);
     }

@@ -576,6 +576,8 @@ void lw_server_fork_child(void)
     __atomic_store_n(&pending, true, __ATOMIC_RELEASE);   /* same directory as the parent */
 }
 
+bool lw_server_is_pending(void) { return __atomic_load_n(&pending, __ATOMIC_RELAXED); }
+
 void lw_server_start_if_pending(void)
 {
     if (LW_UNLIKELY(__atomic_load_n(&pending, __ATOMIC_ACQUIRE)) &&

@@ -159,6 +159,7 @@ static void proc_wait(struct lw_snap_thread *t, const struct proc_syscall *sc, u
     w->kind = LW_WAIT_SYSCALL;
     w->source = LW_SOURCE_PROC;
     w->syscall_nr = sc->nr;
+    w->channel = -1;
     w->fd = syscall_takes_fd(sc->nr) ? (int64_t)(int)sc->args[0] : -1;
     if (sc->nr == SYS_futex)
         w->object = sc->args[0];
@@ -334,6 +335,11 @@ static void hook_wait(struct lw_snap_thread *t, const struct lw_wait_rec *r, uin
     w->owner = r->owner;
     w->syscall_nr = -1;
     w->shared = r->shared;
+    w->direction = (enum lw_direction)r->direction;
+    w->sysv = (r->flags & LW_REC_SYSV) != 0;
+    w->channel = -1;
+    if (!(r->flags & (LW_REC_FD | LW_REC_SYSV)))
+        w->fd = -1;
     if (w->kind == LW_WAIT_JOIN) {
         w->join_target = w->object;
         w->owner = 0;
@@ -416,6 +422,21 @@ static void resolve_join_targets(struct lw_snapshot *snap, const struct reg_copy
     free(index);
 }
 
+/* Channels and poll sets (fdsnap.c), from each thread's hook record. */
+static void attach_fd_details(struct lw_snapshot *snap, const struct reg_copy *regs, size_t nregs)
+{
+    const struct lw_wait_rec **recs = calloc(snap->nthreads ? snap->nthreads : 1, sizeof *recs);
+    if (!recs)
+        return;
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        const struct lw_slot *s = find_slot(regs, nregs, snap->threads[i].tid);
+        if (s && s->wait.kind != LW_WAIT_NONE && snap->threads[i].wait.source == LW_SOURCE_HOOK)
+            recs[i] = &s->wait;
+    }
+    lw_snapshot_fds(snap, recs);
+    free(recs);
+}
+
 static int compare_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -424,7 +445,7 @@ static int compare_u32(const void *a, const void *b)
 
 static void collect_stacks(struct lw_snapshot *snap)
 {
-    size_t cap = 2 * snap->nthreads + snap->nexited + 1, n = 0;
+    size_t cap = 2 * snap->nthreads + snap->nexited + snap->nchannels + 1, n = 0;
     uint32_t *ids = malloc(cap * sizeof *ids);
     if (!ids)
         return;
@@ -437,6 +458,9 @@ static void collect_stacks(struct lw_snapshot *snap)
     for (size_t i = 0; i < snap->nexited; i++)
         if (snap->exited_threads[i].create_stack)
             ids[n++] = snap->exited_threads[i].create_stack;
+    for (size_t i = 0; i < snap->nchannels && n < cap; i++)
+        if (snap->channels[i].create_stack)
+            ids[n++] = snap->channels[i].create_stack;
     qsort(ids, n, sizeof *ids, compare_u32);
     snap->stacks = calloc(n ? n : 1, sizeof *snap->stacks);
     for (size_t i = 0; snap->stacks && i < n; i++)
@@ -491,6 +515,7 @@ int lw_snapshot_take(struct lw_snapshot *snap)
         check_owner_gone(&snap->threads[i].wait, tids, ntids);
     }
     snap->caught_signals = read_caught_signals();
+    attach_fd_details(snap, regs, nregs);
     collect_stacks(snap);
     free(exited_pthreads);
     free(regs);
@@ -503,5 +528,7 @@ void lw_snapshot_free(struct lw_snapshot *snap)
     free(snap->threads);
     free(snap->exited_threads);
     free(snap->stacks);
+    free(snap->channels);
+    free(snap->pollfds);
     memset(snap, 0, sizeof *snap);
 }

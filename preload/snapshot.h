@@ -32,10 +32,69 @@ const char *lw_origin_name(enum lw_origin origin);
 enum lw_verdict { LW_RUNNING, LW_WAITING, LW_SUSPECT, LW_LEAKED, LW_DEADLOCKED, LW_VERDICT_COUNT };
 const char *lw_verdict_name(enum lw_verdict v);
 
+/* Which way a wait on an fd goes. */
+enum lw_direction { LW_DIR_NONE = 0, LW_DIR_READ, LW_DIR_WRITE, LW_DIR_BOTH };
+const char *lw_direction_name(enum lw_direction d);
+
 /* Where a wait record came from. */
 enum lw_source { LW_SOURCE_HOOK, LW_SOURCE_PROC };
 
 #define LW_MAX_FRAMES 32
+
+/* What an fd waited on is, as /proc/self/fd and the channel table say. */
+enum lw_chan_type {
+    LW_CHAN_NONE = 0, LW_CHAN_PIPE, LW_CHAN_SOCKETPAIR, LW_CHAN_EVENTFD, LW_CHAN_FIFO, LW_CHAN_MQ,
+    LW_CHAN_SOCKET, LW_CHAN_FILE, LW_CHAN_TTY, LW_CHAN_OTHER,
+};
+const char *lw_chan_type_name(enum lw_chan_type t);
+
+#define LW_SNAP_OTHER_FDS 8
+#define LW_SNAP_PROCS 4
+#define LW_SNAP_PEERS 8
+
+struct lw_snap_peer {
+    int32_t tid;
+    char name[16];
+    bool exited;              /* no longer a thread of the process */
+    double idle;              /* seconds since it last used the other end */
+};
+
+struct lw_snap_proc {
+    int32_t pid;
+    char command[16];
+};
+
+/* One channel end a wait is on (an fd of this process). */
+struct lw_snap_channel {
+    enum lw_chan_type type;
+    char name[112];           /* the /proc/self/fd link: "pipe:[12345]", a FIFO's path... */
+    uint64_t inode;
+    int side;                 /* pipe: 0 read end, 1 write end; socketpair: 0/1; else 0 */
+    bool tracked;             /* its creation was seen by a hook */
+    int32_t creator;          /* tid, 0 if unknown */
+    char creator_name[16];
+    bool creator_exited;
+    double age;               /* seconds since it was created, < 0 if unknown */
+    uint32_t create_stack;
+    bool exported;            /* one of its fds was sent to another process */
+    bool stdio;               /* fdopen'ed: glibc uses it where no hook sees */
+    bool users_overflow;      /* more users than recorded */
+    bool named;               /* a FIFO or message queue that still has a name */
+    int other_fds[LW_SNAP_OTHER_FDS];   /* fds of this process on the other end (the object itself for eventfd/mq/FIFO) */
+    size_t nother_fds;        /* may exceed LW_SNAP_OTHER_FDS */
+    bool other_fd_untracked;  /* one of them is a copy no hook saw made */
+    struct lw_snap_proc procs[LW_SNAP_PROCS];   /* other processes holding the other end */
+    size_t nprocs;            /* may exceed LW_SNAP_PROCS */
+    bool procs_unknown;       /* not every process could be looked at */
+    struct lw_snap_peer peers[LW_SNAP_PEERS];   /* threads that used the other end the other way */
+    size_t npeers;
+};
+
+struct lw_snap_pollfd {
+    int fd;
+    enum lw_direction direction;
+    int32_t channel;          /* index into snapshot->channels, -1 if none */
+};
 
 struct lw_snap_wait {
     enum lw_wait_kind kind;
@@ -52,6 +111,12 @@ struct lw_snap_wait {
     bool shared;            /* process-shared object */
     bool robust;            /* robust mutex: the kernel wakes a waiter when the owner dies */
     bool owner_gone;        /* owner != 0 and no thread with that tid exists any more */
+    enum lw_direction direction;
+    bool sysv;              /* fd is a System V message queue id, not a descriptor */
+    int32_t channel;        /* index into snapshot->channels, -1 if none */
+    uint32_t pollfd_first;  /* poll-style waits: their set, in snapshot->pollfds */
+    uint32_t npollfds;
+    bool pollfds_truncated; /* the set is larger than what is listed */
 };
 
 struct lw_snap_thread {
@@ -97,6 +162,10 @@ struct lw_snapshot {
     size_t nexited;
     struct lw_snap_stack *stacks;   /* only the stacks referenced by threads / exited */
     size_t nstacks;
+    struct lw_snap_channel *channels;
+    size_t nchannels;
+    struct lw_snap_pollfd *pollfds;
+    size_t npollfds;
 };
 
 /* What a verdict points at, for the report's "counterpart" object. */
@@ -109,9 +178,14 @@ enum lw_counterpart_kind {
 
 #define LW_MAX_CYCLE 16
 
+/* How a wait on an fd, a signal or a child can end (null for memory waits). */
+enum lw_wait_class { LW_CLASS_NONE = 0, LW_CLASS_IN_PROCESS, LW_CLASS_EXTERNAL, LW_CLASS_TIMED };
+const char *lw_wait_class_name(enum lw_wait_class c);
+
 /* One verdict per thread, parallel to snapshot->threads. */
 struct lw_thread_verdict {
     enum lw_verdict verdict;
+    enum lw_wait_class wait_class;
     char reason[512];
     enum lw_counterpart_kind cp_kind;
     int32_t cp_tid;             /* LW_CP_OWNER / LW_CP_TARGET */
@@ -138,6 +212,11 @@ void lw_snapshot_free(struct lw_snapshot *snap);
 /* The analysis: a pure function from a snapshot to verdicts (analysis.c). */
 int lw_analyze(const struct lw_snapshot *snap, struct lw_analysis *out);
 void lw_analysis_free(struct lw_analysis *a);
+
+/* The fd part of a snapshot (fdsnap.c): channels and poll sets of the
+ * waits, given each thread's hook record (NULL for none). 0 or -1. */
+struct lw_wait_rec;
+int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *recs);
 
 /* Syscall names for /proc-only waits (x86-64 numbers); NULL if unknown. */
 const char *lw_syscall_name(int nr);

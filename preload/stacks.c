@@ -19,6 +19,8 @@
 #include <link.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 
 #define TABLE_SIZE 16384u          /* power of two */
 #define MAX_PROBES 64u
@@ -32,6 +34,8 @@ struct entry {
     uint64_t hash;
     uint64_t pcs[LW_MAX_FRAMES];
 };
+
+__thread int lw_unwinding_depth __attribute__((tls_model("initial-exec")));
 
 static struct entry *table;
 static int (*unw_backtrace_fn)(void **, int);
@@ -64,6 +68,17 @@ static void set_per_thread_caching(void *lib)
         set_policy(*(void **)space, 2 /* UNW_CACHE_PER_THREAD */);
 }
 
+/* Load libunwind and bind unw_backtrace; NULL or why not. */
+static const char *load_libunwind(void)
+{
+    void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    if (!lib)
+        return "libunwind.so.8 could not be loaded";
+    set_per_thread_caching(lib);
+    unw_backtrace_fn = (int (*)(void **, int))dlsym(lib, "unw_backtrace");
+    return unw_backtrace_fn ? NULL : "libunwind.so.8 has no unw_backtrace";
+}
+
 void lw_stacks_init(void)
 {
     table = mmap(NULL, sizeof(struct entry) * TABLE_SIZE, PROT_READ | PROT_WRITE,
@@ -74,19 +89,14 @@ void lw_stacks_init(void)
         return;
     }
     dl_iterate_phdr(find_own_text, (void *)(uintptr_t)&lw_stacks_init);
-    void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        problem = "libunwind.so.8 could not be loaded";
-        return;
-    }
-    set_per_thread_caching(lib);
-    unw_backtrace_fn = (int (*)(void **, int))dlsym(lib, "unw_backtrace");
-    if (!unw_backtrace_fn) {
-        problem = "libunwind.so.8 has no unw_backtrace";
-        return;
-    }
-    problem = NULL;
-    lw_stack_capture();   /* prime: the first unwind loads unwind tables */
+    /* libunwind opens its validation pipe while it sets up (the caching
+     * policy call does): count all of it as unwinding, so that our pipe2
+     * hook knows whose pipe it is. */
+    lw_unwinding_depth++;
+    problem = load_libunwind();
+    lw_unwinding_depth--;
+    if (!problem)
+        lw_stack_capture();   /* prime: the first unwind loads unwind tables */
 }
 
 const char *lw_stacks_problem(void) { return problem; }
@@ -147,7 +157,9 @@ __attribute__((noinline)) uint32_t lw_stack_capture(void)
         return 0;
     void *pcs[CAPTURE_DEPTH];
     lw_bypass_enter();
+    lw_unwinding_depth++;
     int n = unw_backtrace_fn(pcs, CAPTURE_DEPTH);
+    lw_unwinding_depth--;
     lw_bypass_leave();
     int first = 0;
     while (first < n && (uintptr_t)pcs[first] >= self_text_lo && (uintptr_t)pcs[first] < self_text_hi)
@@ -158,6 +170,41 @@ __attribute__((noinline)) uint32_t lw_stack_capture(void)
     if (n > LW_MAX_FRAMES)
         n = LW_MAX_FRAMES;
     return intern(pcs + first, n);
+}
+
+/* ---- libunwind's validation pipe (see stacks.h) ---- */
+
+static int unwinder_fds[2] = { -1, -1 };
+static uint64_t unwinder_ino[2];
+
+static bool fd_inode(int fd, uint64_t *ino)
+{
+    struct stat st;
+    if (lw_raw_syscall6(SYS_fstat, fd, (long)&st, 0, 0, 0, 0) != 0)
+        return false;
+    *ino = st.st_ino;
+    return true;
+}
+
+void lw_unwinder_pipe_created(const int fds[2])
+{
+    for (int i = 0; i < 2; i++) {
+        uint64_t ino = 0;
+        fd_inode(fds[i], &ino);
+        __atomic_store_n(&unwinder_ino[i], ino, __ATOMIC_RELAXED);
+        __atomic_store_n(&unwinder_fds[i], fds[i], __ATOMIC_RELEASE);
+    }
+}
+
+bool lw_unwinder_fd_is_stale(int fd)
+{
+    for (int i = 0; i < 2; i++) {
+        if (fd < 0 || __atomic_load_n(&unwinder_fds[i], __ATOMIC_ACQUIRE) != fd)
+            continue;
+        uint64_t ino;
+        return !fd_inode(fd, &ino) || ino != __atomic_load_n(&unwinder_ino[i], __ATOMIC_RELAXED);
+    }
+    return false;
 }
 
 bool lw_stack_get(uint32_t id, struct lw_snap_stack *out)
