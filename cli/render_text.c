@@ -196,6 +196,35 @@ static void print_wait_line(FILE *out, json_object *t)
     fprintf(out, "\n");
 }
 
+/* "channel: pipe:[123], other end fd 8 here and in pid 77 (cat); made by tid 10 (setup), exited" */
+static void print_channel_line(FILE *out, json_object *t)
+{
+    json_object *w = lwc_get(t, "wait"), *c = lwc_get(w, "channel");
+    if (!c)
+        return;
+    fprintf(out, "    channel: %s", lwc_str(c, "name", "?"));
+    const char *klass = lwc_str(w, "class", NULL);
+    if (klass)
+        fprintf(out, " (%s)", klass);
+    json_object *other = lwc_get(c, "other_end"), *fds = lwc_get(other, "fds"), *procs = lwc_get(other, "processes");
+    size_t nfds = lwc_len(fds), nprocs = lwc_len(procs);
+    if (nfds || nprocs)
+        fprintf(out, ", other end:");
+    for (size_t i = 0; i < nfds; i++)
+        fprintf(out, "%s fd %lld", i ? "," : "", (long long)json_object_get_int64(json_object_array_get_idx(fds, i)));
+    if (nfds)
+        fprintf(out, " here");
+    for (size_t i = 0; i < nprocs; i++) {
+        json_object *p = json_object_array_get_idx(procs, i);
+        fprintf(out, "%s pid %lld (%s)", i || nfds ? "," : "", (long long)lwc_int(p, "pid", 0), lwc_str(p, "command", "?"));
+    }
+    json_object *creator = lwc_get(c, "creator");
+    if (creator)
+        fprintf(out, "; made by tid %lld (%s)%s", (long long)lwc_int(creator, "tid", 0), lwc_str(creator, "name", ""),
+                json_object_get_boolean(lwc_get(creator, "exited")) ? ", exited" : "");
+    fprintf(out, "\n");
+}
+
 static void print_counterpart(FILE *out, json_object *t)
 {
     json_object *c = lwc_get(t, "counterpart");
@@ -218,6 +247,7 @@ static void print_thread(FILE *out, json_object *t, const struct lwc_style *st)
         fprintf(out, ", created by tid %lld", (long long)lwc_int(t, "parent", 0));
     fprintf(out, "\n");
     print_wait_line(out, t);
+    print_channel_line(out, t);
     const char *reason = lwc_str(t, "reason", NULL);
     if (reason && *reason)
         fprintf(out, "    reason: %s\n", reason);
@@ -227,6 +257,7 @@ static void print_thread(FILE *out, json_object *t, const struct lwc_style *st)
         fprintf(out, "    start routine: %s\n", routine);
     print_stack(out, "wait stack", lwc_array(t, "wait_stack"));
     print_stack(out, "created at", lwc_array(t, "create_stack"));
+    print_stack(out, "channel made at", lwc_array(lwc_get(lwc_get(t, "wait"), "channel"), "create_stack"));
     fprintf(out, "\n");
 }
 
@@ -360,6 +391,8 @@ static void print_group(FILE *out, const struct group *g, const struct lwc_style
     const char *reason = lwc_str(t, "reason", NULL);
     if (reason && *reason)
         fprintf(out, "    %s\n", reason);
+    if (g->count == 1)
+        print_channel_line(out, t);
     print_stack(out, "wait stack", lwc_array(t, "wait_stack"));
     print_stack(out, "created at", lwc_array(t, "create_stack"));
     fprintf(out, "\n");

@@ -217,6 +217,62 @@ static int compare_tid_pos(const void *a, const void *b)
 
 /* ---- liveness ---- */
 
+/* ---- how fd, signal and child waits can end ---- */
+
+/* Both ends only here: no other process holds it, none can open it by name,
+ * none was sent one of its fds. */
+static bool channel_in_process(const struct lw_snap_channel *c)
+{
+    switch (c->type) {
+    case LW_CHAN_PIPE: case LW_CHAN_SOCKETPAIR: case LW_CHAN_EVENTFD:
+        break;
+    case LW_CHAN_FIFO: case LW_CHAN_MQ:
+        if (c->named)
+            return false;
+        break;
+    default:
+        return false;   /* sockets, files, terminals: the world outside */
+    }
+    return c->nprocs == 0 && !c->procs_unknown && !c->exported;
+}
+
+static bool channel_index_in_process(const struct lw_snapshot *snap, int32_t channel)
+{
+    return channel >= 0 && (size_t)channel < snap->nchannels && channel_in_process(&snap->channels[channel]);
+}
+
+static enum lw_wait_class classify_wait(const struct lw_snapshot *snap, const struct lw_snap_wait *w)
+{
+    switch (w->kind) {
+    case LW_WAIT_FD_READ: case LW_WAIT_FD_WRITE: case LW_WAIT_MQ_RECEIVE: case LW_WAIT_MQ_SEND:
+    case LW_WAIT_POLL: case LW_WAIT_SOCKET: case LW_WAIT_SIGNAL: case LW_WAIT_CHILD:
+        break;
+    case LW_WAIT_SYSCALL:
+        if (w->fd < 0)
+            return LW_CLASS_NONE;
+        break;
+    default:
+        return LW_CLASS_NONE;
+    }
+    if (w->timed)
+        return LW_CLASS_TIMED;
+    switch (w->kind) {
+    case LW_WAIT_SOCKET: case LW_WAIT_SIGNAL: case LW_WAIT_CHILD:
+        return LW_CLASS_EXTERNAL;
+    case LW_WAIT_POLL:
+        if (w->npollfds == 0 || w->pollfds_truncated)
+            return LW_CLASS_EXTERNAL;
+        for (uint32_t i = 0; i < w->npollfds; i++)
+            if (!channel_index_in_process(snap, snap->pollfds[w->pollfd_first + i].channel))
+                return LW_CLASS_EXTERNAL;
+        return LW_CLASS_IN_PROCESS;
+    default:
+        if (w->sysv)
+            return LW_CLASS_EXTERNAL;
+        return channel_index_in_process(snap, w->channel) ? LW_CLASS_IN_PROCESS : LW_CLASS_EXTERNAL;
+    }
+}
+
 /* glibc's own handlers (SIGCANCEL, SIGSETXID: signals 32 and 33) are in
  * every threaded process's SigCgt; they never end an application wait. */
 #define GLIBC_INTERNAL_SIGNALS ((1ull << 31) | (1ull << 32))
@@ -227,7 +283,14 @@ struct ctx {
     struct tid_name *names;       /* sorted by tid */
     struct tid_pos *positions;    /* sorted by tid: where each thread is in snap->threads */
     double settle;
+    double stall;
     bool app_signal_handlers;
+    /* the wake model of rule 4 and the fixpoint (see judge_by_liveness) */
+    unsigned char *model;         /* enum wake_model per thread */
+    size_t *set_first, *set_count;/* WAKE_SET: its wakers, in members[] */
+    size_t *members;
+    size_t nmembers, cap_members;
+    size_t *by_age;               /* thread indexes, youngest first */
 };
 
 static bool is_settled(const struct ctx *c, const struct lw_snap_thread *t)
@@ -242,15 +305,21 @@ static bool ends_from_outside(const struct ctx *c, const struct lw_snap_wait *w)
         return true;
     switch (w->kind) {
     case LW_WAIT_SLEEP: case LW_WAIT_SIGNAL: case LW_WAIT_CHILD: case LW_WAIT_SOCKET:
+        return true;
     case LW_WAIT_FD_READ: case LW_WAIT_FD_WRITE: case LW_WAIT_POLL:
     case LW_WAIT_MQ_RECEIVE: case LW_WAIT_MQ_SEND:
-        return true;   /* fd channels are judged by their own rule, not here */
+        /* In-process channels only end from inside, unless a signal handler
+         * (which may write any fd: the self-pipe trick) may end them. */
+        return classify_wait(c->snap, w) != LW_CLASS_IN_PROCESS || c->app_signal_handlers;
     case LW_WAIT_SEM: case LW_WAIT_FUTEX:
         /* sem_post and a futex wake are async-signal-safe: a handler may end it. */
         return c->app_signal_handlers;
     case LW_WAIT_SYSCALL:
         /* Seen only in /proc: an untimed private futex wait is in-process
-         * (a glibc-internal lock); anything else may be external. */
+         * (a glibc-internal lock), and so is a read or write on an
+         * in-process channel; anything else may be external. */
+        if (w->fd >= 0)
+            return classify_wait(c->snap, w) != LW_CLASS_IN_PROCESS || c->app_signal_handlers;
         return w->syscall_nr != 202 || c->app_signal_handlers;
     default:
         return false;  /* mutex, cond, rwlock, barrier, join: no handler may end them */
@@ -493,6 +562,451 @@ static void judge_quiescence(struct ctx *c)
     }
 }
 
+/* ---- rule 4 and the liveness fixpoint ----
+ *
+ * Which parked threads can ever run again? A thread can if it is live, or
+ * if its wait can be ended by a thread that can. Who can end a wait:
+ *   owner edges (rule 1)    the owner or join target;
+ *   in-process channels     the threads that could use the other end: its
+ *                           creator, every thread that ever used the other
+ *                           end the other way, and every thread born after
+ *                           the channel to one of those (it may have been
+ *                           handed the fd at birth);
+ *   anything else parked    any thread (a condvar may be signalled by anyone).
+ * The set of threads that can run is the least fixpoint from the live ones:
+ * a parked thread outside it can only be woken by threads that will never
+ * run, so it never will: leaked. Linear in threads + edges; the wakers of
+ * one channel wait are bounded (a wait with too many candidates is not
+ * judged). */
+
+enum wake_model { WAKE_LIVE, WAKE_OWNER, WAKE_SET, WAKE_ANY, WAKE_JUDGED };
+
+#define MAX_CANDIDATES 1024   /* threads born after a channel, examined per wait */
+
+static bool push_member(struct ctx *c, size_t index)
+{
+    if (c->nmembers == c->cap_members) {
+        size_t cap = c->cap_members ? 2 * c->cap_members : 256;
+        size_t *bigger = realloc(c->members, cap * sizeof *bigger);
+        if (!bigger)
+            return false;
+        c->members = bigger;
+        c->cap_members = cap;
+    }
+    c->members[c->nmembers++] = index;
+    return true;
+}
+
+/* A channel a proof may rest on: made under our eyes, every user known,
+ * every fd of the other end a copy we saw made, and that other end open
+ * here (else a reader would see end-of-file, not block). */
+static bool channel_provable(const struct lw_snap_channel *ch)
+{
+    return channel_in_process(ch) && ch->tracked && ch->creator && ch->age >= 0 && !ch->stdio &&
+           !ch->users_overflow && !ch->other_fd_untracked && ch->nother_fds > 0;
+}
+
+static bool is_seed(const struct lw_snap_channel *ch, int32_t tid)
+{
+    if (tid == ch->creator)
+        return true;
+    for (size_t k = 0; k < ch->npeers; k++)
+        if (ch->peers[k].tid == tid)
+            return true;
+    return false;
+}
+
+/* Thread x, born after the channel, descends from one of its seeds through
+ * threads all born after it (or its ancestry is unknown: count it). */
+static bool descends_from_seed(const struct ctx *c, const struct lw_snap_channel *ch, const struct lw_snap_thread *x)
+{
+    for (int depth = 0; depth < 64; depth++) {
+        if (x->parent <= 0)
+            return true;
+        if (is_seed(ch, x->parent))
+            return true;
+        long p = thread_index(c, x->parent);
+        if (p < 0)
+            return true;             /* an ancestor we no longer see, born after: unknown */
+        x = &c->snap->threads[p];
+        if (x->age >= 0 && x->age > ch->age)
+            return false;            /* born before the channel: the fd did not come with its birth */
+    }
+    return true;
+}
+
+/* Append the wakers of one channel to members[]; false: no proof possible. */
+static bool channel_wakers(struct ctx *c, int32_t channel)
+{
+    if (channel < 0 || (size_t)channel >= c->snap->nchannels)
+        return false;
+    const struct lw_snap_channel *ch = &c->snap->channels[channel];
+    if (!channel_provable(ch))
+        return false;
+    /* The seeds that are still threads... */
+    long at = thread_index(c, ch->creator);
+    if (at >= 0 && !push_member(c, (size_t)at))
+        return false;
+    for (size_t k = 0; k < ch->npeers; k++)
+        if ((at = thread_index(c, ch->peers[k].tid)) >= 0 && !push_member(c, (size_t)at))
+            return false;
+    /* ...and the threads born after the channel (youngest first; unknown
+     * ages first of all) that descend from one. */
+    size_t n = c->snap->nthreads;
+    for (size_t k = 0; k < n; k++) {
+        const struct lw_snap_thread *x = &c->snap->threads[c->by_age[k]];
+        if (x->age >= 0 && x->age > ch->age)
+            break;
+        if (k >= MAX_CANDIDATES)
+            return false;
+        if (!is_seed(ch, x->tid) && descends_from_seed(c, ch, x) && !push_member(c, c->by_age[k]))
+            return false;
+    }
+    return true;
+}
+
+/* The wakers of thread i's channel wait (a poll: of every fd in its set). */
+static bool collect_set(struct ctx *c, size_t i)
+{
+    const struct lw_snap_wait *w = &c->snap->threads[i].wait;
+    size_t mark = c->nmembers;
+    bool ok;
+    if (w->kind == LW_WAIT_POLL) {
+        ok = w->npollfds > 0 && !w->pollfds_truncated;
+        for (uint32_t k = 0; ok && k < w->npollfds; k++)
+            ok = channel_wakers(c, c->snap->pollfds[w->pollfd_first + k].channel);
+    } else {
+        ok = channel_wakers(c, w->channel);
+    }
+    if (!ok) {
+        c->nmembers = mark;
+        return false;
+    }
+    c->set_first[i] = mark;
+    c->set_count[i] = c->nmembers - mark;
+    return true;
+}
+
+static bool is_channel_wait(const struct lw_snap_wait *w)
+{
+    switch (w->kind) {
+    case LW_WAIT_FD_READ: case LW_WAIT_FD_WRITE: case LW_WAIT_POLL: case LW_WAIT_MQ_RECEIVE: case LW_WAIT_MQ_SEND:
+        return !w->sysv;
+    case LW_WAIT_SYSCALL:
+        return w->fd >= 0;
+    default:
+        return false;
+    }
+}
+
+static enum wake_model wake_model_of(struct ctx *c, size_t i)
+{
+    const struct lw_snap_thread *t = &c->snap->threads[i];
+    enum lw_verdict v = c->out->verdicts[i].verdict;
+    if (v == LW_LEAKED || v == LW_DEADLOCKED)
+        return WAKE_JUDGED;
+    if (!t->waiting || is_live(c, t))
+        return WAKE_LIVE;
+    if (has_owner_edge(c, t) && !t->wait.owner_gone && thread_index(c, t->wait.owner) >= 0)
+        return WAKE_OWNER;
+    if (is_channel_wait(&t->wait) && collect_set(c, i))
+        return WAKE_SET;
+    return WAKE_ANY;
+}
+
+/* ---- rule 4: reasons ---- */
+
+static const char *counter_verb(const struct lw_snap_wait *w)
+{
+    enum lw_direction d = w->kind == LW_WAIT_POLL ? LW_DIR_BOTH : w->direction;
+    return d == LW_DIR_READ ? "write to it" : d == LW_DIR_WRITE ? "read from it" : "use it";
+}
+
+static void add_waker(struct lw_thread_verdict *v, int32_t tid, enum lw_waker_role role, const struct ctx *c, double idle)
+{
+    for (size_t k = 0; k < v->nwakers && k < LW_MAX_WAKERS; k++)
+        if (v->wakers[k].tid == tid)
+            return;
+    if (v->nwakers < LW_MAX_WAKERS) {
+        struct lw_waker *wk = &v->wakers[v->nwakers];
+        long at = thread_index(c, tid);
+        wk->tid = tid;
+        wk->role = role;
+        wk->exited = at < 0;
+        wk->idle = idle;
+        wk->exited_ago = -1;
+        wk->verdict = at >= 0 ? c->out->verdicts[at].verdict : LW_RUNNING;
+        if (at < 0) {
+            const struct lw_snap_exited *gone = exited_thread(c->snap, tid);
+            if (gone)
+                wk->exited_ago = gone->exited_ago;
+        }
+    }
+    v->nwakers++;
+}
+
+/* The wakers of one channel, as the counterpart lists them. */
+static void list_channel_wakers(const struct ctx *c, struct lw_thread_verdict *v, int32_t channel, size_t i)
+{
+    if (channel < 0 || (size_t)channel >= c->snap->nchannels)
+        return;
+    const struct lw_snap_channel *ch = &c->snap->channels[channel];
+    if (v->nwakers == 0)
+        v->cp_channel = channel;
+    int32_t self = c->snap->threads[i].tid;
+    if (ch->creator && ch->creator != self)
+        add_waker(v, ch->creator, LW_ROLE_CREATOR, c, -1);
+    for (size_t k = 0; k < ch->npeers; k++)
+        if (ch->peers[k].tid != self)
+            add_waker(v, ch->peers[k].tid, LW_ROLE_PEER, c, ch->peers[k].idle);
+    for (size_t k = 0; k < c->set_count[i]; k++) {
+        int32_t tid = c->snap->threads[c->members[c->set_first[i] + k]].tid;
+        if (tid != c->snap->threads[i].tid)   /* not the waiter itself */
+            add_waker(v, tid, LW_ROLE_DESCENDANT, c, -1);
+    }
+}
+
+static void list_wakers(const struct ctx *c, struct lw_thread_verdict *v, size_t i)
+{
+    const struct lw_snap_wait *w = &c->snap->threads[i].wait;
+    v->cp_kind = LW_CP_CHANNEL;
+    v->cp_channel = -1;
+    if (w->kind == LW_WAIT_POLL)
+        for (uint32_t k = 0; k < w->npollfds; k++)
+            list_channel_wakers(c, v, c->snap->pollfds[w->pollfd_first + k].channel, i);
+    else
+        list_channel_wakers(c, v, w->channel, i);
+}
+
+/* "its creator, tid 10 (setup), exited 3.0s ago" / "tid 11 (writer), which
+ * wrote to it, exited 1.2s ago" / "tid 12 (child), born after it, is leaked" */
+static void describe_waker(char *out, size_t size, const struct ctx *c, const struct lw_waker *wk,
+                           const struct lw_snap_wait *w)
+{
+    char who[64], role[48], state[48];
+    const struct lw_snap_exited *gone = wk->exited ? exited_thread(c->snap, wk->tid) : NULL;
+    if (gone && gone->name[0])
+        snprintf(who, sizeof who, "tid %d (%s)", wk->tid, gone->name);
+    else
+        describe_tid(who, sizeof who, c->names, c->snap->nthreads, wk->tid);
+    enum lw_direction d = w->kind == LW_WAIT_POLL ? LW_DIR_BOTH : w->direction;
+    const char *used = d == LW_DIR_READ ? "wrote to it" : d == LW_DIR_WRITE ? "read from it" : "used it";
+    if (wk->role == LW_ROLE_PEER)
+        snprintf(role, sizeof role, ", which %s,", used);
+    else if (wk->role == LW_ROLE_DESCENDANT)
+        snprintf(role, sizeof role, ", born after it,");
+    else
+        role[0] = 0;
+    if (wk->exited && wk->exited_ago >= 0) {
+        char ago[24];
+        format_duration(ago, sizeof ago, wk->exited_ago);
+        snprintf(state, sizeof state, "exited %s ago", ago);
+    } else if (wk->exited) {
+        snprintf(state, sizeof state, "exited");
+    } else {
+        snprintf(state, sizeof state, "is %s", wk->verdict == LW_DEADLOCKED ? "deadlocked" : "itself stuck for ever");
+    }
+    snprintf(out, size, "%s%s%s %s", wk->role == LW_ROLE_CREATOR ? "its creator, " : "", who,
+             wk->role == LW_ROLE_CREATOR ? "," : role, state);
+}
+
+static void judge_channel_leak(struct ctx *c, size_t i)
+{
+    const struct lw_snap_thread *t = &c->snap->threads[i];
+    struct lw_thread_verdict *v = &c->out->verdicts[i];
+    char what[256], people[300] = "", eof[160] = "";
+    describe_wait(what, sizeof what, c->snap, t, c->names, c->snap->nthreads);
+    list_wakers(c, v, i);
+    size_t used = 0;
+    for (size_t k = 0; k < v->nwakers && k < LW_MAX_WAKERS && used < sizeof people; k++) {
+        char one[160];
+        describe_waker(one, sizeof one, c, &v->wakers[k], &t->wait);
+        int w = snprintf(people + used, sizeof people - used, "%s%s", k ? "; " : "", one);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    const struct lw_snap_channel *ch = v->cp_channel >= 0 ? &c->snap->channels[v->cp_channel] : NULL;
+    if (ch && ch->nother_fds && t->wait.direction == LW_DIR_READ && ch->type != LW_CHAN_EVENTFD &&
+        ch->type != LW_CHAN_MQ)
+        snprintf(eof, sizeof eof, "; fd %d, the other end, stays open here, so it will never see end-of-file either",
+                 ch->other_fds[0]);
+    v->verdict = LW_LEAKED;
+    snprintf(v->reason, sizeof v->reason, "%s, and no thread that could %s can run again: %s%s", what,
+             counter_verb(&t->wait), people[0] ? people : "none is left", eof);
+}
+
+/* A thread whose owner is stuck by rule 4 (or a chain of those). */
+static bool judge_owner_stuck(struct ctx *c, size_t i)
+{
+    long next = thread_index(c, c->snap->threads[i].wait.owner);
+    if (next < 0)
+        return false;
+    enum lw_verdict ov = c->out->verdicts[next].verdict;
+    if (ov != LW_LEAKED && ov != LW_DEADLOCKED)
+        return false;
+    judge_chain(c, i, (size_t)next);
+    return true;
+}
+
+/* Reverse edges (waker -> waiters) in compressed form. */
+struct reverse {
+    size_t *first;     /* n + 1 offsets */
+    size_t *waiters;
+};
+
+static int build_reverse(struct ctx *c, struct reverse *r)
+{
+    size_t n = c->snap->nthreads, nedges = 0;
+    r->first = calloc(n + 1, sizeof *r->first);
+    for (size_t i = 0; i < n; i++)
+        nedges += c->model[i] == WAKE_OWNER ? 1 : c->model[i] == WAKE_SET ? c->set_count[i] : 0;
+    r->waiters = malloc((nedges ? nedges : 1) * sizeof *r->waiters);
+    if (!r->first || !r->waiters)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (c->model[i] == WAKE_OWNER)
+            r->first[thread_index(c, c->snap->threads[i].wait.owner) + 1]++;
+        else if (c->model[i] == WAKE_SET)
+            for (size_t k = 0; k < c->set_count[i]; k++)
+                r->first[c->members[c->set_first[i] + k] + 1]++;
+    }
+    for (size_t i = 0; i < n; i++)
+        r->first[i + 1] += r->first[i];
+    size_t *fill = calloc(n ? n : 1, sizeof *fill);
+    if (!fill)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (c->model[i] == WAKE_OWNER) {
+            size_t o = (size_t)thread_index(c, c->snap->threads[i].wait.owner);
+            r->waiters[r->first[o] + fill[o]++] = i;
+        } else if (c->model[i] == WAKE_SET) {
+            for (size_t k = 0; k < c->set_count[i]; k++) {
+                size_t m = c->members[c->set_first[i] + k];
+                r->waiters[r->first[m] + fill[m]++] = i;
+            }
+        }
+    }
+    free(fill);
+    return 0;
+}
+
+static int compare_age_index(const void *a, const void *b, void *arg)
+{
+    const struct lw_snap_thread *t = arg;
+    double x = t[*(const size_t *)a].age, y = t[*(const size_t *)b].age;
+    return (x > y) - (x < y);   /* youngest (smallest age) first; unknown (-1) first of all */
+}
+
+static int judge_by_liveness(struct ctx *c)
+{
+    size_t n = c->snap->nthreads;
+    if (!n || c->out->quiescent)
+        return 0;
+    c->model = calloc(n, 1);
+    c->set_first = calloc(n, sizeof *c->set_first);
+    c->set_count = calloc(n, sizeof *c->set_count);
+    c->by_age = malloc(n * sizeof *c->by_age);
+    unsigned char *can_run = calloc(n, 1);
+    size_t *queue = malloc(n * sizeof *queue);
+    struct reverse r = { 0 };
+    int rc = -1;
+    if (!c->model || !c->set_first || !c->set_count || !c->by_age || !can_run || !queue)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        c->by_age[i] = i;
+    qsort_r(c->by_age, n, sizeof *c->by_age, compare_age_index, c->snap->threads);
+    bool any_live = false;
+    for (size_t i = 0; i < n; i++) {
+        c->model[i] = (unsigned char)wake_model_of(c, i);
+        any_live |= c->model[i] == WAKE_LIVE;
+    }
+    rc = 0;
+    if (!any_live)
+        goto out;   /* nothing can run: quiescence said it all, or nothing was settled */
+    if (build_reverse(c, &r) != 0) {
+        rc = -1;
+        goto out;
+    }
+    size_t head = 0, tail = 0;
+    for (size_t i = 0; i < n; i++)
+        if (c->model[i] == WAKE_LIVE || c->model[i] == WAKE_ANY) {
+            can_run[i] = 1;
+            queue[tail++] = i;
+        }
+    while (head < tail) {
+        size_t j = queue[head++];
+        for (size_t k = r.first[j]; k < r.first[j + 1]; k++) {
+            size_t w = r.waiters[k];
+            if (!can_run[w]) {
+                can_run[w] = 1;
+                queue[tail++] = w;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!can_run[i] && c->model[i] == WAKE_SET)
+            judge_channel_leak(c, i);
+    /* Owner waits stuck behind those: chains, resolved until nothing changes. */
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t i = 0; i < n; i++)
+            if (!can_run[i] && c->model[i] == WAKE_OWNER && c->out->verdicts[i].verdict == LW_WAITING &&
+                judge_owner_stuck(c, i))
+                changed = true;
+    }
+out:
+    free(r.first);
+    free(r.waiters);
+    free(can_run);
+    free(queue);
+    return rc;
+}
+
+/* ---- suspect: long stalls on channels whose users are alive but idle ---- */
+
+static void judge_suspect(struct ctx *c, size_t i)
+{
+    const struct lw_snap_thread *t = &c->snap->threads[i];
+    struct lw_thread_verdict *v = &c->out->verdicts[i];
+    const struct lw_snap_wait *w = &t->wait;
+    if (v->verdict != LW_WAITING || !is_settled(c, t) || w->seconds < c->stall || w->kind == LW_WAIT_POLL ||
+        !is_channel_wait(w) || w->timed || w->channel < 0 || (size_t)w->channel >= c->snap->nchannels)
+        return;
+    const struct lw_snap_channel *ch = &c->snap->channels[w->channel];
+    /* A reader idle on a self-pipe is what a daemon waiting for SIGTERM looks like. */
+    if (!channel_in_process(ch) || !ch->tracked || (c->app_signal_handlers && w->direction == LW_DIR_READ))
+        return;
+    double freshest = -1;
+    for (size_t k = 0; k < ch->npeers; k++) {
+        if (ch->peers[k].exited)
+            continue;
+        if (ch->peers[k].idle < c->stall)
+            return;   /* someone used the other end recently: just slow */
+        if (freshest < 0 || ch->peers[k].idle < freshest)
+            freshest = ch->peers[k].idle;
+    }
+    char what[256], waited[24], idle[24], evidence[200];
+    describe_wait(what, sizeof what, c->snap, t, c->names, c->snap->nthreads);
+    format_duration(waited, sizeof waited, w->seconds);
+    if (freshest >= 0) {
+        format_duration(idle, sizeof idle, freshest);
+        snprintf(evidence, sizeof evidence, "the threads that could %s are alive, but the last one to do so was %s ago",
+                 counter_verb(w), idle);
+    } else {
+        snprintf(evidence, sizeof evidence, "no live thread has ever done %s",
+                 w->direction == LW_DIR_READ ? "a write to it" : "a read from it");
+    }
+    v->verdict = LW_SUSPECT;
+    list_wakers(c, v, i);
+    snprintf(v->reason, sizeof v->reason, "%s, parked for %s; %s. Not a proof: a live thread may still %s",
+             what, waited, evidence, counter_verb(w));
+}
+
+static void judge_suspects(struct ctx *c)
+{
+    for (size_t i = 0; i < c->snap->nthreads; i++)
+        judge_suspect(c, i);
+}
+
 /* ---- the analysis ---- */
 
 static int build_indexes(struct ctx *c)
@@ -515,62 +1029,11 @@ static void free_indexes(struct ctx *c)
 {
     free(c->names);
     free(c->positions);
-}
-
-/* ---- how fd, signal and child waits can end ---- */
-
-/* Both ends only here: no other process holds it, none can open it by name,
- * none was sent one of its fds. */
-static bool channel_in_process(const struct lw_snap_channel *c)
-{
-    switch (c->type) {
-    case LW_CHAN_PIPE: case LW_CHAN_SOCKETPAIR: case LW_CHAN_EVENTFD:
-        break;
-    case LW_CHAN_FIFO: case LW_CHAN_MQ:
-        if (c->named)
-            return false;
-        break;
-    default:
-        return false;   /* sockets, files, terminals: the world outside */
-    }
-    return c->nprocs == 0 && !c->procs_unknown && !c->exported;
-}
-
-static bool channel_index_in_process(const struct lw_snapshot *snap, int32_t channel)
-{
-    return channel >= 0 && (size_t)channel < snap->nchannels && channel_in_process(&snap->channels[channel]);
-}
-
-static enum lw_wait_class classify_wait(const struct lw_snapshot *snap, const struct lw_snap_wait *w)
-{
-    switch (w->kind) {
-    case LW_WAIT_FD_READ: case LW_WAIT_FD_WRITE: case LW_WAIT_MQ_RECEIVE: case LW_WAIT_MQ_SEND:
-    case LW_WAIT_POLL: case LW_WAIT_SOCKET: case LW_WAIT_SIGNAL: case LW_WAIT_CHILD:
-        break;
-    case LW_WAIT_SYSCALL:
-        if (w->fd < 0)
-            return LW_CLASS_NONE;
-        break;
-    default:
-        return LW_CLASS_NONE;
-    }
-    if (w->timed)
-        return LW_CLASS_TIMED;
-    switch (w->kind) {
-    case LW_WAIT_SOCKET: case LW_WAIT_SIGNAL: case LW_WAIT_CHILD:
-        return LW_CLASS_EXTERNAL;
-    case LW_WAIT_POLL:
-        if (w->npollfds == 0 || w->pollfds_truncated)
-            return LW_CLASS_EXTERNAL;
-        for (uint32_t i = 0; i < w->npollfds; i++)
-            if (!channel_index_in_process(snap, snap->pollfds[w->pollfd_first + i].channel))
-                return LW_CLASS_EXTERNAL;
-        return LW_CLASS_IN_PROCESS;
-    default:
-        if (w->sysv)
-            return LW_CLASS_EXTERNAL;
-        return channel_index_in_process(snap, w->channel) ? LW_CLASS_IN_PROCESS : LW_CLASS_EXTERNAL;
-    }
+    free(c->model);
+    free(c->set_first);
+    free(c->set_count);
+    free(c->members);
+    free(c->by_age);
 }
 
 static void describe_plain(struct ctx *c)
@@ -599,7 +1062,7 @@ int lw_analyze(const struct lw_snapshot *snap, struct lw_analysis *out)
     memset(out, 0, sizeof *out);
     size_t n = snap->nthreads;
     struct ctx c = {
-        .snap = snap, .out = out, .settle = snap->settle_ms / 1000.0,
+        .snap = snap, .out = out, .settle = snap->settle_ms / 1000.0, .stall = snap->stall_ms / 1000.0,
         .app_signal_handlers = (snap->caught_signals & ~GLIBC_INTERNAL_SIGNALS) != 0,
     };
     out->verdicts = calloc(n ? n : 1, sizeof *out->verdicts);
@@ -615,6 +1078,12 @@ int lw_analyze(const struct lw_snapshot *snap, struct lw_analysis *out)
         return -1;
     }
     judge_quiescence(&c);
+    if (judge_by_liveness(&c) != 0) {
+        free_indexes(&c);
+        lw_analysis_free(out);
+        return -1;
+    }
+    judge_suspects(&c);
     for (size_t i = 0; i < n; i++) {
         out->counts[out->verdicts[i].verdict]++;
         if (snap->threads[i].waiting)

@@ -71,21 +71,8 @@ struct fd_wait {
     uint32_t nfds;
 };
 
-/* Whether a read or write on fd would block right now (a zero-timeout
- * poll). Asked only before the server has started, so that a program that
- * reads a pipe which always has data stays single-threaded. */
-static bool would_block_now(const struct fd_wait *w)
-{
-    if (!(w->flags & LW_REC_FD) || w->kind == LW_WAIT_POLL || w->fd < 0 || w->fd > INT32_MAX)
-        return true;
-    struct pollfd p = { .fd = (int)w->fd, .events = w->direction == LW_DIR_WRITE ? POLLOUT : POLLIN };
-    return lw_raw_syscall6(SYS_poll, (long)&p, 1, 0, 0, 0, 0) == 0;
-}
-
 static void fd_wait_begin(struct lw_wait_frame *f, const struct fd_wait *w, uint64_t deadline)
 {
-    if (LW_UNLIKELY(lw_server_is_pending()) && lw_may_start_server_in(w->kind) && would_block_now(w))
-        lw_server_start_if_pending();
     struct lw_wait_rec rec = {
         .kind = (uint8_t)w->kind,
         .direction = (uint8_t)w->direction,
@@ -96,6 +83,12 @@ static void fd_wait_begin(struct lw_wait_frame *f, const struct fd_wait *w, uint
     for (int i = 0; i < 3; i++)
         rec.set_masked[i] = w->set[i] ? (uint64_t)(uintptr_t)w->set[i] ^ LW_ADDR_MASK : 0;
     lw_wait_record(f, &rec, deadline);
+    /* After the record, so the first client already sees it. Asking the
+     * kernel first whether the call would block (a poll) would cost more
+     * than the server: a program that waits on an fd is not a tight
+     * syscall loop. */
+    if (LW_UNLIKELY(lw_server_is_pending()) && lw_may_start_server_in(w->kind))
+        lw_server_start_if_pending();
 }
 
 /* The slow path's verdict on one fd: note the use of its channel, and say

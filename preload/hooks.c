@@ -162,12 +162,13 @@ static void wait_begin(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_
 static void wait_begin_on(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_t object,
                           uintptr_t aux, uint64_t deadline)
 {
-    if (lw_may_start_server_in(kind))
-        lw_server_start_if_pending();
     int32_t owner;
     bool shared;
     describe_object(kind, object, &owner, &shared);
     wait_begin(f, kind, object, deadline, owner, shared, aux);
+    /* After the record: the first client may connect at once. */
+    if (lw_may_start_server_in(kind))
+        lw_server_start_if_pending();
 }
 
 /* ---- the generated wrappers ---- */

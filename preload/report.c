@@ -424,14 +424,55 @@ static void write_wait(struct jsonw *w, const struct lw_snapshot *snap, const st
     jsonw_end_object(w);
 }
 
-static void write_counterpart(struct jsonw *w, const struct lw_thread_verdict *v)
+static void write_counterpart(struct jsonw *w, const struct lw_snapshot *snap, const struct lw_thread_verdict *v)
 {
     if (v->cp_kind == LW_CP_NONE) {
         jsonw_null(w);
         return;
     }
     jsonw_begin_object(w);
-    if (v->cp_kind == LW_CP_CYCLE) {
+    if (v->cp_kind == LW_CP_CHANNEL) {
+        static const char *const roles[] = { "creator", "user", "born-after" };
+        if (v->cp_channel >= 0 && (size_t)v->cp_channel < snap->nchannels) {
+            const struct lw_snap_channel *c = &snap->channels[v->cp_channel];
+            jsonw_key(w, "channel");
+            jsonw_string(w, c->name);
+            jsonw_key(w, "other_end_fds");
+            jsonw_begin_array(w);
+            for (size_t i = 0; i < c->nother_fds && i < LW_SNAP_OTHER_FDS; i++)
+                jsonw_int(w, c->other_fds[i]);
+            jsonw_end_array(w);
+        }
+        jsonw_key(w, "wakers");
+        jsonw_begin_array(w);
+        for (size_t i = 0; i < v->nwakers && i < LW_MAX_WAKERS; i++) {
+            const struct lw_waker *k = &v->wakers[i];
+            jsonw_begin_object(w);
+            jsonw_key(w, "tid");
+            jsonw_int(w, k->tid);
+            jsonw_key(w, "role");
+            jsonw_string(w, roles[k->role]);
+            jsonw_key(w, "exited");
+            jsonw_bool(w, k->exited);
+            jsonw_key(w, "exited_ago");
+            if (k->exited && k->exited_ago >= 0)
+                jsonw_double(w, k->exited_ago);
+            else
+                jsonw_null(w);
+            jsonw_key(w, "verdict");
+            if (k->exited)
+                jsonw_null(w);
+            else
+                jsonw_string(w, lw_verdict_name(k->verdict));
+            jsonw_key(w, "idle");
+            if (k->idle >= 0)
+                jsonw_double(w, k->idle);
+            else
+                jsonw_null(w);
+            jsonw_end_object(w);
+        }
+        jsonw_end_array(w);
+    } else if (v->cp_kind == LW_CP_CYCLE) {
         jsonw_key(w, "cycle");
         jsonw_begin_array(w);
         for (size_t i = 0; i < v->ncycle && i < LW_MAX_CYCLE; i++)
@@ -490,7 +531,7 @@ static void write_thread(struct jsonw *w, const struct lw_snapshot *snap, const 
     jsonw_key(w, "reason");
     write_fixed_string(w, v->reason, sizeof v->reason);
     jsonw_key(w, "counterpart");
-    write_counterpart(w, v);
+    write_counterpart(w, snap, v);
     jsonw_key(w, "wait_stack");
     write_stack_ref(w, t->waiting ? t->wait_stack : 0);
     jsonw_key(w, "create_stack");

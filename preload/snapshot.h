@@ -174,6 +174,22 @@ enum lw_counterpart_kind {
     LW_CP_OWNER,        /* cp_tid holds the object (mutex, write-locked rwlock, PI futex) */
     LW_CP_TARGET,       /* cp_tid is the thread being joined */
     LW_CP_CYCLE,        /* cycle[] lists the deadlocked threads, in wait order */
+    LW_CP_CHANNEL,      /* wakers[]: every thread that could end the wait on channel cp_channel */
+};
+
+#define LW_MAX_WAKERS 8
+
+enum lw_waker_role { LW_ROLE_CREATOR, LW_ROLE_PEER, LW_ROLE_DESCENDANT };
+
+/* A thread that could end a channel wait, and why it will not (or, for a
+ * suspect, why it has not). */
+struct lw_waker {
+    int32_t tid;
+    enum lw_waker_role role;
+    bool exited;
+    double exited_ago;        /* seconds, < 0 if unknown or alive */
+    double idle;              /* seconds since it last used the channel, < 0 if unknown */
+    enum lw_verdict verdict;  /* of a live thread: leaked, deadlocked; running/waiting for a suspect */
 };
 
 #define LW_MAX_CYCLE 16
@@ -186,7 +202,7 @@ const char *lw_wait_class_name(enum lw_wait_class c);
 struct lw_thread_verdict {
     enum lw_verdict verdict;
     enum lw_wait_class wait_class;
-    char reason[512];
+    char reason[768];
     enum lw_counterpart_kind cp_kind;
     int32_t cp_tid;             /* LW_CP_OWNER / LW_CP_TARGET */
     bool cp_exited;             /* cp_tid has exited */
@@ -194,6 +210,9 @@ struct lw_thread_verdict {
     int32_t cp_blocked_on;      /* chain: the thread (further down) whose verdict this one inherits, 0 if none */
     int32_t cycle[LW_MAX_CYCLE];
     size_t ncycle;              /* may be larger than LW_MAX_CYCLE; only the first are listed */
+    int32_t cp_channel;         /* LW_CP_CHANNEL: index into snapshot->channels */
+    struct lw_waker wakers[LW_MAX_WAKERS];
+    size_t nwakers;             /* may be larger than LW_MAX_WAKERS */
 };
 
 struct lw_analysis {
