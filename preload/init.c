@@ -26,6 +26,7 @@ static void fork_child(void)
     int32_t parent_tid = lw_gettid();   /* still the cached tid of the forking thread */
     lw_registry_fork_child();
     lw_channels_fork_child(parent_tid, lw_gettid());
+    lw_monitor_fork_child();
     lw_server_fork_child();
 }
 
@@ -39,13 +40,17 @@ __attribute__((constructor)) static void leakwatch_init(void)
     lw_stacks_init();
     lw_registry_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    lw_monitor_init();
     lw_server_start_later();
+    if (lw_monitor_wants_server_now())
+        lw_server_start_if_pending();   /* LEAKWATCH_LOG asked for a timer: start it now */
     errno = saved;
 }
 
 __attribute__((destructor)) static void leakwatch_fini(void)
 {
     int saved = errno;
+    lw_server_with_report_lock(lw_monitor_at_exit);
     lw_server_at_exit();
     errno = saved;
 }

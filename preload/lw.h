@@ -84,4 +84,14 @@ void lw_server_start_if_pending(void); /* the first thread creation or park: sta
 bool lw_server_is_pending(void);       /* not started yet, and it will be at the first such event */
 void lw_server_at_exit(void);        /* unlink our socket; called from the destructor */
 
+/* ---- on its own (monitor.c): history, periodic log, exit report ---- */
+struct jsonw;
+void lw_monitor_init(void);              /* constructor: reads its settings */
+bool lw_monitor_wants_server_now(void);  /* LEAKWATCH_LOG asks for the timer from the start */
+void lw_monitor_tick(void);              /* server thread, under the report lock */
+void lw_monitor_write_history(struct jsonw *w);
+void lw_monitor_fork_child(void);
+void lw_monitor_at_exit(void);           /* destructor, under the report lock */
+void lw_server_with_report_lock(void (*fn)(void));
+
 #endif

@@ -319,6 +319,8 @@ bool lw_wait_read(const struct lw_slot *s, struct lw_slot *copy)
 uint32_t lw_registry_high_water(void) { return __atomic_load_n(&high_water, __ATOMIC_ACQUIRE); }
 struct lw_slot *lw_registry_slot(uint32_t index) { return &slots[index]; }
 
+uint32_t lw_registry_live(void) { return __atomic_load_n(&n_live, __ATOMIC_RELAXED); }
+
 void lw_registry_counters(uint64_t *created, uint64_t *exited, uint32_t *peak)
 {
     *created = __atomic_load_n(&n_created, __ATOMIC_RELAXED);

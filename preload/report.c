@@ -621,6 +621,7 @@ void lw_report_process(struct jsonw *w, const struct lw_snapshot *snap, const st
     jsonw_uint(w, snap->exited);
     jsonw_key(w, "peak");
     jsonw_uint(w, snap->peak);
+    lw_monitor_write_history(w);
     jsonw_key(w, "notes");
     jsonw_begin_array(w);
     if (a->note[0])

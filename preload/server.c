@@ -485,6 +485,7 @@ static void tick_registry_if_due(uint64_t *last_tick)
         return;
     lw_lock(&report_lock);   /* a fork never lands mid-tick */
     lw_registry_tick();
+    lw_monitor_tick();
     lw_unlock(&report_lock);
     *last_tick = now;
 }
@@ -541,6 +542,14 @@ void lw_server_start(void)
 }
 
 void lw_server_fork_prepare(void) { lw_lock(&report_lock); }
+
+/* For work that takes snapshots off the server thread (the exit report). */
+void lw_server_with_report_lock(void (*fn)(void))
+{
+    lw_lock(&report_lock);
+    fn();
+    lw_unlock(&report_lock);
+}
 void lw_server_fork_parent(void) { lw_unlock(&report_lock); }
 
 /* The server starts when the process is first worth asking about: when it

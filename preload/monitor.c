@@ -1,0 +1,284 @@
+/*
+ * monitor.c — what the preload does on its own, without being asked: the
+ * thread-count history (sampled on the server's tick into a bounded ring
+ * that halves its resolution when full, so it always spans the whole run),
+ * the periodic log line (LEAKWATCH_LOG=stderr|syslog|PATH, every
+ * LEAKWATCH_LOG_INTERVAL_MS), and the report written at exit for
+ * `leakwatch run --check` (LEAKWATCH_EXIT_REPORT=DIR).
+ *
+ * The tick runs on the server thread under the report lock. The exit report
+ * runs on the exiting thread, in our destructor: by then the program's
+ * atexit handlers and static destructors have run, so whatever is still
+ * parked was never shut down. The exiting thread itself is counted as gone
+ * (it will never signal anything again).
+ */
+#include "jsonw.h"
+#include "lw.h"
+#include "registry.h"
+#include "report.h"
+#include "snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HISTORY_SLOTS 720
+
+static struct {
+    uint32_t samples[HISTORY_SLOTS];
+    uint32_t n;
+    uint32_t interval_ms;    /* between two kept samples (doubles when the ring is compacted) */
+    uint32_t pending_max;    /* the largest count seen since the last kept sample */
+    uint64_t last_ns;
+    uint64_t first_ns;
+} history;
+
+static char log_target[512];     /* "", "stderr", "syslog" or a path */
+static uint32_t log_interval_ms;
+static uint64_t last_log_ns;
+static char exit_report_dir[512];
+
+static void copy_env(char *dst, size_t size, const char *name)
+{
+    const char *v = getenv(name);
+    dst[0] = 0;
+    if (v && strlen(v) < size)
+        memcpy(dst, v, strlen(v) + 1);
+}
+
+static uint32_t env_ms(const char *name, uint32_t fallback, uint32_t minimum)
+{
+    const char *s = getenv(name);
+    char *end;
+    unsigned long v = s && *s ? strtoul(s, &end, 10) : 0;
+    if (!s || !*s || *end || v < minimum || v > 86400000ul)
+        return fallback;
+    return (uint32_t)v;
+}
+
+void lw_monitor_init(void)
+{
+    copy_env(log_target, sizeof log_target, "LEAKWATCH_LOG");
+    copy_env(exit_report_dir, sizeof exit_report_dir, "LEAKWATCH_EXIT_REPORT");
+    log_interval_ms = env_ms("LEAKWATCH_LOG_INTERVAL_MS", 60000, 1000);   /* the server ticks once a second */
+    history.interval_ms = env_ms("LEAKWATCH_HISTORY_MS", 1000, 1000);
+    history.n = 0;
+    history.pending_max = 0;
+    history.last_ns = history.first_ns = 0;
+}
+
+bool lw_monitor_wants_server_now(void) { return log_target[0] != 0; }
+
+/* A fork child starts its own history. */
+void lw_monitor_fork_child(void)
+{
+    history.n = 0;
+    history.pending_max = 0;
+    history.last_ns = history.first_ns = 0;
+    last_log_ns = 0;
+}
+
+/* ---- history ---- */
+
+/* Halve the resolution: every pair of samples becomes its larger one. */
+static void compact_history(void)
+{
+    for (uint32_t i = 0; i < history.n / 2; i++) {
+        uint32_t a = history.samples[2 * i], b = history.samples[2 * i + 1];
+        history.samples[i] = a > b ? a : b;
+    }
+    if (history.n % 2)
+        history.samples[history.n / 2] = history.samples[history.n - 1];
+    history.n = (history.n + 1) / 2;
+    history.interval_ms *= 2;
+}
+
+static void sample_history(uint64_t now)
+{
+    uint32_t live = lw_registry_live();
+    if (live > history.pending_max)
+        history.pending_max = live;
+    if (history.n && now - history.last_ns < (uint64_t)history.interval_ms * 1000000u)
+        return;
+    if (history.n == HISTORY_SLOTS)
+        compact_history();
+    if (!history.n)
+        history.first_ns = now;
+    history.samples[history.n++] = history.pending_max;
+    history.pending_max = 0;
+    history.last_ns = now;
+}
+
+void lw_monitor_write_history(struct jsonw *w)
+{
+    jsonw_key(w, "history");
+    jsonw_begin_object(w);
+    jsonw_key(w, "interval_ms");
+    jsonw_uint(w, history.interval_ms);
+    jsonw_key(w, "span");
+    jsonw_double(w, history.n ? (double)(lw_now_ns() - history.first_ns) / 1e9 : 0);
+    jsonw_key(w, "threads");   /* oldest first; each the most seen in its interval */
+    jsonw_begin_array(w);
+    for (uint32_t i = 0; i < history.n; i++)
+        jsonw_uint(w, history.samples[i]);
+    jsonw_end_array(w);
+    jsonw_end_object(w);
+}
+
+/* ---- the periodic log line ---- */
+
+static void format_log_line(char *line, size_t size, const struct lw_snapshot *snap, const struct lw_analysis *a)
+{
+    snprintf(line, size,
+             "leakwatch: pid %d: %zu threads: %zu running, %zu waiting, %zu suspect, %zu leaked, %zu deadlocked; "
+             "created %llu, exited %llu, peak %u\n",
+             (int)snap->pid, snap->nthreads, a->counts[LW_RUNNING], a->counts[LW_WAITING], a->counts[LW_SUSPECT],
+             a->counts[LW_LEAKED], a->counts[LW_DEADLOCKED], (unsigned long long)snap->created,
+             (unsigned long long)snap->exited, snap->peak);
+}
+
+static void emit_log_line(const char *line)
+{
+    if (strcmp(log_target, "stderr") == 0) {
+        (void)!write(STDERR_FILENO, line, strlen(line));
+    } else if (strcmp(log_target, "syslog") == 0) {
+        syslog(LOG_DAEMON | LOG_INFO, "%.*s", (int)strlen(line) - 1, line);
+    } else {
+        int fd = open(log_target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0) {
+            (void)!write(fd, line, strlen(line));
+            close(fd);
+        }
+    }
+}
+
+static void log_if_due(uint64_t now)
+{
+    if (!log_target[0] || (last_log_ns && now - last_log_ns < (uint64_t)log_interval_ms * 1000000u))
+        return;
+    last_log_ns = now;
+    struct lw_snapshot snap;
+    struct lw_analysis a;
+    if (lw_snapshot_take(&snap) != 0)
+        return;
+    if (lw_analyze(&snap, &a) == 0) {
+        char line[512];
+        format_log_line(line, sizeof line, &snap, &a);
+        emit_log_line(line);
+        lw_analysis_free(&a);
+    }
+    lw_snapshot_free(&snap);
+}
+
+/* On the server thread, about once a second, under the report lock. */
+void lw_monitor_tick(void)
+{
+    uint64_t now = lw_now_ns();
+    sample_history(now);
+    log_if_due(now);
+}
+
+/* ---- the exit report ---- */
+
+/* The exiting thread will never wake anyone: report it as exited. */
+static void count_self_as_gone(struct lw_snapshot *snap)
+{
+    pid_t self = lw_gettid();
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        if (snap->threads[i].tid != self)
+            continue;
+        struct lw_snap_exited gone = { .tid = self, .exited_ago = 0, .start_routine = snap->threads[i].start_routine,
+                                       .create_stack = snap->threads[i].create_stack };
+        memcpy(gone.name, snap->threads[i].name, sizeof gone.name);
+        memmove(&snap->threads[i], &snap->threads[i + 1], (snap->nthreads - i - 1) * sizeof *snap->threads);
+        snap->nthreads--;
+        if (snap->nexited == LW_EXIT_RING)
+            snap->nexited--;   /* the oldest goes */
+        memmove(&snap->exited_threads[1], &snap->exited_threads[0], snap->nexited * sizeof *snap->exited_threads);
+        snap->exited_threads[0] = gone;   /* newest first */
+        snap->nexited++;
+        return;
+    }
+}
+
+/* Parked threads whose waits are younger than the settle time are not
+ * judged; at exit, give them that time (at most the settle time). */
+static bool has_young_waits(const struct lw_snapshot *snap)
+{
+    for (size_t i = 0; i < snap->nthreads; i++)
+        if (snap->threads[i].waiting && snap->threads[i].wait.seconds * 1000 < snap->settle_ms)
+            return true;
+    return false;
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
+    lw_raw_syscall6(SYS_nanosleep, (long)&t, 0, 0, 0, 0, 0);
+}
+
+static int write_report_file(const struct jsonw *w)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/leakwatch-exit.%d.json", exit_report_dir, (int)getpid());
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    size_t done = 0;
+    while (done < w->len) {
+        ssize_t n = write(fd, w->buf + done, w->len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int err = n < 0 ? errno : ENOSPC;
+            close(fd);
+            unlink(path);
+            errno = err;
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    return close(fd);
+}
+
+void lw_monitor_at_exit(void)
+{
+    if (!exit_report_dir[0] || !lw_registry_ready())
+        return;
+    int saved = errno;
+    uint64_t start = lw_now_ns();
+    struct lw_snapshot snap;
+    for (;;) {
+        if (lw_snapshot_take(&snap) != 0) {
+            errno = saved;
+            return;
+        }
+        count_self_as_gone(&snap);
+        if (!has_young_waits(&snap) || lw_now_ns() - start >= (uint64_t)snap.settle_ms * 1000000u)
+            break;
+        lw_snapshot_free(&snap);
+        pause_ms(20);
+    }
+    struct lw_analysis a;
+    struct jsonw w;
+    jsonw_init(&w);
+    if (lw_analyze(&snap, &a) == 0) {
+        lw_report_process(&w, &snap, &a, LW_REPORT_THREADS);
+        lw_analysis_free(&a);
+        if (w.failed || write_report_file(&w) != 0) {
+            char msg[700];
+            int n = snprintf(msg, sizeof msg, "leakwatch: cannot write the exit report to %s: %s\n", exit_report_dir,
+                             w.failed ? "out of memory" : strerror(errno));
+            (void)!write(STDERR_FILENO, msg, (size_t)(n > 0 && (size_t)n < sizeof msg ? n : 0));
+        }
+    }
+    jsonw_free(&w);
+    lw_snapshot_free(&snap);
+    errno = saved;
+}
