@@ -273,9 +273,14 @@ static enum lw_wait_class classify_wait(const struct lw_snapshot *snap, const st
     }
 }
 
-/* glibc's own handlers (SIGCANCEL, SIGSETXID: signals 32 and 33) are in
- * every threaded process's SigCgt; they never end an application wait. */
-#define GLIBC_INTERNAL_SIGNALS ((1ull << 31) | (1ull << 32))
+/* Handlers that never end an application wait: glibc's own (SIGCANCEL,
+ * SIGSETXID: signals 32 and 33, in every threaded process's SigCgt), and
+ * those of synchronous faults (SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV,
+ * SIGSYS: crash reporters and sanitizers), which run only where the fault
+ * happened, on a thread that is not parked. Bit n-1 is signal n. */
+#define SIGNAL_BIT(n) (1ull << ((n) - 1))
+#define GLIBC_INTERNAL_SIGNALS (SIGNAL_BIT(32) | SIGNAL_BIT(33) | SIGNAL_BIT(4) | SIGNAL_BIT(5) | SIGNAL_BIT(7) | \
+                                SIGNAL_BIT(8) | SIGNAL_BIT(11) | SIGNAL_BIT(31))
 
 struct ctx {
     const struct lw_snapshot *snap;
@@ -705,6 +710,13 @@ static enum wake_model wake_model_of(struct ctx *c, size_t i)
     enum lw_verdict v = c->out->verdicts[i].verdict;
     if (v == LW_LEAKED || v == LW_DEADLOCKED)
         return WAKE_JUDGED;
+    if (t->waiting && t->wait.reach == LW_REACH_CONFIRMED && is_settled(c, t) && !t->wait.timed) {
+        /* Rule 3: no live thread can reach the object: nobody can wake it
+         * (not even a signal handler, which reaches memory the same way). */
+        c->set_first[i] = c->nmembers;
+        c->set_count[i] = 0;
+        return WAKE_SET;
+    }
     if (!t->waiting || is_live(c, t))
         return WAKE_LIVE;
     if (has_owner_edge(c, t) && !t->wait.owner_gone && thread_index(c, t->wait.owner) >= 0)
@@ -825,13 +837,42 @@ static void judge_channel_leak(struct ctx *c, size_t i)
         used += w > 0 ? (size_t)w : 0;
     }
     const struct lw_snap_channel *ch = v->cp_channel >= 0 ? &c->snap->channels[v->cp_channel] : NULL;
-    if (ch && ch->nother_fds && t->wait.direction == LW_DIR_READ && ch->type != LW_CHAN_EVENTFD &&
-        ch->type != LW_CHAN_MQ)
+    bool two_ends = ch && ch->nother_fds && ch->type != LW_CHAN_EVENTFD && ch->type != LW_CHAN_MQ;
+    if (two_ends && t->wait.direction == LW_DIR_READ)
         snprintf(eof, sizeof eof, "; fd %d, the other end, stays open here, so it will never see end-of-file either",
+                 ch->other_fds[0]);
+    else if (two_ends && t->wait.direction == LW_DIR_WRITE)
+        snprintf(eof, sizeof eof, "; fd %d, the other end, stays open here, so the write will never fail with EPIPE either",
                  ch->other_fds[0]);
     v->verdict = LW_LEAKED;
     snprintf(v->reason, sizeof v->reason, "%s, and no thread that could %s can run again: %s%s", what,
              counter_verb(&t->wait), people[0] ? people : "none is left", eof);
+}
+
+/* ---- rule 3: reasons ---- */
+
+static void judge_unreachable(struct ctx *c, size_t i)
+{
+    const struct lw_snap_thread *t = &c->snap->threads[i];
+    struct lw_thread_verdict *v = &c->out->verdicts[i];
+    const struct lw_snap_wait *w = &t->wait;
+    char what[256], where[96], since[24];
+    describe_wait(what, sizeof what, c->snap, t, c->names, c->snap->nthreads);
+    format_duration(since, sizeof since, w->unreachable_for);
+    if (w->reach_block)
+        snprintf(where, sizeof where, " inside heap block 0x%llx (%llu bytes)", (unsigned long long)w->reach_block,
+                 (unsigned long long)w->reach_block_size);
+    else
+        snprintf(where, sizeof where, " on the stack of a thread that cannot run");
+    v->verdict = LW_LEAKED;
+    v->cp_kind = LW_CP_UNREACHABLE;
+    v->cp_block = w->reach_block;
+    v->cp_block_size = w->reach_block_size;
+    v->cp_unreachable_for = w->unreachable_for;
+    snprintf(v->reason, sizeof v->reason,
+             "%s; the object lies%s that no live thread can reach: no pointer to it from any live thread's "
+             "stack, the globals or other memory (scanned twice, %s apart), so nothing can ever signal it",
+             what, where, since);
 }
 
 /* A thread whose owner is stuck by rule 4 (or a chain of those). */
@@ -943,8 +984,12 @@ static int judge_by_liveness(struct ctx *c)
         }
     }
     for (size_t i = 0; i < n; i++)
-        if (!can_run[i] && c->model[i] == WAKE_SET)
-            judge_channel_leak(c, i);
+        if (!can_run[i] && c->model[i] == WAKE_SET) {
+            if (c->snap->threads[i].wait.reach == LW_REACH_CONFIRMED)
+                judge_unreachable(c, i);
+            else
+                judge_channel_leak(c, i);
+        }
     /* Owner waits stuck behind those: chains, resolved until nothing changes. */
     for (bool changed = true; changed;) {
         changed = false;

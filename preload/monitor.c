@@ -167,12 +167,25 @@ static void log_if_due(uint64_t now)
     struct lw_analysis a;
     if (lw_snapshot_take(&snap) != 0)
         return;
-    if (lw_analyze(&snap, &a) == 0) {
+    if (lw_analyze_with_reach(&snap, &a) == 0) {
         char line[512];
         format_log_line(line, sizeof line, &snap, &a);
         emit_log_line(line);
         lw_analysis_free(&a);
     }
+    lw_snapshot_free(&snap);
+}
+
+/* A scan found an object unreachable once: look again, so that the two-scan
+ * rule can confirm it before anyone asks twice. */
+static void recheck_reachability(void)
+{
+    struct lw_snapshot snap;
+    struct lw_analysis a;
+    if (!lw_reach_wants_recheck() || lw_snapshot_take(&snap) != 0)
+        return;
+    if (lw_analyze_with_reach(&snap, &a) == 0)
+        lw_analysis_free(&a);
     lw_snapshot_free(&snap);
 }
 
@@ -182,6 +195,7 @@ void lw_monitor_tick(void)
     uint64_t now = lw_now_ns();
     sample_history(now);
     log_if_due(now);
+    recheck_reachability();
 }
 
 /* ---- the exit report ---- */
@@ -268,7 +282,21 @@ void lw_monitor_at_exit(void)
     struct lw_analysis a;
     struct jsonw w;
     jsonw_init(&w);
-    if (lw_analyze(&snap, &a) == 0) {
+    int judged = lw_analyze_with_reach(&snap, &a);
+    if (judged == 0 && lw_reach_wants_recheck()) {
+        /* Unreachable once: the two-scan rule wants a second look a second later. */
+        lw_analysis_free(&a);
+        lw_snapshot_free(&snap);
+        pause_ms(1050);
+        if (lw_snapshot_take(&snap) != 0) {
+            jsonw_free(&w);
+            errno = saved;
+            return;
+        }
+        count_self_as_gone(&snap);
+        judged = lw_analyze_with_reach(&snap, &a);
+    }
+    if (judged == 0) {
         lw_report_process(&w, &snap, &a, LW_REPORT_THREADS);
         lw_analysis_free(&a);
         if (w.failed || write_report_file(&w) != 0) {

@@ -319,6 +319,12 @@ bool lw_wait_read(const struct lw_slot *s, struct lw_slot *copy)
 uint32_t lw_registry_high_water(void) { return __atomic_load_n(&high_water, __ATOMIC_ACQUIRE); }
 struct lw_slot *lw_registry_slot(uint32_t index) { return &slots[index]; }
 
+void lw_registry_extent(uintptr_t *lo, uintptr_t *hi)
+{
+    *lo = (uintptr_t)slots;
+    *hi = slots ? (uintptr_t)slots + sizeof(struct lw_slot) * LW_MAX_THREADS + sizeof(struct exit_entry) * LW_EXIT_RING : 0;
+}
+
 uint32_t lw_registry_live(void) { return __atomic_load_n(&n_live, __ATOMIC_RELAXED); }
 
 void lw_registry_counters(uint64_t *created, uint64_t *exited, uint32_t *peak)

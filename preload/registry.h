@@ -101,6 +101,7 @@ struct lw_slot *lw_registry_slot(uint32_t index);
 size_t lw_registry_exited(struct lw_snap_exited *out, uint64_t *pthreads, size_t max, uint64_t now_ns);
 void lw_registry_counters(uint64_t *created, uint64_t *exited, uint32_t *peak);
 uint32_t lw_registry_live(void);   /* threads with a slot now */
+void lw_registry_extent(uintptr_t *lo, uintptr_t *hi);   /* our mapping: never a root of a scan */
 bool lw_is_internal_tid(pid_t tid);
 
 #endif

@@ -409,6 +409,11 @@ static void write_wait(struct jsonw *w, const struct lw_snapshot *snap, const st
     jsonw_string(w, x->source == LW_SOURCE_PROC ? "proc" : "hook");
     jsonw_key(w, "syscall");
     write_syscall_name(w, x);
+    jsonw_key(w, "reach");   /* rule 3: null (not a candidate), reachable, unreachable, confirmed */
+    {
+        static const char *const reach[] = { NULL, "reachable", "unreachable", "confirmed" };
+        write_string_or_null(w, (unsigned)x->reach < 4 ? reach[x->reach] : NULL);
+    }
     jsonw_key(w, "direction");
     write_string_or_null(w, lw_direction_name(x->direction));
     jsonw_key(w, "class");
@@ -431,7 +436,19 @@ static void write_counterpart(struct jsonw *w, const struct lw_snapshot *snap, c
         return;
     }
     jsonw_begin_object(w);
-    if (v->cp_kind == LW_CP_CHANNEL) {
+    if (v->cp_kind == LW_CP_UNREACHABLE) {
+        jsonw_key(w, "unreachable");
+        jsonw_bool(w, true);
+        jsonw_key(w, "block");
+        jsonw_hex_or_null(w, v->cp_block);
+        jsonw_key(w, "block_size");
+        if (v->cp_block)
+            jsonw_uint(w, v->cp_block_size);
+        else
+            jsonw_null(w);
+        jsonw_key(w, "unreachable_for");
+        jsonw_double(w, v->cp_unreachable_for);
+    } else if (v->cp_kind == LW_CP_CHANNEL) {
         static const char *const roles[] = { "creator", "user", "born-after" };
         if (v->cp_channel >= 0 && (size_t)v->cp_channel < snap->nchannels) {
             const struct lw_snap_channel *c = &snap->channels[v->cp_channel];
@@ -626,6 +643,8 @@ void lw_report_process(struct jsonw *w, const struct lw_snapshot *snap, const st
     jsonw_begin_array(w);
     if (a->note[0])
         write_fixed_string(w, a->note, sizeof a->note);
+    if (snap->reach_note[0])
+        write_fixed_string(w, snap->reach_note, sizeof snap->reach_note);
     if (lw_stacks_problem()) {
         char why[160];
         snprintf(why, sizeof why, "stacks are not recorded: %s", lw_stacks_problem());

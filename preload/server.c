@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -413,7 +414,7 @@ static void answer_with_process_report(int fd, enum lw_report_kind kind)
     if (lw_snapshot_take(&snap) != 0) {
         failure = "out of memory while taking a snapshot";
     } else {
-        if (lw_analyze(&snap, &analysis) != 0) {
+        if (lw_analyze_with_reach(&snap, &analysis) != 0) {
             failure = "out of memory while analysing";
         } else {
             lw_report_process(&w, &snap, &analysis, kind);
@@ -503,6 +504,8 @@ static void *server_main(void *arg)
 {
     (void)arg;
     prctl(PR_SET_NAME, "leakwatch", 0, 0, 0);
+    /* Below the program's threads: reports and scans wait for idle CPU. */
+    setpriority(PRIO_PROCESS, (id_t)lw_gettid(), 10);
     uint64_t last_tick = lw_now_ns();
     int reopens = 0;
     for (;;) {

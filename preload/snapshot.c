@@ -363,6 +363,7 @@ static void fill_thread(struct lw_snap_thread *t, pid_t tid, const struct lw_slo
         t->parent = s->parent_tid;
         t->start_routine = s->start_routine;
         t->create_stack = s->create_stack;
+        t->pthread = s->pthread;
         if (s->birth_ns)
             t->age = seconds_between(s->birth_ns, now);
         if (s->wait.kind != LW_WAIT_NONE) {

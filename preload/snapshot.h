@@ -36,6 +36,14 @@ const char *lw_verdict_name(enum lw_verdict v);
 enum lw_direction { LW_DIR_NONE = 0, LW_DIR_READ, LW_DIR_WRITE, LW_DIR_BOTH };
 const char *lw_direction_name(enum lw_direction d);
 
+/* Rule 3: whether a live thread can reach the object of a memory wait. */
+enum lw_reach {
+    LW_REACH_NONE = 0,          /* not a candidate, or not scanned */
+    LW_REACH_REACHABLE,
+    LW_REACH_UNREACHABLE,       /* unreachable in this scan; not yet confirmed */
+    LW_REACH_CONFIRMED,         /* unreachable in two scans at least a second apart, wait unchanged */
+};
+
 /* Where a wait record came from. */
 enum lw_source { LW_SOURCE_HOOK, LW_SOURCE_PROC };
 
@@ -112,6 +120,10 @@ struct lw_snap_wait {
     bool robust;            /* robust mutex: the kernel wakes a waiter when the owner dies */
     bool owner_gone;        /* owner != 0 and no thread with that tid exists any more */
     enum lw_direction direction;
+    enum lw_reach reach;    /* rule 3: what the reachability scan found (reach.c) */
+    uint64_t reach_block;   /* the heap chunk holding the object, 0 if none */
+    uint64_t reach_block_size;
+    double unreachable_for; /* seconds since a scan first found it unreachable */
     bool sysv;              /* fd is a System V message queue id, not a descriptor */
     int32_t channel;        /* index into snapshot->channels, -1 if none */
     uint32_t pollfd_first;  /* poll-style waits: their set, in snapshot->pollfds */
@@ -129,6 +141,7 @@ struct lw_snap_thread {
     double age;                 /* seconds since creation, < 0 if unknown */
     char proc_state;            /* state letter from /proc/self/task/TID/stat, '?' if unknown */
     bool waiting;               /* has a wait record */
+    uint64_t pthread;           /* pthread_self() (its TCB), 0 if unknown */
     struct lw_snap_wait wait;
     uint32_t wait_stack;        /* stack id, 0 if none */
     uint32_t create_stack;      /* stack id, 0 if none */
@@ -166,6 +179,7 @@ struct lw_snapshot {
     size_t nchannels;
     struct lw_snap_pollfd *pollfds;
     size_t npollfds;
+    char reach_note[320];           /* what the reachability scan did, "" if it did not run */
 };
 
 /* What a verdict points at, for the report's "counterpart" object. */
@@ -175,6 +189,7 @@ enum lw_counterpart_kind {
     LW_CP_TARGET,       /* cp_tid is the thread being joined */
     LW_CP_CYCLE,        /* cycle[] lists the deadlocked threads, in wait order */
     LW_CP_CHANNEL,      /* wakers[]: every thread that could end the wait on channel cp_channel */
+    LW_CP_UNREACHABLE,  /* rule 3: the object, the block holding it, for how long it was unreachable */
 };
 
 #define LW_MAX_WAKERS 8
@@ -211,6 +226,9 @@ struct lw_thread_verdict {
     int32_t cycle[LW_MAX_CYCLE];
     size_t ncycle;              /* may be larger than LW_MAX_CYCLE; only the first are listed */
     int32_t cp_channel;         /* LW_CP_CHANNEL: index into snapshot->channels */
+    uint64_t cp_block;          /* LW_CP_UNREACHABLE: the heap chunk holding the object, 0 if none */
+    uint64_t cp_block_size;
+    double cp_unreachable_for;
     struct lw_waker wakers[LW_MAX_WAKERS];
     size_t nwakers;             /* may be larger than LW_MAX_WAKERS */
 };
@@ -236,6 +254,14 @@ void lw_analysis_free(struct lw_analysis *a);
  * waits, given each thread's hook record (NULL for none). 0 or -1. */
 struct lw_wait_rec;
 int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *recs);
+
+/* Rule 3 (reach.c, server thread): scan for the memory waits the analysis
+ * left undecided, and record in the snapshot what was found (with the
+ * two-scan rule). Then analyse again. 0, or -1 when no scan could be made. */
+int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a);
+bool lw_reach_is_candidate(const struct lw_snapshot *snap, size_t i, const struct lw_thread_verdict *v);
+bool lw_reach_wants_recheck(void);    /* something was unreachable once: scan again soon */
+int lw_analyze_with_reach(struct lw_snapshot *snap, struct lw_analysis *a);   /* all the rules */
 
 /* Syscall names for /proc-only waits (x86-64 numbers); NULL if unknown. */
 const char *lw_syscall_name(int nr);

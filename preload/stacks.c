@@ -101,6 +101,12 @@ void lw_stacks_init(void)
 
 const char *lw_stacks_problem(void) { return problem; }
 
+void lw_stacks_extent(uintptr_t *lo, uintptr_t *hi)
+{
+    *lo = (uintptr_t)table;
+    *hi = table ? (uintptr_t)table + sizeof(struct entry) * TABLE_SIZE : 0;
+}
+
 static uint64_t hash_frames(void *const *pcs, int n)
 {
     uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;

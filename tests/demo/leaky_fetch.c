@@ -7,7 +7,8 @@
  * unbuffered rendezvous (mutex + condvar) that nobody will ever take. The
  * service keeps serving, and its thread count creeps up one leaked worker per
  * request. A generator thread also blocks writing into a pipe whose reader
- * stopped reading, the pipe form of the same bug.
+ * (a streaming request that took five values and returned) stopped reading:
+ * the pipe form of the same bug, which leakwatch proves leaked.
  *
  * Usage: leaky_fetch [REQUESTS]   (default 5; runs until killed)
  */
@@ -89,17 +90,31 @@ static void *generator(void *arg)
             return NULL;
 }
 
-int main(int argc, char **argv)
+/* A streaming request: start a generator, take five values, stop reading
+ * and return, without closing the pipe. */
+static void *stream_request(void *arg)
 {
-    int requests = argc > 1 ? atoi(argv[1]) : 5;
+    (void)arg;
+    pthread_setname_np(pthread_self(), "stream");
     if (pipe(pipe_fds) != 0)
-        return 1;
+        return NULL;
     pthread_t gen;
     pthread_create(&gen, NULL, generator, NULL);
+    pthread_detach(gen);
     char buf[4096];
     for (int i = 0; i < 5; i++)               /* the consumer takes five values, then stops */
         if (read(pipe_fds[0], buf, sizeof buf) < 0)
-            return 1;
+            break;
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    int requests = argc > 1 ? atoi(argv[1]) : 5;
+    pthread_t stream;
+    if (pthread_create(&stream, NULL, stream_request, NULL) != 0)
+        return 1;
+    pthread_join(stream, NULL);
 
     printf("leaky_fetch: pid %d serving %d requests\n", (int)getpid(), requests);
     fflush(stdout);

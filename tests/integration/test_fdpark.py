@@ -83,6 +83,11 @@ EXPECT = {
     "wait3": ("child", None, None, "external", False),
     "wait4": ("child", None, None, "external", False),
     "fork_shared": ("fd-read", "read", "pipe", "external", False),
+    # the bookkeeping: a write end moved by dup2 (other end: fd 40 only), a
+    # child that keeps the pipe across exec, and one that loses it (O_CLOEXEC)
+    "dup_moved": ("fd-read", "read", "pipe", "in-process", False),
+    "exec_inherits": ("fd-read", "read", "pipe", "external", False),
+    "cloexec_exec": ("fd-read", "read", "pipe", "in-process", False),
     # seen only through /proc: kind syscall, source proc (checked apart)
     "fgets": ("syscall", "read", "pipe", ANY, False),
     # never parked (checked apart)
@@ -210,7 +215,13 @@ def check_channel(d, what, ch, ctype, ready, pid, fd, inode, link, other):
             d.want(other in fds, "%s.other_end.fds %r lacks fd %d, the other end" % (what, fds, other))
         if ctype in SELF_OTHER_END and fd is not None:
             d.want(fd in fds, "%s.other_end.fds %r lacks fd %d (the %s itself)" % (what, fds, fd, ctype))
-    if isinstance(procs, list) and int(ready["child"]) and ctype == "pipe":
+    if isinstance(fds, list) and ready.get("mode") == "dup_moved":
+        d.want(fds == [other], "%s.other_end.fds %r, wanted exactly [%d] (the write end moved by dup2)" % (what, fds, other))
+    if isinstance(procs, list) and ready.get("mode") == "cloexec_exec":
+        child = int(ready["child"])
+        d.want(all(not isinstance(x, dict) or x.get("pid") != child for x in procs),
+               "%s.other_end.processes %r lists the child %d, which lost the close-on-exec pipe at exec" % (what, procs, child))
+    elif isinstance(procs, list) and int(ready["child"]) and ctype == "pipe":
         child = int(ready["child"])
         d.want(any(isinstance(x, dict) and x.get("pid") == child for x in procs),
                "%s.other_end.processes %r lacks the child %d that holds the write end" % (what, procs, child))
@@ -351,7 +362,8 @@ def kill_child(pid, deadline=2.0):
         time.sleep(0.05)
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
-            if b"fdpark" in f.read():
+            cmdline = f.read()
+            if b"fdpark" in cmdline or cmdline == b"sleep\x003600\x00":   # exec_inherits/cloexec_exec exec sleep
                 os.kill(pid, signal.SIGKILL)
                 print("warning: the fixture's child %d outlived it; killed" % pid, file=sys.stderr)
     except OSError:
@@ -368,6 +380,7 @@ def main():
         with Process([fixture(fixture_of(mode)), mode], env={"TMPDIR": tmp}) as p:
             pid = p.pid
             ready = p.read_line("READY")
+            ready["mode"] = mode
             tid = int(ready["tid"])
             if mode == "nonblocking":
                 watch_nonblocking(p, tid)

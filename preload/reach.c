@@ -1,0 +1,820 @@
+/*
+ * reach.c — rule 3, reachability: can any thread that may still run reach
+ * the condvar, semaphore, futex word or barrier a parked thread waits on?
+ * A conservative mark, as LeakSanitizer does for memory leaks, without
+ * hooking malloc:
+ *
+ *   blocks   glibc malloc chunks, found by walking the main arena ([heap]),
+ *            every per-thread heap (64 MiB-aligned mappings that start with
+ *            a heap_info) and every mmapped chunk; each walk must validate
+ *            from start to end, or the whole region counts as a root.
+ *            The stacks of parked candidates (and of stuck threads) are
+ *            blocks too: a live pointer into one reaches what is there.
+ *   roots    every other readable, writable mapping: module data, live
+ *            threads' stacks and TLS, other allocators, shared memory —
+ *            except leakwatch's own memory and its server thread.
+ *   mark     every aligned word of a root or a marked block that points
+ *            into a block (interior pointers count) marks it; marked blocks
+ *            are scanned in turn. A candidate whose object turns out
+ *            reachable may wake, so its stack joins the roots and the mark
+ *            goes on, to a fixpoint.
+ *
+ * Memory is only read with process_vm_readv, in bounded batches, so a page
+ * the program unmaps mid-scan costs an error (the region is then treated
+ * as reachable), never a crash; no thread of the program is stopped or
+ * signalled. An object is reported unreachable only if two scans at least a
+ * second apart agree with the wait unchanged in between.
+ */
+#include "lw.h"
+#include "registry.h"
+#include "snapshot.h"
+#include "stacks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define HEAP_MAX_SIZE (64ull << 20)   /* glibc's per-thread heap alignment on 64-bit */
+#define CHUNK_HDR 16u
+#define MIN_CHUNK 32u
+#define SIZE_BITS 7ull
+#define IS_MMAPPED 2ull
+#define READ_CHUNK (1u << 20)         /* bytes per process_vm_readv */
+#define BATCH_IOVECS 512
+#define CONFIRM_NS 1000000000ull      /* two scans at least a second apart */
+#define MAX_CONFIRM 4096
+
+/* ---- reading memory that is not ours ---- */
+
+static pid_t self_pid;
+
+static size_t read_remote(void *dst, uint64_t src, size_t len)
+{
+    struct iovec local = { dst, len }, remote = { (void *)(uintptr_t)src, len };
+    long n = lw_raw_syscall6(SYS_process_vm_readv, self_pid, (long)&local, 1, (long)&remote, 1, 0);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* ---- mappings ---- */
+
+enum map_kind { MAP_SKIP, MAP_ROOT, MAP_HEAP };
+
+struct mapping {
+    uint64_t lo, hi;
+    bool readable, writable, shared, anonymous;
+    char name[64];
+    enum map_kind kind;
+};
+
+struct scan {
+    struct mapping *maps;
+    size_t nmaps, capmaps;
+    /* blocks, sorted by start, never overlapping */
+    uint64_t *start, *end;
+    unsigned char *marked;
+    int32_t *owner;          /* the thread whose stack a pseudo-block is, -1 for heap blocks */
+    size_t nblocks, cap;
+    size_t *work;            /* worklist of block indexes */
+    size_t nwork, capwork;
+    uint64_t *roots_lo, *roots_hi;
+    size_t nroots, caproots;
+    uint64_t bytes_scanned;
+    char problem[96];        /* what the scan could not understand */
+    uint64_t tls_size;       /* static TLS below a thread's TCB */
+    unsigned char *buf;
+};
+
+static bool grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return true;
+    size_t cap2 = *cap ? *cap * 2 : 1024;
+    while (cap2 < need)
+        cap2 *= 2;
+    void *q = realloc(*p, cap2 * elem);
+    if (!q)
+        return false;
+    *p = q;
+    *cap = cap2;
+    return true;
+}
+
+static bool parse_maps(struct scan *s)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return false;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi, inode;
+        char perms[8], path[256] = "";
+        if (sscanf(line, "%llx-%llx %7s %*s %*s %llu %255[^\n]", &lo, &hi, perms, &inode, path) < 4)
+            continue;
+        if (!grow((void **)&s->maps, &s->capmaps, s->nmaps + 1, sizeof *s->maps)) {
+            fclose(f);
+            return false;
+        }
+        struct mapping *m = &s->maps[s->nmaps++];
+        memset(m, 0, sizeof *m);
+        m->lo = lo;
+        m->hi = hi;
+        m->readable = perms[0] == 'r';
+        m->writable = perms[1] == 'w';
+        m->shared = perms[3] == 's';
+        const char *p = path;
+        while (*p == ' ')
+            p++;
+        snprintf(m->name, sizeof m->name, "%s", p);
+        m->anonymous = inode == 0;
+        m->kind = m->readable && (m->writable || m->anonymous) ? MAP_ROOT : MAP_SKIP;
+        if (strcmp(m->name, "[vvar]") == 0 || strcmp(m->name, "[vdso]") == 0 || strcmp(m->name, "[vsyscall]") == 0)
+            m->kind = MAP_SKIP;
+    }
+    fclose(f);
+    return true;
+}
+
+static struct mapping *mapping_at(struct scan *s, uint64_t addr)
+{
+    size_t lo = 0, hi = s->nmaps;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->maps[mid].hi <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->nmaps && s->maps[lo].lo <= addr ? &s->maps[lo] : NULL;
+}
+
+/* Cut [lo, hi) out of the roots: it is ours, or a block now. A mapping cut
+ * in the middle is split in two roots around a skipped part. */
+static void skip_range(struct scan *s, uint64_t lo, uint64_t hi)
+{
+    for (size_t i = 0; i < s->nmaps; i++) {
+        struct mapping *m = &s->maps[i];
+        if (m->hi <= lo || m->lo >= hi || m->kind != MAP_ROOT)
+            continue;
+        if (lo <= m->lo && hi >= m->hi) {
+            m->kind = MAP_SKIP;
+        } else if (lo <= m->lo) {
+            m->lo = hi;                      /* the head goes */
+        } else if (hi >= m->hi) {
+            m->hi = lo;                      /* the tail goes */
+        } else if (grow((void **)&s->maps, &s->capmaps, s->nmaps + 2, sizeof *s->maps)) {
+            m = &s->maps[i];
+            struct mapping mid = *m, tail = *m;
+            mid.lo = lo;
+            mid.hi = hi;
+            mid.kind = MAP_SKIP;
+            tail.lo = hi;
+            m->hi = lo;
+            memmove(&s->maps[i + 3], &s->maps[i + 1], (s->nmaps - i - 1) * sizeof *s->maps);
+            s->maps[i + 1] = mid;
+            s->maps[i + 2] = tail;
+            s->nmaps += 2;
+            i += 2;
+        }
+    }
+}
+
+/* ---- blocks ---- */
+
+static bool add_block(struct scan *s, uint64_t start, uint64_t end, int32_t owner)
+{
+    if (end <= start)
+        return true;
+    size_t need = s->nblocks + 1, cap = s->cap;
+    if (!grow((void **)&s->start, &cap, need, sizeof *s->start))
+        return false;
+    cap = s->cap;
+    if (!grow((void **)&s->end, &cap, need, sizeof *s->end))
+        return false;
+    cap = s->cap;
+    if (!grow((void **)&s->owner, &cap, need, sizeof *s->owner))
+        return false;
+    s->cap = cap;
+    s->start[s->nblocks] = start;
+    s->end[s->nblocks] = end;
+    s->owner[s->nblocks] = owner;
+    s->nblocks++;
+    return true;
+}
+
+/* Walk the chunks of [first, limit): every size must be sane and the walk
+ * must end exactly at limit (the top chunk). Adds the chunks as blocks and
+ * returns true, or adds nothing and returns false. */
+/* Chunk headers come through a window of READ_CHUNK bytes, so walking a
+ * heap costs a syscall per MiB, not per chunk. */
+struct window {
+    uint64_t base;
+    size_t len;
+};
+
+static bool read_header(struct scan *s, struct window *w, uint64_t at, uint64_t limit, uint64_t hdr[2])
+{
+    if (at < w->base || at + CHUNK_HDR > w->base + w->len) {
+        size_t want = limit - at < READ_CHUNK ? (size_t)(limit - at) : READ_CHUNK;
+        w->base = at;
+        w->len = read_remote(s->buf, at, want);
+        if (w->len < CHUNK_HDR)
+            return false;
+    }
+    memcpy(hdr, s->buf + (at - w->base), CHUNK_HDR);
+    return true;
+}
+
+static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
+{
+    size_t mark = s->nblocks;
+    uint64_t at = first;
+    struct window w = { 0, 0 };
+    while (at < limit) {
+        uint64_t hdr[2];
+        if (limit - at < CHUNK_HDR || !read_header(s, &w, at, limit, hdr))
+            goto bad;
+        uint64_t size = hdr[1] & ~SIZE_BITS;
+        if (size < MIN_CHUNK || (size & 15) || size > limit - at || (hdr[1] & IS_MMAPPED))
+            goto bad;
+        if (!add_block(s, at + CHUNK_HDR, at + size, -1))
+            goto bad;
+        at += size;
+    }
+    if (at == limit)
+        return true;
+bad:
+    s->nblocks = mark;
+    return false;
+}
+
+/* The main arena: chunks from the start of [heap] (after alignment padding)
+ * to its end. */
+static void find_main_heap(struct scan *s, struct mapping *m)
+{
+    for (uint64_t first = m->lo; first < m->lo + 64; first += 16)
+        if (walk_chunks(s, first, m->hi)) {
+            m->kind = MAP_HEAP;
+            return;
+        }
+    snprintf(s->problem, sizeof s->problem, "the main heap could not be walked (kept as a root)");
+}
+
+/* A per-thread heap: heap_info { ar_ptr, prev, size, mprotect_size, pagesize }
+ * at a 64 MiB-aligned start; chunks follow it (after the arena itself in an
+ * arena's first heap), up to start + size. */
+static void find_thread_heap(struct scan *s, struct mapping *m)
+{
+    uint64_t info[5];
+    if ((m->lo & (HEAP_MAX_SIZE - 1)) || read_remote(info, m->lo, sizeof info) != sizeof info)
+        return;
+    uint64_t size = info[2], mprotect = info[3];
+    if (size < 4096 || size > HEAP_MAX_SIZE || mprotect < size || m->lo + size > m->hi)
+        return;
+    for (uint64_t first = m->lo + 48; first < m->lo + 4096; first += 16)
+        if (walk_chunks(s, first, m->lo + size)) {
+            m->kind = MAP_HEAP;   /* beyond size: heap space not handed out yet, nothing live there */
+            return;
+        }
+}
+
+/* Allocations above the mmap threshold: each one chunk with IS_MMAPPED set,
+ * in its own mapping; the kernel merges neighbouring mappings, so walk them
+ * one after the other to the end of the mapping. */
+static void find_mmapped_chunks(struct scan *s, struct mapping *m)
+{
+    size_t mark = s->nblocks;
+    uint64_t at = m->lo;
+    while (at < m->hi) {
+        uint64_t hdr[2];
+        if (read_remote(hdr, at, sizeof hdr) != sizeof hdr)
+            break;
+        uint64_t size = hdr[1] & ~SIZE_BITS;
+        if (!(hdr[1] & IS_MMAPPED) || hdr[0] != 0 || size < 4096 || (size & 4095) || size > m->hi - at)
+            break;
+        if (!add_block(s, at + CHUNK_HDR, at + size, -1))
+            break;
+        at += size;
+    }
+    if (at == m->hi)
+        m->kind = MAP_HEAP;
+    else
+        s->nblocks = mark;   /* not (only) malloc's: a root */
+}
+
+static void find_heaps(struct scan *s)
+{
+    for (size_t i = 0; i < s->nmaps; i++) {
+        struct mapping *m = &s->maps[i];
+        if (m->kind != MAP_ROOT || m->shared || !m->writable)
+            continue;
+        if (strcmp(m->name, "[heap]") == 0)
+            find_main_heap(s, m);
+        else if (m->anonymous && !m->name[0] && !(m->lo & (HEAP_MAX_SIZE - 1)))
+            find_thread_heap(s, m);
+        if (m->kind == MAP_ROOT && m->anonymous && !m->name[0])
+            find_mmapped_chunks(s, m);
+    }
+}
+
+/* ---- our own memory is never a root ---- */
+
+static int skip_own_segments(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct scan *s = data;
+    uintptr_t probe = (uintptr_t)&skip_own_segments;
+    bool ours = false;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && probe >= lo && probe < lo + ph->p_memsz)
+            ours = true;
+    }
+    if (!ours)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD) {
+            uint64_t lo = info->dlpi_addr + ph->p_vaddr;
+            skip_range(s, lo & ~4095ull, (lo + ph->p_memsz + 4095) & ~4095ull);
+        }
+    }
+    return 1;
+}
+
+static void skip_own_memory(struct scan *s)
+{
+    dl_iterate_phdr(skip_own_segments, s);
+    uintptr_t lo, hi;
+    lw_registry_extent(&lo, &hi);
+    skip_range(s, lo, hi);
+    lw_stacks_extent(&lo, &hi);
+    skip_range(s, lo, hi);
+    /* our scratch buffer: copies of the program's memory */
+    skip_range(s, (uint64_t)(uintptr_t)s->buf, (uint64_t)(uintptr_t)s->buf + READ_CHUNK);
+    /* the server thread's own stack (and TLS): the mapping we run on */
+    struct mapping *me = mapping_at(s, (uint64_t)(uintptr_t)&lo);
+    if (me)
+        skip_range(s, me->lo, me->hi);
+}
+
+/* ---- threads: live stacks are roots, parked candidates' are blocks ---- */
+
+struct thread_info {
+    int32_t tid;
+    uint64_t sp;              /* saved stack pointer (parked), 0 if unknown */
+    uint64_t tp;              /* pthread_self(): the TCB, at the top of a pthread stack */
+    bool candidate;           /* judged here */
+    bool excluded;            /* stuck by another rule, or a candidate: not a root */
+    size_t block;             /* its stack pseudo-block, or SIZE_MAX */
+    uint64_t object;
+    int reachable;            /* -1 unknown, 0 no, 1 yes */
+    size_t object_block;      /* the block holding its object, or SIZE_MAX */
+};
+
+static uint64_t saved_sp(int32_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    char *p = buf, *end;
+    strtol(p, &end, 10);
+    if (end == p)
+        return 0;   /* "running" */
+    uint64_t words[8];
+    for (int i = 0; i < 8; i++) {
+        p = end;
+        words[i] = strtoull(p, &end, 16);
+        if (end == p)
+            return 0;
+    }
+    return words[6];
+}
+
+/* The static TLS below a thread's TCB: every module's PT_TLS, aligned, plus
+ * glibc's surplus for later dlopens and a margin. */
+static int add_tls_size(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_TLS)
+            *(uint64_t *)data += (info->dlpi_phdr[i].p_memsz + 64 + 63) & ~63ull;
+    return 0;
+}
+
+static uint64_t static_tls_size(void)
+{
+    uint64_t total = 0;
+    dl_iterate_phdr(add_tls_size, &total);
+    return total + 4096;
+}
+
+/* The stack part of a thread's stack mapping: from its stack pointer up to
+ * below its TLS (pthread threads keep TLS and TCB at the top). */
+static void stack_part(struct scan *s, const struct thread_info *t, uint64_t *lo, uint64_t *hi)
+{
+    *lo = *hi = 0;
+    struct mapping *m = t->sp ? mapping_at(s, t->sp) : NULL;
+    if (!m && t->tp)
+        m = mapping_at(s, t->tp);
+    if (!m)
+        return;
+    *lo = t->sp && t->sp >= m->lo ? (t->sp > m->lo + 128 ? t->sp - 128 : m->lo) : m->lo;   /* the red zone */
+    *hi = m->hi;
+    uint64_t tls = s->tls_size;
+    if (t->tp > *lo && t->tp < m->hi)
+        *hi = t->tp > *lo + tls ? t->tp - tls : *lo;   /* below the static TLS and the TCB */
+}
+
+/* ---- marking ---- */
+
+static size_t block_of(const struct scan *s, uint64_t addr)
+{
+    size_t lo = 0, hi = s->nblocks;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->end[mid] <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->nblocks && s->start[lo] <= addr ? lo : SIZE_MAX;
+}
+
+static void mark(struct scan *s, size_t b)
+{
+    if (b == SIZE_MAX || s->marked[b])
+        return;
+    s->marked[b] = 1;
+    if (grow((void **)&s->work, &s->capwork, s->nwork + 1, sizeof *s->work))
+        s->work[s->nwork++] = b;
+}
+
+static void scan_words(struct scan *s, const unsigned char *p, size_t len, uint64_t lo_bound, uint64_t hi_bound)
+{
+    s->bytes_scanned += len;
+    for (size_t off = 0; off + 8 <= len; off += 8) {
+        uint64_t v;
+        memcpy(&v, p + off, 8);
+        if (v < lo_bound || v >= hi_bound)
+            continue;
+        mark(s, block_of(s, v));
+    }
+}
+
+/* Scan [lo, hi) of the program's memory in bounded reads; an unreadable
+ * stretch is skipped (it cannot hold anything we could read either). */
+static void scan_range(struct scan *s, uint64_t lo, uint64_t hi, uint64_t lb, uint64_t hb)
+{
+    lo = (lo + 7) & ~7ull;
+    while (lo < hi) {
+        size_t len = hi - lo < READ_CHUNK ? (size_t)(hi - lo) : READ_CHUNK;
+        size_t got = read_remote(s->buf, lo, len);
+        if (got)
+            scan_words(s, s->buf, got, lb, hb);
+        lo += got ? got : 4096;
+        lo &= ~7ull;
+    }
+}
+
+/* Scan marked blocks, many per process_vm_readv. */
+static void drain_worklist(struct scan *s, uint64_t lb, uint64_t hb)
+{
+    while (s->nwork) {
+        struct iovec remote[BATCH_IOVECS];
+        size_t idx[BATCH_IOVECS], n = 0, total = 0;
+        while (s->nwork && n < BATCH_IOVECS) {
+            size_t b = s->work[s->nwork - 1];
+            size_t len = s->end[b] - s->start[b];
+            if (len > READ_CHUNK) {   /* a big block goes alone, in chunks */
+                if (n)
+                    break;
+                s->nwork--;
+                scan_range(s, s->start[b], s->end[b], lb, hb);
+                continue;
+            }
+            if (total + len > READ_CHUNK)
+                break;
+            s->nwork--;
+            remote[n] = (struct iovec){ (void *)(uintptr_t)s->start[b], len };
+            idx[n++] = b;
+            total += len;
+        }
+        if (!n)
+            continue;
+        struct iovec local = { s->buf, total };
+        long got = lw_raw_syscall6(SYS_process_vm_readv, self_pid, (long)&local, 1, (long)remote, (long)n, 0);
+        size_t off = 0;
+        for (size_t k = 0; k < n; k++) {
+            size_t len = remote[k].iov_len;
+            if (got >= 0 && off + len <= (size_t)got)
+                scan_words(s, s->buf + off, len, lb, hb);
+            else
+                scan_range(s, s->start[idx[k]], s->end[idx[k]], lb, hb);   /* one by one after a fault */
+            off += len;
+        }
+    }
+}
+
+/* ---- the scan ---- */
+
+static int compare_block(const void *a, const void *b, void *arg)
+{
+    const uint64_t *start = arg;
+    uint64_t x = start[*(const size_t *)a], y = start[*(const size_t *)b];
+    return (x > y) - (x < y);
+}
+
+/* Sort blocks by start (stack pseudo-blocks were appended after the heaps). */
+static bool sort_blocks(struct scan *s)
+{
+    size_t n = s->nblocks;
+    size_t *order = malloc((n ? n : 1) * sizeof *order);
+    uint64_t *st = malloc((n ? n : 1) * sizeof *st), *en = malloc((n ? n : 1) * sizeof *en);
+    int32_t *ow = malloc((n ? n : 1) * sizeof *ow);
+    if (!order || !st || !en || !ow) {
+        free(order); free(st); free(en); free(ow);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, n, sizeof *order, compare_block, s->start);
+    for (size_t i = 0; i < n; i++) {
+        st[i] = s->start[order[i]];
+        en[i] = s->end[order[i]];
+        ow[i] = s->owner[order[i]];
+    }
+    free(order);
+    free(s->start); free(s->end); free(s->owner);
+    s->start = st;
+    s->end = en;
+    s->owner = ow;
+    s->cap = n;
+    return true;
+}
+
+static bool is_memory_wait(const struct lw_snap_wait *w)
+{
+    switch (w->kind) {
+    case LW_WAIT_COND: case LW_WAIT_SEM: case LW_WAIT_BARRIER:
+        return true;
+    case LW_WAIT_FUTEX: case LW_WAIT_MUTEX: case LW_WAIT_RWLOCK_READ: case LW_WAIT_RWLOCK_WRITE:
+        return w->owner <= 0;   /* an owner is rule 1's business */
+    case LW_WAIT_SYSCALL:
+        return w->syscall_nr == 202 && w->object;
+    default:
+        return false;
+    }
+}
+
+bool lw_reach_is_candidate(const struct lw_snapshot *snap, size_t i, const struct lw_thread_verdict *v)
+{
+    const struct lw_snap_thread *t = &snap->threads[i];
+    const struct lw_snap_wait *w = &t->wait;
+    return v->verdict == LW_WAITING && t->waiting && w->seconds * 1000 >= snap->settle_ms && !w->timed &&
+           !w->shared && w->object && is_memory_wait(w);
+}
+
+/* Results kept from one scan to the next, for the two-scan rule. */
+struct sighting {
+    int32_t tid;
+    uint64_t object;
+    double since_seconds;     /* the wait's start, as "seconds parked" rebased to now */
+    uint64_t first_ns;        /* first scan that found it unreachable */
+    uint32_t scans;
+};
+static struct sighting sightings[MAX_CONFIRM];
+static size_t nsightings;
+static bool recheck_wanted;
+
+bool lw_reach_wants_recheck(void) { return recheck_wanted; }
+
+static struct sighting *find_sighting(int32_t tid, uint64_t object, uint64_t wait_start_ns)
+{
+    for (size_t i = 0; i < nsightings; i++)
+        if (sightings[i].tid == tid && sightings[i].object == object &&
+            (uint64_t)sightings[i].since_seconds == wait_start_ns)
+            return &sightings[i];
+    return NULL;
+}
+
+static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
+                           struct thread_info *ti)
+{
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        const struct lw_snap_thread *t = &snap->threads[i];
+        enum lw_verdict v = a->verdicts[i].verdict;
+        ti[i] = (struct thread_info){ .tid = t->tid, .tp = t->pthread, .block = SIZE_MAX, .reachable = -1,
+                                      .object_block = SIZE_MAX };
+        ti[i].candidate = lw_reach_is_candidate(snap, i, &a->verdicts[i]);
+        ti[i].excluded = ti[i].candidate || v == LW_LEAKED || v == LW_DEADLOCKED;
+        ti[i].object = t->wait.object;
+        if (t->waiting)
+            ti[i].sp = saved_sp(t->tid);
+        (void)s;
+    }
+}
+
+/* Live threads' stacks (whole: TLS and TCB included) are roots; excluded
+ * threads' stack parts become pseudo-blocks, and the rest of their mapping
+ * (TLS, TCB) is neither. */
+static void place_stacks(struct scan *s, struct thread_info *ti, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!ti[i].excluded) {
+            /* A live parked thread: its stack below the saved stack pointer
+             * (and the red zone) is dead, and stale pointers there prove
+             * nothing. */
+            struct mapping *m = ti[i].sp ? mapping_at(s, ti[i].sp) : NULL;
+            if (m && m->kind == MAP_ROOT && ti[i].sp - 128 > m->lo)
+                skip_range(s, m->lo, (ti[i].sp - 128) & ~7ull);
+            continue;
+        }
+        uint64_t lo, hi;
+        stack_part(s, &ti[i], &lo, &hi);
+        struct mapping *m = lo ? mapping_at(s, lo) : NULL;
+        if (!m || m->kind != MAP_ROOT) {
+            ti[i].excluded = ti[i].candidate = false;   /* no stack found: keep it a root */
+            continue;
+        }
+        uint64_t mlo = m->lo, mhi = m->hi;
+        skip_range(s, mlo, mhi);
+        if (hi > lo && add_block(s, lo, hi, (int32_t)i))
+            ti[i].block = s->nblocks - 1;
+    }
+}
+
+static void collect_roots(struct scan *s)
+{
+    for (size_t i = 0; i < s->nmaps; i++)
+        if (s->maps[i].kind == MAP_ROOT && grow((void **)&s->roots_lo, &s->caproots, s->nroots + 1, sizeof *s->roots_lo)) {
+            size_t cap = s->caproots;
+            s->roots_hi = realloc(s->roots_hi, cap * sizeof *s->roots_hi);
+            if (!s->roots_hi)
+                return;
+            s->roots_lo[s->nroots] = s->maps[i].lo;
+            s->roots_hi[s->nroots] = s->maps[i].hi;
+            s->nroots++;
+        }
+}
+
+/* Mark from the roots, then let every candidate whose object is reachable
+ * add its stack, until nothing changes. */
+static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
+{
+    uint64_t lb = s->nblocks ? s->start[0] : 0, hb = s->nblocks ? s->end[s->nblocks - 1] : 0;
+    for (size_t r = 0; r < s->nroots; r++)
+        scan_range(s, s->roots_lo[r], s->roots_hi[r], lb, hb);
+    drain_worklist(s, lb, hb);
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t i = 0; i < n; i++) {
+            if (!ti[i].candidate || ti[i].reachable == 1)
+                continue;
+            size_t b = block_of(s, ti[i].object);
+            ti[i].object_block = b;
+            /* Outside every block (a global, a live stack, memory we do not
+             * understand): reachable, conservatively. */
+            bool reachable = b == SIZE_MAX || s->marked[b];
+            if (!reachable)
+                continue;
+            ti[i].reachable = 1;
+            changed = true;
+
+            if (ti[i].block != SIZE_MAX)
+                mark(s, block_of(s, s->start[ti[i].block]));   /* it may wake: its stack counts now */
+        }
+        drain_worklist(s, lb, hb);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ti[i].candidate && ti[i].reachable != 1)
+            ti[i].reachable = 0;
+}
+
+static void free_scan(struct scan *s)
+{
+    free(s->maps); free(s->start); free(s->end); free(s->owner); free(s->marked); free(s->work);
+    free(s->roots_lo); free(s->roots_hi);
+    if (s->buf)
+        munmap(s->buf, READ_CHUNK);
+}
+
+/* Record this scan's findings in the snapshot, with the two-scan rule. */
+static void record_results(struct lw_snapshot *snap, const struct thread_info *ti, const struct scan *s)
+{
+    static struct sighting next[MAX_CONFIRM];
+    size_t nnext = 0;
+    uint64_t now = lw_now_ns();
+    recheck_wanted = false;
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        if (!ti[i].candidate)
+            continue;
+        struct lw_snap_wait *w = &snap->threads[i].wait;
+        uint64_t wait_start = now - (uint64_t)(w->seconds * 1e9);
+        uint64_t key = wait_start / 100000000ull;   /* the wait's start, to 0.1 s: unchanged wait */
+        if (ti[i].reachable) {
+            w->reach = LW_REACH_REACHABLE;
+            continue;
+        }
+        w->reach = LW_REACH_UNREACHABLE;
+        if (ti[i].object_block != SIZE_MAX && s->owner[ti[i].object_block] < 0) {
+            w->reach_block = s->start[ti[i].object_block] - CHUNK_HDR;
+            w->reach_block_size = s->end[ti[i].object_block] - s->start[ti[i].object_block];
+        }
+        struct sighting *seen = find_sighting(ti[i].tid, w->object, key);
+        struct sighting cur = seen ? *seen : (struct sighting){ ti[i].tid, w->object, (double)key, now, 0 };
+        cur.scans++;
+        w->unreachable_for = (double)(now - cur.first_ns) / 1e9;
+        if (cur.scans >= 2 && now - cur.first_ns >= CONFIRM_NS)
+            w->reach = LW_REACH_CONFIRMED;
+        else
+            recheck_wanted = true;
+        if (nnext < MAX_CONFIRM)
+            next[nnext++] = cur;
+    }
+    memcpy(sightings, next, nnext * sizeof *next);
+    nsightings = nnext;
+}
+
+int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
+{
+    size_t n = snap->nthreads, candidates = 0;
+    for (size_t i = 0; i < n; i++)
+        candidates += lw_reach_is_candidate(snap, i, &a->verdicts[i]);
+    if (!candidates) {
+        nsightings = 0;
+        recheck_wanted = false;
+        snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: no candidate waits, no scan");
+        return 0;
+    }
+    self_pid = getpid();
+    uint64_t t0 = lw_now_ns();
+    struct scan s;
+    memset(&s, 0, sizeof s);
+    struct thread_info *ti = calloc(n, sizeof *ti);
+    s.buf = mmap(NULL, READ_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (s.buf == MAP_FAILED)
+        s.buf = NULL;
+    if (!ti || !s.buf || !parse_maps(&s)) {
+        free(ti);
+        free_scan(&s);
+        snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: no scan (out of memory or no /proc)");
+        return -1;
+    }
+    s.tls_size = static_tls_size();
+    skip_own_memory(&s);
+    find_heaps(&s);
+    gather_threads(&s, snap, a, ti);
+    place_stacks(&s, ti, n);
+    collect_roots(&s);
+    if (!sort_blocks(&s) || !(s.marked = calloc(s.nblocks ? s.nblocks : 1, 1))) {
+        free(ti);
+        free_scan(&s);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)   /* stack pseudo-block indexes moved with the sort */
+        if (ti[i].block != SIZE_MAX)
+            for (size_t b = 0; b < s.nblocks; b++)
+                if (s.owner[b] == (int32_t)i) {
+                    ti[i].block = b;
+                    break;
+                }
+    mark_to_fixpoint(&s, ti, n);
+    record_results(snap, ti, &s);
+    snprintf(snap->reach_note, sizeof snap->reach_note,
+             "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms%s%s", candidates,
+             candidates == 1 ? "" : "s", (double)s.bytes_scanned / (1 << 20), (double)(lw_now_ns() - t0) / 1e6,
+             s.problem[0] ? "; " : "", s.problem);
+    free(ti);
+    free_scan(&s);
+    return 0;
+}
+
+/* The whole judgement: rules 1, 2 and 4, then the scan for what they left
+ * undecided, then the analysis again with its findings (rule 3). */
+int lw_analyze_with_reach(struct lw_snapshot *snap, struct lw_analysis *a)
+{
+    if (lw_analyze(snap, a) != 0)
+        return -1;
+    size_t candidates = 0;
+    for (size_t i = 0; i < snap->nthreads; i++)
+        candidates += lw_reach_is_candidate(snap, i, &a->verdicts[i]);
+    if (lw_reach_scan(snap, a) != 0 || !candidates)
+        return 0;
+    lw_analysis_free(a);
+    return lw_analyze(snap, a);
+}
