@@ -66,6 +66,13 @@ static size_t read_remote(void *dst, uint64_t src, size_t len)
 
 enum map_kind { MAP_SKIP, MAP_ROOT, MAP_HEAP };
 
+/* A run of blocks, with a per-page index into them (see block_of). */
+struct region {
+    uint64_t lo, hi;
+    size_t first, last;     /* blocks [first, last) */
+    uint32_t *page_first;   /* (hi - lo) / 4096 + 2 entries, relative to first */
+};
+
 struct mapping {
     uint64_t lo, hi;
     bool readable, writable, shared, anonymous;
@@ -87,6 +94,8 @@ struct scan {
     size_t nroots, caproots;
     uint64_t bytes_scanned;
     char problem[96];        /* what the scan could not understand */
+    struct region *regions;  /* the lookup index over blocks (block_of) */
+    size_t nregions;
     uint64_t tls_size;       /* static TLS below a thread's TCB */
     unsigned char *buf;
 };
@@ -442,9 +451,13 @@ static void stack_part(struct scan *s, const struct thread_info *t, uint64_t *lo
 
 /* ---- marking ---- */
 
-static size_t block_of(const struct scan *s, uint64_t addr)
+/* The index that makes a lookup cheap: blocks are grouped in regions
+ * (runs of blocks with no gap over 1 MiB: one heap, one stack), and each
+ * region keeps, per 4 KiB page, the first block that ends past the page's
+ * start, so a lookup is a search among few regions, then among the blocks
+ * of one page. */
+static size_t search_blocks(const struct scan *s, size_t lo, size_t hi, uint64_t addr)
 {
-    size_t lo = 0, hi = s->nblocks;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         if (s->end[mid] <= addr)
@@ -452,7 +465,70 @@ static size_t block_of(const struct scan *s, uint64_t addr)
         else
             hi = mid;
     }
-    return lo < s->nblocks && s->start[lo] <= addr ? lo : SIZE_MAX;
+    return lo;
+}
+
+static void free_regions(struct scan *s)
+{
+    for (size_t i = 0; i < s->nregions; i++)
+        free(s->regions[i].page_first);
+    free(s->regions);
+    s->regions = NULL;
+    s->nregions = 0;
+}
+
+static bool add_region(struct scan *s, size_t first, size_t last, size_t *cap)
+{
+    if (!grow((void **)&s->regions, cap, s->nregions + 1, sizeof *s->regions))
+        return false;
+    struct region *r = &s->regions[s->nregions++];
+    r->lo = s->start[first] & ~4095ull;
+    r->hi = s->end[last - 1];
+    r->first = first;
+    r->last = last;
+    size_t pages = (size_t)((r->hi - r->lo) >> 12) + 2;
+    r->page_first = malloc(pages * sizeof *r->page_first);
+    if (!r->page_first)
+        return false;
+    size_t b = first;
+    for (size_t p = 0; p < pages; p++) {
+        uint64_t page_lo = r->lo + ((uint64_t)p << 12);
+        while (b < last && s->end[b] <= page_lo)
+            b++;
+        r->page_first[p] = (uint32_t)(b - first);
+    }
+    return true;
+}
+
+static bool build_regions(struct scan *s)
+{
+    size_t cap = 0, first = 0;
+    for (size_t i = 1; i <= s->nblocks; i++)
+        if (i == s->nblocks || s->start[i] - s->end[i - 1] > (1u << 20)) {
+            if (!add_region(s, first, i, &cap))
+                return false;
+            first = i;
+        }
+    return true;
+}
+
+static size_t block_of(const struct scan *s, uint64_t addr)
+{
+    size_t lo = 0, hi = s->nregions;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->regions[mid].hi <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == s->nregions || addr < s->regions[lo].lo)
+        return SIZE_MAX;
+    const struct region *r = &s->regions[lo];
+    size_t p = (size_t)((addr - r->lo) >> 12);
+    size_t b = search_blocks(s, r->first + r->page_first[p], r->first + r->page_first[p + 1] + 1 < r->last
+                                                                 ? r->first + r->page_first[p + 1] + 1 : r->last, addr);
+    return b < r->last && s->start[b] <= addr ? b : SIZE_MAX;
 }
 
 static void mark(struct scan *s, size_t b)
@@ -491,79 +567,114 @@ static void scan_range(struct scan *s, uint64_t lo, uint64_t hi, uint64_t lb, ui
     }
 }
 
-/* Scan marked blocks, many per process_vm_readv. */
-static void drain_worklist(struct scan *s, uint64_t lb, uint64_t hb)
+static int compare_index(const void *a, const void *b)
 {
-    while (s->nwork) {
-        struct iovec remote[BATCH_IOVECS];
-        size_t idx[BATCH_IOVECS], n = 0, total = 0;
-        while (s->nwork && n < BATCH_IOVECS) {
-            size_t b = s->work[s->nwork - 1];
-            size_t len = s->end[b] - s->start[b];
-            if (len > READ_CHUNK) {   /* a big block goes alone, in chunks */
-                if (n)
-                    break;
-                s->nwork--;
-                scan_range(s, s->start[b], s->end[b], lb, hb);
-                continue;
-            }
-            if (total + len > READ_CHUNK)
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Take up to BATCH_IOVECS marked blocks (a big one alone), in address order. */
+static size_t take_batch(struct scan *s, size_t *idx, uint64_t lb, uint64_t hb)
+{
+    size_t n = 0, total = 0;
+    while (s->nwork && n < BATCH_IOVECS) {
+        size_t b = s->work[s->nwork - 1];
+        size_t len = s->end[b] - s->start[b];
+        if (len > READ_CHUNK / 4) {   /* a big block goes alone, in chunks */
+            if (n)
                 break;
             s->nwork--;
-            remote[n] = (struct iovec){ (void *)(uintptr_t)s->start[b], len };
-            idx[n++] = b;
-            total += len;
+            scan_range(s, s->start[b], s->end[b], lb, hb);
+            continue;
         }
+        if (total + len > READ_CHUNK / 2)
+            break;
+        s->nwork--;
+        idx[n++] = b;
+        total += len;
+    }
+    qsort(idx, n, sizeof *idx, compare_index);   /* block order is address order */
+    return n;
+}
+
+/* Scan marked blocks, many per process_vm_readv: neighbours (a gap of at
+ * most 256 bytes) are read as one stretch, so a dense heap is read in
+ * large pieces. */
+static void drain_worklist(struct scan *s, uint64_t lb, uint64_t hb)
+{
+    size_t idx[BATCH_IOVECS], local_off[BATCH_IOVECS];
+    struct iovec remote[BATCH_IOVECS];
+    while (s->nwork) {
+        size_t n = take_batch(s, idx, lb, hb);
         if (!n)
             continue;
-        struct iovec local = { s->buf, total };
-        long got = lw_raw_syscall6(SYS_process_vm_readv, self_pid, (long)&local, 1, (long)remote, (long)n, 0);
-        size_t off = 0;
+        size_t nio = 0, total = 0;
         for (size_t k = 0; k < n; k++) {
-            size_t len = remote[k].iov_len;
-            if (got >= 0 && off + len <= (size_t)got)
-                scan_words(s, s->buf + off, len, lb, hb);
-            else
-                scan_range(s, s->start[idx[k]], s->end[idx[k]], lb, hb);   /* one by one after a fault */
-            off += len;
+            uint64_t st = s->start[idx[k]], en = s->end[idx[k]];
+            struct iovec *last = nio ? &remote[nio - 1] : NULL;
+            uint64_t last_end = last ? (uint64_t)(uintptr_t)last->iov_base + last->iov_len : 0;
+            if (last && st >= last_end && st - last_end <= 256 && total + (en - last_end) <= READ_CHUNK) {
+                total += en - last_end;
+                last->iov_len += en - last_end;
+            } else {
+                if (total + (en - st) > READ_CHUNK)
+                    break;   /* cannot happen: a batch is at most half the buffer plus gaps */
+                remote[nio++] = (struct iovec){ (void *)(uintptr_t)st, en - st };
+                total += en - st;
+            }
+            local_off[k] = total - (en - st);
         }
+        struct iovec local = { s->buf, total };
+        long got = lw_raw_syscall6(SYS_process_vm_readv, self_pid, (long)&local, 1, (long)remote, (long)nio, 0);
+        size_t k = 0;
+        for (; k < n; k++) {
+            size_t len = s->end[idx[k]] - s->start[idx[k]];
+            if (got < 0 || local_off[k] + len > (size_t)got)
+                break;
+            scan_words(s, s->buf + local_off[k], len, lb, hb);
+        }
+        for (; k < n; k++)   /* after a fault: the rest one by one (the buffer is free now) */
+            scan_range(s, s->start[idx[k]], s->end[idx[k]], lb, hb);
     }
 }
 
 /* ---- the scan ---- */
 
-static int compare_block(const void *a, const void *b, void *arg)
+struct block_entry {
+    uint64_t start, end;
+    int32_t owner;
+};
+
+static int compare_entry(const void *a, const void *b)
 {
-    const uint64_t *start = arg;
-    uint64_t x = start[*(const size_t *)a], y = start[*(const size_t *)b];
+    uint64_t x = ((const struct block_entry *)a)->start, y = ((const struct block_entry *)b)->start;
     return (x > y) - (x < y);
 }
 
-/* Sort blocks by start (stack pseudo-blocks were appended after the heaps). */
+/* Sort blocks by start. The heap walks add them in order; only the stack
+ * pseudo-blocks appended after them are out of place: sort those few and
+ * merge, in linear time. */
 static bool sort_blocks(struct scan *s)
 {
-    size_t n = s->nblocks;
-    size_t *order = malloc((n ? n : 1) * sizeof *order);
-    uint64_t *st = malloc((n ? n : 1) * sizeof *st), *en = malloc((n ? n : 1) * sizeof *en);
-    int32_t *ow = malloc((n ? n : 1) * sizeof *ow);
-    if (!order || !st || !en || !ow) {
-        free(order); free(st); free(en); free(ow);
+    size_t n = s->nblocks, h = 1;
+    while (h < n && s->start[h - 1] < s->start[h])
+        h++;
+    if (h >= n)
+        return true;
+    struct block_entry *all = malloc(n * sizeof *all);
+    if (!all)
         return false;
-    }
     for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    qsort_r(order, n, sizeof *order, compare_block, s->start);
-    for (size_t i = 0; i < n; i++) {
-        st[i] = s->start[order[i]];
-        en[i] = s->end[order[i]];
-        ow[i] = s->owner[order[i]];
+        all[i] = (struct block_entry){ s->start[i], s->end[i], s->owner[i] };
+    qsort(all + h, n - h, sizeof *all, compare_entry);
+    size_t i = 0, j = h;
+    for (size_t k = 0; k < n; k++) {
+        const struct block_entry *e = (j >= n || (i < h && all[i].start < all[j].start)) ? &all[i++] : &all[j++];
+        s->start[k] = e->start;
+        s->end[k] = e->end;
+        s->owner[k] = e->owner;
     }
-    free(order);
-    free(s->start); free(s->end); free(s->owner);
-    s->start = st;
-    s->end = en;
-    s->owner = ow;
-    s->cap = n;
+    free(all);
     return true;
 }
 
@@ -707,6 +818,7 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
 
 static void free_scan(struct scan *s)
 {
+    free_regions(s);
     free(s->maps); free(s->start); free(s->end); free(s->owner); free(s->marked); free(s->work);
     free(s->roots_lo); free(s->roots_hi);
     if (s->buf)
@@ -781,7 +893,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
     gather_threads(&s, snap, a, ti);
     place_stacks(&s, ti, n);
     collect_roots(&s);
-    if (!sort_blocks(&s) || !(s.marked = calloc(s.nblocks ? s.nblocks : 1, 1))) {
+    if (!sort_blocks(&s) || !build_regions(&s) || !(s.marked = calloc(s.nblocks ? s.nblocks : 1, 1))) {
         free(ti);
         free_scan(&s);
         return -1;
