@@ -607,7 +607,9 @@ static bool push_member(struct ctx *c, size_t index)
  * here (else a reader would see end-of-file, not block). */
 static bool channel_provable(const struct lw_snap_channel *ch)
 {
-    return channel_in_process(ch) && ch->tracked && ch->creator && ch->age >= 0 && !ch->stdio &&
+    /* A FIFO is opened by path: who holds it is unknowable even once its
+     * name is gone. */
+    return ch->type != LW_CHAN_FIFO && channel_in_process(ch) && ch->tracked && ch->creator && ch->age >= 0 && !ch->stdio &&
            !ch->users_overflow && !ch->other_fd_untracked && ch->nother_fds > 0;
 }
 

@@ -32,6 +32,8 @@ enum { SLOT_FREE = 0, SLOT_SETTING_UP = 1, SLOT_LIVE = 2 };
 
 /* ---- classification ---- */
 
+static uint64_t fifo_entry(const struct stat *st);
+
 static bool stat_fd(int fd, struct stat *st)
 {
     return lw_raw_syscall6(SYS_fstat, fd, (long)st, 0, 0, 0, 0) == 0;
@@ -63,6 +65,8 @@ uint64_t lw_fd_classify(int fd)
     if (status < 0 || !stat_fd(fd, &st))
         return entry;   /* not an open fd: the call will fail by itself */
     uint64_t bits = LW_FD_KNOWN | (never_blocks(fd, &st, status) ? LW_FD_NEVER_BLOCKS : 0);
+    if (S_ISFIFO(st.st_mode) && !(entry & LW_FD_CHANNEL))
+        bits |= fifo_entry(&st);
     /* Keep whatever channel bits another thread set meanwhile. */
     uint64_t seen = entry;
     while (!__atomic_compare_exchange_n(&lw_fdmap[fd], &seen, (seen & ~(LW_FD_KNOWN | LW_FD_NEVER_BLOCKS)) | bits,
@@ -157,6 +161,7 @@ void lw_fd_created_channel(const int *fds, int nfds, enum lw_channel_type type)
     ch->type = type;
     ch->flags = 0;
     ch->ino[0] = ch->ino[1] = 0;
+    ch->dev = 0;
     for (int side = 0; side < nfds && side < 2; side++) {
         struct stat st;
         if (type != LW_CH_EVENTFD && stat_fd(fds[side], &st))
@@ -172,6 +177,41 @@ void lw_fd_created_channel(const int *fds, int nfds, enum lw_channel_type type)
     for (int side = 0; side < nfds && side < 2; side++)
         if ((unsigned)fds[side] < LW_FDMAP_SIZE)
             __atomic_store_n(&lw_fdmap[fds[side]], entry_for(index, gen, side), __ATOMIC_RELAXED);
+}
+
+/* A FIFO made by a hooked mkfifo: creator, stack and time are recorded
+ * there; its fds, opened by path where no hook sees them, join it on first
+ * use by inode (fifo_entry). */
+void lw_fifo_created(uint64_t dev, uint64_t ino)
+{
+    uint32_t index;
+    struct lw_channel *ch = claim_channel(&index);
+    if (!ch)
+        return;
+    memset(ch->users, 0, sizeof ch->users);
+    ch->type = LW_CH_FIFO;
+    ch->flags = 0;
+    ch->ino[0] = ch->ino[1] = ino;
+    ch->dev = dev;
+    ch->creator = lw_gettid();
+    ch->create_ns = lw_now_ns();
+    ch->create_stack = lw_stack_capture();
+    __atomic_store_n(&ch->gen, ch->gen + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&ch->state, SLOT_LIVE, __ATOMIC_RELEASE);
+}
+
+/* The channel bits of a FIFO fd on first use: the FIFO mkfifo made, if the
+ * inode matches one (a linear search, once per fd), else none. */
+static uint64_t fifo_entry(const struct stat *st)
+{
+    uint32_t hw = __atomic_load_n(&high_water, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < hw; i++) {
+        struct lw_channel *ch = &channels[i];
+        if (__atomic_load_n(&ch->state, __ATOMIC_ACQUIRE) == SLOT_LIVE && ch->type == LW_CH_FIFO &&
+            ch->ino[0] == st->st_ino && ch->dev == st->st_dev)
+            return entry_for(i, __atomic_load_n(&ch->gen, __ATOMIC_RELAXED), 0);
+    }
+    return 0;
 }
 
 /* ---- descriptor bookkeeping ---- */

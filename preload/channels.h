@@ -48,7 +48,7 @@ uint64_t lw_fd_classify(int fd);
 #define LW_MAX_CHANNELS 8192u
 #define LW_CHANNEL_USERS 4u
 
-enum lw_channel_type { LW_CH_NONE = 0, LW_CH_PIPE, LW_CH_SOCKETPAIR, LW_CH_EVENTFD, LW_CH_MQ };
+enum lw_channel_type { LW_CH_NONE = 0, LW_CH_PIPE, LW_CH_SOCKETPAIR, LW_CH_EVENTFD, LW_CH_MQ, LW_CH_FIFO };
 
 enum lw_use { LW_USE_READ = 0, LW_USE_WRITE = 1 };
 
@@ -68,6 +68,7 @@ struct lw_channel {
     uint32_t type;           /* enum lw_channel_type */
     uint32_t flags;          /* LW_CH_* */
     uint64_t ino[2];         /* kernel inode of side 0 and side 1 (equal for pipes, 0 if unknown) */
+    uint64_t dev;            /* FIFO: the device of its inode */
     int32_t creator;
     uint32_t create_stack;
     uint64_t create_ns;      /* CLOCK_MONOTONIC */
@@ -84,6 +85,8 @@ void lw_channel_note_use(uint64_t entry, enum lw_use use);
 
 /* Hooks' bookkeeping (all async-signal-safe, errno untouched). */
 void lw_fd_created_channel(const int *fds, int nfds, enum lw_channel_type type);
+/* mkfifo/mkfifoat made a FIFO with this inode: its fds join it when first used. */
+void lw_fifo_created(uint64_t dev, uint64_t ino);
 void lw_fd_forget(int fd);                 /* closed */
 void lw_fd_forget_range(unsigned first, unsigned last);
 void lw_fd_copy(int from, int to);         /* dup2/dup3/F_DUPFD: `to` is the same open file as `from` */

@@ -40,6 +40,7 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -549,6 +550,68 @@ LW_EXPORT mqd_t mq_open(const char *name, int oflag, ...)
     return q;
 }
 
+/* FIFOs: their creator and stack are recorded here; their fds, opened by
+ * path, join the record when first used. */
+DECLARE_REAL(int, mkfifo, (const char *path, mode_t mode), (path, mode), NULL)
+DECLARE_REAL(int, mkfifoat, (int dir, const char *path, mode_t mode), (dir, path, mode), NULL)
+DECLARE_REAL(int, mknod, (const char *path, mode_t mode, dev_t dev), (path, mode, dev), NULL)
+DECLARE_REAL(int, mknodat, (int dir, const char *path, mode_t mode, dev_t dev), (dir, path, mode, dev), NULL)
+
+static void fifo_made(int dir, const char *path)
+{
+    struct stat st;
+    if (lw_hooks_bypassed() || lw_raw_syscall6(SYS_newfstatat, dir, (long)path, (long)&st, AT_SYMLINK_NOFOLLOW, 0, 0) != 0 ||
+        !S_ISFIFO(st.st_mode))
+        return;
+    lw_bypass_enter();
+    lw_fifo_created(st.st_dev, st.st_ino);
+    lw_bypass_leave();
+}
+
+LW_EXPORT int mkfifo(const char *path, mode_t mode)
+{
+    int result = real_mkfifo(path, mode);
+    if (result == 0) {
+        int saved = errno;
+        fifo_made(AT_FDCWD, path);
+        errno = saved;
+    }
+    return result;
+}
+
+LW_EXPORT int mkfifoat(int dir, const char *path, mode_t mode)
+{
+    int result = real_mkfifoat(dir, path, mode);
+    if (result == 0) {
+        int saved = errno;
+        fifo_made(dir, path);
+        errno = saved;
+    }
+    return result;
+}
+
+LW_EXPORT int mknod(const char *path, mode_t mode, dev_t dev)
+{
+    int result = real_mknod(path, mode, dev);
+    if (result == 0 && S_ISFIFO(mode)) {
+        int saved = errno;
+        fifo_made(AT_FDCWD, path);
+        errno = saved;
+    }
+    return result;
+}
+
+LW_EXPORT int mknodat(int dir, const char *path, mode_t mode, dev_t dev)
+{
+    int result = real_mknodat(dir, path, mode, dev);
+    if (result == 0 && S_ISFIFO(mode)) {
+        int saved = errno;
+        fifo_made(dir, path);
+        errno = saved;
+    }
+    return result;
+}
+
 /* ---- descriptors copied, closed, changed ---- */
 
 DECLARE_REAL(int, dup, (int fd), (fd), NULL)
@@ -770,6 +833,7 @@ const struct lw_binding lw_fd_bindings[] = {
     BIND(poll), BIND(__poll_chk), BIND(ppoll), BIND(__ppoll_chk), BIND(select), BIND(pselect),
     BIND(epoll_wait), BIND(epoll_pwait), BIND(epoll_pwait2), BIND(epoll_ctl), BIND(sendmsg),
     BIND(pipe), BIND(pipe2), BIND(socketpair), BIND(eventfd), BIND(mq_open),
+    BIND(mkfifo), BIND(mkfifoat), BIND(mknod), BIND(mknodat),
     BIND(dup), BIND(dup2), BIND(dup3), BIND(close), BIND(close_range), BIND(closefrom),
     BIND(fclose), BIND(fdopen), BIND(fcntl), BIND(fcntl64), BIND(ioctl),
     BIND(sigaction), BIND(signal), BIND(sigset),

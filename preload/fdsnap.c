@@ -129,6 +129,7 @@ static void verify_channel(struct own_fd *o)
     case LW_CH_SOCKETPAIR: same = o->type == LW_CHAN_SOCKET && ch->ino[side] == o->inode; break;
     case LW_CH_EVENTFD: same = o->type == LW_CHAN_EVENTFD; break;
     case LW_CH_MQ: same = o->type == LW_CHAN_MQ && ch->ino[0] == o->inode; break;
+    case LW_CH_FIFO: same = o->type == LW_CHAN_FIFO && ch->ino[0] == o->inode; break;
     default: break;
     }
     if (!same)

@@ -100,8 +100,8 @@ EXPECT = {
     "ppoll_chk": ("poll", None, None, "in-process", False),
 }
 UNHOOKED = ("fgets", "nonblocking")
-# Channels leakwatch sees being made (pipe, socketpair, eventfd, mq_open), always by main here.
-TRACKED = ("pipe", "socketpair", "eventfd", "mq")
+# Channels leakwatch sees being made (pipe, socketpair, eventfd, mq_open, mkfifo), always by main here.
+TRACKED = ("pipe", "socketpair", "eventfd", "mq", "fifo")
 # Channels whose "other end" is the object itself (other_end.fds then holds the waited fd).
 SELF_OTHER_END = ("eventfd", "mq")
 # The __*_chk symbol each fortified mode is about, and the plain functions the fortified build must not import.
