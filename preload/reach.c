@@ -19,6 +19,13 @@
  *            reachable may wake, so its stack joins the roots and the mark
  *            goes on, to a fixpoint.
  *
+ * What no scan can see: registers. A parked thread's argument registers
+ * are in /proc/self/task/TID/syscall and count as roots; its callee-saved
+ * registers and a running thread's registers stay out of sight, so a
+ * pointer held only in a register for the two scans (a thread computing
+ * for seconds with the object in rbx, say) would go unseen. So would one
+ * held only by the kernel (a timer's or an aio request's sigevent value).
+ *
  * Memory is only read with process_vm_readv, in bounded batches, so a page
  * the program unmaps mid-scan costs an error (the region is then treated
  * as reachable), never a crash; no thread of the program is stopped or
@@ -379,6 +386,7 @@ static void skip_own_memory(struct scan *s)
 struct thread_info {
     int32_t tid;
     uint64_t sp;              /* saved stack pointer (parked), 0 if unknown */
+    uint64_t args[6];         /* its syscall's arguments, when parked */
     uint64_t tp;              /* pthread_self(): the TCB, at the top of a pthread stack */
     bool candidate;           /* judged here */
     bool excluded;            /* stuck by another rule, or a candidate: not a root */
@@ -388,7 +396,10 @@ struct thread_info {
     size_t object_block;      /* the block holding its object, or SIZE_MAX */
 };
 
-static uint64_t saved_sp(int32_t tid)
+/* A parked thread's saved stack pointer and syscall arguments (six
+ * registers: the only registers of it we can see; its callee-saved ones
+ * stay in the kernel, see the header). 0: not in a syscall. */
+static uint64_t saved_registers(int32_t tid, uint64_t args[6])
 {
     char path[64], buf[256];
     snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
@@ -411,6 +422,7 @@ static uint64_t saved_sp(int32_t tid)
         if (end == p)
             return 0;
     }
+    memcpy(args, words, 6 * sizeof *args);
     return words[6];
 }
 
@@ -735,7 +747,7 @@ static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const
         ti[i].excluded = ti[i].candidate || v == LW_LEAKED || v == LW_DEADLOCKED;
         ti[i].object = t->wait.object;
         if (t->waiting)
-            ti[i].sp = saved_sp(t->tid);
+            ti[i].sp = saved_registers(t->tid, ti[i].args);
         (void)s;
     }
 }
@@ -790,6 +802,9 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
     uint64_t lb = s->nblocks ? s->start[0] : 0, hb = s->nblocks ? s->end[s->nblocks - 1] : 0;
     for (size_t r = 0; r < s->nroots; r++)
         scan_range(s, s->roots_lo[r], s->roots_hi[r], lb, hb);
+    for (size_t i = 0; i < n; i++)   /* the argument registers of live parked threads are roots too */
+        if (!ti[i].excluded && ti[i].sp)
+            scan_words(s, (const unsigned char *)ti[i].args, sizeof ti[i].args, lb, hb);
     drain_worklist(s, lb, hb);
     for (bool changed = true; changed;) {
         changed = false;
