@@ -147,7 +147,9 @@ static bool parse_maps(struct scan *s)
         const char *p = path;
         while (*p == ' ')
             p++;
-        snprintf(m->name, sizeof m->name, "%s", p);
+        size_t len = strnlen(p, sizeof m->name - 1);
+        memcpy(m->name, p, len);
+        m->name[len] = 0;
         m->anonymous = inode == 0;
         m->kind = m->readable && (m->writable || m->anonymous) ? MAP_ROOT : MAP_SKIP;
         if (strcmp(m->name, "[vvar]") == 0 || strcmp(m->name, "[vdso]") == 0 || strcmp(m->name, "[vsyscall]") == 0)
@@ -781,6 +783,29 @@ static void place_stacks(struct scan *s, struct thread_info *ti, size_t n)
     }
 }
 
+/* Roots we refuse to read: a sanitizer's shadow memory or a huge sparse
+ * reservation would take for ever and fill page tables with zero pages.
+ * A scan that skips a root proves nothing (see lw_reach_scan). */
+#define MAX_ROOT_MAPPING (4ull << 30)
+#define MAX_ROOT_TOTAL (16ull << 30)
+
+static bool roots_too_large(struct scan *s)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < s->nmaps; i++) {
+        const struct mapping *m = &s->maps[i];
+        if (m->kind != MAP_ROOT)
+            continue;
+        total += m->hi - m->lo;
+        if (m->hi - m->lo > MAX_ROOT_MAPPING || total > MAX_ROOT_TOTAL) {
+            snprintf(s->problem, sizeof s->problem, "a %llu MiB mapping at 0x%llx is too large to scan: no proof",
+                     (unsigned long long)((m->hi - m->lo) >> 20), (unsigned long long)m->lo);
+            return true;
+        }
+    }
+    return false;
+}
+
 static void collect_roots(struct scan *s)
 {
     for (size_t i = 0; i < s->nmaps; i++)
@@ -907,6 +932,16 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
     find_heaps(&s);
     gather_threads(&s, snap, a, ti);
     place_stacks(&s, ti, n);
+    if (roots_too_large(&s)) {
+        /* Not reading everything would make "unreachable" unsound: no scan. */
+        nsightings = 0;
+        recheck_wanted = false;
+        snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: %zu candidate wait%s, no scan: %s",
+                 candidates, candidates == 1 ? "" : "s", s.problem);
+        free(ti);
+        free_scan(&s);
+        return 0;
+    }
     collect_roots(&s);
     if (!sort_blocks(&s) || !build_regions(&s) || !(s.marked = calloc(s.nblocks ? s.nblocks : 1, 1))) {
         free(ti);
