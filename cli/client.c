@@ -296,6 +296,16 @@ size_t lwc_list_targets(struct lwc_target **out)
     return kept;
 }
 
+size_t lwc_list_targets_in(const char *dir, struct lwc_target **out)
+{
+    struct list l = { 0 };
+    scan_dir(&l, dir, 0);
+    if (l.n)
+        qsort(l.items, l.n, sizeof *l.items, compare_targets);
+    *out = l.items;
+    return l.n;
+}
+
 bool lwc_find_target(pid_t pid, struct lwc_target *out, char *err, size_t errsize)
 {
     memset(out, 0, sizeof *out);

@@ -33,6 +33,10 @@ enum lwc_failure {
 size_t lwc_list_targets(struct lwc_target **out);
 void lwc_free_targets(struct lwc_target *t, size_t n);
 
+/* The sockets in one directory (e.g. a private LEAKWATCH_DIR), whether or
+ * not their processes still exist, sorted by pid; *out as above. */
+size_t lwc_list_targets_in(const char *dir, struct lwc_target **out);
+
 /* Candidate sockets of one process. false with a message in err when the
  * process does not exist or has no candidate socket. */
 bool lwc_find_target(pid_t pid, struct lwc_target *out, char *err, size_t errsize);

@@ -1,17 +1,24 @@
 /*
  * main.c — the leakwatch command: one row per verb in the table below, in
  * the manner of git's command table, so adding a verb is one function and one
- * row. Options are parsed the same way for every verb (--help, --json, --all,
- * a PID). Exit codes: 0 fine, 1 leaks found (where a verb checks), 2 usage or
- * connection error. The verbs only glue client.c (asking), symbolize.c and
- * the renderers together.
+ * row. Each row names the options its verb accepts (rows of the option table,
+ * shared so that a flag means the same thing wherever it appears) and carries
+ * the verb's manual: synopsis, description, exit status, environment and
+ * examples, printed by `leakwatch VERB --help` and `leakwatch help VERB`.
+ * Exit codes: 0 fine, 1 leaks found (where a verb checks), 2 usage or
+ * connection error (run passes its command's status through). The verbs
+ * here (status, threads) only glue client.c, process.c and the renderers
+ * together; run, watch and metrics have files of their own.
  */
 #include "client.h"
 #include "render.h"
-#include "symbolize.h"
+#include "suppress.h"
+#include "verbs.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <locale.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,178 +27,266 @@
 #ifndef LEAKWATCH_VERSION
 #define LEAKWATCH_VERSION "unknown"
 #endif
+#ifndef LEAKWATCH_LIBDIR
+#define LEAKWATCH_LIBDIR "lib"
+#endif
 
-enum { EXIT_FINE = 0, EXIT_LEAKS = 1, EXIT_USAGE = 2 };
+/* ---- the options ---- */
 
-struct options {
-    bool json, all, help;
-    pid_t pid;          /* 0: none given */
+enum opt_id { OPT_JSON, OPT_ALL, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_INTERVAL, OPT_COUNT, OPT_CHECK, OPT_SETTLE,
+              OPT_TIMEOUT, OPT_HELP };
+
+struct optdef {
+    enum opt_id id;
+    const char *name;   /* "--json" */
+    const char *arg;    /* "SECONDS"; NULL for a flag */
+    const char *help;   /* lines separated by \n, indented when printed */
 };
+
+static const struct optdef optdefs[] = {
+    { OPT_JSON, "--json", NULL, "print the versioned JSON object (docs/protocol.md)\ninstead of text" },
+    { OPT_ALL, "--all", NULL, "every thread on its own instead of groups" },
+    { OPT_IGNORE, "--ignore", "PATTERN",
+      "suppress the threads with a function matching\n"
+      "PATTERN (a shell glob) in their wait or creation\n"
+      "stack, or as their start routine; FILE:LINE and\n"
+      "module file names match too; repeatable" },
+    { OPT_SUPPRESSIONS, "--suppressions", "FILE",
+      "suppress what the patterns in FILE match: one a\n"
+      "line, as for --ignore, '#' starts a comment;\n"
+      "repeatable" },
+    { OPT_INTERVAL, "--interval", "SECONDS", "seconds between two refreshes (default 2, at\nleast 0.1)" },
+    { OPT_COUNT, "--count", "N", "quit after N refreshes (default: when told to)" },
+    { OPT_CHECK, "--check", NULL,
+      "after CMD exits, report the threads leaked or\n"
+      "deadlocked at exit in every process of the run,\n"
+      "and exit 1 if there are any" },
+    { OPT_SETTLE, "--settle", "MS",
+      "judge only waits older than MS milliseconds\n"
+      "(LEAKWATCH_SETTLE_MS of the run's processes;\n"
+      "default 100 with --check or --timeout)" },
+    { OPT_TIMEOUT, "--timeout", "SECONDS",
+      "if CMD still runs after SECONDS, report its leaked\n"
+      "and deadlocked threads, say it hung, kill its\n"
+      "process group, and exit 1" },
+    { OPT_HELP, "--help", NULL, "this manual (also -h)" },
+};
+
+static const struct optdef *opt(enum opt_id id)
+{
+    for (size_t i = 0; i < sizeof optdefs / sizeof optdefs[0]; i++)
+        if (optdefs[i].id == id)
+            return &optdefs[i];
+    abort();
+}
+
+/* ---- the verbs ---- */
+
+enum pid_arg { NO_PID, OPTIONAL_PID, REQUIRED_PID };
 
 struct verb {
     const char *name;
-    int (*run)(const struct options *opt);
-    const char *usage;
-    const char *help;
-    bool takes_pid, needs_pid, has_all;
+    int (*run)(const struct lwc_options *o);
+    enum pid_arg pid;
+    bool takes_command;              /* run: CMD ARGS… after the options */
+    const enum opt_id *opts;         /* ends with OPT_HELP */
+    const char *title;               /* one line */
+    const char *synopsis;
+    const char *description;
+    const char *exit_status;
+    const char *environment;         /* the verb's own, before the common ones; may be NULL */
+    const char *examples;
 };
 
-static struct lwc_style style(void)
-{
-    const char *no_color = getenv("NO_COLOR");
-    return (struct lwc_style){ .color = isatty(STDOUT_FILENO) && !(no_color && *no_color) };
-}
+static int cmd_status(const struct lwc_options *o);
+static int cmd_threads(const struct lwc_options *o);
+static int cmd_help(const struct lwc_options *o);
+static int cmd_version(const struct lwc_options *o);
 
-static int fail(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "leakwatch: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n");
-    return EXIT_USAGE;
-}
+static const enum opt_id status_opts[] = { OPT_JSON, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id threads_opts[] = { OPT_ALL, OPT_JSON, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id watch_opts[] = { OPT_INTERVAL, OPT_COUNT, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id metrics_opts[] = { OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id run_opts[] = { OPT_CHECK, OPT_SETTLE, OPT_TIMEOUT, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id plain_opts[] = { OPT_HELP };
 
-static bool has_stuck_threads(json_object *reply)
-{
-    json_object *s = lwc_get(reply, "summary");
-    return lwc_int(s, "leaked", 0) > 0 || lwc_int(s, "deadlocked", 0) > 0;
-}
-
-/* Ask one process; on failure print "leakwatch: [pid N: ]why", return NULL. */
-static json_object *ask_pid(pid_t pid, const char *request)
-{
-    struct lwc_target t;
-    char err[1024];
-    enum lwc_failure why;
-    if (!lwc_find_target(pid, &t, err, sizeof err)) {
-        fprintf(stderr, "leakwatch: %s\n", err);
-        return NULL;
-    }
-    json_object *reply = lwc_ask(&t, request, &why, err, sizeof err);
-    lwc_clear_target(&t);
-    if (!reply && why == LWC_NOT_LISTENING)
-        fprintf(stderr, "leakwatch: %s\n", err);
-    else if (!reply)
-        fprintf(stderr, "leakwatch: pid %d: %s\n", (int)pid, err);
-    return reply;
-}
-
-/* {"version":1,"processes":[{pid, command, summary}, …]} */
-static json_object *status_json(json_object **replies, size_t n)
-{
-    json_object *o = json_object_new_object(), *arr = json_object_new_array();
-    json_object_object_add(o, "version", json_object_new_int(1));
-    for (size_t i = 0; i < n; i++) {
-        json_object *p = json_object_new_object();
-        json_object_object_add(p, "pid", json_object_get(lwc_get(replies[i], "pid")));
-        json_object_object_add(p, "command", json_object_get(lwc_get(replies[i], "command")));
-        json_object_object_add(p, "summary", json_object_get(lwc_get(replies[i], "summary")));
-        json_object_array_add(arr, p);
-    }
-    json_object_object_add(o, "processes", arr);
-    return o;
-}
-
-/* ---- verbs ---- */
-
-static int cmd_status_all(const struct options *opt)
-{
-    struct lwc_target *targets;
-    size_t n = lwc_list_targets(&targets);
-    json_object **replies = calloc(n ? n : 1, sizeof *replies);
-    size_t ok = 0;
-    bool stuck = false, failed = false;
-    for (size_t i = 0; replies && i < n; i++) {
-        char err[1024];
-        enum lwc_failure why;
-        json_object *r = lwc_ask(&targets[i], "status", &why, err, sizeof err);
-        if (r) {
-            replies[ok++] = r;
-            stuck |= has_stuck_threads(r);
-        } else if (why == LWC_FAILED) {   /* gone, stale or another user's: not listed, not an error */
-            fprintf(stderr, "leakwatch: pid %d: %s\n", (int)targets[i].pid, err);
-            failed = true;
-        }
-    }
-    if (opt->json) {
-        json_object *o = status_json(replies, ok);
-        lwc_print_json(stdout, o);
-        json_object_put(o);
-    } else {
-        struct lwc_style st = style();
-        lwc_render_status_table(stdout, replies, ok, &st);
-    }
-    for (size_t i = 0; i < ok; i++)
-        json_object_put(replies[i]);
-    free(replies);
-    lwc_free_targets(targets, n);
-    return failed ? EXIT_USAGE : stuck ? EXIT_LEAKS : EXIT_FINE;
-}
-
-static int cmd_status(const struct options *opt)
-{
-    if (!opt->pid)
-        return cmd_status_all(opt);
-    json_object *r = ask_pid(opt->pid, "status");
-    if (!r)
-        return EXIT_USAGE;
-    if (opt->json) {
-        lwc_print_json(stdout, r);
-    } else {
-        struct lwc_style st = style();
-        lwc_render_status_one(stdout, r, &st);
-    }
-    int rc = has_stuck_threads(r) ? EXIT_LEAKS : EXIT_FINE;
-    json_object_put(r);
-    return rc;
-}
-
-static int cmd_threads(const struct options *opt)
-{
-    json_object *r = ask_pid(opt->pid, "threads");
-    if (!r)
-        return EXIT_USAGE;
-    struct lwc_symbolizer *sym = lwc_symbolizer_new(lwc_array(r, "modules"), opt->pid);
-    json_object *pub = lwc_public_process(r, sym);
-    if (opt->json) {
-        lwc_print_json(stdout, pub);
-    } else {
-        struct lwc_style st = style();
-        lwc_render_threads(stdout, pub, opt->all, &st);
-    }
-    json_object_put(pub);
-    lwc_symbolizer_free(sym);
-    json_object_put(r);
-    return EXIT_FINE;
-}
-
-static int cmd_help(const struct options *opt);
-static int cmd_version(const struct options *opt)
-{
-    (void)opt;
-    printf("leakwatch %s\n", LEAKWATCH_VERSION);
-    return EXIT_FINE;
-}
+#define SUPPRESSION_NOTE                                                                                    \
+    "Suppressed threads (--ignore, --suppressions, LEAKWATCH_SUPPRESSIONS) are\n"                            \
+    "never reported and never counted as stuck; a line (JSON: \"suppressed\",\n"                            \
+    "counts per pattern) says how many each pattern took."
 
 static const struct verb verbs[] = {
-    { "status", cmd_status, "leakwatch status [PID] [--json]",
-      "Without PID: every process running under leakwatch, one line each with its\n"
-      "thread counts by verdict. With PID: that process's summary (uptime, threads\n"
-      "created, exited and peak, counts by verdict).\n"
-      "Exits 1 if any process shown has leaked or deadlocked threads, 2 if a process\n"
-      "could not be asked (no socket, timeout, error or malformed reply).",
-      true, false, false },
-    { "threads", cmd_threads, "leakwatch threads PID [--all] [--json]",
-      "The thread dump of PID: what every thread waits on, for how long, why it is\n"
-      "stuck, and where (symbolized wait and creation stacks). By default threads\n"
-      "are grouped by verdict, creation site and wait site with a count, stuck\n"
-      "groups first; --all lists every thread. --json prints the JSON contract,\n"
-      "always with every thread, stacks as frames {pc, module, offset, function,\n"
-      "file, line}.",
-      true, true, true },
-    { "help", cmd_help, "leakwatch help [VERB]", "Shows the verbs, or one verb's help.", false, false, false },
-    { "version", cmd_version, "leakwatch version", "Prints the version.", false, false, false },
+    { "status", cmd_status, OPTIONAL_PID, false, status_opts,
+      "processes under leakwatch and their thread counts by verdict",
+      "leakwatch status [PID] [--json] [--ignore PATTERN]...\n"
+      "                        [--suppressions FILE]...",
+      "Without PID: every process running under the preload that this user may\n"
+      "ask (root: every one), one line each: threads, parked threads and the\n"
+      "count of each verdict (running, waiting, suspect, leaked, deadlocked).\n"
+      "\n"
+      "With PID: that process's summary: uptime, threads now, peak, created and\n"
+      "exited, counts by verdict, the thread-count history as a sparkline (a\n"
+      "mark per sample, the most threads seen in it), and the growth alarm,\n"
+      "ON when the count keeps climbing and never comes back down: over the\n"
+      "last 8 to 64 samples cut in four quarters, the lowest count rose in\n"
+      "every quarter, ended above the first quarter's peak, and by 4 threads\n"
+      "or more (docs/protocol.md, \"Growth alarm\").\n"
+      "\n" SUPPRESSION_NOTE,
+      "0  no process shown has leaked or deadlocked threads\n"
+      "1  a process shown has leaked or deadlocked threads (suppressed ones aside)\n"
+      "2  usage error, or a process could not be asked (no socket, timeout,\n"
+      "   error or malformed reply)",
+      NULL,
+      "leakwatch status\n"
+      "leakwatch status 4242\n"
+      "leakwatch status --json | jq '.processes[] | select(.summary.leaked > 0)'\n"
+      "leakwatch status 4242 --ignore 'libfoo_*'" },
+    { "threads", cmd_threads, REQUIRED_PID, false, threads_opts,
+      "what a process's threads wait on, and which can never wake",
+      "leakwatch threads PID [--all] [--json] [--ignore PATTERN]...\n"
+      "                         [--suppressions FILE]...",
+      "The thread dump of PID: what every thread waits on, for how long, why it\n"
+      "is stuck, and where (symbolized wait and creation stacks). By default\n"
+      "threads are grouped by verdict, creation site and wait site with a\n"
+      "count, stuck groups first; --all lists every thread. --json prints the\n"
+      "JSON contract, always with every thread, stacks as frames {pc, module,\n"
+      "offset, function, file, line}.\n"
+      "\n" SUPPRESSION_NOTE,
+      "0  the dump was printed, whatever the verdicts\n"
+      "2  usage error, or the process could not be asked",
+      NULL,
+      "leakwatch threads 4242\n"
+      "leakwatch threads 4242 --all\n"
+      "leakwatch threads 4242 --json | jq '.threads[] | select(.verdict == \"leaked\")'" },
+    { "watch", lwc_cmd_watch, REQUIRED_PID, false, watch_opts,
+      "a refreshing summary of one process, like top",
+      "leakwatch watch PID [--interval SECONDS] [--count N]\n"
+      "                       [--ignore PATTERN]... [--suppressions FILE]...",
+      "Shows PID's summary every interval: counts by verdict, threads now,\n"
+      "peak, created and exited, the thread-count history and growth alarm,\n"
+      "and the groups of stuck threads (deadlocked, leaked, suspect), each with\n"
+      "its count, wait kind, how long it has been parked, where it waits and\n"
+      "where it was made. A group that was not there at the previous refresh\n"
+      "is marked \"new\" (highlighted in colour); \"+N\" says a group grew.\n"
+      "\n"
+      "On a terminal the summary is redrawn in place (on the alternate screen,\n"
+      "as top does) and keys are read without echo: q or Ctrl-C quits and\n"
+      "restores the terminal. Otherwise one summary is printed per interval,\n"
+      "separated by a blank line, without escape codes, until SIGINT or SIGTERM\n"
+      "or --count refreshes.\n"
+      "\n" SUPPRESSION_NOTE,
+      "0  quit: q, Ctrl-C, SIGINT, SIGTERM, or --count refreshes done\n"
+      "2  usage error, the process could not be asked at the start, or it went\n"
+      "   away while watched",
+      NULL,
+      "leakwatch watch 4242\n"
+      "leakwatch watch 4242 --interval 0.5\n"
+      "leakwatch watch 4242 --count 3 > watch.log" },
+    { "metrics", lwc_cmd_metrics, OPTIONAL_PID, false, metrics_opts,
+      "Prometheus metrics of the processes under leakwatch",
+      "leakwatch metrics [PID] [--ignore PATTERN]... [--suppressions FILE]...",
+      "Prints the metrics of every process running under leakwatch (or of PID)\n"
+      "in the Prometheus text exposition format 0.0.4, for a scraper (e.g.\n"
+      "node_exporter's textfile collector). Every series has the labels pid and\n"
+      "command:\n"
+      "  leakwatch_up                          gauge: 1 answered, 0 could not be asked\n"
+      "  leakwatch_threads{verdict}            gauge: threads by verdict\n"
+      "  leakwatch_threads_suppressed          gauge: threads taken by suppressions\n"
+      "  leakwatch_waits{kind}                 gauge: parked threads by wait kind\n"
+      "  leakwatch_threads_created_total       counter: threads created\n"
+      "  leakwatch_threads_exited_total        counter: threads exited\n"
+      "  leakwatch_threads_peak                gauge: most threads at once\n"
+      "  leakwatch_oldest_stuck_wait_seconds   gauge: longest wait of a leaked or\n"
+      "                                        deadlocked thread, 0 if none\n"
+      "  leakwatch_growth_alarm                gauge: 1 when the growth alarm is on\n"
+      "  leakwatch_uptime_seconds              gauge: seconds under the preload\n"
+      "Suppressed threads are counted only by leakwatch_threads_suppressed.",
+      "0  the metrics were printed (a process that could not be asked shows\n"
+      "   as leakwatch_up 0)\n"
+      "2  usage error, or PID could not be asked",
+      NULL,
+      "leakwatch metrics\n"
+      "leakwatch metrics 4242\n"
+      "leakwatch metrics > lw.prom.tmp && mv lw.prom.tmp $TEXTFILE_DIR/lw.prom" },
+    { "run", lwc_cmd_run, NO_PID, true, run_opts,
+      "run a command under leakwatch; --check fails on leaked threads",
+      "leakwatch run [--check] [--settle MS] [--timeout SECONDS]\n"
+      "                     [--ignore PATTERN]... [--suppressions FILE]...\n"
+      "                     [--] CMD [ARGS]...",
+      "Runs CMD (searched in PATH) with ARGS under the preload: LD_PRELOAD gets\n"
+      "libleakwatch.so after whatever it already holds. Nothing is run, and the\n"
+      "exit status is 2, for a CMD the dynamic loader would start without the\n"
+      "preload: a statically linked program (no program interpreter), a\n"
+      "set-user-ID or set-group-ID program or one with file capabilities (the\n"
+      "loader ignores LD_PRELOAD in secure-execution mode), or a program of\n"
+      "another ELF class or machine than the preload. A script is judged by its\n"
+      "#! interpreter. Without --check or --timeout, run only runs CMD and\n"
+      "exits with its status.\n"
+      "\n"
+      "--check is goleak's VerifyNone for C test suites. Every process of the\n"
+      "run that exits normally (returns from main or calls exit) writes a\n"
+      "report as it exits, in which the exiting thread counts as gone (it will\n"
+      "never wake anyone again) and whatever was never shut down is judged.\n"
+      "When CMD has exited, run prints on stderr the threads that were leaked\n"
+      "or deadlocked at exit, grouped and symbolized as `leakwatch threads`\n"
+      "shows them, suppressions applied, and exits 1 if there are any,\n"
+      "otherwise with CMD's status. A process killed by a signal, or ended by\n"
+      "_exit, writes no report: run says so.\n"
+      "\n"
+      "--settle defaults to 100 ms with --check or --timeout, instead of the\n"
+      "1 s that suits long-running programs: the exit report is taken as the\n"
+      "process exits, and a thread that parked a moment before (a worker that\n"
+      "has just read its last message) must still be judged. The preload waits\n"
+      "for such young waits to reach the settle time, so this costs an exit\n"
+      "at most 0.1 s, and only when a wait is that young.\n"
+      "\n"
+      "--timeout: when CMD still runs after SECONDS, run asks every process of\n"
+      "the run over its socket and prints their leaked and deadlocked threads\n"
+      "(every thread, grouped, when there are none), says that CMD hung, kills\n"
+      "CMD's process group (SIGTERM, then SIGKILL 2 s later) and exits 1.\n"
+      "\n"
+      "CMD runs in a process group of its own, given the terminal when run has\n"
+      "it (so CMD can read it, and Ctrl-C and Ctrl-Z reach it); SIGINT, SIGTERM,\n"
+      "SIGHUP and SIGQUIT sent to run are passed on to that group. With --check\n"
+      "or --timeout the run's processes get a private LEAKWATCH_DIR (leakwatch\n"
+      "status still finds them) and a private report directory, both removed\n"
+      "at the end.\n"
+      "\n" SUPPRESSION_NOTE,
+      "N    CMD's own status (128+S when a signal S killed it), --check finding\n"
+      "     nothing\n"
+      "1    --check found leaked or deadlocked threads, or --timeout expired\n"
+      "2    usage error, CMD refused (static, set-user-ID or set-group-ID, file\n"
+      "     capabilities, another ELF class), or libleakwatch.so not found\n"
+      "126  CMD could not be executed\n"
+      "127  CMD not found",
+      "LEAKWATCH_PRELOAD         libleakwatch.so to preload; default: the one next to\n"
+      "                          this leakwatch (../preload/ in a build tree,\n"
+      "                          ../" LEAKWATCH_LIBDIR "/ or ../lib/ when installed)\n"
+      "LEAKWATCH_PRELOAD_PREFIX  a testing aid: put first in CMD's LD_PRELOAD (the\n"
+      "                          sanitizer runtime, which must come first)\n"
+      "LEAKWATCH_SETTLE_MS, LEAKWATCH_STALL_MS, LEAKWATCH_LOG, LEAKWATCH_HISTORY_MS\n"
+      "                          passed on to CMD (--settle overrides the first)",
+      "leakwatch run --check -- ./test_queue\n"
+      "leakwatch run --check --timeout 60 --ignore 'libfoo_*' -- make check\n"
+      "leakwatch run -- ./server --port 8080      (then, elsewhere: leakwatch status)" },
+    { "help", cmd_help, NO_PID, false, plain_opts, "the verbs, or one verb's manual", "leakwatch help [VERB]",
+      "Without VERB, lists the verbs. With VERB, prints its manual, as\n"
+      "`leakwatch VERB --help` does.",
+      "0  printed\n2  unknown verb", NULL, "leakwatch help run" },
+    { "version", cmd_version, NO_PID, false, plain_opts, "the version", "leakwatch version",
+      "Prints the version (also `leakwatch --version`).", "0  printed", NULL, "leakwatch version" },
 };
 #define NVERBS (sizeof verbs / sizeof verbs[0])
+
+#define COMMON_ENVIRONMENT                                                                                  \
+    "LEAKWATCH_DIR, XDG_RUNTIME_DIR  where sockets are looked for first (processes\n"                        \
+    "                                elsewhere are found through /proc as well)\n"                            \
+    "LEAKWATCH_TIMEOUT_MS            how long to wait for a process (default 10000)\n"                        \
+    "LEAKWATCH_SUPPRESSIONS          a suppressions file applied by every verb\n"                             \
+    "NO_COLOR                        no colour, even on a terminal (colour is only\n"                         \
+    "                                ever used on a terminal)"
+
+/* ---- help ---- */
 
 static const struct verb *find_verb(const char *name)
 {
@@ -201,13 +296,59 @@ static const struct verb *find_verb(const char *name)
     return NULL;
 }
 
+static bool verb_has(const struct verb *v, enum opt_id id)
+{
+    for (const enum opt_id *o = v->opts;; o++) {
+        if (*o == id)
+            return true;
+        if (*o == OPT_HELP)
+            return false;
+    }
+}
+
+/* Each line of text, indented. */
+static void print_indented(FILE *out, const char *indent, const char *text)
+{
+    while (*text) {
+        size_t n = strcspn(text, "\n");
+        fprintf(out, "%s%.*s\n", n ? indent : "", (int)n, text);
+        text += n + (text[n] == '\n');
+    }
+}
+
+static void print_option(FILE *out, const struct optdef *d)
+{
+    char head[64];
+    snprintf(head, sizeof head, "%s%s%s", d->name, d->arg ? " " : "", d->arg ? d->arg : "");
+    const char *text = d->help;
+    size_t n = strcspn(text, "\n");
+    fprintf(out, "  %-22s %.*s\n", head, (int)n, text);
+    for (text += n; *text == '\n';) {
+        text++;
+        n = strcspn(text, "\n");
+        fprintf(out, "  %-22s %.*s\n", "", (int)n, text);
+        text += n;
+    }
+}
+
 static void print_verb_help(FILE *out, const struct verb *v)
 {
-    fprintf(out, "usage: %s\n\n%s\n", v->usage, v->help);
-    if (v->takes_pid && v->name[0] != 'h')
-        fprintf(out, "\n  --json   machine-readable output (versioned JSON)\n");
-    if (v->has_all)
-        fprintf(out, "  --all    every thread instead of groups\n");
+    fprintf(out, "leakwatch %s - %s\n\nusage: %s\n\n", v->name, v->title, v->synopsis);
+    print_indented(out, "", v->description);
+    fprintf(out, "\noptions:\n");
+    for (const enum opt_id *o = v->opts;; o++) {
+        print_option(out, opt(*o));
+        if (*o == OPT_HELP)
+            break;
+    }
+    fprintf(out, "\nexit status:\n");
+    print_indented(out, "  ", v->exit_status);
+    fprintf(out, "\nenvironment:\n");
+    if (v->environment)
+        print_indented(out, "  ", v->environment);
+    print_indented(out, "  ", COMMON_ENVIRONMENT);
+    fprintf(out, "\nexamples:\n");
+    print_indented(out, "  ", v->examples);
 }
 
 static void print_overview(FILE *out)
@@ -216,21 +357,21 @@ static void print_overview(FILE *out)
                  "Finds the threads of processes run with LD_PRELOAD=libleakwatch.so that wait\n"
                  "on something, and proves which can never wake up.\n\nverbs:\n");
     for (size_t i = 0; i < NVERBS; i++)
-        fprintf(out, "  %s\n", verbs[i].usage);
-    fprintf(out, "\n'leakwatch VERB --help' for details. Exit status: 0 fine, 1 leaks found,\n"
-                 "2 usage or connection error.\n\n"
-                 "environment:\n"
-                 "  LEAKWATCH_DIR, XDG_RUNTIME_DIR  where sockets are looked for first (processes\n"
-                 "                                  elsewhere are found through /proc as well)\n"
-                 "  LEAKWATCH_TIMEOUT_MS            how long to wait for a process (default 10000)\n"
-                 "  NO_COLOR                        no colour, even on a terminal\n");
+        fprintf(out, "  %-8s %s\n", verbs[i].name, verbs[i].title);
+    fprintf(out, "\n'leakwatch VERB --help' or 'leakwatch help VERB' for a verb's manual.\n"
+                 "Exit status: 0 fine, 1 leaks found, 2 usage or connection error.\n\n"
+                 "environment:\n");
+    print_indented(out, "  ", COMMON_ENVIRONMENT);
 }
 
-static int cmd_help(const struct options *opt)
+/* ---- parsing ---- */
+
+static int usage_error(const struct verb *v, const char *fmt, const char *arg)
 {
-    (void)opt;
-    print_overview(stdout);
-    return EXIT_FINE;
+    fprintf(stderr, "leakwatch %s: ", v->name);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nusage: %s\n'leakwatch %s --help' for more.\n", v->synopsis, v->name);
+    return EXIT_USAGE;
 }
 
 static bool parse_pid(const char *s, pid_t *out)
@@ -238,47 +379,279 @@ static bool parse_pid(const char *s, pid_t *out)
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || *end || v <= 0 || v > INT_MAX)
+    if (errno || *end || v <= 0 || v > INT_MAX || !(*s >= '0' && *s <= '9'))
         return false;
     *out = (pid_t)v;
     return true;
 }
 
-static int parse_options(const struct verb *v, int argc, char **argv, struct options *opt)
+static bool parse_number(const char *s, double lo, double hi, double *out)
 {
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
-            opt->help = true;
-        else if (!strcmp(a, "--json") && v->takes_pid)
-            opt->json = true;
-        else if (!strcmp(a, "--all") && v->has_all)
-            opt->all = true;
-        else if (a[0] != '-' && v->takes_pid && !opt->pid) {
-            if (!parse_pid(a, &opt->pid))
-                return fail("not a process id: '%s'", a);
-        } else if (v->run == cmd_help && a[0] != '-') {
-            const struct verb *target = find_verb(a);
-            if (!target)
-                return fail("unknown verb '%s'; see 'leakwatch help'", a);
-            print_verb_help(stdout, target);
-            exit(EXIT_FINE);
-        } else {
-            fprintf(stderr, "leakwatch %s: unexpected argument '%s'\n", v->name, a);
-            print_verb_help(stderr, v);
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_count(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi || !(*s >= '0' && *s <= '9'))
+        return false;
+    *out = v;
+    return true;
+}
+
+static int load_suppressions(const struct verb *v, struct lwc_options *o, const char *path)
+{
+    char err[1024];
+    if (lwc_supp_load(o->supp, path, err, sizeof err))
+        return EXIT_FINE;
+    fprintf(stderr, "leakwatch %s: %s\n", v->name, err);
+    return EXIT_USAGE;
+}
+
+/* Store one option's value; EXIT_USAGE with a message when it is bad. */
+static int apply_option(const struct verb *v, const struct optdef *d, const char *value, struct lwc_options *o)
+{
+    switch (d->id) {
+    case OPT_JSON: o->json = true; return EXIT_FINE;
+    case OPT_ALL: o->all = true; return EXIT_FINE;
+    case OPT_CHECK: o->check = true; return EXIT_FINE;
+    case OPT_HELP: o->help = true; return EXIT_FINE;
+    case OPT_IGNORE:
+        return lwc_supp_add(o->supp, value) ? EXIT_FINE : usage_error(v, "--ignore: an empty pattern", value);
+    case OPT_SUPPRESSIONS: return load_suppressions(v, o, value);
+    case OPT_INTERVAL:
+        return parse_number(value, 0.1, 86400, &o->interval)
+                   ? EXIT_FINE : usage_error(v, "--interval: not a number of seconds from 0.1 to 86400: '%s'", value);
+    case OPT_COUNT:
+        return parse_count(value, 1, LONG_MAX, &o->count)
+                   ? EXIT_FINE : usage_error(v, "--count: not a positive whole number: '%s'", value);
+    case OPT_SETTLE:
+        return parse_count(value, 0, 86400000, &o->settle_ms)
+                   ? EXIT_FINE : usage_error(v, "--settle: not a number of milliseconds (0 to 86400000): '%s'", value);
+    case OPT_TIMEOUT:
+        return parse_number(value, 0.001, 31536000, &o->timeout)
+                   ? EXIT_FINE : usage_error(v, "--timeout: not a positive number of seconds: '%s'", value);
+    }
+    return EXIT_USAGE;
+}
+
+/* "--name", "--name=value" or "--name value" (consuming argv[*i + 1]). */
+static int parse_option(const struct verb *v, int argc, char **argv, int *i, struct lwc_options *o)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "-h") == 0)
+        a = "--help";
+    size_t len = strcspn(a, "=");
+    for (const enum opt_id *id = v->opts;; id++) {
+        const struct optdef *d = opt(*id);
+        if (strlen(d->name) == len && strncmp(d->name, a, len) == 0) {
+            if (!d->arg && a[len] == '=')
+                return usage_error(v, "%s takes no value", d->name);
+            if (!d->arg)
+                return apply_option(v, d, NULL, o);
+            if (a[len] == '=')
+                return apply_option(v, d, a + len + 1, o);
+            if (*i + 1 >= argc)
+                return usage_error(v, "%s needs a value", d->name);
+            return apply_option(v, d, argv[++*i], o);
+        }
+        if (*id == OPT_HELP)
+            break;
+    }
+    return usage_error(v, "unknown option '%s'", a);
+}
+
+/* A non-option argument: PID, the help verb's VERB, or the start of CMD. */
+static int parse_positional(const struct verb *v, char **argv, int i, struct lwc_options *o, bool *command_started)
+{
+    const char *a = argv[i];
+    if (v->takes_command) {
+        o->cmd = &argv[i];
+        *command_started = true;
+        return EXIT_FINE;
+    }
+    if (v->run == cmd_help) {
+        const struct verb *target = find_verb(a);
+        if (!target) {
+            fprintf(stderr, "leakwatch: unknown verb '%s'; see 'leakwatch help'\n", a);
             return EXIT_USAGE;
         }
+        print_verb_help(stdout, target);
+        exit(EXIT_FINE);
     }
-    if (!opt->help && v->needs_pid && !opt->pid) {
-        fprintf(stderr, "leakwatch %s: a process id is required\n", v->name);
-        print_verb_help(stderr, v);
+    if (v->pid != NO_PID && !o->pid) {
+        if (!parse_pid(a, &o->pid))
+            return usage_error(v, "not a process id: '%s'", a);
+        return EXIT_FINE;
+    }
+    return usage_error(v, "unexpected argument '%s'", a);
+}
+
+static int parse_arguments(const struct verb *v, int argc, char **argv, struct lwc_options *o)
+{
+    bool options_done = false, command_started = false;
+    for (int i = 0; i < argc && !command_started; i++) {
+        int rc;
+        if (!options_done && strcmp(argv[i], "--") == 0) {
+            options_done = true;
+            continue;
+        }
+        if (!options_done && argv[i][0] == '-' && argv[i][1])
+            rc = parse_option(v, argc, argv, &i, o);
+        else
+            rc = parse_positional(v, argv, i, o, &command_started);
+        if (rc != EXIT_FINE)
+            return rc;
+    }
+    if (o->help)
+        return EXIT_FINE;
+    if (v->pid == REQUIRED_PID && !o->pid)
+        return usage_error(v, "a process id is required%s", "");
+    if (v->takes_command && !o->cmd)
+        return usage_error(v, "a command to run is required%s", "");
+    return EXIT_FINE;
+}
+
+/* LEAKWATCH_SUPPRESSIONS, for the verbs that take suppressions. */
+static int environment_suppressions(const struct verb *v, struct lwc_options *o)
+{
+    const char *path = getenv("LEAKWATCH_SUPPRESSIONS");
+    if (!path || !*path || !verb_has(v, OPT_SUPPRESSIONS))
+        return EXIT_FINE;
+    return load_suppressions(v, o, path);
+}
+
+/* ---- status and threads ---- */
+
+static bool has_stuck_threads(json_object *process)
+{
+    json_object *s = lwc_get(process, "summary");
+    return lwc_int(s, "leaked", 0) > 0 || lwc_int(s, "deadlocked", 0) > 0;
+}
+
+/* What status shows of a process: no thread lists. */
+static void drop_thread_lists(json_object *process)
+{
+    json_object_object_del(process, "threads");
+    json_object_object_del(process, "exited_threads");
+}
+
+/* {"version":1,"processes":[{pid, command, summary, growth, suppressed}, …]} */
+static json_object *status_json(json_object **views, size_t n)
+{
+    static const char *const keys[] = { "pid", "command", "summary", "growth", "suppressed" };
+    json_object *o = json_object_new_object(), *arr = json_object_new_array();
+    json_object_object_add(o, "version", json_object_new_int(1));
+    for (size_t i = 0; i < n; i++) {
+        json_object *p = json_object_new_object();
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            json_object_object_add(p, keys[k], json_object_get(lwc_get(views[i], keys[k])));
+        json_object_array_add(arr, p);
+    }
+    json_object_object_add(o, "processes", arr);
+    return o;
+}
+
+static int cmd_status_all(const struct lwc_options *o)
+{
+    struct lwc_target *targets;
+    size_t n = lwc_list_targets(&targets), ok = 0;
+    json_object **views = calloc(n ? n : 1, sizeof *views);
+    bool stuck = false, failed = false;
+    for (size_t i = 0; views && i < n; i++) {
+        char err[1024];
+        enum lwc_failure why;
+        json_object *r = lwc_ask(&targets[i], lwc_summary_request(o->supp), &why, err, sizeof err);
+        if (r) {
+            views[ok] = lwc_explain(r, o->supp);
+            drop_thread_lists(views[ok]);
+            stuck |= has_stuck_threads(views[ok++]);
+            json_object_put(r);
+        } else if (why == LWC_FAILED) {   /* gone, stale or another user's: not listed, not an error */
+            fprintf(stderr, "leakwatch: pid %d: %s\n", (int)targets[i].pid, err);
+            failed = true;
+        }
+    }
+    if (o->json) {
+        json_object *doc = status_json(views, ok);
+        lwc_print_json(stdout, doc);
+        json_object_put(doc);
+    } else {
+        struct lwc_style st = lwc_style_for(STDOUT_FILENO);
+        lwc_render_status_table(stdout, views, ok, &st);
+    }
+    for (size_t i = 0; i < ok; i++)
+        json_object_put(views[i]);
+    free(views);
+    lwc_free_targets(targets, n);
+    return failed ? EXIT_USAGE : stuck ? EXIT_LEAKS : EXIT_FINE;
+}
+
+static int cmd_status(const struct lwc_options *o)
+{
+    if (!o->pid)
+        return cmd_status_all(o);
+    json_object *r = lwc_ask_pid(o->pid, lwc_summary_request(o->supp));
+    if (!r)
         return EXIT_USAGE;
+    json_object *view = lwc_explain(r, o->supp);
+    drop_thread_lists(view);
+    if (o->json) {
+        json_object_object_del(view, "stacks");
+        json_object_object_del(view, "modules");
+        lwc_print_json(stdout, view);
+    } else {
+        struct lwc_style st = lwc_style_for(STDOUT_FILENO);
+        lwc_render_status_one(stdout, view, &st);
     }
+    int rc = has_stuck_threads(view) ? EXIT_LEAKS : EXIT_FINE;
+    json_object_put(view);
+    json_object_put(r);
+    return rc;
+}
+
+static int cmd_threads(const struct lwc_options *o)
+{
+    json_object *r = lwc_ask_pid(o->pid, "threads");
+    if (!r)
+        return EXIT_USAGE;
+    json_object *view = lwc_explain(r, o->supp);
+    if (o->json) {
+        lwc_print_json(stdout, view);
+    } else {
+        struct lwc_style st = lwc_style_for(STDOUT_FILENO);
+        lwc_render_threads(stdout, view, o->all, &st);
+    }
+    json_object_put(view);
+    json_object_put(r);
+    return EXIT_FINE;
+}
+
+static int cmd_version(const struct lwc_options *o)
+{
+    (void)o;
+    printf("leakwatch %s\n", LEAKWATCH_VERSION);
+    return EXIT_FINE;
+}
+
+static int cmd_help(const struct lwc_options *o)
+{
+    (void)o;
+    print_overview(stdout);
     return EXIT_FINE;
 }
 
 int main(int argc, char **argv)
 {
+    setlocale(LC_CTYPE, "");   /* only to learn whether the terminal takes UTF-8 */
     if (argc < 2) {
         print_overview(stderr);
         return EXIT_USAGE;
@@ -288,15 +661,18 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "--version"))
         return cmd_version(NULL);
     const struct verb *v = find_verb(argv[1]);
-    if (!v)
-        return fail("unknown verb '%s'; see 'leakwatch help'", argv[1]);
-    struct options opt = { 0 };
-    int rc = parse_options(v, argc - 2, argv + 2, &opt);
-    if (rc != EXIT_FINE)
-        return rc;
-    if (opt.help) {
-        print_verb_help(stdout, v);
-        return EXIT_FINE;
+    if (!v) {
+        fprintf(stderr, "leakwatch: unknown verb '%s'; see 'leakwatch help'\n", argv[1]);
+        return EXIT_USAGE;
     }
-    return v->run(&opt);
+    struct lwc_options o = { .interval = 2.0, .settle_ms = -1, .supp = lwc_supp_new() };
+    if (!o.supp)
+        return EXIT_USAGE;
+    int rc = parse_arguments(v, argc - 2, argv + 2, &o);
+    if (rc == EXIT_FINE && o.help)
+        print_verb_help(stdout, v);
+    else if (rc == EXIT_FINE && (rc = environment_suppressions(v, &o)) == EXIT_FINE)
+        rc = v->run(&o);
+    lwc_supp_free(o.supp);
+    return rc;
 }

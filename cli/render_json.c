@@ -7,7 +7,8 @@
  *
  * Each stack id is expanded once and its frame array shared (json-c reference
  * counts) by every thread that uses it: 10,000 threads with one stack cost
- * one symbolization.
+ * one symbolization. A pc inside inlined code expands into several frames
+ * with the same pc, the inlined ones marked "inlined": true.
  */
 #include "render.h"
 #include "client.h"
@@ -40,18 +41,36 @@ static bool parse_address(json_object *v, uint64_t *out)
     return *end == 0;
 }
 
-static json_object *frame_object(struct lwc_symbolizer *sym, uint64_t pc, bool return_address)
+/* {"pc", "module", "offset", "function", "file", "line"}, plus
+ * "inlined": true for a function inlined at pc into the frame after it. */
+static json_object *frame_object(const struct lwc_frame *f)
 {
-    struct lwc_frame f;
-    lwc_symbolize(sym, pc, return_address, &f);
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "pc", hex_string(pc));
-    json_object_object_add(o, "module", f.module ? json_object_new_string(f.module) : NULL);
-    json_object_object_add(o, "offset", f.module ? hex_string(f.offset) : NULL);
-    json_object_object_add(o, "function", f.function ? json_object_new_string(f.function) : NULL);
-    json_object_object_add(o, "file", f.file ? json_object_new_string(f.file) : NULL);
-    json_object_object_add(o, "line", f.line ? json_object_new_int(f.line) : NULL);
+    json_object_object_add(o, "pc", hex_string(f->pc));
+    json_object_object_add(o, "module", f->module ? json_object_new_string(f->module) : NULL);
+    json_object_object_add(o, "offset", f->module ? hex_string(f->offset) : NULL);
+    json_object_object_add(o, "function", f->function ? json_object_new_string(f->function) : NULL);
+    json_object_object_add(o, "file", f->file ? json_object_new_string(f->file) : NULL);
+    json_object_object_add(o, "line", f->line ? json_object_new_int(f->line) : NULL);
+    if (f->inlined)
+        json_object_object_add(o, "inlined", json_object_new_boolean(true));
     return o;
+}
+
+/* Append the frames of one pc: those inlined there, innermost first, then
+ * the real one. */
+static void add_pc_frames(json_object *frames, struct lwc_symbolizer *sym, uint64_t pc, bool return_address)
+{
+    const struct lwc_frame *at;
+    size_t n = lwc_symbolize_frames(sym, pc, return_address, &at);
+    struct lwc_frame bare;
+    if (n == 0) {   /* no symbolizer or no memory: the real frame alone */
+        lwc_symbolize(sym, pc, return_address, &bare);
+        at = &bare;
+        n = 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(frames, frame_object(&at[i]));
 }
 
 /* The frames of a list of pcs, innermost first; pcs that are not addresses
@@ -69,8 +88,7 @@ static json_object *frames_of(json_object *pcs, struct lwc_symbolizer *sym)
     for (size_t i = 0; i < n; i++) {
         uint64_t pc;
         if (parse_address(json_object_array_get_idx(pcs, i), &pc))
-            json_object_array_add(frames, frame_object(sym, pc, FIRST_FRAME_IS_RETURN_ADDRESS ||
-                                                                    json_object_array_length(frames) > 0));
+            add_pc_frames(frames, sym, pc, FIRST_FRAME_IS_RETURN_ADDRESS || json_object_array_length(frames) > 0);
     }
     return frames;
 }

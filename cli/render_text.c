@@ -4,11 +4,17 @@
  * goroutine profile — one group per (verdict, wait kind, wait stack, creation
  * stack) with a count and the range of parked times, stuck groups
  * (deadlocked, leaked, suspect) first — so 10,000 identical leaked workers read
- * as one entry; --all lists every thread. Colour marks stuck verdicts only,
- * and only when the caller's style says so (a terminal, no NO_COLOR).
+ * as one entry; --all lists every thread (watch shows the same groups, one
+ * line each: lwc_group_threads). One process's summary adds the thread-count
+ * history as a sparkline and the growth alarm; every view says how many
+ * threads suppressions took. Colour marks stuck verdicts and the growth
+ * alarm only, and only when the caller's style says so (a terminal, no
+ * NO_COLOR).
  */
 #include "render.h"
 #include "client.h"
+#include "history.h"
+#include "suppress.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +47,7 @@ static const char *verdict_reset(const struct lwc_style *st, const char *v)
     return *verdict_color(st, v) ? RESET : "";
 }
 
-static void format_seconds(char *buf, size_t size, double s)
+void lwc_format_seconds(char *buf, size_t size, double s)
 {
     if (s < 0)
         s = 0;
@@ -53,6 +59,15 @@ static void format_seconds(char *buf, size_t size, double s)
         snprintf(buf, size, "%dm%02ds", (int)(s / 60), (int)s % 60);
     else
         snprintf(buf, size, "%.1fs", s);
+}
+
+#define format_seconds lwc_format_seconds
+
+void lwc_render_suppressed(FILE *out, const char *prefix, json_object *process)
+{
+    char line[1024];
+    if (lwc_supp_describe(process, line, sizeof line))
+        fprintf(out, "%s%s\n", prefix ? prefix : "", line);
 }
 
 static void print_notes(FILE *out, json_object *reply)
@@ -91,6 +106,11 @@ void lwc_render_status_table(FILE *out, json_object **replies, size_t n, const s
                 (long long)lwc_int(s, "leaked", 0), (long long)lwc_int(s, "deadlocked", 0),
                 lwc_str(replies[i], "command", "?"), *c ? RESET : "");
     }
+    for (size_t i = 0; i < n; i++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "pid %lld: ", (long long)lwc_int(replies[i], "pid", 0));
+        lwc_render_suppressed(out, prefix, replies[i]);
+    }
 }
 
 /* "0 running, 7 waiting, …" with stuck counts coloured when non-zero. */
@@ -108,6 +128,34 @@ static void print_verdict_counts(FILE *out, json_object *s, const struct lwc_sty
     }
 }
 
+/* "history: ▁▂▄█ 3 to 24 threads over 12s (a mark per 1s)" */
+static void print_history(FILE *out, json_object *history, const struct lwc_style *st)
+{
+    size_t n;
+    double interval;
+    long *samples = lwc_history_samples(history, &n, &interval);
+    if (!samples) {
+        fprintf(out, "history: no samples yet\n");
+        return;
+    }
+    char spark[64 * 4 + 1], span[32], step[32];
+    size_t marks = lwc_sparkline(spark, sizeof spark, samples, n, 60, st->utf8);
+    lwc_format_span(span, sizeof span, (double)n * interval);
+    lwc_format_span(step, sizeof step, interval * (double)((n + marks - 1) / (marks ? marks : 1)));
+    fprintf(out, "history: %s %ld to %ld threads over %s (a mark per %s)\n", spark, samples[0], samples[n - 1],
+            span, step);
+    free(samples);
+}
+
+static void print_growth(FILE *out, json_object *growth, const struct lwc_style *st)
+{
+    if (!growth)
+        return;
+    bool alarm = json_object_get_boolean(lwc_get(growth, "alarm"));
+    fprintf(out, "growth alarm: %s%s%s: %s\n", alarm ? verdict_color(st, "leaked") : "", alarm ? "ON" : "off",
+            alarm ? verdict_reset(st, "leaked") : "", lwc_str(growth, "reason", "?"));
+}
+
 void lwc_render_status_one(FILE *out, json_object *reply, const struct lwc_style *st)
 {
     json_object *s = lwc_get(reply, "summary");
@@ -120,10 +168,32 @@ void lwc_render_status_one(FILE *out, json_object *reply, const struct lwc_style
     fprintf(out, "verdicts: ");
     print_verdict_counts(out, s, st, false);
     fprintf(out, " (%lld parked)\n", (long long)lwc_int(s, "parked", 0));
+    print_history(out, lwc_get(reply, "history"), st);
+    print_growth(out, lwc_get(reply, "growth"), st);
+    lwc_render_suppressed(out, NULL, reply);
     print_notes(out, reply);
 }
 
 /* ---- threads: pieces ---- */
+
+/* "name at file:line (module+offset)"; a function inlined into the next
+ * frame (same pc) says "(inlined)" instead of repeating the address. */
+static void print_frame(FILE *out, json_object *f)
+{
+    const char *fn = lwc_str(f, "function", NULL), *mod = lwc_str(f, "module", NULL);
+    const char *file = lwc_str(f, "file", NULL);
+    const char *base = mod ? strrchr(mod, '/') : NULL;
+    fprintf(out, "      %s", fn ? fn : "??");
+    if (file)
+        fprintf(out, " at %s:%lld", file, (long long)lwc_int(f, "line", 0));
+    if (json_object_get_boolean(lwc_get(f, "inlined")))
+        fprintf(out, " (inlined)");
+    else if (mod)
+        fprintf(out, " (%s+%s)", base ? base + 1 : mod, lwc_str(f, "offset", "?"));
+    else
+        fprintf(out, " (%s)", lwc_str(f, "pc", "?"));
+    fprintf(out, "\n");
+}
 
 static void print_stack(FILE *out, const char *title, json_object *frames)
 {
@@ -131,20 +201,8 @@ static void print_stack(FILE *out, const char *title, json_object *frames)
     if (n == 0)
         return;
     fprintf(out, "    %s:\n", title);
-    for (size_t i = 0; i < n; i++) {
-        json_object *f = json_object_array_get_idx(frames, i);
-        const char *fn = lwc_str(f, "function", NULL), *mod = lwc_str(f, "module", NULL);
-        const char *file = lwc_str(f, "file", NULL);
-        const char *base = mod ? strrchr(mod, '/') : NULL;
-        fprintf(out, "      %s", fn ? fn : "??");
-        if (file)
-            fprintf(out, " at %s:%lld", file, (long long)lwc_int(f, "line", 0));
-        if (mod)
-            fprintf(out, " (%s+%s)", base ? base + 1 : mod, lwc_str(f, "offset", "?"));
-        else
-            fprintf(out, " (%s)", lwc_str(f, "pc", "?"));
-        fprintf(out, "\n");
-    }
+    for (size_t i = 0; i < n; i++)
+        print_frame(out, json_object_array_get_idx(frames, i));
 }
 
 static const char *wait_kind(json_object *t)
@@ -268,12 +326,6 @@ struct member {
     json_object *thread;
 };
 
-struct group {
-    json_object *first;
-    size_t count;
-    double longest, shortest;
-    int rank;
-};
 
 /* Append the frames' pcs to buf (grows it); false when out of memory. */
 static bool append_pcs(char **buf, size_t *len, size_t *cap, json_object *frames)
@@ -326,7 +378,7 @@ static int compare_members(const void *a, const void *b)
 
 static int compare_groups(const void *a, const void *b)
 {
-    const struct group *x = a, *y = b;
+    const struct lwc_group *x = a, *y = b;
     if (x->rank != y->rank)
         return x->rank - y->rank;
     if (x->count != y->count)
@@ -337,11 +389,11 @@ static int compare_groups(const void *a, const void *b)
 }
 
 /* Threads sorted by key, then one group per run of equal keys. */
-static struct group *make_groups(json_object *threads, size_t *ngroups)
+struct lwc_group *lwc_group_threads(json_object *threads, size_t *ngroups)
 {
     size_t n = lwc_len(threads), nm = 0, ng = 0;
     struct member *members = calloc(n ? n : 1, sizeof *members);
-    struct group *groups = calloc(n ? n : 1, sizeof *groups);
+    struct lwc_group *groups = calloc(n ? n : 1, sizeof *groups);
     for (size_t i = 0; members && groups && i < n; i++) {
         json_object *t = json_object_array_get_idx(threads, i);
         char *key = json_object_is_type(t, json_type_object) ? group_key(t) : NULL;
@@ -353,9 +405,10 @@ static struct group *make_groups(json_object *threads, size_t *ngroups)
     for (size_t i = 0; groups && i < nm; i++) {
         double secs = wait_seconds(members[i].thread);
         if (i == 0 || strcmp(members[i].key, members[i - 1].key) != 0)
-            groups[ng++] = (struct group){ members[i].thread, 0, secs, secs,
-                                           verdict_rank(thread_verdict(members[i].thread)) };
-        struct group *g = &groups[ng - 1];
+            groups[ng++] = (struct lwc_group){ members[i].thread, 0, secs, secs,
+                                               verdict_rank(thread_verdict(members[i].thread)),
+                                               strdup(members[i].key) };
+        struct lwc_group *g = &groups[ng - 1];
         g->count++;
         g->longest = secs > g->longest ? secs : g->longest;
         g->shortest = secs < g->shortest ? secs : g->shortest;
@@ -369,7 +422,14 @@ static struct group *make_groups(json_object *threads, size_t *ngroups)
     return groups;
 }
 
-static void print_group(FILE *out, const struct group *g, const struct lwc_style *st)
+void lwc_free_groups(struct lwc_group *groups, size_t n)
+{
+    for (size_t i = 0; groups && i < n; i++)
+        free(groups[i].key);
+    free(groups);
+}
+
+static void print_group(FILE *out, const struct lwc_group *g, const struct lwc_style *st)
 {
     json_object *t = g->first;
     const char *v = thread_verdict(t);
@@ -401,13 +461,15 @@ static void print_group(FILE *out, const struct group *g, const struct lwc_style
 static void print_header(FILE *out, json_object *p, const struct lwc_style *st)
 {
     json_object *s = lwc_get(p, "summary");
-    fprintf(out, "pid %lld (%s): %lld threads", (long long)lwc_int(p, "pid", 0), lwc_str(p, "command", "?"),
-            (long long)lwc_int(s, "threads", (int64_t)lwc_len(lwc_array(p, "threads"))));
+    long long n = lwc_int(s, "threads", (int64_t)lwc_len(lwc_array(p, "threads")));
+    fprintf(out, "pid %lld (%s): %lld %s", (long long)lwc_int(p, "pid", 0), lwc_str(p, "command", "?"), n,
+            n == 1 ? "thread" : "threads");
     if (s) {
         fprintf(out, ": ");
         print_verdict_counts(out, s, st, true);
     }
     fprintf(out, "\n");
+    lwc_render_suppressed(out, NULL, p);
     print_notes(out, p);
     fprintf(out, "\n");
 }
@@ -431,8 +493,8 @@ void lwc_render_threads(FILE *out, json_object *p, bool all, const struct lwc_st
         return;
     }
     size_t ng = 0;
-    struct group *groups = make_groups(threads, &ng);
+    struct lwc_group *groups = lwc_group_threads(threads, &ng);
     for (size_t g = 0; g < ng; g++)
         print_group(out, &groups[g], st);
-    free(groups);
+    lwc_free_groups(groups, ng);
 }

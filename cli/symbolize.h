@@ -17,6 +17,7 @@ struct lwc_frame {
     const char *function;   /* NULL if unknown */
     const char *file;       /* NULL if unknown */
     int line;               /* 0 if unknown */
+    bool inlined;           /* a function inlined at pc into the frame after it */
 };
 
 struct lwc_symbolizer;
@@ -26,9 +27,18 @@ struct lwc_symbolizer;
 struct lwc_symbolizer *lwc_symbolizer_new(json_object *modules, pid_t pid);
 void lwc_symbolizer_free(struct lwc_symbolizer *s);
 
-/* Fill f for pc. return_address: pc is where a call returns to (every frame
- * but a stack's first), so pc - 1 is looked up. Strings stay valid until the
+/* Fill f for pc: the real (outermost) function at pc, with its own line
+ * (the call site of what is inlined there). return_address: pc is where a
+ * call returns to, so pc - 1 is looked up. Strings stay valid until the
  * symbolizer is freed. */
 void lwc_symbolize(struct lwc_symbolizer *s, uint64_t pc, bool return_address, struct lwc_frame *f);
+
+/* Every frame at pc, innermost first, as a debugger shows them: the
+ * functions inlined at pc (inlined = true, the innermost at the line of pc,
+ * each outer one at the line of its call to the one before), then the real
+ * function (the last). Sets *frames to an array the symbolizer keeps (cached
+ * per pc) and returns its length; 0 only when out of memory. */
+size_t lwc_symbolize_frames(struct lwc_symbolizer *s, uint64_t pc, bool return_address,
+                            const struct lwc_frame **frames);
 
 #endif

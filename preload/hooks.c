@@ -136,7 +136,9 @@ static void describe_object(enum lw_wait_kind kind, uintptr_t object, int32_t *o
         *shared = (__atomic_load_n(&((pthread_cond_t *)object)->__data.__wrefs, __ATOMIC_RELAXED) & 1u) != 0;
         break;
     case LW_WAIT_SEM:
-        *shared = __atomic_load_n((int *)(object + 8), __ATOMIC_RELAXED) == 0;   /* FUTEX_SHARED is 0 */
+        /* glibc keeps the futex "private" argument here: 0 for a private
+         * semaphore, FUTEX_PRIVATE_FLAG (128) for a process-shared one. */
+        *shared = __atomic_load_n((int *)(object + 8), __ATOMIC_RELAXED) != 0;
         break;
     default:
         break;

@@ -274,7 +274,9 @@ void lw_monitor_at_exit(void)
             return;
         }
         count_self_as_gone(&snap);
-        if (!has_young_waits(&snap) || lw_now_ns() - start >= (uint64_t)snap.settle_ms * 1000000u)
+        /* Judged by the snapshot's own ages; the wall-clock cap is generous,
+         * since on a loaded machine a snapshot itself takes a while. */
+        if (!has_young_waits(&snap) || lw_now_ns() - start >= 3ull * snap.settle_ms * 1000000u + 1000000000u)
             break;
         lw_snapshot_free(&snap);
         pause_ms(20);

@@ -103,7 +103,6 @@ struct scan {
     char problem[96];        /* what the scan could not understand */
     struct region *regions;  /* the lookup index over blocks (block_of) */
     size_t nregions;
-    uint64_t tls_size;       /* static TLS below a thread's TCB */
     unsigned char *buf;
 };
 
@@ -205,20 +204,37 @@ static void skip_range(struct scan *s, uint64_t lo, uint64_t hi)
 
 /* ---- blocks ---- */
 
+/* The block arrays grow while the heaps are being walked, the server
+ * thread's own arena among them: they live in mappings of their own, so
+ * the walk never sees malloc change under it. */
+static bool grow_mapped(void **p, size_t old_cap, size_t new_cap, size_t elem)
+{
+    void *q = *p ? mremap(*p, old_cap * elem, new_cap * elem, MREMAP_MAYMOVE)
+                 : mmap(NULL, new_cap * elem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED)
+        return false;
+    *p = q;
+    return true;
+}
+
+static void free_mapped(void *p, size_t cap, size_t elem)
+{
+    if (p)
+        munmap(p, cap * elem);
+}
+
 static bool add_block(struct scan *s, uint64_t start, uint64_t end, int32_t owner)
 {
     if (end <= start)
         return true;
-    size_t need = s->nblocks + 1, cap = s->cap;
-    if (!grow((void **)&s->start, &cap, need, sizeof *s->start))
-        return false;
-    cap = s->cap;
-    if (!grow((void **)&s->end, &cap, need, sizeof *s->end))
-        return false;
-    cap = s->cap;
-    if (!grow((void **)&s->owner, &cap, need, sizeof *s->owner))
-        return false;
-    s->cap = cap;
+    if (s->nblocks == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 65536;
+        if (!grow_mapped((void **)&s->start, s->cap, cap, sizeof *s->start) ||
+            !grow_mapped((void **)&s->end, s->cap, cap, sizeof *s->end) ||
+            !grow_mapped((void **)&s->owner, s->cap, cap, sizeof *s->owner))
+            return false;   /* (a partial grow leaves every array at least the old size) */
+        s->cap = cap;
+    }
     s->start[s->nblocks] = start;
     s->end[s->nblocks] = end;
     s->owner[s->nblocks] = owner;
@@ -261,7 +277,10 @@ static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
         uint64_t size = hdr[1] & ~SIZE_BITS;
         if (size < MIN_CHUNK || (size & 15) || size > limit - at || (hdr[1] & IS_MMAPPED))
             goto bad;
-        if (!add_block(s, at + CHUNK_HDR, at + size, -1))
+        /* An in-use chunk's user area runs into the next chunk's prev_size
+         * field: [chunk + 16, next chunk + 8), what malloc_usable_size says. */
+        uint64_t user_end = at + size + 8 <= limit ? at + size + 8 : limit;
+        if (!add_block(s, at + CHUNK_HDR, user_end, -1))
             goto bad;
         at += size;
     }
@@ -307,6 +326,7 @@ static void find_thread_heap(struct scan *s, struct mapping *m)
  * one after the other to the end of the mapping. */
 static void find_mmapped_chunks(struct scan *s, struct mapping *m)
 {
+    size_t i = (size_t)(m - s->maps);   /* m moves if the array grows */
     size_t mark = s->nblocks;
     uint64_t at = m->lo;
     while (at < m->hi) {
@@ -320,10 +340,22 @@ static void find_mmapped_chunks(struct scan *s, struct mapping *m)
             break;
         at += size;
     }
-    if (at == m->hi)
+    if (at == m->hi) {
         m->kind = MAP_HEAP;
-    else
+    } else if (at > m->lo && grow((void **)&s->maps, &s->capmaps, s->nmaps + 1, sizeof *s->maps)) {
+        /* Chunks, then a neighbour the kernel merged in: keep the chunks,
+         * and the rest stays a root. */
+        m = &s->maps[i];
+        struct mapping rest = *m;
+        rest.lo = at;
+        m->hi = at;
+        m->kind = MAP_HEAP;
+        memmove(&s->maps[i + 2], &s->maps[i + 1], (s->nmaps - i - 1) * sizeof *s->maps);
+        s->maps[i + 1] = rest;
+        s->nmaps++;
+    } else {
         s->nblocks = mark;   /* not (only) malloc's: a root */
+    }
 }
 
 static void find_heaps(struct scan *s)
@@ -428,26 +460,8 @@ static uint64_t saved_registers(int32_t tid, uint64_t args[6])
     return words[6];
 }
 
-/* The static TLS below a thread's TCB: every module's PT_TLS, aligned, plus
- * glibc's surplus for later dlopens and a margin. */
-static int add_tls_size(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    for (int i = 0; i < info->dlpi_phnum; i++)
-        if (info->dlpi_phdr[i].p_type == PT_TLS)
-            *(uint64_t *)data += (info->dlpi_phdr[i].p_memsz + 64 + 63) & ~63ull;
-    return 0;
-}
-
-static uint64_t static_tls_size(void)
-{
-    uint64_t total = 0;
-    dl_iterate_phdr(add_tls_size, &total);
-    return total + 4096;
-}
-
 /* The stack part of a thread's stack mapping: from its stack pointer up to
- * below its TLS (pthread threads keep TLS and TCB at the top). */
+ * its TCB (pthread threads keep their static TLS and TCB at the top). */
 static void stack_part(struct scan *s, const struct thread_info *t, uint64_t *lo, uint64_t *hi)
 {
     *lo = *hi = 0;
@@ -458,9 +472,11 @@ static void stack_part(struct scan *s, const struct thread_info *t, uint64_t *lo
         return;
     *lo = t->sp && t->sp >= m->lo ? (t->sp > m->lo + 128 ? t->sp - 128 : m->lo) : m->lo;   /* the red zone */
     *hi = m->hi;
-    uint64_t tls = s->tls_size;
+    /* Up to the TCB: the static TLS below it belongs with the stack (a
+     * thread-local pointer is the thread's as much as a local is). Cutting
+     * any of it would lose pointers; keeping too much only keeps more. */
     if (t->tp > *lo && t->tp < m->hi)
-        *hi = t->tp > *lo + tls ? t->tp - tls : *lo;   /* below the static TLS and the TCB */
+        *hi = t->tp;
 }
 
 /* ---- marking ---- */
@@ -718,7 +734,7 @@ bool lw_reach_is_candidate(const struct lw_snapshot *snap, size_t i, const struc
 struct sighting {
     int32_t tid;
     uint64_t object;
-    double since_seconds;     /* the wait's start, as "seconds parked" rebased to now */
+    uint64_t wait_start;      /* the wait's start: the same wait, unchanged, has the same */
     uint64_t first_ns;        /* first scan that found it unreachable */
     uint32_t scans;
 };
@@ -732,7 +748,7 @@ static struct sighting *find_sighting(int32_t tid, uint64_t object, uint64_t wai
 {
     for (size_t i = 0; i < nsightings; i++)
         if (sightings[i].tid == tid && sightings[i].object == object &&
-            (uint64_t)sightings[i].since_seconds == wait_start_ns)
+            sightings[i].wait_start == wait_start_ns)
             return &sightings[i];
     return NULL;
 }
@@ -772,7 +788,7 @@ static void place_stacks(struct scan *s, struct thread_info *ti, size_t n)
         uint64_t lo, hi;
         stack_part(s, &ti[i], &lo, &hi);
         struct mapping *m = lo ? mapping_at(s, lo) : NULL;
-        if (!m || m->kind != MAP_ROOT) {
+        if (!m || m->kind != MAP_ROOT || hi <= lo) {
             ti[i].excluded = ti[i].candidate = false;   /* no stack found: keep it a root */
             continue;
         }
@@ -859,7 +875,10 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
 static void free_scan(struct scan *s)
 {
     free_regions(s);
-    free(s->maps); free(s->start); free(s->end); free(s->owner); free(s->marked); free(s->work);
+    free_mapped(s->start, s->cap, sizeof *s->start);
+    free_mapped(s->end, s->cap, sizeof *s->end);
+    free_mapped(s->owner, s->cap, sizeof *s->owner);
+    free(s->maps); free(s->marked); free(s->work);
     free(s->roots_lo); free(s->roots_hi);
     if (s->buf)
         munmap(s->buf, READ_CHUNK);
@@ -876,19 +895,18 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
         if (!ti[i].candidate)
             continue;
         struct lw_snap_wait *w = &snap->threads[i].wait;
-        uint64_t wait_start = now - (uint64_t)(w->seconds * 1e9);
-        uint64_t key = wait_start / 100000000ull;   /* the wait's start, to 0.1 s: unchanged wait */
+        uint64_t key = w->start_ns;   /* the wait's own start: unchanged wait, same key */
         if (ti[i].reachable) {
             w->reach = LW_REACH_REACHABLE;
             continue;
         }
         w->reach = LW_REACH_UNREACHABLE;
         if (ti[i].object_block != SIZE_MAX && s->owner[ti[i].object_block] < 0) {
-            w->reach_block = s->start[ti[i].object_block] - CHUNK_HDR;
+            w->reach_block = s->start[ti[i].object_block];   /* what malloc returned */
             w->reach_block_size = s->end[ti[i].object_block] - s->start[ti[i].object_block];
         }
         struct sighting *seen = find_sighting(ti[i].tid, w->object, key);
-        struct sighting cur = seen ? *seen : (struct sighting){ ti[i].tid, w->object, (double)key, now, 0 };
+        struct sighting cur = seen ? *seen : (struct sighting){ ti[i].tid, w->object, key, now, 0 };
         cur.scans++;
         w->unreachable_for = (double)(now - cur.first_ns) / 1e9;
         if (cur.scans >= 2 && now - cur.first_ns >= CONFIRM_NS)
@@ -927,7 +945,6 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
         snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: no scan (out of memory or no /proc)");
         return -1;
     }
-    s.tls_size = static_tls_size();
     skip_own_memory(&s);
     find_heaps(&s);
     gather_threads(&s, snap, a, ti);

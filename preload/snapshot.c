@@ -167,6 +167,7 @@ static void proc_wait(struct lw_snap_thread *t, const struct proc_syscall *sc, u
     w->remaining = 0;
     uint64_t since = first_seen(t->tid, sc->nr, sc->args[0], now, nnext);
     w->seconds = (double)(now - since) / 1e9;
+    w->start_ns = since;
     t->waiting = true;
 }
 
@@ -332,6 +333,7 @@ static void hook_wait(struct lw_snap_thread *t, const struct lw_wait_rec *r, uin
     w->timed = r->timed;
     w->remaining = r->deadline_ns ? ((double)r->deadline_ns - (double)now) / 1e9 : 0;
     w->seconds = seconds_between(r->start_ns, now);
+    w->start_ns = r->start_ns;
     w->owner = r->owner;
     w->syscall_nr = -1;
     w->shared = r->shared;

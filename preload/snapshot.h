@@ -113,6 +113,7 @@ struct lw_snap_wait {
     bool timed;             /* has a deadline */
     double remaining;       /* seconds to the deadline, when timed */
     double seconds;         /* seconds parked so far */
+    uint64_t start_ns;      /* when the wait began (CLOCK_MONOTONIC; /proc waits: first seen): its identity */
     int32_t owner;          /* owner / join target tid, 0 if unknown */
     uint64_t join_target;   /* pthread_t of a join (resolved to owner by snapshot) */
     int syscall_nr;         /* for LW_SOURCE_PROC: the syscall number, else -1 */

@@ -26,8 +26,14 @@ def main():
             workers = [t for t in r["threads"] if t["name"] == "fetch-worker"]
             check(len(gen) == 1, "generator threads: %r" % [t["name"] for t in r["threads"]])
             check(gen[0]["verdict"] == "leaked", "generator is %s: %s" % (gen[0]["verdict"], gen[0]["reason"]))
-            check(len(workers) == 5 and all(t["verdict"] == want for t in workers),
+            # A conservative scan may keep one worker alive while a stale copy of
+            # its pointer lingers in main's registers or stack: at least four.
+            leaked = [t for t in workers if t["verdict"] == "leaked"]
+            check(len(workers) == 5 and all(t["verdict"] in ("leaked", "waiting") for t in workers) and
+                  (len(leaked) >= 4 if want == "leaked" else not leaked),
                   "fetch workers: %r" % [(t["verdict"], t["reason"]) for t in workers])
+            if sanitized():   # past the settle time, the scan was asked and said why it could prove nothing
+                check(any("reachability" in n and "no scan:" in n for n in r["notes"]), "notes %r" % r["notes"])
             return r, gen[0], workers
 
         r, gen, workers = until(judged, 10, "the generator and the five fetch workers judged")
@@ -39,11 +45,14 @@ def main():
                   "notes %r" % r["notes"])
         else:
             for t in workers:
+                if t["verdict"] == "waiting":
+                    check(t["wait"]["reach"] == "reachable", "a waiting worker: %r" % t["wait"])
+                    continue
                 check("no live thread can reach" in t["reason"] and "heap block" in t["reason"], t["reason"])
                 check(t["counterpart"]["unreachable"] is True and t["counterpart"]["block_size"] >= 48,
                       "counterpart %r" % t["counterpart"])
         text = p.cli("threads", str(p.pid)).stdout
-        check("5 threads %s, cond" % want in text and "1 thread leaked, fd-write" in text, "text dump:\n" + text)
+        check(("threads %s, cond" % want) in text and "1 thread leaked, fd-write" in text, "text dump:\n" + text)
         p.cli("status", str(p.pid), check_rc=1)
 
 

@@ -71,6 +71,8 @@ def check_thread(mode, ready, t):
     check(t["main"] is False, where + "a pthread_create thread reported as main")
     check(w["kind"] == kind, where + "kind %r, wanted %r" % (w["kind"], kind))
     check(w["source"] == "hook", where + "source %r, wanted hook" % w["source"])
+    # Every object of the fixture is process-private (a shared one is never proven stuck).
+    check(w["shared"] is False, where + "shared %r for a process-private object" % w["shared"])
     check(w["timeout"] is timed, where + "timeout %r, wanted %r" % (w["timeout"], timed))
     if remaining is None:
         check(w["remaining"] is None, where + "remaining %r on a wait without a deadline" % w["remaining"])

@@ -1,0 +1,50 @@
+/*
+ * verbs.h — what the verbs share: the options of one command line (parsed
+ * by main.c from each verb's own option table), the exit codes, the verbs
+ * that live in files of their own (run, watch, metrics), and the steps every
+ * verb takes to explain a process (process.c).
+ */
+#ifndef LWC_VERBS_H
+#define LWC_VERBS_H
+
+#include "render.h"
+#include "suppress.h"
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+enum { EXIT_FINE = 0, EXIT_LEAKS = 1, EXIT_USAGE = 2 };
+
+struct lwc_options {
+    bool json, all, check, help;
+    pid_t pid;                      /* 0: none given */
+    double interval;                /* watch --interval, seconds */
+    long count;                     /* watch --count: refreshes, 0 = until quit */
+    long settle_ms;                 /* run --settle, -1 when not given */
+    double timeout;                 /* run --timeout, seconds, 0 = none */
+    char **cmd;                     /* run: CMD ARGS…, NULL-terminated (inside argv) */
+    struct lwc_suppressions *supp;  /* --ignore, --suppressions, LEAKWATCH_SUPPRESSIONS */
+};
+
+int lwc_cmd_run(const struct lwc_options *o);
+int lwc_cmd_watch(const struct lwc_options *o);
+int lwc_cmd_metrics(const struct lwc_options *o);
+
+/* Colour for a stream: a terminal, and NO_COLOR unset or empty. */
+struct lwc_style lwc_style_for(int fd);
+
+/* Ask one process; on failure print "leakwatch: [pid N: ]why" on stderr and
+ * return NULL. */
+json_object *lwc_ask_pid(pid_t pid, const char *request);
+
+/* The view of one reply every verb shows (new reference): stacks
+ * symbolized into frames when the reply has threads (the public JSON
+ * contract), suppressions applied ("suppressed", summary.suppressed), and
+ * the growth alarm judged from the history ("growth"). */
+json_object *lwc_explain(json_object *reply, const struct lwc_suppressions *supp);
+
+/* Replies to ask for: "threads" when suppressions need the stacks. */
+const char *lwc_summary_request(const struct lwc_suppressions *supp);
+
+#endif

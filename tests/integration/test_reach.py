@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Rule 3 (reachability) on real processes (argv[1] is a mode of
+fixtures/reachfix): a thread parked, untimed, on a condvar, semaphore or
+futex word inside a heap block (a thread arena's, the main arena's, an
+mmapped chunk) that no thread that may still run can reach is `leaked` once
+two scans at least a second apart agree, stays leaked in later reports, and
+has a reason saying no live thread can reach it and a counterpart naming the
+block that holds the object; the healthy twins (the same object still
+referenced from a live thread's stack, a global, a chain of heap blocks, the
+last word of a heap block, an mmap'd region, or waited on with a timeout; an
+object reachable only from the stack or TLS of a parked thread that can
+itself still be woken) are never leaked, over several samples.
+
+Under the sanitizer pass (LEAKWATCH_PRELOAD_PREFIX set) the scan can prove
+nothing (malloc is ASan's, not glibc's, and ASan's shadow memory is too large
+to read): every mode must then stay `waiting`, and the report's
+reachability note must say why (a mapping too large to scan, or a heap that
+could not be walked).
+
+`test_reach.py --modes MODE...` checks tests/meson.build's list against the
+fixture's and this driver's."""
+import re
+import subprocess
+import sys
+import time
+from lwtest import SLOW, Process, TestFailure, addr, check, fixture, run_test, sanitized, thread_by_tid, until
+
+MODES = ["fetch_cond", "ready_sem", "futex_chan", "big_block", "pool_dropped", "stack_ref", "global_ref",
+         "heap_chain", "tail_ref", "mmap_ref", "timed", "relay_stack", "relay_tls"]
+
+# The leaks: which thread is stuck (READY's key, or a thread name for the
+# pool) and on what kind of wait.
+LEAKS = {
+    "fetch_cond": dict(victim="worker", kind="cond"),
+    "ready_sem": dict(victim="worker", kind="sem"),
+    "futex_chan": dict(victim="worker", kind="futex"),
+    "big_block": dict(victim="worker", kind="cond"),   # the block is an mmapped chunk
+    "pool_dropped": dict(name="pool-worker", kind="cond", count=1000),
+}
+
+# The healthy twins: the thread that must stay `waiting`, its wait kind, and
+# what the scan must say about its object once the wait has settled (None:
+# not a candidate at all, as for a timed wait).
+HEALTHY = {
+    "stack_ref": dict(victim="worker", kind="cond", reach="reachable"),
+    "global_ref": dict(victim="worker", kind="cond", reach="reachable"),
+    "heap_chain": dict(victim="worker", kind="cond", reach="reachable"),
+    "tail_ref": dict(victim="worker", kind="cond", reach="reachable"),
+    "mmap_ref": dict(victim="worker", kind="cond", reach="reachable"),
+    "timed": dict(victim="worker", kind="cond", reach=None),
+    "relay_stack": dict(victim="worker", kind="cond", reach="reachable"),
+    "relay_tls": dict(victim="worker", kind="cond", reach="reachable"),
+}
+
+STUCK = ("leaked", "deadlocked")
+NOTE = re.compile(r"^reachability: (\d+) candidate waits?, ([0-9.]+) MiB scanned in ([0-9.]+) ms")
+NO_PROOF_NOTES = ("too large to scan", "could not be walked")   # why a sanitized scan proves nothing
+SETTLE = 1.0   # LEAKWATCH_SETTLE_MS's default, in seconds
+
+
+def brief(t):
+    if not t:
+        return None
+    w = t.get("wait") or {}
+    return dict(tid=t["tid"], name=t["name"], verdict=t["verdict"], kind=w.get("kind"), object=w.get("object"),
+                timeout=w.get("timeout"), shared=w.get("shared"), seconds=w.get("seconds"), reach=w.get("reach"),
+                counterpart=t.get("counterpart"), reason=t.get("reason"))
+
+
+def reach_note(report):
+    notes = [n for n in report.get("notes") or [] if n.startswith("reachability:")]
+    check(len(notes) == 1, "expected one 'reachability:' note, got %r" % report.get("notes"))
+    return notes[0]
+
+
+def check_note_scanned(report):
+    """The note of a report in which the scan ran: candidates, MiB, ms."""
+    note = reach_note(report)
+    m = NOTE.match(note)
+    check(m and int(m.group(1)) >= 1 and float(m.group(2)) > 0,
+          "the reachability note does not say what a scan did: %r" % note)
+    return note
+
+
+def no_false_proof(report, where):
+    """A rule-3 leak is a proof: confirmed by two scans at least a second apart."""
+    for t in report["threads"]:
+        w = t.get("wait") or {}
+        cp = t.get("counterpart") or {}
+        if t["verdict"] == "leaked" and cp.get("unreachable"):
+            check(w.get("reach") == "confirmed" and cp.get("unreachable_for", 0) >= 1.0,
+                  "%s: a rule-3 leak before two scans a second apart agreed: %r" % (where, brief(t)))
+        if w.get("reach") in ("unreachable", "reachable"):
+            check(t["verdict"] not in STUCK or not cp.get("unreachable"),
+                  "%s: leaked on an unconfirmed scan: %r" % (where, brief(t)))
+
+
+def victims(report, spec, ids):
+    if "name" in spec:
+        return [t for t in report["threads"] if t["name"] == spec["name"]]
+    t = thread_by_tid(report, ids[spec["victim"]])
+    return [t] if t else []
+
+
+class Problems:
+    """Failed checks, kept so that one run reports every problem it saw
+    (the first message of each kind), not only the first."""
+
+    def __init__(self, what):
+        self.what = what
+        self.first = {}
+
+    def check(self, kind, cond, message):
+        if not cond and kind not in self.first:
+            self.first[kind] = message
+        return cond
+
+    def run(self, kind, fn, *args):
+        try:
+            return fn(*args)
+        except TestFailure as e:
+            self.first.setdefault(kind, str(e))
+            return None
+
+    def fail_if_any(self):
+        if self.first:
+            raise TestFailure("%s: %d problem%s:\n  - %s" % (self.what, len(self.first), "" if len(self.first) == 1
+                                                              else "s", "\n  - ".join(self.first.values())))
+
+
+def check_leak_details(mode, spec, t, ready):
+    w, cp = t["wait"], t.get("counterpart") or {}
+    check(w["kind"] == spec["kind"] and w["timeout"] is False and w["shared"] is False,
+          "%s: wait %r" % (mode, brief(t)))
+    check(w["reach"] == "confirmed", "%s: wait.reach %r" % (mode, w["reach"]))
+    check("no live thread can reach" in t["reason"] and "heap block" in t["reason"],
+          "%s: reason %r" % (mode, t["reason"]))
+    check(cp.get("unreachable") is True, "%s: counterpart %r" % (mode, cp))
+    check(isinstance(cp.get("unreachable_for"), (int, float)) and cp["unreachable_for"] >= 1.0,
+          "%s: unreachable_for %r (two scans at least a second apart)" % (mode, cp.get("unreachable_for")))
+    block, size = addr(cp.get("block")), cp.get("block_size")
+    check(block is not None and isinstance(size, int) and size > 0, "%s: counterpart block %r" % (mode, cp))
+    obj, obj_size = addr(ready["obj"]), int(ready["size"])
+    wobj = addr(w["object"])
+    check(block <= wobj < block + size, "%s: the waited object %#x is outside the reported block %#x (+%d)"
+          % (mode, wobj, block, size))
+    # The block is what the program allocated: the reported block must hold
+    # the whole object (as malloc returned it, obj, of sizeof obj_size).
+    check(block <= obj and obj + obj_size <= block + size,
+          "%s: the reported heap block [%#x, %#x) (block %#x, block_size %d) does not hold the object the "
+          "program allocated, [%#x, %#x) (malloc returned %#x, %+d bytes from the reported block; sizeof %d)"
+          % (mode, block, block + size, block, size, obj, obj + obj_size, obj, obj - block, obj_size))
+
+
+def leak(mode):
+    spec = LEAKS[mode]
+    with Process([fixture("reachfix"), mode]) as p:
+        ready = p.read_line("READY", timeout=60 if mode == "pool_dropped" else 10)
+        ids = {k: int(v) for k, v in ready.items() if k in ("main", "caller", "worker") and int(v) > 0}
+        count = spec.get("count", 1)
+        want = "waiting" if sanitized() else "leaked"
+
+        def judged():
+            r = p.threads()
+            no_false_proof(r, mode)
+            vs = victims(r, spec, ids)
+            check(len(vs) == count, "%s: %d victim threads, want %d" % (mode, len(vs), count))
+            verdicts = {}
+            for t in vs:
+                verdicts[t["verdict"]] = verdicts.get(t["verdict"], 0) + 1
+            if sanitized():
+                # Nothing can be proven there; watch until the waits are
+                # well past the settle time and two scans could have agreed.
+                check(not any(v in STUCK for v in verdicts), "%s under ASan: %r" % (mode, verdicts))
+                check(all((t["wait"] or {}).get("seconds", 0) >= SETTLE + 2.0 for t in vs),
+                      "%s: waits not yet settled" % mode)
+            check(verdicts == {want: count}, "%s: verdicts %r, want %d %s; e.g. %r"
+                  % (mode, verdicts, count, want, brief(next((t for t in vs if t["verdict"] != want), vs[0]))))
+            return r, vs
+
+        r, vs = until(judged, 15 if mode == "pool_dropped" else 10, "%s: %s %s" % (mode, count, want))
+        problems = Problems(mode)
+        main = thread_by_tid(r, ids["main"])
+        problems.check("main", main and main["verdict"] == "waiting" and main["wait"]["kind"] == "signal",
+                       "%s: main (live, in pause) %r" % (mode, brief(main)))
+        if "caller" in ids:
+            problems.check("caller", thread_by_tid(r, ids["caller"]) is None, "%s: the caller has not exited" % mode)
+
+        if sanitized():
+            note = reach_note(r)
+            problems.check("note", any(x in note for x in NO_PROOF_NOTES),
+                           "%s under ASan: the note should say why nothing is proven (%s): %r"
+                           % (mode, " or ".join(NO_PROOF_NOTES), note))
+            problems.check("reach", all(t["wait"]["reach"] != "confirmed" for t in vs), "%s under ASan: confirmed"
+                           % mode)
+            problems.run("status", lambda: p.cli("status", str(p.pid), check_rc=0))
+            problems.fail_if_any()
+            return
+
+        problems.run("note", check_note_scanned, r)
+        for t in vs:
+            problems.run("details", check_leak_details, mode, spec, t, ready)
+        if count > 1:
+            blocks = {(t.get("counterpart") or {}).get("block") for t in vs}
+            problems.check("blocks", len(blocks) == 1, "%s: %d workers on one pool, %d blocks reported"
+                           % (mode, count, len(blocks)))
+            text = problems.run("text", until, lambda: (lambda out: out if "%d threads leaked, cond" % count in out
+                                                          else None)(p.cli("threads", str(p.pid)).stdout),
+                                5, "the text view's group of %d" % count)
+            if text:
+                problems.check("groups", text.count(" leaked, ") == 1, "%s: more than one leaked group:\n%s"
+                               % (mode, text[:3000]))
+
+        # A proof does not come and go: later reports (each one scans
+        # again) keep every victim leaked.
+        end = time.time() + 2.0 * SLOW
+        samples = 0
+        while time.time() < end or samples < 3:
+            time.sleep(0.3)
+            r2 = p.threads()
+            problems.run("proof", no_false_proof, r2, mode)
+            vs2 = victims(r2, spec, ids)
+            back = [brief(t) for t in vs2 if t["verdict"] != "leaked"]
+            problems.check("stable", len(vs2) == count and not back,
+                           "%s: proven leaked, then no longer leaked %d samples later in %d of %d threads, e.g. %r"
+                           % (mode, samples + 1, len(back), count, back[:1]))
+            samples += 1
+        problems.run("status", lambda: p.cli("status", str(p.pid), check_rc=1))
+        problems.fail_if_any()
+
+
+def healthy(mode):
+    spec = HEALTHY[mode]
+    with Process([fixture("reachfix"), mode]) as p:
+        ready = p.read_line("READY")
+        ids = {k: int(v) for k, v in ready.items() if k in ("main", "caller", "worker") and int(v) > 0}
+        problems = Problems("healthy " + mode)
+        end = time.time() + 4.0 * SLOW
+        samples = judged = 0
+        while time.time() < end or samples < 5:
+            r = p.threads()
+            problems.run("proof", no_false_proof, r, mode)
+            bad = [brief(t) for t in r["threads"] if t["verdict"] in STUCK]
+            problems.check("stuck", not bad, "healthy %s judged stuck (sample %d, %.1fs after READY): %r"
+                           % (mode, samples + 1, time.time() - end + 4.0 * SLOW, bad))
+            v = thread_by_tid(r, ids[spec["victim"]])
+            check(v is not None, "%s: no thread %r in the report" % (mode, spec["victim"]))
+            problems.check("verdict", v["verdict"] == "waiting" and v["wait"]["kind"] == spec["kind"],
+                           "%s: %s %r" % (mode, spec["victim"], brief(v)))
+            if v["wait"]["seconds"] >= SETTLE + 0.2 and not sanitized():
+                # Settled: the scan judged it (or, timed, it is no candidate).
+                problems.check("reach", v["wait"]["reach"] == spec["reach"], "%s: wait.reach %r, want %r: %r"
+                               % (mode, v["wait"]["reach"], spec["reach"], brief(v)))
+                if spec["reach"]:
+                    problems.run("note", check_note_scanned, r)
+                judged += 1
+            elif sanitized():
+                problems.check("reach", v["wait"]["reach"] != "confirmed", "%s under ASan: %r" % (mode, brief(v)))
+            samples += 1
+            time.sleep(0.3)
+        if sanitized():
+            note = reach_note(r)
+            problems.check("note", any(x in note for x in NO_PROOF_NOTES) or spec["reach"] is None,
+                           "%s under ASan: the note should say why nothing is proven (%s): %r"
+                           % (mode, " or ".join(NO_PROOF_NOTES), note))
+        else:
+            problems.check("samples", judged >= 3, "%s: only %d samples after the settle time" % (mode, judged))
+        if mode == "timed":
+            problems.check("timed", v["wait"]["timeout"] is True, "timed: %r" % brief(v))
+        if mode == "stack_ref":
+            c = thread_by_tid(r, ids["caller"])
+            problems.check("caller", c and c["verdict"] == "waiting" and c["wait"]["kind"] == "sleep",
+                           "stack_ref: the caller should sleep holding the reference: %r" % brief(c))
+        if mode.startswith("relay_"):
+            c = thread_by_tid(r, ids["caller"])
+            problems.check("relay", c and c["verdict"] == "waiting" and c["wait"]["kind"] == "cond" and
+                           (sanitized() or c["wait"]["reach"] == "reachable"),
+                           "%s: the relay should wait on the global condvar, reachable: %r" % (mode, brief(c)))
+        problems.run("status", lambda: p.cli("status", str(p.pid), check_rc=0))
+        problems.fail_if_any()
+
+
+def check_modes(meson_modes):
+    listed = subprocess.run([fixture("reachfix"), "list"], capture_output=True, text=True,
+                            check=True).stdout.split()
+    check(sorted(listed) == sorted(MODES), "the fixture's modes and the driver's differ in %r"
+          % sorted(set(listed) ^ set(MODES)))
+    check(set(LEAKS) | set(HEALTHY) == set(MODES) and not set(LEAKS) & set(HEALTHY),
+          "the driver's LEAKS and HEALTHY do not split MODES")
+    check(sorted(meson_modes) == sorted(MODES), "tests/meson.build's reach_modes and the driver's "
+          "differ in %r (a duplicate in meson: %r)" % (sorted(set(meson_modes) ^ set(MODES)),
+                                                      sorted({m for m in meson_modes if meson_modes.count(m) > 1})))
+
+
+def main():
+    mode = sys.argv[1]
+    check(mode in MODES, "unknown mode %r" % mode)
+    if mode in LEAKS:
+        leak(mode)
+    else:
+        healthy(mode)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        raise SystemExit("usage: test_reach.py MODE | --modes MODE...")
+    if sys.argv[1] == "--modes":
+        run_test(lambda: check_modes(sys.argv[2:]))
+    else:
+        run_test(main)
