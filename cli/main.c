@@ -560,6 +560,22 @@ static json_object *status_json(json_object **views, size_t n)
     return o;
 }
 
+/* A process that ended while we asked it (gone, or a zombie) is simply not
+ * listed any more: only a live process that did not answer is an error. */
+static bool process_still_running(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *close_paren = strrchr(buf, ')');
+    return close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' && close_paren[2] != 'X';
+}
+
 static int cmd_status_all(const struct lwc_options *o)
 {
     struct lwc_target *targets;
@@ -575,7 +591,9 @@ static int cmd_status_all(const struct lwc_options *o)
             drop_thread_lists(views[ok]);
             stuck |= has_stuck_threads(views[ok++]);
             json_object_put(r);
-        } else if (why == LWC_FAILED) {   /* gone, stale or another user's: not listed, not an error */
+        } else if (why == LWC_FAILED && process_still_running(targets[i].pid)) {
+            /* Only a running process that did not answer is an error; one that is
+             * gone, stale, another user's, or ended mid-question is not listed. */
             fprintf(stderr, "leakwatch: pid %d: %s\n", (int)targets[i].pid, err);
             failed = true;
         }
