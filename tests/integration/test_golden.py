@@ -171,6 +171,8 @@ def normalize_value(key, value, ctx):
         return "<inode>"
     if key == "function":
         return value
+    if key == "reach":   # whether the scan ran depends on the allocator (ASan's: no scan) and on timing
+        return "<reach>"
     if key in ("command", "exe", "module", "file") and isinstance(value, str):
         return normalize_path(value, ctx)
     if key == "start_routine" and isinstance(value, dict) and SANITIZER_ROUTINE.match(value.get("function") or ""):
