@@ -33,8 +33,13 @@ static inline uint64_t lw_fd_entry(int fd)
     return (unsigned)fd < LW_FDMAP_SIZE ? __atomic_load_n(&lw_fdmap[fd], __ATOMIC_RELAXED) : 0;
 }
 
-/* True when a call on fd surely cannot block and touches no channel: the
- * hook's whole fast path. */
+/* The entry says a call on its fd surely cannot block. */
+static inline bool lw_fd_never_blocks(uint64_t entry)
+{
+    return (entry & (LW_FD_KNOWN | LW_FD_NEVER_BLOCKS)) == (LW_FD_KNOWN | LW_FD_NEVER_BLOCKS);
+}
+
+/* True when a call on fd surely cannot block and touches no channel. */
 static inline bool lw_fd_passes_through(int fd)
 {
     return (lw_fd_entry(fd) & (LW_FD_KNOWN | LW_FD_NEVER_BLOCKS | LW_FD_CHANNEL)) == (LW_FD_KNOWN | LW_FD_NEVER_BLOCKS);
@@ -58,9 +63,15 @@ enum lw_use { LW_USE_READ = 0, LW_USE_WRITE = 1 };
 
 struct lw_channel_user {
     int32_t tid;
-    uint32_t pad;
-    uint64_t last_ns;   /* CLOCK_MONOTONIC_COARSE of the last use */
+    uint32_t epoch;     /* lw_use_epoch at the last use; 0: before the server's clock ran */
 };
+
+/* Seconds since start-up plus one, set by the server's tick (a use then
+ * costs a load and, once a second at most, a store; no clock read). 0 while
+ * the server has not started: such uses have no known time. */
+extern uint32_t lw_use_epoch;
+void lw_channels_tick(void);
+double lw_use_epoch_seconds_ago(uint32_t epoch, uint64_t now_ns);   /* < 0: unknown */
 
 struct lw_channel {
     uint32_t state;          /* 0 free, 1 being set up, 2 live */

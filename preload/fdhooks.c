@@ -136,8 +136,12 @@ static bool fd_call_may_block(int fd, enum lw_use use, bool nonblocking_call)
     }                                                                                          \
     LW_EXPORT ret name params                                                                  \
     {                                                                                          \
-        if (LW_LIKELY(lw_fd_passes_through(wfd)) && LW_LIKELY(!lw_unwinding()))                \
+        uint64_t entry_ = lw_fd_entry(wfd);                                                    \
+        if (LW_LIKELY(lw_fd_never_blocks(entry_)) && LW_LIKELY(!lw_unwinding())) {             \
+            if (entry_ & LW_FD_CHANNEL)   /* a non-blocking channel end: note who uses it */    \
+                lw_channel_note_use(entry_, (wuse));                                           \
             return real_##name args;                                                           \
+        }                                                                                      \
         return slow_##name args;                                                               \
     }
 

@@ -279,7 +279,7 @@ struct build {
     struct own_fd *fds;
     size_t nfds;
     size_t cap_channels;
-    uint64_t now, coarse_now;
+    uint64_t now;
     /* tid -> thread, for names and liveness */
     const struct lw_snap_thread **by_tid;
 };
@@ -299,12 +299,6 @@ static const struct lw_snap_thread *live_thread(const struct build *b, int32_t t
     return hit ? *hit : NULL;
 }
 
-static uint64_t coarse_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void add_peers(struct build *b, struct lw_snap_channel *c, const struct lw_channel *ch, int side,
                       enum lw_direction dir)
@@ -324,7 +318,7 @@ static void add_peers(struct build *b, struct lw_snap_channel *c, const struct l
             if (dup)
                 continue;
             c->peers[c->npeers].tid = u->tid;
-            c->peers[c->npeers].idle = b->coarse_now > u->last_ns ? (double)(b->coarse_now - u->last_ns) / 1e9 : 0;
+            c->peers[c->npeers].idle = lw_use_epoch_seconds_ago(u->epoch, b->now);
             c->npeers++;
         }
     }
@@ -694,7 +688,7 @@ int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *r
             want++;
     }
     uint64_t listed_at = lw_now_ns();
-    struct build b = { .snap = snap, .now = listed_at, .coarse_now = coarse_ns() };
+    struct build b = { .snap = snap, .now = listed_at };
     b.nfds = list_own_fds(&b.fds);
     collect_channels(b.fds, b.nfds, listed_at);
     if (!want) {

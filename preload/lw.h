@@ -21,7 +21,13 @@
 /* ---- clock and identity (util.c) ---- */
 uint64_t lw_now_ns(void);             /* CLOCK_MONOTONIC, async-signal-safe */
 extern uint64_t lw_start_ns;          /* monotonic time the preload initialized */
-pid_t lw_gettid(void);                /* the calling thread's tid (cached, async-signal-safe) */
+/* The calling thread's tid (cached; async-signal-safe). */
+extern __thread pid_t lw_cached_tid __attribute__((tls_model("initial-exec")));
+pid_t lw_gettid_slow(void);
+static inline pid_t lw_gettid(void)
+{
+    return LW_LIKELY(lw_cached_tid != 0) ? lw_cached_tid : lw_gettid_slow();
+}
 void lw_forget_tid(void);             /* fork child: the tid changed */
 
 /* ---- settings (util.c), read once from the environment at start-up ---- */

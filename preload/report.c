@@ -336,8 +336,11 @@ static void write_channel(struct jsonw *w, const struct lw_snapshot *snap, int32
     jsonw_begin_array(w);
     for (size_t i = 0; i < c->npeers; i++) {
         write_person(w, c->peers[i].tid, c->peers[i].name, c->peers[i].exited);
-        jsonw_key(w, "idle");
-        jsonw_double(w, c->peers[i].idle);
+        jsonw_key(w, "idle");   /* null: used before the server's clock ran */
+        if (c->peers[i].idle >= 0)
+            jsonw_double(w, c->peers[i].idle);
+        else
+            jsonw_null(w);
         jsonw_end_object(w);
     }
     jsonw_end_array(w);

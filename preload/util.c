@@ -19,7 +19,7 @@
 uint64_t lw_start_ns;
 struct lw_settings lw_settings = { .settle_ms = 1000, .stall_ms = 30000 };
 
-static __thread pid_t cached_tid __attribute__((tls_model("initial-exec")));
+__thread pid_t lw_cached_tid __attribute__((tls_model("initial-exec")));
 
 static uint64_t clock_ns(clockid_t clock)
 {
@@ -45,14 +45,13 @@ long lw_raw_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long 
 
 /* The tid changes only across fork (the child's forking thread gets a new
  * one); the fork child handler calls lw_forget_tid. */
-pid_t lw_gettid(void)
+pid_t lw_gettid_slow(void)
 {
-    if (LW_UNLIKELY(cached_tid == 0))
-        cached_tid = (pid_t)lw_raw_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
-    return cached_tid;
+    lw_cached_tid = (pid_t)lw_raw_syscall6(SYS_gettid, 0, 0, 0, 0, 0, 0);
+    return lw_cached_tid;
 }
 
-void lw_forget_tid(void) { cached_tid = 0; }
+void lw_forget_tid(void) { lw_cached_tid = 0; }
 
 static uint32_t env_ms(const char *name, uint32_t fallback)
 {
