@@ -572,49 +572,24 @@ static void fifo_made(int dir, const char *path)
     lw_bypass_leave();
 }
 
-LW_EXPORT int mkfifo(const char *path, mode_t mode)
-{
-    int result = real_mkfifo(path, mode);
-    if (result == 0) {
-        int saved = errno;
-        fifo_made(AT_FDCWD, path);
-        errno = saved;
+/* One wrapper per FIFO-making call: is_fifo says whether this call made one. */
+#define FIFO_MAKER(name, params, args, dir, path, is_fifo) \
+    LW_EXPORT int name params                               \
+    {                                                       \
+        int result = real_##name args;                      \
+        if (result == 0 && (is_fifo)) {                     \
+            int saved = errno;                              \
+            fifo_made((dir), (path));                       \
+            errno = saved;                                  \
+        }                                                   \
+        return result;                                      \
     }
-    return result;
-}
 
-LW_EXPORT int mkfifoat(int dir, const char *path, mode_t mode)
-{
-    int result = real_mkfifoat(dir, path, mode);
-    if (result == 0) {
-        int saved = errno;
-        fifo_made(dir, path);
-        errno = saved;
-    }
-    return result;
-}
-
-LW_EXPORT int mknod(const char *path, mode_t mode, dev_t dev)
-{
-    int result = real_mknod(path, mode, dev);
-    if (result == 0 && S_ISFIFO(mode)) {
-        int saved = errno;
-        fifo_made(AT_FDCWD, path);
-        errno = saved;
-    }
-    return result;
-}
-
-LW_EXPORT int mknodat(int dir, const char *path, mode_t mode, dev_t dev)
-{
-    int result = real_mknodat(dir, path, mode, dev);
-    if (result == 0 && S_ISFIFO(mode)) {
-        int saved = errno;
-        fifo_made(dir, path);
-        errno = saved;
-    }
-    return result;
-}
+FIFO_MAKER(mkfifo, (const char *path, mode_t mode), (path, mode), AT_FDCWD, path, 1)
+FIFO_MAKER(mkfifoat, (int dir, const char *path, mode_t mode), (dir, path, mode), dir, path, 1)
+FIFO_MAKER(mknod, (const char *path, mode_t mode, dev_t dev), (path, mode, dev), AT_FDCWD, path, S_ISFIFO(mode))
+FIFO_MAKER(mknodat, (int dir, const char *path, mode_t mode, dev_t dev), (dir, path, mode, dev), dir, path,
+           S_ISFIFO(mode))
 
 /* ---- descriptors copied, closed, changed ---- */
 

@@ -56,18 +56,6 @@ struct own_fd {
     char link[112];
 };
 
-static ssize_t read_text(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    if (n < 0)
-        return -1;
-    buf[n] = 0;
-    return n;
-}
 
 static uint64_t bracketed_number(const char *link, const char *prefix)
 {
@@ -80,7 +68,7 @@ static void read_fdinfo(int fd, struct own_fd *o)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
-    if (read_text(path, buf, sizeof buf) <= 0)
+    if (lw_read_small_file(path, buf, sizeof buf) <= 0)
         return;
     const char *flags = strstr(buf, "flags:");
     if (flags) {
@@ -379,30 +367,6 @@ static enum lw_direction events_direction(unsigned events)
     return in && out ? LW_DIR_BOTH : in ? LW_DIR_READ : out ? LW_DIR_WRITE : LW_DIR_NONE;
 }
 
-struct task_syscall {
-    long nr;
-    uint64_t args[6];
-};
-
-static bool read_task_syscall(int32_t tid, struct task_syscall *sc)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
-    if (read_text(path, buf, sizeof buf) <= 0)
-        return false;
-    char *p = buf, *end;
-    sc->nr = strtol(p, &end, 10);
-    if (end == p)
-        return false;
-    for (int i = 0; i < 6; i++) {
-        p = end;
-        sc->args[i] = strtoull(p, &end, 16);
-        if (end == p)
-            return false;
-    }
-    return true;
-}
-
 static void add_pollfd(struct build *b, struct lw_snap_wait *w, int fd, enum lw_direction dir)
 {
     if (w->npollfds >= MAX_SET || b->snap->npollfds >= MAX_POLLFDS_TOTAL) {
@@ -481,9 +445,9 @@ static void add_poll_set(struct build *b, struct lw_snap_thread *t, const struct
     uint64_t set[3];
     for (int i = 0; i < 3; i++)
         set[i] = rec->set_masked[i] ? rec->set_masked[i] ^ LW_ADDR_MASK : 0;
-    struct task_syscall sc;
+    struct lw_task_syscall sc;
     bool same = false;
-    if (read_task_syscall(t->tid, &sc)) {
+    if (lw_task_syscall(t->tid, &sc) && sc.nr >= 0) {
         if (rec->flags & LW_REC_POLLFDS)
             same = (sc.nr == SYS_poll || sc.nr == SYS_ppoll) && sc.args[0] == set[0] && sc.args[1] == rec->nfds;
         else
@@ -516,7 +480,7 @@ static void note_holder(struct lw_snap_channel *c, int32_t pid)
         c->procs[c->nprocs].pid = pid;
         char path[64], buf[64];
         snprintf(path, sizeof path, "/proc/%d/comm", pid);
-        if (read_text(path, buf, sizeof buf) > 0) {
+        if (lw_read_small_file(path, buf, sizeof buf) > 0) {
             size_t len = strcspn(buf, "\n");
             if (len > sizeof c->procs[c->nprocs].command - 1)
                 len = sizeof c->procs[c->nprocs].command - 1;
@@ -531,7 +495,7 @@ static uint64_t fdinfo_eventfd_id(int32_t pid, const char *fd)
 {
     char path[300], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/fdinfo/%s", pid, fd);
-    if (read_text(path, buf, sizeof buf) <= 0)
+    if (lw_read_small_file(path, buf, sizeof buf) <= 0)
         return 0;
     const char *id = strstr(buf, "eventfd-id:");
     return id ? strtoull(id + 11, NULL, 10) + 1 : 0;
@@ -542,7 +506,7 @@ static bool is_descendant(int32_t pid, int32_t self)
     for (int depth = 0; depth < 64 && pid > 1; depth++) {
         char path[64], buf[512];
         snprintf(path, sizeof path, "/proc/%d/stat", pid);
-        if (read_text(path, buf, sizeof buf) <= 0)
+        if (lw_read_small_file(path, buf, sizeof buf) <= 0)
             return false;
         const char *close_paren = strrchr(buf, ')');
         int ppid;

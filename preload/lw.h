@@ -49,6 +49,17 @@ void lw_unlock(lw_lock_t *l);
 /* ---- the raw syscall, bypassing our own exported syscall() hook ---- */
 long lw_raw_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 
+/* A small file (from /proc), NUL-terminated: its length, or -1 (util.c). */
+ssize_t lw_read_small_file(const char *path, char *buf, size_t size);
+
+/* What /proc/self/task/TID/syscall says (util.c): nr -1 when running. */
+struct lw_task_syscall {
+    int nr;
+    uint64_t args[6];
+    uint64_t sp, pc;
+};
+bool lw_task_syscall(pid_t tid, struct lw_task_syscall *sc);
+
 /* Copy memory we do not own with process_vm_readv: never faults, keeps errno. */
 bool lw_read_memory(void *dst, uintptr_t src, size_t len);
 

@@ -435,29 +435,11 @@ struct thread_info {
  * stay in the kernel, see the header). 0: not in a syscall. */
 static uint64_t saved_registers(int32_t tid, uint64_t args[6])
 {
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    struct lw_task_syscall sc;
+    if (!lw_task_syscall(tid, &sc) || sc.nr < 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    char *p = buf, *end;
-    strtol(p, &end, 10);
-    if (end == p)
-        return 0;   /* "running" */
-    uint64_t words[8];
-    for (int i = 0; i < 8; i++) {
-        p = end;
-        words[i] = strtoull(p, &end, 16);
-        if (end == p)
-            return 0;
-    }
-    memcpy(args, words, 6 * sizeof *args);
-    return words[6];
+    memcpy(args, sc.args, sizeof sc.args);
+    return sc.sp;
 }
 
 /* The stack part of a thread's stack mapping: from its stack pointer up to

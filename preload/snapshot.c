@@ -33,25 +33,13 @@ static int compare_tid(const void *a, const void *b)
 
 /* ---- small /proc readers ---- */
 
-static ssize_t read_small_file(const char *path, char *buf, size_t size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, size - 1);
-    close(fd);
-    if (n < 0)
-        return -1;
-    buf[n] = 0;
-    return n;
-}
 
 static void read_thread_name(pid_t tid, char name[16])
 {
     char path[64], buf[64];
     snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
     name[0] = 0;
-    if (read_small_file(path, buf, sizeof buf) <= 0)
+    if (lw_read_small_file(path, buf, sizeof buf) <= 0)
         return;
     buf[strcspn(buf, "\n")] = 0;
     buf[15] = 0;
@@ -62,39 +50,10 @@ static char read_thread_state(pid_t tid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    if (read_small_file(path, buf, sizeof buf) <= 0)
+    if (lw_read_small_file(path, buf, sizeof buf) <= 0)
         return '?';
     const char *close_paren = strrchr(buf, ')');   /* comm may contain anything */
     return close_paren && close_paren[1] == ' ' ? close_paren[2] : '?';
-}
-
-struct proc_syscall {
-    int nr;            /* -1: not in a syscall (running, or a fault) */
-    uint64_t args[6];
-};
-
-static bool read_thread_syscall(pid_t tid, struct proc_syscall *out)
-{
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
-    out->nr = -1;
-    if (read_small_file(path, buf, sizeof buf) <= 0)
-        return false;
-    if (strncmp(buf, "running", 7) == 0)
-        return true;
-    char *p = buf, *end;
-    long nr = strtol(p, &end, 10);
-    if (end == p)
-        return false;
-    p = end;
-    for (int i = 0; i < 6; i++) {
-        out->args[i] = strtoull(p, &end, 16);
-        if (end == p)
-            return false;
-        p = end;
-    }
-    out->nr = (int)nr;
-    return true;
 }
 
 /* ---- /proc waits: classify the syscall a thread is blocked in ---- */
@@ -113,7 +72,7 @@ static bool syscall_takes_fd(int nr)
     }
 }
 
-static bool syscall_is_timed(const struct proc_syscall *sc)
+static bool syscall_is_timed(const struct lw_task_syscall *sc)
 {
     switch (sc->nr) {
     case SYS_futex: return sc->args[3] != 0;
@@ -152,7 +111,7 @@ static uint64_t first_seen(pid_t tid, int nr, uint64_t arg0, uint64_t now, size_
     return since;
 }
 
-static void proc_wait(struct lw_snap_thread *t, const struct proc_syscall *sc, uint64_t now, size_t *nnext)
+static void proc_wait(struct lw_snap_thread *t, const struct lw_task_syscall *sc, uint64_t now, size_t *nnext)
 {
     struct lw_snap_wait *w = &t->wait;
     memset(w, 0, sizeof *w);
@@ -222,7 +181,7 @@ static void check_owner_gone(struct lw_snap_wait *w, const pid_t *tids, size_t n
 static uint64_t read_caught_signals(void)
 {
     char buf[4096];
-    if (read_small_file("/proc/self/status", buf, sizeof buf) <= 0)
+    if (lw_read_small_file("/proc/self/status", buf, sizeof buf) <= 0)
         return ~0ull;   /* unknown: assume handlers, which only makes us more careful */
     const char *line = strstr(buf, "\nSigCgt:");
     return line ? strtoull(line + 8, NULL, 16) : ~0ull;
@@ -375,9 +334,9 @@ static void fill_thread(struct lw_snap_thread *t, pid_t tid, const struct lw_slo
     } else {
         t->origin = t->is_main ? LW_ORIGIN_MAIN : LW_ORIGIN_PROC;
     }
-    struct proc_syscall sc;
+    struct lw_task_syscall sc;
     t->proc_state = read_thread_state(tid);
-    if (t->proc_state != 'R' && read_thread_syscall(tid, &sc) && sc.nr >= 0)
+    if (t->proc_state != 'R' && lw_task_syscall(tid, &sc) && sc.nr >= 0)
         proc_wait(t, &sc, now, nnext);
 }
 

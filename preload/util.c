@@ -8,9 +8,12 @@
 #include "lw.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -102,4 +105,48 @@ bool lw_read_memory(void *dst, uintptr_t src, size_t len)
     struct iovec local = { dst, len }, remote = { (void *)src, len };
     long pid = lw_raw_syscall6(SYS_getpid, 0, 0, 0, 0, 0, 0);
     return lw_raw_syscall6(SYS_process_vm_readv, pid, (long)&local, 1, (long)&remote, 1, 0) == (long)len;
+}
+
+/* A small file (from /proc), NUL-terminated: its length, or -1. Server
+ * thread only (open/read/close go through our own hooks, which let it pass). */
+ssize_t lw_read_small_file(const char *path, char *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = 0;
+    return n;
+}
+
+/* /proc/self/task/TID/syscall: "nr a1..a6 sp pc" of a thread in a syscall,
+ * or "running". Fills *sc (nr -1 when running); false if unreadable. */
+bool lw_task_syscall(pid_t tid, struct lw_task_syscall *sc)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    sc->nr = -1;
+    if (lw_read_small_file(path, buf, sizeof buf) <= 0)
+        return false;
+    if (strncmp(buf, "running", 7) == 0)
+        return true;
+    char *p = buf, *end;
+    long nr = strtol(p, &end, 10);
+    if (end == p)
+        return false;
+    uint64_t words[8];
+    for (int i = 0; i < 8; i++) {
+        p = end;
+        words[i] = strtoull(p, &end, 16);
+        if (end == p)
+            return false;
+    }
+    memcpy(sc->args, words, sizeof sc->args);
+    sc->sp = words[6];
+    sc->pc = words[7];
+    sc->nr = (int)nr;
+    return true;
 }
