@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <sys/syscall.h>
 
 uint64_t lw_fdmap[LW_FDMAP_SIZE];
@@ -96,20 +97,17 @@ struct lw_channel *lw_channel_of(uint64_t entry)
     return ch;
 }
 
-uint32_t lw_use_epoch;
-
-void lw_channels_tick(void)
+static uint64_t coarse_now(void)
 {
-    uint64_t now = lw_now_ns();
-    __atomic_store_n(&lw_use_epoch, (uint32_t)((now - lw_start_ns) / 1000000000u) + 1, __ATOMIC_RELAXED);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-double lw_use_epoch_seconds_ago(uint32_t epoch, uint64_t now_ns)
+double lw_use_seconds_ago(uint64_t last_ns)
 {
-    if (!epoch)
-        return -1;
-    double now = (double)(now_ns - lw_start_ns) / 1e9, then = (double)(epoch - 1);
-    return now > then ? now - then : 0;
+    uint64_t now = coarse_now();
+    return now > last_ns ? (double)(now - last_ns) / 1e9 : 0;
 }
 
 void lw_channel_note_use(uint64_t entry, enum lw_use use)
@@ -119,17 +117,17 @@ void lw_channel_note_use(uint64_t entry, enum lw_use use)
         return;
     struct lw_channel_user *users = ch->users[lw_fd_side(entry)][use];
     int32_t tid = lw_gettid();
-    uint32_t epoch = __atomic_load_n(&lw_use_epoch, __ATOMIC_RELAXED);
+    uint64_t now = coarse_now();
     for (unsigned k = 0; k < LW_CHANNEL_USERS; k++) {
         int32_t seen = __atomic_load_n(&users[k].tid, __ATOMIC_RELAXED);
         /* On failure another thread took this entry, and `seen` is its tid. */
         if (seen == 0)
             (void)__atomic_compare_exchange_n(&users[k].tid, &seen, tid, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
         if (seen == 0 || seen == tid) {
-            /* The epoch changes once a second: the store is rare, so threads
-             * sharing a channel do not fight over its cache line. */
-            if (__atomic_load_n(&users[k].epoch, __ATOMIC_RELAXED) != epoch)
-                __atomic_store_n(&users[k].epoch, epoch, __ATOMIC_RELAXED);
+            /* The coarse clock ticks every few ms: the store is rare, so
+             * threads sharing a channel do not fight over its cache line. */
+            if (__atomic_load_n(&users[k].last_ns, __ATOMIC_RELAXED) != now)
+                __atomic_store_n(&users[k].last_ns, now, __ATOMIC_RELAXED);
             return;
         }
     }

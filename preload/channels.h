@@ -63,15 +63,12 @@ enum lw_use { LW_USE_READ = 0, LW_USE_WRITE = 1 };
 
 struct lw_channel_user {
     int32_t tid;
-    uint32_t epoch;     /* lw_use_epoch at the last use; 0: before the server's clock ran */
+    uint32_t pad;
+    uint64_t last_ns;   /* CLOCK_MONOTONIC_COARSE of the last use */
 };
 
-/* Seconds since start-up plus one, set by the server's tick (a use then
- * costs a load and, once a second at most, a store; no clock read). 0 while
- * the server has not started: such uses have no known time. */
-extern uint32_t lw_use_epoch;
-void lw_channels_tick(void);
-double lw_use_epoch_seconds_ago(uint32_t epoch, uint64_t now_ns);   /* < 0: unknown */
+/* Seconds since a use stamped at last_ns (the coarse clock), for reports. */
+double lw_use_seconds_ago(uint64_t last_ns);
 
 struct lw_channel {
     uint32_t state;          /* 0 free, 1 being set up, 2 live */

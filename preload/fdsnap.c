@@ -288,8 +288,7 @@ static const struct lw_snap_thread *live_thread(const struct build *b, int32_t t
 }
 
 
-static void add_peers(struct build *b, struct lw_snap_channel *c, const struct lw_channel *ch, int side,
-                      enum lw_direction dir)
+static void add_peers(struct lw_snap_channel *c, const struct lw_channel *ch, int side, enum lw_direction dir)
 {
     int peer_side = (ch->type == LW_CH_PIPE || ch->type == LW_CH_SOCKETPAIR) ? 1 - side : side;
     for (int use = 0; use < 2; use++) {
@@ -306,7 +305,7 @@ static void add_peers(struct build *b, struct lw_snap_channel *c, const struct l
             if (dup)
                 continue;
             c->peers[c->npeers].tid = u->tid;
-            c->peers[c->npeers].idle = lw_use_epoch_seconds_ago(u->epoch, b->now);
+            c->peers[c->npeers].idle = lw_use_seconds_ago(u->last_ns);
             c->npeers++;
         }
     }
@@ -324,7 +323,7 @@ static void fill_from_table(struct build *b, struct lw_snap_channel *c, const st
     c->exported = copy->flags & LW_CH_EXPORTED;
     c->stdio = copy->flags & LW_CH_STDIO;
     c->users_overflow = copy->flags & LW_CH_OVERFLOW;
-    add_peers(b, c, copy, o->channel >= 0 ? o->side : 0, dir);
+    add_peers(c, copy, o->channel >= 0 ? o->side : 0, dir);
 }
 
 /* A new channel entry for fd (waited on in direction dir); its index, -1. */

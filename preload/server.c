@@ -487,7 +487,6 @@ static void tick_registry_if_due(uint64_t *last_tick)
         return;
     lw_lock(&report_lock);   /* a fork never lands mid-tick */
     lw_registry_tick();
-    lw_channels_tick();
     lw_monitor_tick();
     lw_unlock(&report_lock);
     *last_tick = now;
@@ -506,7 +505,6 @@ static void *server_main(void *arg)
 {
     (void)arg;
     prctl(PR_SET_NAME, "leakwatch", 0, 0, 0);
-    lw_channels_tick();   /* uses get times from now on */
     /* Below the program's threads: reports and scans wait for idle CPU. */
     setpriority(PRIO_PROCESS, (id_t)lw_gettid(), 10);
     uint64_t last_tick = lw_now_ns();
