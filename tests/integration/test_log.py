@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""LEAKWATCH_LOG: the preload logs one summary line per interval without
+the program's help (the Go habit of logging the goroutine count on a timer),
+to a file (appended, created 0600) or to stderr; the server starts at load
+when asked to log, so even a program that never parks logs; a bad interval
+falls back to the default instead of logging in a loop."""
+import os
+import re
+import stat
+import tempfile
+import time
+from lwtest import Process, check, fixture, run_test, until
+
+LINE = re.compile(r"^leakwatch: pid (\d+): (\d+) threads: (\d+) running, (\d+) waiting, (\d+) suspect, "
+                  r"(\d+) leaked, (\d+) deadlocked; created (\d+), exited (\d+), peak (\d+)$")
+
+
+def check_lines(lines, pid, what):
+    check(lines, "%s: no log line" % what)
+    for line in lines:
+        m = LINE.match(line)
+        check(m is not None, "%s: malformed log line %r" % (what, line))
+        check(int(m.group(1)) == pid, "%s: pid %s in %r, wanted %d" % (what, m.group(1), line, pid))
+        counts = [int(m.group(k)) for k in range(3, 8)]
+        check(sum(counts) == int(m.group(2)), "%s: verdict counts %r do not add up to %s" % (what, counts, m.group(2)))
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "lw.log")
+        with Process([fixture("park"), "sem", "3"], env={"LEAKWATCH_LOG": path, "LEAKWATCH_LOG_INTERVAL_MS": "1000"}) as p:
+            p.read_line("READY")
+
+            def two_lines():
+                try:
+                    with open(path) as f:
+                        lines = f.read().splitlines()
+                except FileNotFoundError:
+                    return None
+                return lines if len(lines) >= 2 else None
+
+            lines = until(two_lines, 8, "two log lines in %s" % path)
+            check_lines(lines, p.pid, "file")
+            check(any(re.search(r": 5 threads: ", l) for l in lines), "the 5 threads (main, 3 extra, parked) in %r" % lines)
+            check(stat.S_IMODE(os.stat(path).st_mode) == 0o600, "log file mode %o" % stat.S_IMODE(os.stat(path).st_mode))
+        # stderr, and a program that never parks or makes a thread: the
+        # server starts at load when asked to log.
+        with Process(["sleep", "3"], env={"LEAKWATCH_LOG": "stderr", "LEAKWATCH_LOG_INTERVAL_MS": "1000"}) as p:
+            time.sleep(2.5)
+            lines = [l for l in p.stderr_so_far().splitlines() if l.startswith("leakwatch: pid")]
+            check_lines(lines, p.pid, "stderr")
+        # An interval below the one-second tick falls back to the default (60 s): no flood.
+        path2 = os.path.join(tmp, "lw2.log")
+        with Process(["sleep", "3"], env={"LEAKWATCH_LOG": path2, "LEAKWATCH_LOG_INTERVAL_MS": "5"}) as p:
+            time.sleep(2.5)
+            lines = open(path2).read().splitlines() if os.path.exists(path2) else []
+            check(len(lines) <= 1, "interval 5 ms: %d lines in 2.5 s, wanted at most 1" % len(lines))
+
+
+if __name__ == "__main__":
+    run_test(main)
