@@ -123,16 +123,9 @@ static bool fd_call_may_block(int fd, enum lw_use use, bool nonblocking_call)
         }                                                                                      \
         if (lw_hooks_bypassed() || !fd_call_may_block((wfd), (wuse), (nonblocking)))           \
             return real_##name args;                                                           \
-        int saved_errno = errno;                                                               \
-        struct lw_wait_frame frame;                                                            \
-        struct fd_wait w = { .kind = (wkind), .fd = (wfd), .direction = direction_of(wuse),       \
+        struct fd_wait w = { .kind = (wkind), .fd = (wfd), .direction = direction_of(wuse),    \
                              .flags = LW_REC_FD };                                             \
-        fd_wait_begin(&frame, &w, (deadline));                                                 \
-        errno = saved_errno;                                                                   \
-        volatile ret result;                                                                   \
-        CALL_##cancel(result = real_##name args, &frame);                                      \
-        lw_wait_end(&frame);                                                                   \
-        return result;                                                                         \
+        return LW_RECORDED_CALL(ret, fd_wait_begin(&frame_, &w, (deadline)), real_##name args, cancel); \
     }                                                                                          \
     LW_EXPORT ret name params                                                                  \
     {                                                                                          \
@@ -151,15 +144,8 @@ static bool fd_call_may_block(int fd, enum lw_use use, bool nonblocking_call)
     {                                                                                                      \
         if (lw_hooks_bypassed())                                                                           \
             return real_##name args;                                                                       \
-        int saved_errno = errno;                                                                           \
-        struct lw_wait_frame frame;                                                                        \
         struct fd_wait w = { .kind = (wkind), .fd = (wid), .direction = (wdirection), .flags = (rec_flags) }; \
-        fd_wait_begin(&frame, &w, (deadline));                                                             \
-        errno = saved_errno;                                                                               \
-        volatile ret result;                                                                               \
-        CALL_##cancel(result = real_##name args, &frame);                                                  \
-        lw_wait_end(&frame);                                                                               \
-        return result;                                                                                     \
+        return LW_RECORDED_CALL(ret, fd_wait_begin(&frame_, &w, (deadline)), real_##name args, cancel);     \
     }                                                                                                      \
     LW_EXPORT ret name params                                                                              \
     {                                                                                                      \
@@ -243,19 +229,10 @@ DECLARE_REAL(int, epoll_pwait, (int ep, struct epoll_event *ev, int max, int tim
 DECLARE_REAL(int, epoll_pwait2, (int ep, struct epoll_event *ev, int max, const struct timespec *t, const sigset_t *mask),
              (ep, ev, max, t, mask), NULL)
 
-/* The body shared by every poll-like hook: record `w` unless bypassed, run
- * `call`, clear the record. A macro because each call has its own type. */
-#define RECORDED_CALL(w, deadline, call)                  \
-    do {                                                  \
-        int saved_errno_ = errno;                         \
-        struct lw_wait_frame frame_;                      \
-        fd_wait_begin(&frame_, &(w), (deadline));         \
-        errno = saved_errno_;                             \
-        volatile int result_;                             \
-        CALL_1(result_ = (call), &frame_);                \
-        lw_wait_end(&frame_);                             \
-        result = result_;                                 \
-    } while (0)
+/* The body shared by every poll-like hook: record `w`, run `call`, clear
+ * the record. A macro because each call has its own type. */
+#define RECORDED_CALL(w, deadline, call) \
+    (result = LW_RECORDED_CALL(int, fd_wait_begin(&frame_, &(w), (deadline)), (call), 1))
 
 static __attribute__((noinline, cold)) int slow_poll(struct pollfd *fds, nfds_t n, int timeout, size_t len, bool chk)
 {
@@ -447,15 +424,8 @@ static __attribute__((noinline, cold)) ssize_t slow_sendmsg(int fd, const struct
 {
     if (lw_hooks_bypassed() || !fd_call_may_block(fd, LW_USE_WRITE, flags & MSG_DONTWAIT))
         return real_sendmsg(fd, msg, flags);
-    int saved_errno = errno;
-    struct lw_wait_frame frame;
     struct fd_wait w = { .kind = LW_WAIT_FD_WRITE, .fd = fd, .direction = LW_DIR_WRITE, .flags = LW_REC_FD };
-    fd_wait_begin(&frame, &w, NO_DEADLINE);
-    errno = saved_errno;
-    volatile ssize_t result;
-    CALL_1(result = real_sendmsg(fd, msg, flags), &frame);
-    lw_wait_end(&frame);
-    return result;
+    return LW_RECORDED_CALL(ssize_t, fd_wait_begin(&frame_, &w, NO_DEADLINE), real_sendmsg(fd, msg, flags), 1);
 }
 
 LW_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -691,31 +661,27 @@ static void after_fcntl(int fd, int cmd, int result)
 
 /* The third argument, whatever it is, travels in one register: pass it on
  * as a pointer-sized value, as glibc's own wrapper reads it. */
-LW_EXPORT int fcntl(int fd, int cmd, ...)
+static int fcntl_through(int (**real)(int, int, ...), const char *name, int fd, int cmd, void *arg)
 {
-    va_list ap;
-    va_start(ap, cmd);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
-    if (LW_UNLIKELY(!real_fcntl))
-        lw_resolve((void **)&real_fcntl, "fcntl", NULL);
-    int result = real_fcntl(fd, cmd, arg);
+    if (LW_UNLIKELY(!*real))
+        lw_resolve((void **)real, name, NULL);
+    int result = (*real)(fd, cmd, arg);
     after_fcntl(fd, cmd, result);
     return result;
 }
 
-LW_EXPORT int fcntl64(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    void *arg = va_arg(ap, void *);
-    va_end(ap);
-    if (LW_UNLIKELY(!real_fcntl64))
-        lw_resolve((void **)&real_fcntl64, "fcntl64", NULL);
-    int result = real_fcntl64(fd, cmd, arg);
-    after_fcntl(fd, cmd, result);
-    return result;
-}
+#define FCNTL_HOOK(name)                                      \
+    LW_EXPORT int name(int fd, int cmd, ...)                  \
+    {                                                         \
+        va_list ap;                                           \
+        va_start(ap, cmd);                                    \
+        void *arg = va_arg(ap, void *);                       \
+        va_end(ap);                                           \
+        return fcntl_through(&real_##name, #name, fd, cmd, arg); \
+    }
+
+FCNTL_HOOK(fcntl)
+FCNTL_HOOK(fcntl64)
 
 static int (*real_ioctl)(int, unsigned long, ...);
 

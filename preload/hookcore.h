@@ -14,6 +14,7 @@
 #include "lw.h"
 #include "registry.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -68,5 +69,21 @@ bool lw_may_start_server_in(enum lw_wait_kind kind);
         stmt;                                           \
         pthread_cleanup_pop(0);                         \
     } while (0)
+
+/* Make `call` (of type `type`) with a wait recorded around it: `begin` is a
+ * statement that records into the frame named frame_ (errno is restored
+ * after it); cancel (0 or 1) says whether `call` is a cancellation point.
+ * The value is the call's; its errno reaches the caller untouched. */
+#define LW_RECORDED_CALL(type, begin, call, cancel)      \
+    ({                                                   \
+        int lw_saved_errno_ = errno;                     \
+        struct lw_wait_frame frame_;                     \
+        begin;                                           \
+        errno = lw_saved_errno_;                         \
+        volatile type lw_result_;                        \
+        CALL_##cancel(lw_result_ = (call), &frame_);     \
+        lw_wait_end(&frame_);                            \
+        lw_result_;                                      \
+    })
 
 #endif

@@ -191,14 +191,9 @@ static void wait_begin_on(struct lw_wait_frame *f, enum lw_wait_kind kind, uintp
     {                                                                                       \
         if (lw_hooks_bypassed() || !wait_will_park(kind, (uintptr_t)(object)))              \
             return real_##name args;                                                        \
-        int saved_errno = errno;                                                            \
-        struct lw_wait_frame frame;                                                         \
-        wait_begin_on(&frame, kind, (uintptr_t)(object), (uintptr_t)(aux), (deadline));     \
-        errno = saved_errno;                                                                \
-        volatile ret result;                                                                \
-        CALL_##cancel(result = real_##name args, &frame);                                   \
-        lw_wait_end(&frame);                                                                   \
-        return result;                                                                      \
+        return LW_RECORDED_CALL(ret,                                                        \
+            wait_begin_on(&frame_, kind, (uintptr_t)(object), (uintptr_t)(aux), (deadline)),    \
+            real_##name args, cancel);                                                      \
     }                                                                                       \
     LW_EXPORT ret name params                                                               \
     {                                                                                       \
@@ -286,13 +281,8 @@ LW_EXPORT __attribute__((no_sanitize("address"))) long syscall(long nr, ...)
         lw_resolve((void **)&real_syscall, "syscall", NULL);
     if (LW_LIKELY(!futex_call_will_park(nr, a2)) || lw_hooks_bypassed())
         return real_syscall(nr, a1, a2, a3, a4, a5, a6);
-    int saved_errno = errno;
-    struct lw_wait_frame frame;
-    futex_wait_begin(&frame, nr, a1, a2, a4, a5);
-    errno = saved_errno;
-    long result = real_syscall(nr, a1, a2, a3, a4, a5, a6);
-    lw_wait_end(&frame);
-    return result;
+    return LW_RECORDED_CALL(long, futex_wait_begin(&frame_, nr, a1, a2, a4, a5),
+                            real_syscall(nr, a1, a2, a3, a4, a5, a6), 0);
 }
 
 /* ---- pthread_create: every thread's birth ---- */

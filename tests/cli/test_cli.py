@@ -553,16 +553,18 @@ MODES = {"usage": mode_usage, "status": mode_status, "threads-json": mode_thread
          "color": mode_color, "discovery": mode_discovery, "large": mode_large}
 
 
-def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in MODES:
-        print("usage: test_cli.py {%s}" % ",".join(MODES))
+def run_modes(modes, script):
+    """Run the mode named by argv[1] (one of modes) against a fresh Env; the
+    exit status: 0 ok, 1 failed, 2 usage. Shared by this file and test_views.py."""
+    if len(sys.argv) != 2 or sys.argv[1] not in modes:
+        print("usage: %s {%s}" % (script, ",".join(modes)))
         return 2
     if not CLI or not os.access(CLI, os.X_OK):
         print("FAIL: LEAKWATCH_CLI is not an executable: %r" % CLI)
         return 1
     env = Env()
     try:
-        MODES[sys.argv[1]](env)
+        modes[sys.argv[1]](env)
     except Failure as e:
         print("FAIL (%s): %s" % (sys.argv[1], e))
         return 1
@@ -573,6 +575,10 @@ def main():
         env.close()
     print("ok")
     return 0
+
+
+def main():
+    return run_modes(MODES, "test_cli.py")
 
 
 if __name__ == "__main__":

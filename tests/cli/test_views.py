@@ -557,22 +557,7 @@ MODES = {"help": mode_help, "suppress": mode_suppress, "metrics": mode_metrics, 
 
 
 def main():
-    if len(sys.argv) != 2 or sys.argv[1] not in MODES:
-        print("usage: test_views.py {%s}" % ",".join(MODES))
-        return 2
-    env = Env()
-    try:
-        MODES[sys.argv[1]](env)
-    except Failure as e:
-        print("FAIL (%s): %s" % (sys.argv[1], e))
-        return 1
-    except subprocess.TimeoutExpired as e:
-        print("FAIL (%s): the CLI hung: %s" % (sys.argv[1], e))
-        return 1
-    finally:
-        env.close()
-    print("ok")
-    return 0
+    return test_cli.run_modes(MODES, "test_views.py")
 
 
 if __name__ == "__main__":
