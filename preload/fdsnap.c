@@ -554,7 +554,7 @@ static void scan_process(int32_t pid, struct target *targets, size_t ntargets, b
 
 /* Which other processes hold the other end of each in-process-looking
  * channel wait: every readable /proc/PID/fd, within a time budget. */
-static void scan_other_processes(struct build *b, struct target *targets, size_t ntargets)
+static void scan_other_processes(struct target *targets, size_t ntargets)
 {
     if (!ntargets)
         return;
@@ -584,7 +584,6 @@ static void scan_other_processes(struct build *b, struct target *targets, size_t
         scan_process((int32_t)pid, targets, ntargets, tracked_only);
     }
     closedir(proc);
-    (void)b;
 }
 
 /* ---- names: who made it, who used it, and whether they still exist ---- */
@@ -708,7 +707,7 @@ int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *r
         targets[ntargets].channel = c;
         ntargets++;
     }
-    scan_other_processes(&b, targets, ntargets);
+    scan_other_processes(targets, ntargets);
     free(targets);
     name_people(&b);
     free(b.by_tid);

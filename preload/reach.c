@@ -735,7 +735,7 @@ static struct sighting *find_sighting(int32_t tid, uint64_t object, uint64_t wai
     return NULL;
 }
 
-static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
+static void gather_threads(const struct lw_snapshot *snap, const struct lw_analysis *a,
                            struct thread_info *ti)
 {
     for (size_t i = 0; i < snap->nthreads; i++) {
@@ -748,7 +748,6 @@ static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const
         ti[i].object = t->wait.object;
         if (t->waiting)
             ti[i].sp = saved_registers(t->tid, ti[i].args);
-        (void)s;
     }
 }
 
@@ -929,7 +928,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
     }
     skip_own_memory(&s);
     find_heaps(&s);
-    gather_threads(&s, snap, a, ti);
+    gather_threads(snap, a, ti);
     place_stacks(&s, ti, n);
     if (roots_too_large(&s)) {
         /* Not reading everything would make "unreachable" unsound: no scan. */
