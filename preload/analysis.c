@@ -18,6 +18,7 @@
  */
 #include "snapshot.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1104,39 +1105,114 @@ static void describe_plain(struct ctx *c)
     }
 }
 
-int lw_analyze(const struct lw_snapshot *snap, struct lw_analysis *out)
+/* The rules, with or without counting the program's signal handlers as
+ * possible wakers. */
+static int analyze(const struct lw_snapshot *snap, struct lw_analysis *out, bool count_handlers)
 {
     memset(out, 0, sizeof *out);
     size_t n = snap->nthreads;
     struct ctx c = {
         .snap = snap, .out = out, .settle = snap->settle_ms / 1000.0, .stall = snap->stall_ms / 1000.0,
-        .app_signal_handlers = (snap->caught_signals & ~GLIBC_INTERNAL_SIGNALS) != 0,
+        .app_signal_handlers = count_handlers && (snap->caught_signals & ~GLIBC_INTERNAL_SIGNALS) != 0,
     };
     out->verdicts = calloc(n ? n : 1, sizeof *out->verdicts);
-    if (!out->verdicts || build_indexes(&c) != 0) {
-        free_indexes(&c);
-        lw_analysis_free(out);
-        return -1;
-    }
+    int rc = -1;
+    if (!out->verdicts || build_indexes(&c) != 0)
+        goto out;
     describe_plain(&c);
-    if (judge_owner_edges(&c) != 0) {
-        free_indexes(&c);
-        lw_analysis_free(out);
-        return -1;
-    }
+    if (judge_owner_edges(&c) != 0)
+        goto out;
     judge_quiescence(&c);
-    if (judge_by_liveness(&c) != 0) {
-        free_indexes(&c);
-        lw_analysis_free(out);
-        return -1;
-    }
+    if (judge_by_liveness(&c) != 0)
+        goto out;
     judge_suspects(&c);
-    for (size_t i = 0; i < n; i++) {
+    rc = 0;
+out:
+    free_indexes(&c);
+    if (rc != 0)
+        lw_analysis_free(out);
+    return rc;
+}
+
+/* ---- suspect: stuck but for a signal handler ----
+ *
+ * A handler may end a semaphore, futex or channel wait (sem_post, a futex
+ * wake and write are async-signal-safe; an EINTR may make the program give
+ * up), so with handlers installed those waits prove nothing. But a thread
+ * that would be leaked or deadlocked were it not for the handlers, and has
+ * been parked past the stall threshold, is worth a look: python3 asleep in
+ * queue.get() while main joins it looks exactly like this, and so does a
+ * daemon idle until SIGTERM. Said as such, never as a proof. */
+
+static void name_caught_signals(char *buf, size_t size, uint64_t caught)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int sig = 1; sig <= 64 && used < size; sig++) {
+        if (!(caught & SIGNAL_BIT(sig)))
+            continue;
+        const char *abbrev = sig < SIGRTMIN ? sigabbrev_np(sig) : NULL;
+        int len = abbrev ? snprintf(buf + used, size - used, "%sSIG%s", used ? ", " : "", abbrev)
+                         : snprintf(buf + used, size - used, "%ssignal %d", used ? ", " : "", sig);
+        if (len < 0)
+            break;
+        used += (size_t)len;
+    }
+}
+
+static void suspect_unless_handler(const struct lw_snapshot *snap, struct lw_analysis *out,
+                                   const struct lw_analysis *without_handlers)
+{
+    char handled[160];
+    name_caught_signals(handled, sizeof handled, snap->caught_signals & ~GLIBC_INTERNAL_SIGNALS);
+    double stall = snap->stall_ms / 1000.0;
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        const struct lw_thread_verdict *h = &without_handlers->verdicts[i];
+        struct lw_thread_verdict *v = &out->verdicts[i];
+        if (v->verdict != LW_WAITING || snap->threads[i].wait.seconds < stall ||
+            (h->verdict != LW_LEAKED && h->verdict != LW_DEADLOCKED))
+            continue;
+        *v = *h;
+        v->verdict = LW_SUSPECT;
+        size_t len = strlen(v->reason);
+        snprintf(v->reason + len, sizeof v->reason - len,
+                 "; but the program handles %s, and a handler might end this wait: not a proof", handled);
+    }
+    if (without_handlers->quiescent && !out->note[0])
+        snprintf(out->note, sizeof out->note,
+                 "all threads are asleep, unless a signal arrives: the program handles %s", handled);
+}
+
+static bool may_be_stuck_but_for_handlers(const struct lw_snapshot *snap, const struct lw_analysis *a)
+{
+    if (!(snap->caught_signals & ~GLIBC_INTERNAL_SIGNALS))
+        return false;
+    for (size_t i = 0; i < snap->nthreads; i++)
+        if (a->verdicts[i].verdict == LW_WAITING && snap->threads[i].wait.seconds >= snap->stall_ms / 1000.0)
+            return true;
+    return false;
+}
+
+int lw_analyze(const struct lw_snapshot *snap, struct lw_analysis *out)
+{
+    if (analyze(snap, out, true) != 0)
+        return -1;
+    if (may_be_stuck_but_for_handlers(snap, out)) {
+        struct lw_analysis without;
+        if (analyze(snap, &without, false) != 0) {
+            lw_analysis_free(out);
+            return -1;
+        }
+        suspect_unless_handler(snap, out, &without);
+        lw_analysis_free(&without);
+    }
+    memset(out->counts, 0, sizeof out->counts);
+    out->parked = 0;
+    for (size_t i = 0; i < snap->nthreads; i++) {
         out->counts[out->verdicts[i].verdict]++;
         if (snap->threads[i].waiting)
             out->parked++;
     }
-    free_indexes(&c);
     return 0;
 }
 

@@ -268,6 +268,50 @@ static void test_asleep_but_someone_can_wake(void)
 }
 
 
+/* python3 asleep in queue.get() while main joins it, with python's SIGINT
+ * handler installed: stuck unless a signal arrives, so `suspect` once past
+ * the stall threshold (never a proof), `waiting` before it; without the
+ * handler, both leaked. */
+static void test_asleep_but_for_a_handler(void)
+{
+    struct lw_snap_thread t[2] = { thread(1, "main"), thread(2, "consumer") };
+    park(&t[0], LW_WAIT_SEM, 0x100, 40);
+    park(&t[1], LW_WAIT_SEM, 0x200, 40);
+    struct lw_snapshot snap;
+    memset(&snap, 0, sizeof snap);
+    snap.threads = t;
+    snap.nthreads = 2;
+    snap.settle_ms = 1000;
+    snap.stall_ms = 30000;
+    snap.caught_signals = (1ull << (2 - 1)) | (1ull << 31) | (1ull << 32);   /* SIGINT and glibc's own */
+    struct lw_analysis a;
+    CHECK(lw_analyze(&snap, &a) == 0, "analyze");
+    CHECK(a.counts[LW_SUSPECT] == 2 && a.counts[LW_LEAKED] == 0, "suspect=%zu leaked=%zu",
+          a.counts[LW_SUSPECT], a.counts[LW_LEAKED]);
+    CHECK(strstr(a.verdicts[1].reason, "all threads are asleep") && strstr(a.verdicts[1].reason, "SIGINT") &&
+          !strstr(a.verdicts[1].reason, "signal 32") && strstr(a.verdicts[1].reason, "not a proof"),
+          "reason: %s", a.verdicts[1].reason);
+    CHECK(!a.quiescent && strstr(a.note, "unless a signal arrives") && strstr(a.note, "SIGINT"), "note: %s", a.note);
+    lw_analysis_free(&a);
+
+    t[0].wait.seconds = t[1].wait.seconds = 10;   /* under the stall threshold */
+    CHECK(lw_analyze(&snap, &a) == 0, "analyze");
+    CHECK(a.counts[LW_WAITING] == 2, "young: waiting=%zu", a.counts[LW_WAITING]);
+    lw_analysis_free(&a);
+
+    t[0].wait.seconds = t[1].wait.seconds = 40;
+    t[0].wait.timed = true;   /* a timed wait somewhere: not asleep at all */
+    CHECK(lw_analyze(&snap, &a) == 0, "analyze");
+    CHECK(a.counts[LW_WAITING] == 2, "timed: waiting=%zu", a.counts[LW_WAITING]);
+    lw_analysis_free(&a);
+
+    t[0].wait.timed = false;
+    snap.caught_signals = (1ull << 31) | (1ull << 32);
+    CHECK(lw_analyze(&snap, &a) == 0, "analyze");
+    CHECK(a.counts[LW_LEAKED] == 2 && a.quiescent, "no handler: leaked=%zu", a.counts[LW_LEAKED]);
+    lw_analysis_free(&a);
+}
+
 /* ---- rule 4: fd channels ---- */
 
 /* A pipe made 10 s ago by tid 2 (setup, exited 9 s ago), whose write end
@@ -601,6 +645,7 @@ int main(void)
     test_owner_edges_that_prove_nothing();
     test_whole_process_asleep();
     test_asleep_but_someone_can_wake();
+    test_asleep_but_for_a_handler();
     test_channel_all_users_gone();
     test_channel_live_counterparts();
     test_channel_no_proof();
