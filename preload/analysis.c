@@ -1134,15 +1134,18 @@ out:
     return rc;
 }
 
-/* ---- suspect: stuck but for a signal handler ----
+/* ---- suspect: the whole process asleep but for a signal handler ----
  *
  * A handler may end a semaphore, futex or channel wait (sem_post, a futex
  * wake and write are async-signal-safe; an EINTR may make the program give
- * up), so with handlers installed those waits prove nothing. But a thread
- * that would be leaked or deadlocked were it not for the handlers, and has
- * been parked past the stall threshold, is worth a look: python3 asleep in
- * queue.get() while main joins it looks exactly like this, and so does a
- * daemon idle until SIGTERM. Said as such, never as a proof. */
+ * up), so with handlers installed those waits prove nothing. But when every
+ * thread would be asleep were it not for the handlers (rule 2), and the
+ * waits are older than the stall threshold, that is worth a look: python3
+ * asleep in queue.get() while main joins it, with its SIGINT handler, looks
+ * exactly like this. So would a program that does nothing at all until a
+ * signal, hence suspect, never a proof. A single channel reader that only
+ * a handler could wake while other threads live is the self-pipe of an idle
+ * daemon: left `waiting`. */
 
 static void name_caught_signals(char *buf, size_t size, uint64_t caught)
 {
@@ -1178,7 +1181,7 @@ static void suspect_unless_handler(const struct lw_snapshot *snap, struct lw_ana
         snprintf(v->reason + len, sizeof v->reason - len,
                  "; but the program handles %s, and a handler might end this wait: not a proof", handled);
     }
-    if (without_handlers->quiescent && !out->note[0])
+    if (!out->note[0])
         snprintf(out->note, sizeof out->note,
                  "all threads are asleep, unless a signal arrives: the program handles %s", handled);
 }
@@ -1203,7 +1206,8 @@ int lw_analyze(const struct lw_snapshot *snap, struct lw_analysis *out)
             lw_analysis_free(out);
             return -1;
         }
-        suspect_unless_handler(snap, out, &without);
+        if (without.quiescent)
+            suspect_unless_handler(snap, out, &without);
         lw_analysis_free(&without);
     }
     memset(out->counts, 0, sizeof out->counts);

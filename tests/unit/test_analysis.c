@@ -492,6 +492,8 @@ static void test_channel_no_proof(void)
     chan_case_init(&k);
     k.signals = 1ull << (10 - 1);   /* SIGUSR1 handler: the self-pipe trick */
     CHECK(reader_verdict(&k, NULL, 0) == LW_WAITING, "signal handler");
+    k.stall_ms = 2000;              /* idle past the stall threshold, main alive: still no suspect */
+    CHECK(reader_verdict(&k, NULL, 0) == LW_WAITING, "signal handler, stalled");
     chan_case_init(&k);
     k.t[1].wait.timed = true;
     CHECK(reader_verdict(&k, NULL, 0) == LW_WAITING, "timed");
