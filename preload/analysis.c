@@ -940,6 +940,21 @@ static int compare_age_index(const void *a, const void *b, void *arg)
     return (x > y) - (x < y);   /* youngest (smallest age) first; unknown (-1) first of all */
 }
 
+/* Wakers were listed while their own verdicts were still being decided:
+ * give each the verdict it ended with, so that a report never lists as
+ * waiting a waker it calls leaked elsewhere. */
+static void refresh_waker_verdicts(struct ctx *c)
+{
+    for (size_t i = 0; i < c->snap->nthreads; i++) {
+        struct lw_thread_verdict *v = &c->out->verdicts[i];
+        for (size_t k = 0; k < v->nwakers && k < LW_MAX_WAKERS; k++) {
+            long at = thread_index(c, v->wakers[k].tid);
+            if (at >= 0)
+                v->wakers[k].verdict = c->out->verdicts[at].verdict;
+        }
+    }
+}
+
 static int judge_by_liveness(struct ctx *c)
 {
     size_t n = c->snap->nthreads;
@@ -1001,6 +1016,7 @@ static int judge_by_liveness(struct ctx *c)
                 judge_owner_stuck(c, i))
                 changed = true;
     }
+    refresh_waker_verdicts(c);
 out:
     free(r.first);
     free(r.waiters);

@@ -117,10 +117,6 @@ static bool fd_call_may_block(int fd, enum lw_use use, bool nonblocking_call)
     DECLARE_REAL(ret, name, params, args, version)                                             \
     static __attribute__((noinline, cold)) ret slow_##name params                              \
     {                                                                                          \
-        if (lw_unwinding() && lw_unwinder_fd_is_stale(wfd)) {                                  \
-            errno = EBADF;                                                                     \
-            return (ret)-1;                                                                    \
-        }                                                                                      \
         if (lw_hooks_bypassed() || !fd_call_may_block((wfd), (wuse), (nonblocking)))           \
             return real_##name args;                                                           \
         struct fd_wait w = { .kind = (wkind), .fd = (wfd), .direction = direction_of(wuse),    \
@@ -130,7 +126,7 @@ static bool fd_call_may_block(int fd, enum lw_use use, bool nonblocking_call)
     LW_EXPORT ret name params                                                                  \
     {                                                                                          \
         uint64_t entry_ = lw_fd_entry(wfd);                                                    \
-        if (LW_LIKELY(lw_fd_never_blocks(entry_)) && LW_LIKELY(!lw_unwinding())) {             \
+        if (LW_LIKELY(lw_fd_never_blocks(entry_))) {                                           \
             if (entry_ & LW_FD_CHANNEL)   /* a non-blocking channel end: note who uses it */    \
                 lw_channel_note_use(entry_, (wuse));                                           \
             return real_##name args;                                                           \
@@ -457,14 +453,7 @@ DECLARE_REAL(int, pipe2, (int fds[2], int flags), (fds, flags), NULL)
 DECLARE_REAL(int, socketpair, (int domain, int type, int protocol, int fds[2]), (domain, type, protocol, fds), NULL)
 DECLARE_REAL(int, eventfd, (unsigned int value, int flags), (value, flags), NULL)
 
-/* A pipe made while this thread unwinds is libunwind's validation pipe. */
-static void pipe_created(const int fds[2])
-{
-    if (LW_UNLIKELY(lw_unwinding()))
-        lw_unwinder_pipe_created(fds);
-    else
-        created(fds, 2, LW_CH_PIPE);
-}
+static void pipe_created(const int fds[2]) { created(fds, 2, LW_CH_PIPE); }
 
 LW_EXPORT int pipe(int fds[2])
 {
@@ -599,8 +588,6 @@ LW_EXPORT int dup3(int from, int to, int flags)
  * have been given the same number for something new. */
 LW_EXPORT int close(int fd)
 {
-    if (LW_UNLIKELY(lw_unwinding()) && lw_unwinder_fd_is_stale(fd))
-        return 0;   /* libunwind closing a number that is no longer its own */
     lw_fd_forget(fd);
     return real_close(fd);
 }

@@ -36,6 +36,7 @@
 #include "registry.h"
 #include "snapshot.h"
 #include "stacks.h"
+#include "unwind.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -406,6 +407,8 @@ static void skip_own_memory(struct scan *s)
     lw_registry_extent(&lo, &hi);
     skip_range(s, lo, hi);
     lw_stacks_extent(&lo, &hi);
+    skip_range(s, lo, hi);
+    lw_unwind_extent(&lo, &hi);
     skip_range(s, lo, hi);
     /* our scratch buffer: copies of the program's memory */
     skip_range(s, (uint64_t)(uintptr_t)s->buf, (uint64_t)(uintptr_t)s->buf + READ_CHUNK);
@@ -946,13 +949,9 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
         free_scan(&s);
         return -1;
     }
-    for (size_t i = 0; i < n; i++)   /* stack pseudo-block indexes moved with the sort */
-        if (ti[i].block != SIZE_MAX)
-            for (size_t b = 0; b < s.nblocks; b++)
-                if (s.owner[b] == (int32_t)i) {
-                    ti[i].block = b;
-                    break;
-                }
+    for (size_t b = 0; b < s.nblocks; b++)   /* stack pseudo-block indexes moved with the sort */
+        if (s.owner[b] >= 0)
+            ti[s.owner[b]].block = b;
     mark_to_fixpoint(&s, ti, n);
     record_results(snap, ti, &s);
     snprintf(snap->reach_note, sizeof snap->reach_note,

@@ -1,11 +1,5 @@
 /*
- * stacks.c — stack capture with libunwind and a lock-free intern table.
- *
- * libunwind.so.8 is dlopen'ed RTLD_LOCAL rather than linked: it also exports
- * backtrace() and _Unwind_*, and linking it would make a libgcc_s loaded
- * later bind C++ exception unwinding to libunwind's. Its caching policy is set
- * per thread, so no libunwind lock can be held across fork or be re-entered by
- * a signal handler. The first capture is slow (~1 ms), so init primes it.
+ * stacks.c — stack capture (unwind.c) and a lock-free intern table.
  *
  * The intern table is open-addressed, fixed-size and append-only: an entry
  * goes EMPTY -> WRITING (claimed with CAS) -> READY (frames published with a
@@ -14,13 +8,12 @@
 #include "stacks.h"
 #include "lw.h"
 #include "registry.h"
+#include "unwind.h"
 
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
 
 #define TABLE_SIZE 16384u          /* power of two */
 #define MAX_PROBES 64u
@@ -35,10 +28,7 @@ struct entry {
     uint64_t pcs[LW_MAX_FRAMES];
 };
 
-__thread int lw_unwinding_depth __attribute__((tls_model("initial-exec")));
-
 static struct entry *table;
-static int (*unw_backtrace_fn)(void **, int);
 static const char *problem = "stacks not initialized";
 static uintptr_t self_text_lo, self_text_hi;   /* our own code, skipped */
 
@@ -60,25 +50,6 @@ static int find_own_text(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
-static void set_per_thread_caching(void *lib)
-{
-    void *space = dlsym(lib, "_ULx86_64_local_addr_space");
-    int (*set_policy)(void *, int) = (int (*)(void *, int))dlsym(lib, "_ULx86_64_set_caching_policy");
-    if (space && set_policy)
-        set_policy(*(void **)space, 2 /* UNW_CACHE_PER_THREAD */);
-}
-
-/* Load libunwind and bind unw_backtrace; NULL or why not. */
-static const char *load_libunwind(void)
-{
-    void *lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-    if (!lib)
-        return "libunwind.so.8 could not be loaded";
-    set_per_thread_caching(lib);
-    unw_backtrace_fn = (int (*)(void **, int))dlsym(lib, "unw_backtrace");
-    return unw_backtrace_fn ? NULL : "libunwind.so.8 has no unw_backtrace";
-}
-
 void lw_stacks_init(void)
 {
     table = mmap(NULL, sizeof(struct entry) * TABLE_SIZE, PROT_READ | PROT_WRITE,
@@ -89,14 +60,8 @@ void lw_stacks_init(void)
         return;
     }
     dl_iterate_phdr(find_own_text, (void *)(uintptr_t)&lw_stacks_init);
-    /* libunwind opens its validation pipe while it sets up (the caching
-     * policy call does): count all of it as unwinding, so that our pipe2
-     * hook knows whose pipe it is. */
-    lw_unwinding_depth++;
-    problem = load_libunwind();
-    lw_unwinding_depth--;
-    if (!problem)
-        lw_stack_capture();   /* prime: the first unwind loads unwind tables */
+    lw_unwind_init();
+    problem = NULL;
 }
 
 const char *lw_stacks_problem(void) { return problem; }
@@ -107,28 +72,28 @@ void lw_stacks_extent(uintptr_t *lo, uintptr_t *hi)
     *hi = table ? (uintptr_t)table + sizeof(struct entry) * TABLE_SIZE : 0;
 }
 
-static uint64_t hash_frames(void *const *pcs, int n)
+static uint64_t hash_frames(const uint64_t *pcs, int n)
 {
     uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
     for (int i = 0; i < n; i++) {
-        h ^= (uint64_t)(uintptr_t)pcs[i];
+        h ^= pcs[i];
         h *= 0xff51afd7ed558ccdull;
         h ^= h >> 32;
     }
     return h ? h : 1;
 }
 
-static bool entry_matches(const struct entry *e, uint64_t h, void *const *pcs, int n)
+static bool entry_matches(const struct entry *e, uint64_t h, const uint64_t *pcs, int n)
 {
     if (e->hash != h || e->depth != (uint32_t)n)
         return false;
     for (int i = 0; i < n; i++)
-        if (e->pcs[i] != (uint64_t)(uintptr_t)pcs[i])
+        if (e->pcs[i] != pcs[i])
             return false;
     return true;
 }
 
-static uint32_t intern(void *const *pcs, int n)
+static uint32_t intern(const uint64_t *pcs, int n)
 {
     uint64_t h = hash_frames(pcs, n);
     for (uint32_t probe = 0; probe < MAX_PROBES; probe++) {
@@ -150,7 +115,7 @@ static uint32_t intern(void *const *pcs, int n)
         e->hash = h;
         e->depth = (uint32_t)n;
         for (int i = 0; i < n; i++)
-            e->pcs[i] = (uint64_t)(uintptr_t)pcs[i];
+            e->pcs[i] = pcs[i];
         __atomic_store_n(&e->state, ENTRY_READY, __ATOMIC_RELEASE);
         return idx + 1;
     }
@@ -159,16 +124,12 @@ static uint32_t intern(void *const *pcs, int n)
 
 __attribute__((noinline)) uint32_t lw_stack_capture(void)
 {
-    if (!unw_backtrace_fn || !table)
+    if (!table)
         return 0;
-    void *pcs[CAPTURE_DEPTH];
-    lw_bypass_enter();
-    lw_unwinding_depth++;
-    int n = unw_backtrace_fn(pcs, CAPTURE_DEPTH);
-    lw_unwinding_depth--;
-    lw_bypass_leave();
+    uint64_t pcs[CAPTURE_DEPTH];
+    int n = lw_unwind(pcs, CAPTURE_DEPTH);
     int first = 0;
-    while (first < n && (uintptr_t)pcs[first] >= self_text_lo && (uintptr_t)pcs[first] < self_text_hi)
+    while (first < n && pcs[first] >= self_text_lo && pcs[first] < self_text_hi)
         first++;
     n -= first;
     if (n <= 0)
@@ -176,41 +137,6 @@ __attribute__((noinline)) uint32_t lw_stack_capture(void)
     if (n > LW_MAX_FRAMES)
         n = LW_MAX_FRAMES;
     return intern(pcs + first, n);
-}
-
-/* ---- libunwind's validation pipe (see stacks.h) ---- */
-
-static int unwinder_fds[2] = { -1, -1 };
-static uint64_t unwinder_ino[2];
-
-static bool fd_inode(int fd, uint64_t *ino)
-{
-    struct stat st;
-    if (lw_raw_syscall6(SYS_fstat, fd, (long)&st, 0, 0, 0, 0) != 0)
-        return false;
-    *ino = st.st_ino;
-    return true;
-}
-
-void lw_unwinder_pipe_created(const int fds[2])
-{
-    for (int i = 0; i < 2; i++) {
-        uint64_t ino = 0;
-        fd_inode(fds[i], &ino);
-        __atomic_store_n(&unwinder_ino[i], ino, __ATOMIC_RELAXED);
-        __atomic_store_n(&unwinder_fds[i], fds[i], __ATOMIC_RELEASE);
-    }
-}
-
-bool lw_unwinder_fd_is_stale(int fd)
-{
-    for (int i = 0; i < 2; i++) {
-        if (fd < 0 || __atomic_load_n(&unwinder_fds[i], __ATOMIC_ACQUIRE) != fd)
-            continue;
-        uint64_t ino;
-        return !fd_inode(fd, &ino) || ino != __atomic_load_n(&unwinder_ino[i], __ATOMIC_RELAXED);
-    }
-    return false;
 }
 
 bool lw_stack_get(uint32_t id, struct lw_snap_stack *out)

@@ -21,20 +21,4 @@ void lw_stacks_extent(uintptr_t *lo, uintptr_t *hi);
 /* Why stacks are missing, or NULL when they work. */
 const char *lw_stacks_problem(void);
 
-/* ---- libunwind's memory-validation pipe ----
- * libunwind checks that an address is readable by writing a byte of it into
- * a pipe of its own; when reading that pipe fails (the application closed
- * the numbers, as daemons do) it closes both numbers and opens a new pipe,
- * which would close or read or write whatever the application has put at
- * those numbers since. Our fd hooks ask these while the calling thread is
- * unwinding and refuse, without touching the descriptor, any read, write or
- * close of a number that no longer holds libunwind's pipe. */
-static inline bool lw_unwinding(void)
-{
-    extern __thread int lw_unwinding_depth __attribute__((tls_model("initial-exec")));
-    return lw_unwinding_depth != 0;
-}
-void lw_unwinder_pipe_created(const int fds[2]);
-bool lw_unwinder_fd_is_stale(int fd);   /* a number libunwind thinks is its pipe, but is not */
-
 #endif
