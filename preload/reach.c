@@ -58,6 +58,11 @@
 #define BATCH_IOVECS 512
 #define CONFIRM_NS 1000000000ull      /* two scans at least a second apart */
 #define MAX_CONFIRM 4096
+#define UNRECORDED UINT32_MAX
+#define GRANULE_SHIFT 9               /* block_of's index: a few blocks per 512 bytes at most */
+#define MAX_EDGES (1u << 24)          /* 128 MiB of recorded pointers at most; beyond, chunks are read twice */
+#define FILTER_SHIFT 21               /* the filter's granule: 2 MiB */
+#define FILTER_BITS (1ull << (47 - FILTER_SHIFT))
 
 /* ---- reading memory that is not ours ---- */
 
@@ -78,7 +83,7 @@ enum map_kind { MAP_SKIP, MAP_ROOT, MAP_HEAP };
 struct region {
     uint64_t lo, hi;
     size_t first, last;     /* blocks [first, last) */
-    uint32_t *page_first;   /* (hi - lo) / 4096 + 2 entries, relative to first */
+    uint32_t *page_first;   /* per granule of 2^GRANULE_SHIFT bytes: its first block, relative to first */
 };
 
 struct mapping {
@@ -96,6 +101,12 @@ struct scan {
     unsigned char *marked;
     int32_t *owner;          /* the thread whose stack a pseudo-block is, -1 for heap blocks */
     size_t nblocks, cap;
+    uint32_t *edge_first;    /* per block: its pointers in edges[], or UNRECORDED */
+    uint32_t *edge_n;
+    uint64_t *edges;         /* pointer-like words of heap chunks, read while walking */
+    size_t nedges, capedges;
+    bool recording;          /* false once edges[] is full: later chunks are read again to mark */
+    uint64_t *filter;        /* one bit per 2 MiB of address space that may hold a block */
     size_t *work;            /* worklist of block indexes */
     size_t nwork, capwork;
     uint64_t *roots_lo, *roots_hi;
@@ -224,71 +235,165 @@ static void free_mapped(void *p, size_t cap, size_t elem)
         munmap(p, cap * elem);
 }
 
+static bool reserve_blocks(struct scan *s, size_t more)
+{
+    if (s->nblocks + more <= s->cap)
+        return true;
+    size_t cap = s->cap ? 2 * s->cap : 65536;
+    while (cap < s->nblocks + more)
+        cap *= 2;
+    if (!grow_mapped((void **)&s->start, s->cap, cap, sizeof *s->start) ||
+        !grow_mapped((void **)&s->end, s->cap, cap, sizeof *s->end) ||
+        !grow_mapped((void **)&s->owner, s->cap, cap, sizeof *s->owner) ||
+        !grow_mapped((void **)&s->edge_first, s->cap, cap, sizeof *s->edge_first) ||
+        !grow_mapped((void **)&s->edge_n, s->cap, cap, sizeof *s->edge_n))
+        return false;   /* (a partial grow leaves every array at least the old size) */
+    s->cap = cap;
+    return true;
+}
+
+/* Room must have been reserved. */
+static inline void put_new_block(struct scan *s, uint64_t start, uint64_t end, int32_t owner)
+{
+    size_t b = s->nblocks++;
+    s->start[b] = start;
+    s->end[b] = end;
+    s->owner[b] = owner;
+    s->edge_first[b] = UNRECORDED;
+    s->edge_n[b] = 0;
+}
+
 static bool add_block(struct scan *s, uint64_t start, uint64_t end, int32_t owner)
 {
     if (end <= start)
         return true;
-    if (s->nblocks == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 65536;
-        if (!grow_mapped((void **)&s->start, s->cap, cap, sizeof *s->start) ||
-            !grow_mapped((void **)&s->end, s->cap, cap, sizeof *s->end) ||
-            !grow_mapped((void **)&s->owner, s->cap, cap, sizeof *s->owner))
-            return false;   /* (a partial grow leaves every array at least the old size) */
-        s->cap = cap;
-    }
-    s->start[s->nblocks] = start;
-    s->end[s->nblocks] = end;
-    s->owner[s->nblocks] = owner;
-    s->nblocks++;
+    if (!reserve_blocks(s, 1))
+        return false;
+    put_new_block(s, start, end, owner);
     return true;
+}
+
+/* ---- the filter: which words may point into a block ---- */
+
+static bool filter_alloc(struct scan *s)
+{
+    void *p = mmap(NULL, FILTER_BITS / 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    s->filter = p == MAP_FAILED ? NULL : p;
+    return s->filter != NULL;
+}
+
+/* Every private writable mapping may hold blocks (heaps, mmapped chunks,
+ * parked stacks): set its granules. Over-inclusive is only slower. */
+static void filter_fill(struct scan *s)
+{
+    for (size_t i = 0; i < s->nmaps; i++) {
+        const struct mapping *m = &s->maps[i];
+        if (m->kind != MAP_ROOT || !m->writable || m->shared || (m->hi >> 47))
+            continue;
+        for (uint64_t g = m->lo >> FILTER_SHIFT; g <= (m->hi - 1) >> FILTER_SHIFT; g++)
+            s->filter[g >> 6] |= 1ull << (g & 63);
+    }
+}
+
+static inline bool may_point_into_a_block(const struct scan *s, uint64_t v)
+{
+    uint64_t g = v >> FILTER_SHIFT;
+    return g < FILTER_BITS && (s->filter[g >> 6] >> (g & 63) & 1);
 }
 
 /* Walk the chunks of [first, limit): every size must be sane and the walk
  * must end exactly at limit (the top chunk). Adds the chunks as blocks and
- * returns true, or adds nothing and returns false. */
-/* Chunk headers come through a window of READ_CHUNK bytes, so walking a
- * heap costs a syscall per MiB, not per chunk. */
+ * returns true, or adds nothing and returns false.
+ *
+ * The heap comes through a window of READ_CHUNK bytes, so walking it costs
+ * a syscall per MiB, not per chunk; and since every chunk's words pass
+ * through the window anyway, the pointer-like ones are recorded as the
+ * chunk's edges then, so that marking need not read the heap a second
+ * time. */
 struct window {
     uint64_t base;
     size_t len;
 };
 
-static bool read_header(struct scan *s, struct window *w, uint64_t at, uint64_t limit, uint64_t hdr[2])
+/* Make [at, need) visible in the window (need - at <= READ_CHUNK). */
+static bool window_covers(struct scan *s, struct window *w, uint64_t at, uint64_t need, uint64_t limit)
 {
-    if (at < w->base || at + CHUNK_HDR > w->base + w->len) {
-        size_t want = limit - at < READ_CHUNK ? (size_t)(limit - at) : READ_CHUNK;
-        w->base = at;
-        w->len = read_remote(s->buf, at, want);
-        if (w->len < CHUNK_HDR)
-            return false;
-    }
-    memcpy(hdr, s->buf + (at - w->base), CHUNK_HDR);
+    if (at >= w->base && need <= w->base + w->len)
+        return true;
+    size_t want = limit - at < READ_CHUNK ? (size_t)(limit - at) : READ_CHUNK;
+    w->base = at;
+    w->len = read_remote(s->buf, at, want);
+    return need <= w->base + w->len;
+}
+
+static bool reserve_edges(struct scan *s, size_t more)
+{
+    if (more > MAX_EDGES - s->nedges)
+        return false;
+    if (s->nedges + more <= s->capedges)
+        return true;
+    size_t cap = s->capedges ? s->capedges : 1u << 16;
+    while (cap < s->nedges + more)
+        cap *= 2;
+    if (!grow_mapped((void **)&s->edges, s->capedges, cap, sizeof *s->edges))
+        return false;
+    s->capedges = cap;
     return true;
+}
+
+/* The pointer-like words of block b, which the window holds. */
+static void record_edges(struct scan *s, const struct window *w, size_t b)
+{
+    uint64_t lo = s->start[b], hi = s->end[b];
+    size_t n = (size_t)(hi - lo) / 8;
+    if (!reserve_edges(s, n)) {
+        s->recording = false;
+        return;
+    }
+    const unsigned char *p = s->buf + (lo - w->base);
+    size_t first = s->nedges, e = first;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t v;
+        memcpy(&v, p + 8 * k, 8);
+        s->edges[e] = v;                          /* kept only if it may point into a block */
+        e += may_point_into_a_block(s, v);
+    }
+    s->nedges = e;
+    s->edge_first[b] = (uint32_t)first;
+    s->edge_n[b] = (uint32_t)(e - first);
+    s->bytes_scanned += hi - lo;
 }
 
 static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
 {
-    size_t mark = s->nblocks;
+    size_t mark = s->nblocks, mark_edges = s->nedges;
+    uint64_t mark_bytes = s->bytes_scanned;
     uint64_t at = first;
     struct window w = { 0, 0 };
     while (at < limit) {
-        uint64_t hdr[2];
-        if (limit - at < CHUNK_HDR || !read_header(s, &w, at, limit, hdr))
+        if (limit - at < CHUNK_HDR || !window_covers(s, &w, at, at + CHUNK_HDR, limit))
             goto bad;
-        uint64_t size = hdr[1] & ~SIZE_BITS;
-        if (size < MIN_CHUNK || (size & 15) || size > limit - at || (hdr[1] & IS_MMAPPED))
+        uint64_t size_field;
+        memcpy(&size_field, s->buf + (at - w.base) + 8, 8);
+        uint64_t size = size_field & ~SIZE_BITS;
+        if (size < MIN_CHUNK || (size & 15) || size > limit - at || (size_field & IS_MMAPPED))
             goto bad;
         /* An in-use chunk's user area runs into the next chunk's prev_size
          * field: [chunk + 16, next chunk + 8), what malloc_usable_size says. */
         uint64_t user_end = at + size + 8 <= limit ? at + size + 8 : limit;
-        if (!add_block(s, at + CHUNK_HDR, user_end, -1))
+        if (s->nblocks == s->cap && !reserve_blocks(s, 1))
             goto bad;
+        put_new_block(s, at + CHUNK_HDR, user_end, -1);
+        if (s->recording && user_end - at <= READ_CHUNK && window_covers(s, &w, at, user_end, limit))
+            record_edges(s, &w, s->nblocks - 1);
         at += size;
     }
     if (at == limit)
         return true;
 bad:
     s->nblocks = mark;
+    s->nedges = mark_edges;
+    s->bytes_scanned = mark_bytes;
     return false;
 }
 
@@ -497,17 +602,17 @@ static bool add_region(struct scan *s, size_t first, size_t last, size_t *cap)
     if (!grow((void **)&s->regions, cap, s->nregions + 1, sizeof *s->regions))
         return false;
     struct region *r = &s->regions[s->nregions++];
-    r->lo = s->start[first] & ~4095ull;
+    r->lo = s->start[first] & ~((1ull << GRANULE_SHIFT) - 1);
     r->hi = s->end[last - 1];
     r->first = first;
     r->last = last;
-    size_t pages = (size_t)((r->hi - r->lo) >> 12) + 2;
+    size_t pages = (size_t)((r->hi - r->lo) >> GRANULE_SHIFT) + 2;
     r->page_first = malloc(pages * sizeof *r->page_first);
     if (!r->page_first)
         return false;
     size_t b = first;
     for (size_t p = 0; p < pages; p++) {
-        uint64_t page_lo = r->lo + ((uint64_t)p << 12);
+        uint64_t page_lo = r->lo + ((uint64_t)p << GRANULE_SHIFT);
         while (b < last && s->end[b] <= page_lo)
             b++;
         r->page_first[p] = (uint32_t)(b - first);
@@ -540,7 +645,7 @@ static size_t block_of(const struct scan *s, uint64_t addr)
     if (lo == s->nregions || addr < s->regions[lo].lo)
         return SIZE_MAX;
     const struct region *r = &s->regions[lo];
-    size_t p = (size_t)((addr - r->lo) >> 12);
+    size_t p = (size_t)((addr - r->lo) >> GRANULE_SHIFT);
     size_t b = search_blocks(s, r->first + r->page_first[p], r->first + r->page_first[p + 1] + 1 < r->last
                                                                  ? r->first + r->page_first[p + 1] + 1 : r->last, addr);
     return b < r->last && s->start[b] <= addr ? b : SIZE_MAX;
@@ -594,6 +699,14 @@ static size_t take_batch(struct scan *s, size_t *idx, uint64_t lb, uint64_t hb)
     size_t n = 0, total = 0;
     while (s->nwork && n < BATCH_IOVECS) {
         size_t b = s->work[s->nwork - 1];
+        if (s->edge_first[b] != UNRECORDED) {   /* read while walking: its pointers are known */
+            s->nwork--;
+            const uint64_t *e = s->edges + s->edge_first[b];
+            for (uint32_t k = 0; k < s->edge_n[b]; k++)
+                if (e[k] >= lb && e[k] < hb)
+                    mark(s, block_of(s, e[k]));
+            continue;
+        }
         size_t len = s->end[b] - s->start[b];
         if (len > READ_CHUNK / 4) {   /* a big block goes alone, in chunks */
             if (n)
@@ -608,7 +721,20 @@ static size_t take_batch(struct scan *s, size_t *idx, uint64_t lb, uint64_t hb)
         idx[n++] = b;
         total += len;
     }
-    qsort(idx, n, sizeof *idx, compare_index);   /* block order is address order */
+    /* block order is address order; marks made while walking an array
+     * come off the stack descending: reversing is enough then */
+    bool descending = true;
+    for (size_t k = 1; k < n && descending; k++)
+        descending = idx[k] < idx[k - 1];
+    if (descending) {
+        for (size_t k = 0; k < n / 2; k++) {
+            size_t t = idx[k];
+            idx[k] = idx[n - 1 - k];
+            idx[n - 1 - k] = t;
+        }
+    } else {
+        qsort(idx, n, sizeof *idx, compare_index);
+    }
     return n;
 }
 
@@ -658,6 +784,7 @@ static void drain_worklist(struct scan *s, uint64_t lb, uint64_t hb)
 struct block_entry {
     uint64_t start, end;
     int32_t owner;
+    uint32_t edge_first, edge_n;
 };
 
 static int compare_entry(const void *a, const void *b)
@@ -666,9 +793,18 @@ static int compare_entry(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static void put_block(struct scan *s, size_t k, const struct block_entry *e)
+{
+    s->start[k] = e->start;
+    s->end[k] = e->end;
+    s->owner[k] = e->owner;
+    s->edge_first[k] = e->edge_first;
+    s->edge_n[k] = e->edge_n;
+}
+
 /* Sort blocks by start. The heap walks add them in order; only the stack
  * pseudo-blocks appended after them are out of place: sort those few and
- * merge, in linear time. */
+ * merge them in from the back, in place. */
 static bool sort_blocks(struct scan *s)
 {
     size_t n = s->nblocks, h = 1;
@@ -676,20 +812,25 @@ static bool sort_blocks(struct scan *s)
         h++;
     if (h >= n)
         return true;
-    struct block_entry *all = malloc(n * sizeof *all);
-    if (!all)
+    size_t k = n - h;
+    struct block_entry *tail = malloc(k * sizeof *tail);
+    if (!tail)
         return false;
-    for (size_t i = 0; i < n; i++)
-        all[i] = (struct block_entry){ s->start[i], s->end[i], s->owner[i] };
-    qsort(all + h, n - h, sizeof *all, compare_entry);
-    size_t i = 0, j = h;
-    for (size_t k = 0; k < n; k++) {
-        const struct block_entry *e = (j >= n || (i < h && all[i].start < all[j].start)) ? &all[i++] : &all[j++];
-        s->start[k] = e->start;
-        s->end[k] = e->end;
-        s->owner[k] = e->owner;
+    for (size_t i = 0; i < k; i++)
+        tail[i] = (struct block_entry){ s->start[h + i], s->end[h + i], s->owner[h + i], s->edge_first[h + i],
+                                        s->edge_n[h + i] };
+    qsort(tail, k, sizeof *tail, compare_entry);
+    size_t i = h, j = k, pos = n;
+    while (j > 0) {
+        if (i > 0 && s->start[i - 1] > tail[j - 1].start) {
+            i--;
+            struct block_entry e = { s->start[i], s->end[i], s->owner[i], s->edge_first[i], s->edge_n[i] };
+            put_block(s, --pos, &e);
+        } else {
+            put_block(s, --pos, &tail[--j]);
+        }
     }
-    free(all);
+    free(tail);
     return true;
 }
 
@@ -862,6 +1003,11 @@ static void free_scan(struct scan *s)
     free_mapped(s->start, s->cap, sizeof *s->start);
     free_mapped(s->end, s->cap, sizeof *s->end);
     free_mapped(s->owner, s->cap, sizeof *s->owner);
+    free_mapped(s->edge_first, s->cap, sizeof *s->edge_first);
+    free_mapped(s->edge_n, s->cap, sizeof *s->edge_n);
+    free_mapped(s->edges, s->capedges, sizeof *s->edges);
+    if (s->filter)
+        munmap(s->filter, FILTER_BITS / 8);
     free(s->maps); free(s->marked); free(s->work);
     free(s->roots_lo); free(s->roots_hi);
     if (s->buf)
@@ -930,6 +1076,9 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
         return -1;
     }
     skip_own_memory(&s);
+    s.recording = filter_alloc(&s);
+    if (s.recording)
+        filter_fill(&s);
     find_heaps(&s);
     gather_threads(snap, a, ti);
     place_stacks(&s, ti, n);
