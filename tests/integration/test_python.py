@@ -130,7 +130,7 @@ def healthy():
         main = thread_by_tid(r, roles["main"])
         check(main["verdict"] == "waiting" and main["wait"]["kind"] == "sem" and main["wait"]["seconds"] >= 1.0,
               "main joining the producer: %s %r" % (brief(main), main["wait"]))
-        got = [line.split() for line in p.more_output(wait=2.0) if line.startswith("GOT ")]
+        got = [line.split() for line in p.more_output(wait=0.5) if line.startswith("GOT ")]
         check(len(got) >= 2, "the items stopped coming: %r" % p.lines)
         values = [dict(w.split("=") for w in g[1:]) for g in got]
         check(int(values[-1]["poller"]) > int(values[0]["poller"]) and int(values[-1]["timeouts"]) > 0,
