@@ -431,6 +431,66 @@ static void collect_stacks(struct lw_snapshot *snap)
     free(ids);
 }
 
+/* ---- process-shared objects in private memory ----
+ * A process-shared condvar, semaphore or mutex, or a futex word waited on
+ * without FUTEX_PRIVATE_FLAG (libstdc++'s std::future does that), can only
+ * be reached by another process through a MAP_SHARED mapping: in private
+ * memory (the heap, a stack, a private file mapping, even after fork: the
+ * child's copy is its own) the kernel keys the futex by this process's
+ * address space, so only this process can wake it. Such waits are private
+ * for the analysis, as they are in fact. */
+
+static bool in_shared_mapping(const uint64_t (*ranges)[2], size_t n, uint64_t addr)
+{
+    for (size_t i = 0; i < n; i++)
+        if (addr >= ranges[i][0] && addr < ranges[i][1])
+            return true;
+    return false;
+}
+
+static void unshare_private_objects(struct lw_snapshot *snap)
+{
+    bool any = false;
+    for (size_t i = 0; i < snap->nthreads && !any; i++)
+        any = snap->threads[i].waiting && snap->threads[i].wait.shared;
+    if (!any)
+        return;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return;   /* unknown: they stay shared, which proves less, never more */
+    uint64_t (*ranges)[2] = NULL;
+    size_t n = 0, cap = 0;
+    char line[512];
+    bool complete = true;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%llx-%llx %7s", &lo, &hi, perms) != 3 || perms[3] != 's')
+            continue;
+        if (n == cap) {
+            size_t cap2 = cap ? 2 * cap : 16;
+            void *q = realloc(ranges, cap2 * sizeof *ranges);
+            if (!q) {
+                complete = false;
+                break;
+            }
+            ranges = q;
+            cap = cap2;
+        }
+        ranges[n][0] = lo;
+        ranges[n][1] = hi;
+        n++;
+    }
+    fclose(f);
+    if (complete)
+        for (size_t i = 0; i < snap->nthreads; i++) {
+            struct lw_snap_wait *w = &snap->threads[i].wait;
+            if (snap->threads[i].waiting && w->shared && w->object && !in_shared_mapping(ranges, n, w->object))
+                w->shared = false;
+        }
+    free(ranges);
+}
+
 int lw_snapshot_take(struct lw_snapshot *snap)
 {
     memset(snap, 0, sizeof *snap);
@@ -477,6 +537,7 @@ int lw_snapshot_take(struct lw_snapshot *snap)
         check_owner_gone(&snap->threads[i].wait, tids, ntids);
     }
     snap->caught_signals = read_caught_signals();
+    unshare_private_objects(snap);
     attach_fd_details(snap, regs, nregs);
     collect_stacks(snap);
     free(exited_pthreads);

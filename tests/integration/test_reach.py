@@ -26,7 +26,7 @@ import time
 from lwtest import SLOW, Process, TestFailure, addr, check, fixture, run_test, sanitized, thread_by_tid, until
 
 MODES = ["fetch_cond", "ready_sem", "futex_chan", "big_block", "pool_dropped", "stack_ref", "global_ref",
-         "heap_chain", "tail_ref", "mmap_ref", "timed", "relay_stack", "relay_tls"]
+         "heap_chain", "tail_ref", "mmap_ref", "timed", "relay_stack", "relay_tls", "pshared_heap", "pshared_mapped"]
 
 # The leaks: which thread is stuck (READY's key, or a thread name for the
 # pool) and on what kind of wait.
@@ -36,6 +36,7 @@ LEAKS = {
     "futex_chan": dict(victim="worker", kind="futex"),
     "big_block": dict(victim="worker", kind="cond"),   # the block is an mmapped chunk
     "pool_dropped": dict(name="pool-worker", kind="cond", count=1000),
+    "pshared_heap": dict(victim="worker", kind="sem"),   # process-shared, but in private memory
 }
 
 # The healthy twins: the thread that must stay `waiting`, its wait kind, and
@@ -50,6 +51,7 @@ HEALTHY = {
     "timed": dict(victim="worker", kind="cond", reach=None),
     "relay_stack": dict(victim="worker", kind="cond", reach="reachable"),
     "relay_tls": dict(victim="worker", kind="cond", reach="reachable"),
+    "pshared_mapped": dict(victim="worker", kind="sem", reach=None, shared=True),
 }
 
 STUCK = ("leaked", "deadlocked")
@@ -267,6 +269,8 @@ def healthy(mode):
             problems.check("samples", judged >= 3, "%s: only %d samples after the settle time" % (mode, judged))
         if mode == "timed":
             problems.check("timed", v["wait"]["timeout"] is True, "timed: %r" % brief(v))
+        problems.check("shared", v["wait"]["shared"] is spec.get("shared", False),
+                       "%s: wait.shared %r: %r" % (mode, v["wait"]["shared"], brief(v)))
         if mode == "stack_ref":
             c = thread_by_tid(r, ids["caller"])
             problems.check("caller", c and c["verdict"] == "waiting" and c["wait"]["kind"] == "sleep",
