@@ -924,6 +924,42 @@ static void place_stacks(struct scan *s, struct thread_info *ti, size_t n)
     }
 }
 
+/* The stacks of threads that have exited: glibc keeps them mapped in its
+ * stack cache, full of stale pointers (the frames a request thread ran
+ * before it gave up), for a thread it may start later. Below the TCB that
+ * memory is dead and no root; the TCB itself stays one (an unjoined
+ * thread's return value lives there). A stack counts as glibc's and dead
+ * only if: it held an exited thread's TCB near its top, a guard page lies
+ * right below it, and no live thread has its TCB or stack pointer in it
+ * (a cached stack handed to a new thread is that thread's again). With a
+ * live thread whose TCB we do not know, nothing is skipped. */
+#define TCB_NEAR_TOP (256u << 10)
+
+static bool stack_in_use(const struct thread_info *ti, size_t n, const struct mapping *m)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((ti[i].tp >= m->lo && ti[i].tp < m->hi) || (ti[i].sp >= m->lo && ti[i].sp < m->hi))
+            return true;
+    return false;
+}
+
+static void skip_dead_stacks(struct scan *s, const struct lw_snapshot *snap, const struct thread_info *ti, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!ti[i].tp)
+            return;
+    for (size_t k = 0; k < snap->nexited && snap->exited_pthreads; k++) {
+        uint64_t tcb = snap->exited_pthreads[k];
+        struct mapping *m = tcb ? mapping_at(s, tcb) : NULL;
+        if (!m || m->kind != MAP_ROOT || m->shared || m->hi - tcb > TCB_NEAR_TOP || m == s->maps)
+            continue;
+        const struct mapping *below = m - 1;
+        if (below->hi != m->lo || below->readable || below->writable || stack_in_use(ti, n, m))
+            continue;
+        skip_range(s, m->lo, tcb & ~7ull);
+    }
+}
+
 /* Roots we refuse to read: a sanitizer's shadow memory or a huge sparse
  * reservation would take for ever and fill page tables with zero pages.
  * A scan that skips a root proves nothing (see lw_reach_scan). */
@@ -1082,6 +1118,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
     find_heaps(&s);
     gather_threads(snap, a, ti);
     place_stacks(&s, ti, n);
+    skip_dead_stacks(&s, snap, ti, n);
     if (roots_too_large(&s)) {
         /* Not reading everything would make "unreachable" unsound: no scan. */
         nsightings = 0;

@@ -510,11 +510,11 @@ int lw_snapshot_take(struct lw_snapshot *snap)
 
     snap->threads = calloc(cap ? cap : 1, sizeof *snap->threads);
     snap->exited_threads = calloc(LW_EXIT_RING, sizeof *snap->exited_threads);
-    uint64_t *exited_pthreads = calloc(LW_EXIT_RING, sizeof *exited_pthreads);
+    uint64_t *exited_pthreads = snap->exited_pthreads = calloc(LW_EXIT_RING, sizeof *exited_pthreads);
     seen_cap = cap;
     seen_next = calloc(seen_cap ? seen_cap : 1, sizeof *seen_next);
     if (!snap->threads || !snap->exited_threads || !exited_pthreads || !seen_next || (!regs && nregs)) {
-        free(regs); free(tids); free(exited_pthreads); free(seen_next);
+        free(regs); free(tids); free(seen_next);
         seen_next = NULL;
         lw_snapshot_free(snap);
         errno = ENOMEM;
@@ -540,7 +540,6 @@ int lw_snapshot_take(struct lw_snapshot *snap)
     unshare_private_objects(snap);
     attach_fd_details(snap, regs, nregs);
     collect_stacks(snap);
-    free(exited_pthreads);
     free(regs);
     free(tids);
     return 0;
@@ -550,6 +549,7 @@ void lw_snapshot_free(struct lw_snapshot *snap)
 {
     free(snap->threads);
     free(snap->exited_threads);
+    free(snap->exited_pthreads);
     free(snap->stacks);
     free(snap->channels);
     free(snap->pollfds);

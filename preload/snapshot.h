@@ -173,6 +173,7 @@ struct lw_snapshot {
     struct lw_snap_thread *threads;
     size_t nthreads;
     struct lw_snap_exited *exited_threads;
+    uint64_t *exited_pthreads;      /* their pthread_self() (TCB addresses), 0 if unknown; nexited entries */
     size_t nexited;
     struct lw_snap_stack *stacks;   /* only the stacks referenced by threads / exited */
     size_t nstacks;
