@@ -21,9 +21,15 @@ argv[1]:
            flight: each CLI query ends well within its timeout with either a
            whole reply (exit 0) or exit 2 and a message (the process could
            not be asked), each raw request gets a whole JSON reply or nothing,
-           the process's exit status is its own, and its socket is removed."""
+           the process's exit status is its own, and its socket is removed.
+  signals  a process with a SIGUSR1 handler without SA_RESTART is sent
+           SIGUSR1 (process-directed: any thread, the preload's server too,
+           may take it) every millisecond while clients ask it questions:
+           every query is answered whole, the handler ran, and the process
+           still answers afterwards."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -183,7 +189,36 @@ def exit_mid_query(how):
               {k: sum(1 for x in raw if x[0] == k) for k in set(x[0] for x in raw)}))
 
 
+def signals():
+    with Process([fixture("hostile"), "signals", "50"], stdin=True) as p:
+        p.read_line("READY")
+        p.wait_socket()
+        until(lambda: p.status()["summary"]["threads"] == 51, 10, "the 50 parked threads")
+        stop = threading.Event()
+
+        def signal_loop():
+            while not stop.is_set():
+                os.kill(p.pid, signal.SIGUSR1)
+                time.sleep(0.001)
+        sender = threading.Thread(target=signal_loop, daemon=True)
+        sender.start()
+        h = Hammer(p, [("threads", str(p.pid), "--json"), ("status", str(p.pid), "--json"), ("threads", str(p.pid))])
+        until(lambda: len(h.results) >= 30, 60, "30 queries under signals")
+        results = h.stop()
+        stop.set()
+        sender.join()
+        for args, rc, out, err, secs in results:
+            check(rc == 0 and ("--json" not in args or whole_json(out)),
+                  "leakwatch %s under signals: exit %r after %.1fs: %s %s" % (" ".join(args), rc, secs, out[-300:], err))
+        p.send("count\n")
+        n = int(p.read_line("HANDLED")["n"])
+        check(n > 0, "the handler never ran")
+        ping(p.socket_path())
+        check(p.alive(), "the process died")
+        print("%d queries answered, %d signals handled" % (len(results), n))
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
-    tests = {"storm": storm, "dlopen": dlopen}
+    tests = {"storm": storm, "dlopen": dlopen, "signals": signals}
     run_test(tests[mode] if mode in tests else lambda: exit_mid_query(mode[len("exit-"):]))

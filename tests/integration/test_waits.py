@@ -7,7 +7,8 @@
           family and sendmsg, written out in fdhooks.c), except the calls no
           descriptor can make block on Linux, each named below with why.
   cancel  one thread parked in each call at once (each reported parked, with
-          the row's wait kind, by a hook), all cancelled mid-wait: every one
+          the row's wait kind, by a hook), all cancelled mid-wait while a
+          client asks for the thread dump (always answered): every one
           unwinds as cancelled with its cleanup handler run, none is reported
           as a thread any more, all are counted as exited, nothing else was
           created, only the main thread is left, and the process still answers.
@@ -22,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from lwtest import (Process, check, fixture, parse_words, ping, private_dir, run_program, run_test, thread_by_tid,
                     until)
 
@@ -89,8 +91,21 @@ def cancel_all(only=()):
             return rep
         before = until(all_parked, 10, "every row's thread to be reported parked")
 
+        asked = []   # questions asked while the cancellations run: all answered whole
+        stop = threading.Event()
+
+        def ask():
+            while not stop.is_set():
+                asked.append(p.cli("threads", str(p.pid), "--json"))
+        asker = threading.Thread(target=ask, daemon=True)
+        asker.start()
         p.send("go\n")
         p.read_line("DONE", timeout=30)
+        stop.set()
+        asker.join(timeout=60)
+        for r in asked:
+            check(r.returncode == 0 and r.stdout.rstrip().endswith("}"),
+                  "threads during the cancellations: exit %d %s %s" % (r.returncode, r.stdout[-200:], r.stderr))
         done = [l for l in p.lines if l.startswith("CANCELLED")]
         bad = [l.strip() for l in done if "canceled=1 cleanup=1" not in l]
         check(len(done) == len(tids) and not bad, "%d of %d cancelled; not cancelled or no cleanup: %r"
