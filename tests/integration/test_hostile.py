@@ -115,6 +115,7 @@ def storm():
 def dlopen():
     with Process([fixture("hostile"), "dlopen", "300", fixture("libhostile_mod.so")]) as p:
         p.read_line("STARTED")
+        p.wait_socket()   # the server starts with the first thread
         pid = str(p.pid)
         h = Hammer(p, [("threads", pid, "--json"), ("threads", pid, "--all"), ("threads", pid)])
         done = p.read_line("DLOPEN", timeout=120)
