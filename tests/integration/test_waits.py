@@ -71,6 +71,15 @@ def check_rows():
 
 
 def cancel_all(only=()):
+    queues = []   # System V queues the fixture made: removed here whatever happens
+    try:
+        cancel_and_check(only, queues)
+    finally:
+        for q in queues:
+            subprocess.run(["ipcrm", "-q", str(q)], capture_output=True)
+
+
+def cancel_and_check(only, queues):
     with Process([fixture("waits"), "cancel"] + list(only), stdin=True) as p:
         parked_line = p.read_line("PARKED", timeout=30)
         ready = [parse_words(l) for l in p.more_output() if l.startswith("READY")]
@@ -78,6 +87,7 @@ def cancel_all(only=()):
         check(len(ready) == int(parked_line["n"]) == want,
               "%d READY lines, the fixture parked %s, of %d rows" % (len(ready), parked_line["n"], want))
         tids = {int(r["tid"]): r for r in ready}
+        queues.extend(int(r["msqid"]) for r in ready if int(r["msqid"]) >= 0)
 
         def all_parked():
             rep = p.threads()
