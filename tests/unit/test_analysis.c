@@ -4,22 +4,12 @@
  * verdicts, counts and reasons.
  */
 #include "snapshot.h"
+#include "check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        if (!(cond)) {                                                \
-            failures++;                                               \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                             \
-            fprintf(stderr, "\n");                                    \
-        }                                                             \
-    } while (0)
 
 static struct lw_snap_thread thread(int32_t tid, const char *name)
 {
@@ -655,10 +645,5 @@ int main(void)
     test_channel_suspect();
     test_ten_thousand();
     test_names();
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("analysis: all checks passed\n");
-    return 0;
+    return checks_result("analysis");
 }

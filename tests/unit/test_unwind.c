@@ -15,20 +15,10 @@
 #include <stdio.h>
 #include <string.h>
 #include "unwind.h"
+#include "check.h"
 
 #define MAX 64
 
-static int failures;
-
-#define CHECK(cond, ...)                                                              \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            failures++;                                                               \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond);  \
-            fprintf(stderr, __VA_ARGS__);                                             \
-            fprintf(stderr, "\n");                                                    \
-        }                                                                             \
-    } while (0)
 
 struct both {
     uint64_t ours[MAX];
@@ -179,10 +169,5 @@ int main(void)
         test_signal_handler();
         test_truncation();
     }
-    if (failures) {
-        fprintf(stderr, "unwind: %d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("unwind: all checks passed\n");
-    return 0;
+    return checks_result("unwind");
 }
