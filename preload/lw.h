@@ -100,6 +100,7 @@ void lw_server_fork_child(void);     /* forget the parent's socket (never unlink
 void lw_server_start_if_pending(void); /* the first thread creation or park: start the server now */
 bool lw_server_is_pending(void);       /* not started yet, and it will be at the first such event */
 void lw_server_at_exit(void);        /* unlink our socket; called from the destructor */
+void lw_server_serve_connection(int fd); /* one accepted connection (server thread; tests/fuzz) */
 
 /* ---- on its own (monitor.c): history, periodic log, exit report ---- */
 struct jsonw;

@@ -19,6 +19,7 @@
 #include "lw.h"
 #include "jsonw.h"
 #include "report.h"
+#include "request.h"
 #include "snapshot.h"
 
 #include <dirent.h>
@@ -36,7 +37,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define REQUEST_MAX 256          /* bytes, the newline included */
+#define REQUEST_MAX LW_REQUEST_MAX
 #define READ_DEADLINE_MS 2000
 #define WRITE_DEADLINE_MS 5000
 #define TICK_MS 1000
@@ -317,18 +318,11 @@ static void send_reply(int fd, struct jsonw *w)
         send_all(fd, w->buf, w->len);
 }
 
-static bool line_is_printable_ascii(const char *line, const char *end)
-{
-    for (const unsigned char *c = (const unsigned char *)line; c < (const unsigned char *)end; c++)
-        if (*c < 0x20 || *c > 0x7e)   /* a NUL too */
-            return false;
-    return true;
-}
-
 /* Read one request line into line (REQUEST_MAX + 1 bytes) within the read
  * deadline. Returns 1 with the line NUL-terminated (a trailing "\r"
  * dropped; *more set when bytes followed the newline), 0 when the client
- * hung up without saying anything, or -1 with *error set for a bad request. */
+ * hung up without saying anything, or -1 with *error set for a bad request.
+ * What makes a line, and a bad one, is request.c's. */
 static int read_request(int fd, char *line, bool *more, const char **error)
 {
     size_t len = 0;
@@ -348,21 +342,13 @@ static int read_request(int fd, char *line, bool *more, const char **error)
             return len > 0 ? -1 : 0;
         }
         len += (size_t)n;
-        char *nl = memchr(line, '\n', len);
-        if (nl) {
-            if (nl > line && nl[-1] == '\r')
-                nl--;
-            if (!line_is_printable_ascii(line, nl)) {
-                *error = "bad request: only printable ASCII is accepted";
-                return -1;
-            }
-            *more = line + len > nl + 1 + (*nl == '\r');
-            *nl = 0;
+        switch (lw_request_examine(line, len, more, error)) {
+        case LW_REQUEST_LINE:
             return 1;
-        }
-        if (len >= REQUEST_MAX) {
-            *error = "bad request: longer than 256 bytes";
+        case LW_REQUEST_BAD:
             return -1;
+        case LW_REQUEST_INCOMPLETE:
+            break;
         }
     }
 }
@@ -444,19 +430,30 @@ static void answer_with(int fd, void (*render)(struct jsonw *))
 
 static void answer_request(int fd, const char *line)
 {
-    if (strcmp(line, "threads") == 0)
+    switch (lw_request_verb(line)) {
+    case LW_VERB_THREADS:
         answer_with_process_report(fd, LW_REPORT_THREADS);
-    else if (strcmp(line, "status") == 0)
+        break;
+    case LW_VERB_STATUS:
         answer_with_process_report(fd, LW_REPORT_STATUS);
-    else if (strcmp(line, "ping") == 0)
+        break;
+    case LW_VERB_PING:
         answer_with(fd, lw_report_ping);
-    else if (strcmp(line, "hooks") == 0)
+        break;
+    case LW_VERB_HOOKS:
         answer_with(fd, lw_report_hooks);
-    else
-        send_error(fd, "unknown request; expected one of: ping, status, threads, hooks");
+        break;
+    case LW_VERB_UNKNOWN:
+        send_error(fd, LW_REQUEST_UNKNOWN_VERB);
+        break;
+    }
 }
 
-static void serve_connection(int fd)
+/* One accepted connection, from the peer check to the reply (the caller
+ * closes fd). Not static only so that tests/fuzz/fuzz_serve.c can feed it
+ * one end of a socketpair; the server thread is its one caller in the
+ * preload. */
+void lw_server_serve_connection(int fd)
 {
     if (!peer_is_allowed(fd)) {
         refuse_peer(fd);
@@ -522,7 +519,7 @@ static void *server_main(void *arg)
             back_off_after_accept_failure(errno);
             continue;
         }
-        serve_connection(fd);
+        lw_server_serve_connection(fd);
         close(fd);
     }
     return NULL;

@@ -5,9 +5,21 @@ sends nothing (dropped after ~2 s while others are still served soon after),
 and a client that asks for a large report and never reads (the write is
 bounded by a deadline). Each gets an error reply or a closed connection,
 never data; afterwards the host still answers, its report is intact, and its
-own stdout/stderr carry nothing of ours."""
+own stdout/stderr carry nothing of ours.
+
+Then slow and half-open clients, each of which must get its complete reply
+or a clean close (never a partial or garbled reply followed by more data),
+while the host keeps serving others within a bounded delay: a client that
+reads its reply 1 byte per 100 ms; one that half-closes (SHUT_WR) after its
+request and then reads; one that sends its request 1 byte per 100 ms (in
+time) and one that sends it 1 byte per 600 ms (past the 2 s read deadline);
+one that sends half a line and then holds the connection open, never
+closing, while 50 others connect and are all served; and one that resets
+(SO_LINGER 0) in the middle of a large reply."""
 import json
 import socket
+import struct
+import threading
 import time
 from lwtest import SLOW, Process, check, fixture, ping, request, run_test, thread_by_tid
 
@@ -41,6 +53,145 @@ def timed_ping(path):
     start = time.time()
     ping(path)
     return time.time() - start
+
+
+def read_all(s, pace=0.0, size=65536):
+    """Everything until the server closes (a reset counts as a close),
+    reading size bytes every pace seconds."""
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(size)
+        except ConnectionResetError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+        if pace:
+            time.sleep(pace)
+
+
+def check_reply(data, what, verb=None):
+    """data is one complete JSON reply (a data reply with `verb`'s key when
+    verb is given, else an error), or nothing at all (a clean close)."""
+    if data == b"":
+        check(verb is None, "%s: closed without a reply" % what)
+        return None
+    check(data.endswith(b"\n") and data.count(b"\n") == 1, "%s: not one complete line: %r" % (what, data[-300:]))
+    obj = json.loads(data)
+    check(obj.get("version") == 1, "%s: not versioned: %r" % (what, data[:300]))
+    if verb:
+        check(verb in obj and "error" not in obj, "%s: not a %r reply: %r" % (what, verb, data[:300]))
+    else:
+        check(isinstance(obj.get("error"), str), "%s: not an error: %r" % (what, data[:300]))
+    return obj
+
+
+def in_background(fn, *args):
+    """Run fn(*args) in a thread; join() returns its result or raises its error."""
+    box = {}
+
+    def run():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:   # noqa: BLE001 -- handed to the joining thread
+            box["error"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+
+    def join(timeout):
+        t.join(timeout * SLOW)
+        check(not t.is_alive(), "a background client was still running after %.0fs" % (timeout * SLOW))
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+    return join
+
+
+def slow_reader(path):
+    """Reads its ping reply 1 byte per 100 ms: gets all of it."""
+    s = connect(path)
+    s.sendall(b"ping\n")
+    data = read_all(s, pace=0.1, size=1)
+    s.close()
+    return check_reply(data, "a client reading 1 byte per 100 ms", "ok")
+
+
+def half_closer(path, request, verb):
+    """Sends request, shuts its writing side down, then reads."""
+    s = connect(path)
+    s.sendall(request)
+    s.shutdown(socket.SHUT_WR)
+    data = read_all(s)
+    s.close()
+    return check_reply(data, "a half-closed client (%r)" % request, verb)
+
+
+def slow_sender(path, request, pace, verb):
+    """Sends request 1 byte per pace seconds, then reads."""
+    s = connect(path)
+    try:
+        for b in request:
+            s.sendall(bytes([b]))
+            time.sleep(pace)
+    except (BrokenPipeError, ConnectionResetError):
+        pass   # dropped at the read deadline: its reply (an error) is still readable
+    data = read_all(s)
+    s.close()
+    return check_reply(data, "a client sending 1 byte per %.1fs" % pace, verb)
+
+
+def resetter(path):
+    """Asks for the large report, reads a little, and resets the connection
+    (SO_LINGER 0) while the server is still writing."""
+    s = connect(path)
+    s.sendall(b"threads\n")
+    got = s.recv(4096)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    return len(got)
+
+
+def slow_and_half_open_clients(path):
+    # A slow reader, in the background: the server wrote its small reply
+    # into the socket buffer at once, so others are served meanwhile.
+    reading = in_background(slow_reader, path)
+    waited = timed_ping(path)
+    check(waited < 4.0 * SLOW, "a ping waited %.1fs behind a client reading slowly" % waited)
+    half_closer(path, b"status\n", "summary")
+    half_closer(path, b"ping", None)   # the line never ends: an error, not a hang
+    reading(30)
+
+    # Slow senders hold the server (one connection at a time) for at most
+    # the 2 s read deadline; a ping queued behind waits no longer than that.
+    slow_sender(path, b"ping\n", 0.1, "ok")
+    sending = in_background(slow_sender, path, b"status\n", 0.6, None)
+    time.sleep(0.3)
+    behind_slow_sender = timed_ping(path)
+    check(behind_slow_sender < 4.0 * SLOW,
+          "a ping waited %.1fs behind a client sending 1 byte per 600 ms" % behind_slow_sender)
+    sending(30)
+
+    # Half a line, then held open for ever (never closed by the client)
+    # while 50 others connect: all 50 are served, the holder is dropped.
+    holder = connect(path)
+    holder.sendall(b"thr")
+    start = time.time()
+    pings = [in_background(timed_ping, path) for _ in range(50)]
+    slowest = max(join(60) for join in pings)
+    check(slowest < 10.0 * SLOW, "one of 50 pings behind a holding client waited %.1fs" % slowest)
+    holder.settimeout(10 * SLOW)
+    check_reply(read_all(holder), "a client holding half a line")
+    held_for = time.time() - start
+    holder.close()
+
+    # A reset in the middle of a large reply: the server gives up on it at
+    # once (no SIGPIPE, no wait for its write deadline) and serves the next.
+    got = resetter(path)
+    after_reset = timed_ping(path)
+    check(after_reset < 4.0 * SLOW, "a ping waited %.1fs after a client reset mid-reply" % after_reset)
+    print("slow sender held a ping %.2fs; 50 pings behind a holder: slowest %.2fs, holder dropped after %.2fs; "
+          "ping after a reset (at %d bytes): %.2fs" % (behind_slow_sender, slowest, held_for, got, after_reset))
 
 
 def main():
@@ -97,6 +248,8 @@ def main():
         check(len(got) > 0, "the lazy client got nothing at all")
         print("ping behind a silent client: %.2fs; silent client dropped after %.2fs; ping behind a "
               "non-reading client: %.2fs (it got %d bytes)" % (silent_wait, dropped_after, waited, len(got)))
+
+        slow_and_half_open_clients(path)
 
         # The host is intact: it answers, reports its parked thread, and
         # printed nothing of ours.
