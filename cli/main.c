@@ -576,6 +576,24 @@ static bool process_still_running(pid_t pid)
     return close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' && close_paren[2] != 'X';
 }
 
+/* A process that hung up on us may be in the middle of exiting (its server
+ * stops at exit, before the process is a zombie): give it a moment to end
+ * or to remove its socket before calling the silence an error. */
+static bool process_went_away(const struct lwc_target *t)
+{
+    for (int tries = 0; tries < 25; tries++) {
+        if (!process_still_running(t->pid))
+            return true;
+        bool socket_left = false;
+        for (size_t k = 0; k < t->npaths; k++)
+            socket_left |= access(t->paths[k], F_OK) == 0;
+        if (!socket_left)
+            return true;
+        usleep(20 * 1000);
+    }
+    return false;
+}
+
 static int cmd_status_all(const struct lwc_options *o)
 {
     struct lwc_target *targets;
@@ -591,7 +609,7 @@ static int cmd_status_all(const struct lwc_options *o)
             drop_thread_lists(views[ok]);
             stuck |= has_stuck_threads(views[ok++]);
             json_object_put(r);
-        } else if (why == LWC_FAILED && process_still_running(targets[i].pid)) {
+        } else if (why == LWC_FAILED && !process_went_away(&targets[i])) {
             /* Only a running process that did not answer is an error; one that is
              * gone, stale, another user's, or ended mid-question is not listed. */
             fprintf(stderr, "leakwatch: pid %d: %s\n", (int)targets[i].pid, err);

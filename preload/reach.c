@@ -1086,19 +1086,95 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
     nsightings = nnext;
 }
 
+/* ---- a recent scan answers for a while ----
+ * Every report wants the scan's findings, and a busy client (or a hundred)
+ * may ask many times a second: a scan younger than REUSE_NS answers for the
+ * same candidate waits (same thread, object and wait start) without reading
+ * the program again. A new candidate means a new scan. The two-scan rule
+ * counts only real scans, which are at least a second apart anyway. */
+#define REUSE_NS 500000000ull
+
+struct remembered {
+    int32_t tid;
+    uint64_t object, start_ns;
+    enum lw_reach reach;
+    uint64_t block, block_size;
+    double unreachable_for;
+};
+
+static struct remembered remembered[MAX_CONFIRM];
+static size_t nremembered;
+static uint64_t remembered_ns;
+static char remembered_note[sizeof ((struct lw_snapshot *)0)->reach_note];
+
+static const struct remembered *find_remembered(const struct lw_snap_thread *t)
+{
+    for (size_t k = 0; k < nremembered; k++)
+        if (remembered[k].tid == t->tid && remembered[k].object == t->wait.object &&
+            remembered[k].start_ns == t->wait.start_ns)
+            return &remembered[k];
+    return NULL;
+}
+
+static void remember_scan(const struct lw_snapshot *snap, const struct lw_analysis *a, uint64_t now)
+{
+    nremembered = 0;
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        if (!lw_reach_is_candidate(snap, i, &a->verdicts[i]))
+            continue;
+        if (nremembered == MAX_CONFIRM) {
+            nremembered = 0;   /* too many to look up: scan every time */
+            return;
+        }
+        const struct lw_snap_thread *t = &snap->threads[i];
+        remembered[nremembered++] = (struct remembered){ t->tid, t->wait.object, t->wait.start_ns, t->wait.reach,
+                                                         t->wait.reach_block, t->wait.reach_block_size,
+                                                         t->wait.unreachable_for };
+    }
+    remembered_ns = now;
+    snprintf(remembered_note, sizeof remembered_note, "%s", snap->reach_note);
+}
+
+/* Answer from the last scan if it is recent and knew every candidate. */
+static bool answer_from_last_scan(struct lw_snapshot *snap, const struct lw_analysis *a, uint64_t now)
+{
+    if (!nremembered || now - remembered_ns >= REUSE_NS)
+        return false;
+    for (size_t i = 0; i < snap->nthreads; i++)
+        if (lw_reach_is_candidate(snap, i, &a->verdicts[i]) && !find_remembered(&snap->threads[i]))
+            return false;
+    double age = (double)(now - remembered_ns) / 1e9;
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        if (!lw_reach_is_candidate(snap, i, &a->verdicts[i]))
+            continue;
+        const struct remembered *r = find_remembered(&snap->threads[i]);
+        struct lw_snap_wait *w = &snap->threads[i].wait;
+        w->reach = r->reach;
+        w->reach_block = r->block;
+        w->reach_block_size = r->block_size;
+        w->unreachable_for = r->reach == LW_REACH_REACHABLE ? 0 : r->unreachable_for + age;
+    }
+    int len = snprintf(snap->reach_note, sizeof snap->reach_note, "%.250s", remembered_note);
+    snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, " (the scan of %.0f ms ago)", age * 1e3);
+    return true;
+}
+
 int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
 {
     size_t n = snap->nthreads, candidates = 0;
     for (size_t i = 0; i < n; i++)
         candidates += lw_reach_is_candidate(snap, i, &a->verdicts[i]);
+    nremembered = candidates ? nremembered : 0;
     if (!candidates) {
         nsightings = 0;
         recheck_wanted = false;
         snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: no candidate waits, no scan");
         return 0;
     }
-    self_pid = getpid();
     uint64_t t0 = lw_now_ns();
+    if (answer_from_last_scan(snap, a, t0))
+        return 0;
+    self_pid = getpid();
     struct scan s;
     memset(&s, 0, sizeof s);
     struct thread_info *ti = calloc(n, sizeof *ti);
@@ -1121,7 +1197,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
     skip_dead_stacks(&s, snap, ti, n);
     if (roots_too_large(&s)) {
         /* Not reading everything would make "unreachable" unsound: no scan. */
-        nsightings = 0;
+        nsightings = nremembered = 0;
         recheck_wanted = false;
         snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: %zu candidate wait%s, no scan: %s",
                  candidates, candidates == 1 ? "" : "s", s.problem);
@@ -1144,6 +1220,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
              "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms%s%s", candidates,
              candidates == 1 ? "" : "s", (double)s.bytes_scanned / (1 << 20), (double)(lw_now_ns() - t0) / 1e6,
              s.problem[0] ? "; " : "", s.problem);
+    remember_scan(snap, a, lw_now_ns());
     free(ti);
     free_scan(&s);
     return 0;

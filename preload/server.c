@@ -453,6 +453,14 @@ static void answer_request(int fd, const char *line)
  * closes fd). Not static only so that tests/fuzz/fuzz_serve.c can feed it
  * one end of a socketpair; the server thread is its one caller in the
  * preload. */
+/* The client closed its socket after sending (a half-close, shutdown of
+ * its writing side only, still waits for the reply and is no hang-up). */
+static bool peer_hung_up(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
 void lw_server_serve_connection(int fd)
 {
     if (!peer_is_allowed(fd)) {
@@ -470,6 +478,8 @@ void lw_server_serve_connection(int fd)
         drain_briefly(fd);
         return;
     }
+    if (peer_hung_up(fd))
+        return;   /* nobody to read it: no snapshot, scan or report for nothing */
     answer_request(fd, line);
     if (more)
         drain_briefly(fd);   /* one request per connection: the rest is ignored */
