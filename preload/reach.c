@@ -115,6 +115,7 @@ struct scan {
     char problem[96];        /* what the scan could not understand */
     struct region *regions;  /* the lookup index over blocks (block_of) */
     size_t nregions;
+    size_t last_found;       /* block_of's guess */
     unsigned char *buf;
 };
 
@@ -632,7 +633,7 @@ static bool build_regions(struct scan *s)
     return true;
 }
 
-static size_t block_of(const struct scan *s, uint64_t addr)
+static size_t find_block(const struct scan *s, uint64_t addr)
 {
     size_t lo = 0, hi = s->nregions;
     while (lo < hi) {
@@ -649,6 +650,21 @@ static size_t block_of(const struct scan *s, uint64_t addr)
     size_t b = search_blocks(s, r->first + r->page_first[p], r->first + r->page_first[p + 1] + 1 < r->last
                                                                  ? r->first + r->page_first[p + 1] + 1 : r->last, addr);
     return b < r->last && s->start[b] <= addr ? b : SIZE_MAX;
+}
+
+/* The block holding addr, or SIZE_MAX. Pointers often come in address
+ * order (an array of objects allocated one after another, a list built in
+ * order): the last block found and its successor are tried first. */
+static size_t block_of(struct scan *s, uint64_t addr)
+{
+    size_t h = s->last_found;
+    for (size_t k = h; k < h + 2 && k < s->nblocks; k++)
+        if (addr >= s->start[k] && addr < s->end[k])
+            return s->last_found = k;
+    size_t b = find_block(s, addr);
+    if (b != SIZE_MAX)
+        s->last_found = b;
+    return b;
 }
 
 static void mark(struct scan *s, size_t b)
