@@ -11,6 +11,7 @@
 #include "unwind.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <link.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -127,7 +128,9 @@ __attribute__((noinline)) uint32_t lw_stack_capture(void)
     if (!table)
         return 0;
     uint64_t pcs[CAPTURE_DEPTH];
+    int saved = errno;   /* the hooked call's caller must find errno as it left it */
     int n = lw_unwind(pcs, CAPTURE_DEPTH);
+    errno = saved;
     int first = 0;
     while (first < n && pcs[first] >= self_text_lo && pcs[first] < self_text_hi)
         first++;

@@ -20,17 +20,21 @@
  * wrong one.
  *
  * Memory: only the calling thread's own stack is read (it cannot be
- * unmapped under us), and only after mincore(2) has said the page is
- * mapped; the verified range is remembered per thread. Unwind tables are
+ * unmapped under us), and only pages a process_vm_readv of one byte has
+ * found readable (a neighbouring guard page is mapped, but not readable);
+ * the verified range is remembered per thread. Unwind tables are
  * read only for code on this stack, whose module cannot be unloaded while
  * it is there. Nothing allocates; the rule cache is mapped at init.
  */
 #include "unwind.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 /* ---- rules and their cache ---- */
 
@@ -455,10 +459,17 @@ static __thread uint64_t verified_hi __attribute__((tls_model("initial-exec")));
 
 #define PAGE 4096ull
 
-static bool page_is_mapped(uint64_t page)
+/* Readable, not merely mapped: a guard page (PROT_NONE) is mapped too, and
+ * mincore would say yes to it. Copying a byte with process_vm_readv gets
+ * EFAULT there instead of a fault. */
+static bool page_is_readable(uint64_t page)
 {
-    unsigned char vec;
-    return mincore((void *)(uintptr_t)page, PAGE, &vec) == 0;   /* ENOMEM: not mapped */
+    unsigned char byte;
+    struct iovec local = { &byte, 1 }, remote = { (void *)(uintptr_t)page, 1 };
+    int saved = errno;   /* a hook's caller must never see ours */
+    bool readable = process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == 1;
+    errno = saved;
+    return readable;
 }
 
 /* The word at addr, if it lies in mapped stack above sp. */
@@ -471,7 +482,7 @@ static bool read_stack_word(uint64_t sp, uint64_t addr, uint64_t *out)
         verified_hi = verified_lo + PAGE;
     }
     while (addr + 8 > verified_hi) {
-        if (addr - verified_hi > (64ull << 20) || !page_is_mapped(verified_hi))
+        if (addr - verified_hi > (64ull << 20) || !page_is_readable(verified_hi))
             return false;
         verified_hi += PAGE;
     }
