@@ -449,10 +449,6 @@ static void answer_request(int fd, const char *line)
     }
 }
 
-/* One accepted connection, from the peer check to the reply (the caller
- * closes fd). Not static only so that tests/fuzz/fuzz_serve.c can feed it
- * one end of a socketpair; the server thread is its one caller in the
- * preload. */
 /* The client closed its socket after sending (a half-close, shutdown of
  * its writing side only, still waits for the reply and is no hang-up). */
 static bool peer_hung_up(int fd)
@@ -461,6 +457,10 @@ static bool peer_hung_up(int fd)
     return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
 }
 
+/* One accepted connection, from the peer check to the reply (the caller
+ * closes fd). Not static only so that tests/fuzz/fuzz_serve.c can feed it
+ * one end of a socketpair; the server thread is its one caller in the
+ * preload. */
 void lw_server_serve_connection(int fd)
 {
     if (!peer_is_allowed(fd)) {
