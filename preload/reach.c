@@ -506,6 +506,12 @@ static int skip_own_segments(struct dl_phdr_info *info, size_t size, void *data)
     return 1;
 }
 
+static void skip_array(struct scan *s, const void *p, size_t cap, size_t elem)
+{
+    if (p)
+        skip_range(s, (uint64_t)(uintptr_t)p, ((uint64_t)(uintptr_t)p + cap * elem + 4095) & ~4095ull);
+}
+
 static void skip_own_memory(struct scan *s)
 {
     dl_iterate_phdr(skip_own_segments, s);
@@ -518,6 +524,13 @@ static void skip_own_memory(struct scan *s)
     skip_range(s, lo, hi);
     /* our scratch buffer: copies of the program's memory */
     skip_range(s, (uint64_t)(uintptr_t)s->buf, (uint64_t)(uintptr_t)s->buf + READ_CHUNK);
+    /* the arrays kept from the last scan: every block's address is in them */
+    skip_array(s, s->start, s->cap, sizeof *s->start);
+    skip_array(s, s->end, s->cap, sizeof *s->end);
+    skip_array(s, s->owner, s->cap, sizeof *s->owner);
+    skip_array(s, s->edge_first, s->cap, sizeof *s->edge_first);
+    skip_array(s, s->edge_n, s->cap, sizeof *s->edge_n);
+    skip_array(s, s->edges, s->capedges, sizeof *s->edges);
     /* the server thread's own stack (and TLS): the mapping we run on */
     struct mapping *me = mapping_at(s, (uint64_t)(uintptr_t)&lo);
     if (me)
@@ -1049,15 +1062,58 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
             ti[i].reachable = 0;
 }
 
-static void free_scan(struct scan *s)
+/* ---- the block arrays outlive a scan by a few seconds ----
+ * Scans come in pairs (the two-scan rule) or once a second while someone
+ * watches; mapping tens of MiB of arrays afresh each time costs a page
+ * fault per 4 KiB (a tenth of a scan). So they are kept for the next scan
+ * and unmapped by the server's tick once SPARE_NS has passed without one. */
+#define SPARE_NS 3000000000ull
+
+static struct scan spare;   /* only the block and edge arrays, with their capacities */
+static uint64_t spare_since_ns;
+
+static void release_arrays(struct scan *s)
 {
-    free_regions(s);
     free_mapped(s->start, s->cap, sizeof *s->start);
     free_mapped(s->end, s->cap, sizeof *s->end);
     free_mapped(s->owner, s->cap, sizeof *s->owner);
     free_mapped(s->edge_first, s->cap, sizeof *s->edge_first);
     free_mapped(s->edge_n, s->cap, sizeof *s->edge_n);
     free_mapped(s->edges, s->capedges, sizeof *s->edges);
+    s->start = s->end = s->edges = NULL;
+    s->owner = NULL;
+    s->edge_first = s->edge_n = NULL;
+    s->cap = s->capedges = 0;
+}
+
+static void move_arrays(struct scan *to, struct scan *from)
+{
+    to->start = from->start;
+    to->end = from->end;
+    to->owner = from->owner;
+    to->edge_first = from->edge_first;
+    to->edge_n = from->edge_n;
+    to->cap = from->cap;
+    to->edges = from->edges;
+    to->capedges = from->capedges;
+    from->start = from->end = from->edges = NULL;
+    from->owner = NULL;
+    from->edge_first = from->edge_n = NULL;
+    from->cap = from->capedges = 0;
+}
+
+void lw_reach_release_idle(void)
+{
+    if ((spare.cap || spare.capedges) && lw_now_ns() - spare_since_ns >= SPARE_NS)
+        release_arrays(&spare);
+}
+
+static void free_scan(struct scan *s)
+{
+    free_regions(s);
+    release_arrays(&spare);
+    move_arrays(&spare, s);
+    spare_since_ns = lw_now_ns();
     if (s->filter)
         munmap(s->filter, FILTER_BITS / 8);
     free(s->maps); free(s->marked); free(s->work);
@@ -1193,6 +1249,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
     self_pid = getpid();
     struct scan s;
     memset(&s, 0, sizeof s);
+    move_arrays(&s, &spare);
     struct thread_info *ti = calloc(n, sizeof *ti);
     s.buf = mmap(NULL, READ_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (s.buf == MAP_FAILED)

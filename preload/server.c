@@ -495,6 +495,7 @@ static void tick_registry_if_due(uint64_t *last_tick)
     lw_lock(&report_lock);   /* a fork never lands mid-tick */
     lw_registry_tick();
     lw_monitor_tick();
+    lw_reach_release_idle();
     lw_unlock(&report_lock);
     *last_tick = now;
 }

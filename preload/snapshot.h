@@ -263,6 +263,7 @@ int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *r
 int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a);
 bool lw_reach_is_candidate(const struct lw_snapshot *snap, size_t i, const struct lw_thread_verdict *v);
 bool lw_reach_wants_recheck(void);    /* something was unreachable once: scan again soon */
+void lw_reach_release_idle(void);     /* the server's tick: unmap the arrays of a scan seconds old */
 int lw_analyze_with_reach(struct lw_snapshot *snap, struct lw_analysis *a);   /* all the rules */
 
 /* Syscall names for /proc-only waits (x86-64 numbers); NULL if unknown. */
