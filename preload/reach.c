@@ -93,21 +93,29 @@ struct mapping {
     enum map_kind kind;
 };
 
+/* A parked thread's stack part, a block of its own (see place_stacks). */
+struct pseudo {
+    uint64_t start;
+    size_t thread;           /* index into the snapshot's threads */
+};
+
 struct scan {
     struct mapping *maps;
     size_t nmaps, capmaps;
     /* blocks, sorted by start, never overlapping */
     uint64_t *start, *end;
     unsigned char *marked;
-    int32_t *owner;          /* the thread whose stack a pseudo-block is, -1 for heap blocks */
     size_t nblocks, cap;
     uint32_t *edge_first;    /* per block: its pointers in edges[], or UNRECORDED */
     uint32_t *edge_n;
     uint64_t *edges;         /* pointer-like words of heap chunks, read while walking */
     size_t nedges, capedges;
     bool recording;          /* false once edges[] is full: later chunks are read again to mark */
+    bool incomplete;         /* out of memory while marking: no proof from this scan */
     uint64_t *filter;        /* one bit per 2 MiB of address space that may hold a block */
-    size_t *work;            /* worklist of block indexes */
+    struct pseudo *pseudo;   /* the stack pseudo-blocks, by start once sorted */
+    size_t npseudo, cappseudo;
+    uint32_t *work;          /* worklist of block indexes */
     size_t nwork, capwork;
     uint64_t *roots_lo, *roots_hi;
     size_t nroots, caproots;
@@ -245,7 +253,6 @@ static bool reserve_blocks(struct scan *s, size_t more)
         cap *= 2;
     if (!grow_mapped((void **)&s->start, s->cap, cap, sizeof *s->start) ||
         !grow_mapped((void **)&s->end, s->cap, cap, sizeof *s->end) ||
-        !grow_mapped((void **)&s->owner, s->cap, cap, sizeof *s->owner) ||
         !grow_mapped((void **)&s->edge_first, s->cap, cap, sizeof *s->edge_first) ||
         !grow_mapped((void **)&s->edge_n, s->cap, cap, sizeof *s->edge_n))
         return false;   /* (a partial grow leaves every array at least the old size) */
@@ -254,23 +261,28 @@ static bool reserve_blocks(struct scan *s, size_t more)
 }
 
 /* Room must have been reserved. */
-static inline void put_new_block(struct scan *s, uint64_t start, uint64_t end, int32_t owner)
+static inline void put_new_block(struct scan *s, uint64_t start, uint64_t end)
 {
     size_t b = s->nblocks++;
     s->start[b] = start;
     s->end[b] = end;
-    s->owner[b] = owner;
     s->edge_first[b] = UNRECORDED;
     s->edge_n[b] = 0;
 }
 
+/* A block; owner >= 0 makes it that thread's stack pseudo-block. */
 static bool add_block(struct scan *s, uint64_t start, uint64_t end, int32_t owner)
 {
     if (end <= start)
         return true;
     if (!reserve_blocks(s, 1))
         return false;
-    put_new_block(s, start, end, owner);
+    if (owner >= 0) {
+        if (!grow((void **)&s->pseudo, &s->cappseudo, s->npseudo + 1, sizeof *s->pseudo))
+            return false;
+        s->pseudo[s->npseudo++] = (struct pseudo){ start, (size_t)owner };
+    }
+    put_new_block(s, start, end);
     return true;
 }
 
@@ -384,7 +396,7 @@ static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
         uint64_t user_end = at + size + 8 <= limit ? at + size + 8 : limit;
         if (s->nblocks == s->cap && !reserve_blocks(s, 1))
             goto bad;
-        put_new_block(s, at + CHUNK_HDR, user_end, -1);
+        put_new_block(s, at + CHUNK_HDR, user_end);
         if (s->recording && user_end - at <= READ_CHUNK && window_covers(s, &w, at, user_end, limit))
             record_edges(s, &w, s->nblocks - 1);
         at += size;
@@ -527,7 +539,6 @@ static void skip_own_memory(struct scan *s)
     /* the arrays kept from the last scan: every block's address is in them */
     skip_array(s, s->start, s->cap, sizeof *s->start);
     skip_array(s, s->end, s->cap, sizeof *s->end);
-    skip_array(s, s->owner, s->cap, sizeof *s->owner);
     skip_array(s, s->edge_first, s->cap, sizeof *s->edge_first);
     skip_array(s, s->edge_n, s->cap, sizeof *s->edge_n);
     skip_array(s, s->edges, s->capedges, sizeof *s->edges);
@@ -685,8 +696,15 @@ static void mark(struct scan *s, size_t b)
     if (b == SIZE_MAX || s->marked[b])
         return;
     s->marked[b] = 1;
-    if (grow((void **)&s->work, &s->capwork, s->nwork + 1, sizeof *s->work))
-        s->work[s->nwork++] = b;
+    if (s->nwork == s->capwork) {
+        size_t cap = s->capwork ? 2 * s->capwork : 65536;
+        if (!grow_mapped((void **)&s->work, s->capwork, cap, sizeof *s->work)) {
+            s->incomplete = true;   /* a marked block left unscanned: this scan proves nothing */
+            return;
+        }
+        s->capwork = cap;
+    }
+    s->work[s->nwork++] = (uint32_t)b;
 }
 
 static void scan_words(struct scan *s, const unsigned char *p, size_t len, uint64_t lo_bound, uint64_t hi_bound)
@@ -812,7 +830,6 @@ static void drain_worklist(struct scan *s, uint64_t lb, uint64_t hb)
 
 struct block_entry {
     uint64_t start, end;
-    int32_t owner;
     uint32_t edge_first, edge_n;
 };
 
@@ -826,7 +843,6 @@ static void put_block(struct scan *s, size_t k, const struct block_entry *e)
 {
     s->start[k] = e->start;
     s->end[k] = e->end;
-    s->owner[k] = e->owner;
     s->edge_first[k] = e->edge_first;
     s->edge_n[k] = e->edge_n;
 }
@@ -846,14 +862,13 @@ static bool sort_blocks(struct scan *s)
     if (!tail)
         return false;
     for (size_t i = 0; i < k; i++)
-        tail[i] = (struct block_entry){ s->start[h + i], s->end[h + i], s->owner[h + i], s->edge_first[h + i],
-                                        s->edge_n[h + i] };
+        tail[i] = (struct block_entry){ s->start[h + i], s->end[h + i], s->edge_first[h + i], s->edge_n[h + i] };
     qsort(tail, k, sizeof *tail, compare_entry);
     size_t i = h, j = k, pos = n;
     while (j > 0) {
         if (i > 0 && s->start[i - 1] > tail[j - 1].start) {
             i--;
-            struct block_entry e = { s->start[i], s->end[i], s->owner[i], s->edge_first[i], s->edge_n[i] };
+            struct block_entry e = { s->start[i], s->end[i], s->edge_first[i], s->edge_n[i] };
             put_block(s, --pos, &e);
         } else {
             put_block(s, --pos, &tail[--j]);
@@ -1076,12 +1091,10 @@ static void release_arrays(struct scan *s)
 {
     free_mapped(s->start, s->cap, sizeof *s->start);
     free_mapped(s->end, s->cap, sizeof *s->end);
-    free_mapped(s->owner, s->cap, sizeof *s->owner);
     free_mapped(s->edge_first, s->cap, sizeof *s->edge_first);
     free_mapped(s->edge_n, s->cap, sizeof *s->edge_n);
     free_mapped(s->edges, s->capedges, sizeof *s->edges);
     s->start = s->end = s->edges = NULL;
-    s->owner = NULL;
     s->edge_first = s->edge_n = NULL;
     s->cap = s->capedges = 0;
 }
@@ -1090,14 +1103,12 @@ static void move_arrays(struct scan *to, struct scan *from)
 {
     to->start = from->start;
     to->end = from->end;
-    to->owner = from->owner;
     to->edge_first = from->edge_first;
     to->edge_n = from->edge_n;
     to->cap = from->cap;
     to->edges = from->edges;
     to->capedges = from->capedges;
     from->start = from->end = from->edges = NULL;
-    from->owner = NULL;
     from->edge_first = from->edge_n = NULL;
     from->cap = from->capedges = 0;
 }
@@ -1116,10 +1127,45 @@ static void free_scan(struct scan *s)
     spare_since_ns = lw_now_ns();
     if (s->filter)
         munmap(s->filter, FILTER_BITS / 8);
-    free(s->maps); free(s->marked); free(s->work);
+    free_mapped(s->work, s->capwork, sizeof *s->work);
+    free(s->maps); free(s->marked); free(s->pseudo);
     free(s->roots_lo); free(s->roots_hi);
     if (s->buf)
         munmap(s->buf, READ_CHUNK);
+}
+
+/* ---- which blocks are stacks ---- */
+
+static int compare_pseudo(const void *a, const void *b)
+{
+    uint64_t x = ((const struct pseudo *)a)->start, y = ((const struct pseudo *)b)->start;
+    return (x > y) - (x < y);
+}
+
+/* After the sort: each parked thread learns its stack pseudo-block's index. */
+static void place_pseudo_blocks(struct scan *s, struct thread_info *ti)
+{
+    qsort(s->pseudo, s->npseudo, sizeof *s->pseudo, compare_pseudo);
+    for (size_t k = 0; k < s->npseudo; k++) {
+        size_t b = search_blocks(s, 0, s->nblocks, s->pseudo[k].start);
+        if (b < s->nblocks && s->start[b] == s->pseudo[k].start)
+            ti[s->pseudo[k].thread].block = b;
+        else
+            s->incomplete = true;   /* cannot happen; if it did, that stack could not join the roots */
+    }
+}
+
+static bool is_pseudo_block(const struct scan *s, size_t b)
+{
+    size_t lo = 0, hi = s->npseudo;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->pseudo[mid].start < s->start[b])
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->npseudo && s->pseudo[lo].start == s->start[b];
 }
 
 /* Record this scan's findings in the snapshot, with the two-scan rule. */
@@ -1139,7 +1185,7 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
             continue;
         }
         w->reach = LW_REACH_UNREACHABLE;
-        if (ti[i].object_block != SIZE_MAX && s->owner[ti[i].object_block] < 0) {
+        if (ti[i].object_block != SIZE_MAX && !is_pseudo_block(s, ti[i].object_block)) {
             w->reach_block = s->start[ti[i].object_block];   /* what malloc returned */
             w->reach_block_size = s->end[ti[i].object_block] - s->start[ti[i].object_block];
         }
@@ -1284,10 +1330,18 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
         free_scan(&s);
         return -1;
     }
-    for (size_t b = 0; b < s.nblocks; b++)   /* stack pseudo-block indexes moved with the sort */
-        if (s.owner[b] >= 0)
-            ti[s.owner[b]].block = b;
+    place_pseudo_blocks(&s, ti);
     mark_to_fixpoint(&s, ti, n);
+    if (s.incomplete) {
+        nsightings = nremembered = 0;
+        recheck_wanted = false;
+        snprintf(snap->reach_note, sizeof snap->reach_note,
+                 "reachability: %zu candidate wait%s, no proof: out of memory while marking", candidates,
+                 candidates == 1 ? "" : "s");
+        free(ti);
+        free_scan(&s);
+        return 0;
+    }
     record_results(snap, ti, &s);
     snprintf(snap->reach_note, sizeof snap->reach_note,
              "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms%s%s", candidates,
