@@ -1206,7 +1206,9 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
 
 /* ---- a recent scan answers for a while ----
  * Every report wants the scan's findings, and a busy client (or a hundred)
- * may ask many times a second: a scan younger than REUSE_NS answers for the
+ * may ask many times a second: a scan younger than REUSE_NS (or four times
+ * its own duration: a scan of a huge heap competes with the program for
+ * memory bandwidth, so it runs at most a fifth of the time) answers for the
  * same candidate waits (same thread, object and wait start) without reading
  * the program again. A new candidate means a new scan. The two-scan rule
  * counts only real scans, which are at least a second apart anyway. */
@@ -1222,7 +1224,7 @@ struct remembered {
 
 static struct remembered remembered[MAX_CONFIRM];
 static size_t nremembered;
-static uint64_t remembered_ns;
+static uint64_t remembered_ns, remembered_took_ns;
 static char remembered_note[sizeof ((struct lw_snapshot *)0)->reach_note];
 
 static const struct remembered *find_remembered(const struct lw_snap_thread *t)
@@ -1234,7 +1236,7 @@ static const struct remembered *find_remembered(const struct lw_snap_thread *t)
     return NULL;
 }
 
-static void remember_scan(const struct lw_snapshot *snap, const struct lw_analysis *a, uint64_t now)
+static void remember_scan(const struct lw_snapshot *snap, const struct lw_analysis *a, uint64_t started, uint64_t now)
 {
     nremembered = 0;
     for (size_t i = 0; i < snap->nthreads; i++) {
@@ -1250,13 +1252,15 @@ static void remember_scan(const struct lw_snapshot *snap, const struct lw_analys
                                                          t->wait.unreachable_for };
     }
     remembered_ns = now;
+    remembered_took_ns = now - started;
     snprintf(remembered_note, sizeof remembered_note, "%s", snap->reach_note);
 }
 
 /* Answer from the last scan if it is recent and knew every candidate. */
 static bool answer_from_last_scan(struct lw_snapshot *snap, const struct lw_analysis *a, uint64_t now)
 {
-    if (!nremembered || now - remembered_ns >= REUSE_NS)
+    uint64_t reuse = 4 * remembered_took_ns > REUSE_NS ? 4 * remembered_took_ns : REUSE_NS;
+    if (!nremembered || now - remembered_ns >= reuse)
         return false;
     for (size_t i = 0; i < snap->nthreads; i++)
         if (lw_reach_is_candidate(snap, i, &a->verdicts[i]) && !find_remembered(&snap->threads[i]))
@@ -1347,7 +1351,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
              "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms%s%s", candidates,
              candidates == 1 ? "" : "s", (double)s.bytes_scanned / (1 << 20), (double)(lw_now_ns() - t0) / 1e6,
              s.problem[0] ? "; " : "", s.problem);
-    remember_scan(snap, a, lw_now_ns());
+    remember_scan(snap, a, t0, lw_now_ns());
     free(ti);
     free_scan(&s);
     return 0;
