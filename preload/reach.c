@@ -1081,8 +1081,11 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
  * Scans come in pairs (the two-scan rule) or once a second while someone
  * watches; mapping tens of MiB of arrays afresh each time costs a page
  * fault per 4 KiB (a tenth of a scan). So they are kept for the next scan
- * and unmapped by the server's tick once SPARE_NS has passed without one. */
+ * and unmapped by the server's tick once SPARE_NS has passed without one
+ * (or longer than a scan answers for, below: the next scan finds them). */
 #define SPARE_NS 3000000000ull
+
+static uint64_t remembered_took_ns;   /* how long the last real scan took */
 
 static struct scan spare;   /* only the block and edge arrays, with their capacities */
 static uint64_t spare_since_ns;
@@ -1115,7 +1118,9 @@ static void move_arrays(struct scan *to, struct scan *from)
 
 void lw_reach_release_idle(void)
 {
-    if ((spare.cap || spare.capedges) && lw_now_ns() - spare_since_ns >= SPARE_NS)
+    uint64_t keep = 4 * remembered_took_ns + 1000000000ull > SPARE_NS ? 4 * remembered_took_ns + 1000000000ull
+                                                                       : SPARE_NS;
+    if ((spare.cap || spare.capedges) && lw_now_ns() - spare_since_ns >= keep)
         release_arrays(&spare);
 }
 
@@ -1224,7 +1229,7 @@ struct remembered {
 
 static struct remembered remembered[MAX_CONFIRM];
 static size_t nremembered;
-static uint64_t remembered_ns, remembered_took_ns;
+static uint64_t remembered_ns;
 static char remembered_note[sizeof ((struct lw_snapshot *)0)->reach_note];
 
 static const struct remembered *find_remembered(const struct lw_snap_thread *t)
