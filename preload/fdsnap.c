@@ -39,7 +39,8 @@
 #define MQUEUE_MAGIC 0x19800202
 #define MAX_SET 256                 /* poll entries listed per wait */
 #define MAX_POLLFDS_TOTAL 65536     /* poll entries listed per snapshot */
-#define SCAN_BUDGET_NS 300000000ull /* looking at other processes: at most 0.3 s */
+#define SCAN_BUDGET_NS 300000000ull /* looking at other processes: at most 0.3 s of our CPU time */
+#define SCAN_WALL_NS 3000000000ull  /* and 3 s of wall time (we run at nice 10: a busy machine is slow to give us 0.3 s) */
 #define SCAN_MAX_PROCESSES 16384
 
 /* ---- what each fd of this process is ---- */
@@ -552,6 +553,13 @@ static void scan_process(int32_t pid, struct target *targets, size_t ntargets, b
     closedir(dir);
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Which other processes hold the other end of each in-process-looking
  * channel wait: every readable /proc/PID/fd, within a time budget. */
 static void scan_other_processes(struct target *targets, size_t ntargets)
@@ -568,7 +576,7 @@ static void scan_other_processes(struct target *targets, size_t ntargets)
         return;
     }
     int32_t self = getpid();
-    uint64_t deadline = lw_now_ns() + SCAN_BUDGET_NS;
+    uint64_t cpu_deadline = thread_cpu_ns() + SCAN_BUDGET_NS, wall_deadline = lw_now_ns() + SCAN_WALL_NS;
     size_t seen = 0;
     struct dirent *de;
     while ((de = readdir(proc))) {
@@ -576,7 +584,7 @@ static void scan_other_processes(struct target *targets, size_t ntargets)
         long pid = strtol(de->d_name, &end, 10);
         if (*end || pid <= 0 || pid == self)
             continue;
-        if (++seen > SCAN_MAX_PROCESSES || lw_now_ns() > deadline) {
+        if (++seen > SCAN_MAX_PROCESSES || thread_cpu_ns() > cpu_deadline || lw_now_ns() > wall_deadline) {
             for (size_t i = 0; i < ntargets; i++)
                 targets[i].channel->procs_unknown = true;
             break;

@@ -422,6 +422,23 @@ static void find_main_heap(struct scan *s, struct mapping *m)
     snprintf(s->problem, sizeof s->problem, "the main heap could not be walked (kept as a root)");
 }
 
+/* A heap that grew (mprotect'ed more of its reservation) after
+ * /proc/self/maps was read — our own arena does, as this scan allocates:
+ * its readable part now reaches lo + size, into the PROT_NONE rest of the
+ * reservation that follows it. Move the boundary; false if what follows is
+ * not that. */
+static bool heap_grew_since_maps(struct scan *s, struct mapping *m, uint64_t size)
+{
+    size_t i = (size_t)(m - s->maps);
+    if (i + 1 >= s->nmaps)
+        return false;
+    struct mapping *rest = &s->maps[i + 1];
+    if (rest->lo != m->hi || rest->readable || rest->writable || rest->hi < m->lo + size)
+        return false;
+    m->hi = rest->lo = m->lo + size;
+    return true;
+}
+
 /* A per-thread heap: heap_info { ar_ptr, prev, size, mprotect_size, pagesize }
  * at a 64 MiB-aligned start; chunks follow it (after the arena itself in an
  * arena's first heap), up to start + size. */
@@ -431,7 +448,9 @@ static void find_thread_heap(struct scan *s, struct mapping *m)
     if ((m->lo & (HEAP_MAX_SIZE - 1)) || read_remote(info, m->lo, sizeof info) != sizeof info)
         return;
     uint64_t size = info[2], mprotect = info[3];
-    if (size < 4096 || size > HEAP_MAX_SIZE || mprotect < size || m->lo + size > m->hi)
+    if (size < 4096 || size > HEAP_MAX_SIZE || mprotect < size)
+        return;
+    if (m->lo + size > m->hi && !heap_grew_since_maps(s, m, size))
         return;
     for (uint64_t first = m->lo + 48; first < m->lo + 4096; first += 16)
         if (walk_chunks(s, first, m->lo + size)) {
