@@ -412,14 +412,37 @@ bad:
 
 /* The main arena: chunks from the start of [heap] (after alignment padding)
  * to its end. */
-static void find_main_heap(struct scan *s, struct mapping *m)
+static bool walk_main_heap(struct scan *s, struct mapping *m)
 {
     for (uint64_t first = m->lo; first < m->lo + 64; first += 16)
-        if (walk_chunks(s, first, m->hi)) {
-            m->kind = MAP_HEAP;
-            return;
+        if (walk_chunks(s, first, m->hi))
+            return true;
+    return false;
+}
+
+/* The main arena: chunks from the start of [heap] to the break. The break
+ * may have moved since /proc/self/maps was read (this scan allocates, maybe
+ * in the main arena): then walk to where it is now, if nothing else was
+ * mapped there. */
+static void find_main_heap(struct scan *s, struct mapping *m)
+{
+    bool walked = walk_main_heap(s, m);
+    if (!walked) {
+        uint64_t brk_now = (uint64_t)(uintptr_t)sbrk(0);
+        size_t i = (size_t)(m - s->maps);
+        uint64_t next_lo = i + 1 < s->nmaps ? s->maps[i + 1].lo : UINT64_MAX;
+        if (brk_now != m->hi && brk_now > m->lo && brk_now <= next_lo) {
+            uint64_t old_hi = m->hi;
+            m->hi = brk_now;
+            walked = walk_main_heap(s, m);
+            if (!walked)
+                m->hi = old_hi;
         }
-    snprintf(s->problem, sizeof s->problem, "the main heap could not be walked (kept as a root)");
+    }
+    if (walked)
+        m->kind = MAP_HEAP;
+    else
+        snprintf(s->problem, sizeof s->problem, "the main heap could not be walked (kept as a root)");
 }
 
 /* A heap that grew (mprotect'ed more of its reservation) after
