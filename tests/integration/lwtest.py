@@ -285,6 +285,23 @@ def until(predicate, timeout, what):
     raise TestFailure("timed out after %.1fs waiting for %s%s" % (timeout * SLOW, what, (": %s" % last) if last else ""))
 
 
+def check_modes_agree(driver_modes, fixture_modes, meson_modes, meson_name):
+    """A table-driven test's three lists of modes (the driver's, what the
+    fixture's `list` prints, and tests/meson.build's) name the same modes,
+    meson's each once."""
+    check(sorted(fixture_modes) == sorted(driver_modes), "the fixture's modes and the driver's differ in %r"
+          % sorted(set(fixture_modes) ^ set(driver_modes)))
+    check(sorted(meson_modes) == sorted(driver_modes), "tests/meson.build's %s and the driver's differ in %r "
+          "(a duplicate in meson: %r)" % (meson_name, sorted(set(meson_modes) ^ set(driver_modes)),
+                                         sorted({m for m in meson_modes if meson_modes.count(m) > 1})))
+
+
+def fixture_modes(name):
+    """What `FIXTURE list` prints, one mode a line (words joined by '-')."""
+    out = subprocess.run([fixture(name), "list"], capture_output=True, text=True, check=True).stdout
+    return ["-".join(line.split()) for line in out.splitlines() if line.strip()]
+
+
 def thread_by_tid(report, tid):
     for t in report["threads"]:
         if t["tid"] == int(tid):

@@ -13,10 +13,9 @@ are. A long stall whose counterparts are alive but idle is `suspect`, never
 against the fixture's and this driver's."""
 import os
 import signal
-import subprocess
 import sys
 import time
-from lwtest import SLOW, Process, TestFailure, check, fixture, run_test, thread_by_tid, until
+from lwtest import check_modes_agree, fixture_modes, SLOW, Process, TestFailure, check, fixture, run_test, thread_by_tid, until
 
 MODES = ["pipe_writer_gone", "pipe_reader_gone", "eventfd_gone", "socketpair_gone", "poll_gone",
          "asleep_pipe", "child_holds", "self_pipe", "born_after", "pipeline_fd", "suspect_full_pipe",
@@ -537,13 +536,7 @@ def suspect_twin():
 
 
 def check_modes(meson_modes):
-    listed = subprocess.run([fixture("chanverdicts"), "list"], capture_output=True, text=True,
-                            check=True).stdout.split()
-    check(sorted(listed) == sorted(MODES), "the fixture's modes and the driver's differ in %r"
-          % sorted(set(listed) ^ set(MODES)))
-    check(sorted(meson_modes) == sorted(MODES), "tests/meson.build's chan_verdict_modes and the driver's "
-          "differ in %r (a duplicate in meson: %r)" % (sorted(set(meson_modes) ^ set(MODES)),
-                                                        sorted({m for m in meson_modes if meson_modes.count(m) > 1})))
+    check_modes_agree(MODES, fixture_modes("chanverdicts"), meson_modes, "chan_verdict_modes")
 
 
 def main():

@@ -27,10 +27,9 @@ note saying why; the fd leaks are still proven.
 
 `test_classic.py --modes MODE...` checks tests/meson.build's list against
 the fixture's and this driver's."""
-import subprocess
 import sys
 import time
-from lwtest import (SLOW, Process, TestFailure, addr, check, fixture, functions, run_test, sanitized,
+from lwtest import (SLOW, check_modes_agree, fixture_modes, Process, TestFailure, addr, check, fixture, functions, run_test, sanitized,
                     thread_by_tid, until)
 
 PATTERNS = {
@@ -294,14 +293,7 @@ def fixed(run):
 
 
 def check_modes(meson_modes):
-    listed = subprocess.run([fixture("classic"), "list"], capture_output=True, text=True,
-                            check=True).stdout.splitlines()
-    listed = ["-".join(line.split()) for line in listed]
-    check(sorted(listed) == sorted(MODES), "the fixture's modes and the driver's differ in %r"
-          % sorted(set(listed) ^ set(MODES)))
-    check(sorted(meson_modes) == sorted(MODES), "tests/meson.build's classic modes and the driver's "
-          "differ in %r (a duplicate in meson: %r)" % (sorted(set(meson_modes) ^ set(MODES)),
-                                                        sorted({m for m in meson_modes if meson_modes.count(m) > 1})))
+    check_modes_agree(MODES, fixture_modes("classic"), meson_modes, "classic modes")
 
 
 def main():

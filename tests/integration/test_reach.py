@@ -20,10 +20,9 @@ could not be walked).
 `test_reach.py --modes MODE...` checks tests/meson.build's list against the
 fixture's and this driver's."""
 import re
-import subprocess
 import sys
 import time
-from lwtest import SLOW, Process, TestFailure, addr, check, fixture, run_test, sanitized, thread_by_tid, until
+from lwtest import check_modes_agree, fixture_modes, SLOW, Process, TestFailure, addr, check, fixture, run_test, sanitized, thread_by_tid, until
 
 MODES = ["fetch_cond", "ready_sem", "futex_chan", "big_block", "pool_dropped", "stack_ref", "global_ref",
          "heap_chain", "tail_ref", "mmap_ref", "timed", "relay_stack", "relay_tls", "pshared_heap", "pshared_mapped"]
@@ -285,15 +284,9 @@ def healthy(mode):
 
 
 def check_modes(meson_modes):
-    listed = subprocess.run([fixture("reachfix"), "list"], capture_output=True, text=True,
-                            check=True).stdout.split()
-    check(sorted(listed) == sorted(MODES), "the fixture's modes and the driver's differ in %r"
-          % sorted(set(listed) ^ set(MODES)))
+    check_modes_agree(MODES, fixture_modes("reachfix"), meson_modes, "reach_modes")
     check(set(LEAKS) | set(HEALTHY) == set(MODES) and not set(LEAKS) & set(HEALTHY),
           "the driver's LEAKS and HEALTHY do not split MODES")
-    check(sorted(meson_modes) == sorted(MODES), "tests/meson.build's reach_modes and the driver's "
-          "differ in %r (a duplicate in meson: %r)" % (sorted(set(meson_modes) ^ set(MODES)),
-                                                      sorted({m for m in meson_modes if meson_modes.count(m) > 1})))
 
 
 def main():
