@@ -8,8 +8,12 @@
  *            every per-thread heap (64 MiB-aligned mappings that start with
  *            a heap_info) and every mmapped chunk; each walk must validate
  *            from start to end, or the whole region counts as a root.
- *            The stacks of parked candidates (and of stuck threads) are
- *            blocks too: a live pointer into one reaches what is there.
+ *            A walked heap's chunks are bits of a bitmap (one per 16 bytes:
+ *            a chunk header starts here), so a heap of small blocks costs
+ *            the scan 3% of its size, not an entry per block; mmapped
+ *            chunks and the stacks of parked candidates (and of stuck
+ *            threads) are extents, in a sorted list: a live pointer into a
+ *            parked stack reaches what is there.
  *   roots    every other readable, writable mapping: module data, live
  *            threads' stacks and TLS, other allocators, shared memory —
  *            except leakwatch's own memory and its server thread.
@@ -30,7 +34,10 @@
  * the program unmaps mid-scan costs an error (the region is then treated
  * as reachable), never a crash; no thread of the program is stopped or
  * signalled. An object is reported unreachable only if two scans at least a
- * second apart agree with the wait unchanged in between.
+ * second apart agree with the wait unchanged in between. Everything the
+ * scan builds while it walks the heaps lives in mappings of its own, never
+ * in malloc's arenas, so the heaps it walks do not change under it because
+ * of it.
  */
 #include "lw.h"
 #include "registry.h"
@@ -58,9 +65,11 @@
 #define BATCH_IOVECS 512
 #define CONFIRM_NS 1000000000ull      /* two scans at least a second apart */
 #define MAX_CONFIRM 4096
-#define UNRECORDED UINT32_MAX
-#define GRANULE_SHIFT 9               /* block_of's index: a few blocks per 512 bytes at most */
 #define MAX_EDGES (1u << 24)          /* 128 MiB of recorded pointers at most; beyond, chunks are read twice */
+#define BIG_CHUNK 1024u               /* chunks this large are listed too (see chunk_holding) */
+#define READ_ME UINT64_MAX            /* an edges[] entry: this chunk was not recorded, read it */
+#define EXTENT_ITEM 0x80000000u       /* a work item naming an extent, not a chunk */
+#define NO_THREAD UINT32_MAX
 #define FILTER_SHIFT 21               /* the filter's granule: 2 MiB */
 #define FILTER_BITS (1ull << (47 - FILTER_SHIFT))
 
@@ -79,13 +88,6 @@ static size_t read_remote(void *dst, uint64_t src, size_t len)
 
 enum map_kind { MAP_SKIP, MAP_ROOT, MAP_HEAP };
 
-/* A run of blocks, with a per-page index into them (see block_of). */
-struct region {
-    uint64_t lo, hi;
-    size_t first, last;     /* blocks [first, last) */
-    uint32_t *page_first;   /* per granule of 2^GRANULE_SHIFT bytes: its first block, relative to first */
-};
-
 struct mapping {
     uint64_t lo, hi;
     bool readable, writable, shared, anonymous;
@@ -93,37 +95,81 @@ struct mapping {
     enum map_kind kind;
 };
 
-/* A parked thread's stack part, a block of its own (see place_stacks). */
-struct pseudo {
-    uint64_t start;
-    size_t thread;           /* index into the snapshot's threads */
+/* ---- blocks ----
+ * A walked heap is a span: its chunks are bits in the span's words, one
+ * word per KiB of heap (64 granules of 16 bytes). A chunk's header starts
+ * at a set bit of `starts`; its user area runs from 16 bytes past that to
+ * 8 bytes past the next chunk's header (malloc_usable_size's reach), so
+ * the bitmap alone gives every chunk's extent. Chunks of BIG_CHUNK bytes or
+ * more are also in a sorted list, so that finding the chunk around an
+ * address never looks back or ahead further than two words.
+ *
+ * While walking, each chunk's pointer-like words are recorded, so that the
+ * mark need not read the heap a second time: a chunk with any has an entry
+ * in edges[] (a count, then the words; or READ_ME for a chunk too large to
+ * record) and its `listed` bit set; a word's entry_at is where the entries
+ * of its chunks begin. Chunks past the span's unrecorded_from (once edges[]
+ * was full) have no entry: marking reads them.
+ *
+ * Every other block (an mmapped chunk, a parked thread's stack part) is an
+ * extent of its own, in a list sorted by address: they are few and large.
+ *
+ * The worklist holds 32-bit items: a chunk's slot (its span's first word
+ * times 64, plus its granule), or EXTENT_ITEM plus an extent's index. */
+struct span_word {
+    uint64_t starts;         /* bit k: a chunk header at granule k */
+    uint64_t marked;         /* bit k: that chunk is marked */
+    uint64_t listed;         /* bit k: that chunk has an entry in edges[] */
+    uint32_t entry_at;       /* edges[] index of the first entry of a chunk in this word or later */
+    uint32_t unused;
+};
+
+struct span {
+    uint64_t lo, hi;         /* the first chunk's header; the end of the walk */
+    size_t word0, nwords;    /* its words: pool[word0, word0 + nwords) */
+    uint64_t unrecorded_from;   /* the granule from which chunks have no entry (edges[] was full) */
+};
+
+struct big_chunk {
+    uint64_t header, end;    /* a chunk of BIG_CHUNK bytes or more: its header, its user area's end */
+};
+
+struct extent {
+    uint64_t start, end;
+    uint32_t thread;         /* the thread whose stack part this is, or NO_THREAD (an mmapped chunk) */
+    bool marked;
+};
+
+/* A block found: what record_results says about a candidate's object. */
+struct block_ref {
+    uint64_t start, end;     /* 0, 0: in no block */
+    bool stack;
 };
 
 struct scan {
     struct mapping *maps;
     size_t nmaps, capmaps;
-    /* blocks, sorted by start, never overlapping */
-    uint64_t *start, *end;
-    unsigned char *marked;
-    size_t nblocks, cap;
-    uint32_t *edge_first;    /* per block: its pointers in edges[], or UNRECORDED */
-    uint32_t *edge_n;
-    uint64_t *edges;         /* pointer-like words of heap chunks, read while walking */
+    struct span *spans;      /* by address */
+    size_t nspans, capspans;
+    struct span_word *pool;  /* every span's words */
+    size_t npool, cappool;
+    struct big_chunk *big;   /* by header */
+    size_t nbig, capbig;
+    struct extent *ext;      /* by start once sorted, never overlapping a span or each other */
+    size_t next, capext;
+    uint64_t *edges;         /* the recorded chunks' entries */
     size_t nedges, capedges;
     bool recording;          /* false once edges[] is full: later chunks are read again to mark */
     bool incomplete;         /* out of memory while marking: no proof from this scan */
     uint64_t *filter;        /* one bit per 2 MiB of address space that may hold a block */
-    struct pseudo *pseudo;   /* the stack pseudo-blocks, by start once sorted */
-    size_t npseudo, cappseudo;
-    uint32_t *work;          /* worklist of block indexes */
+    uint32_t *work;          /* worklist */
     size_t nwork, capwork;
     uint64_t *roots_lo, *roots_hi;
     size_t nroots, caproots;
+    uint64_t lb, hb;         /* no block lies outside [lb, hb) */
     uint64_t bytes_scanned;
     char problem[96];        /* what the scan could not understand */
-    struct region *regions;  /* the lookup index over blocks (block_of) */
-    size_t nregions;
-    size_t last_found;       /* block_of's guess */
+    size_t last_span;        /* span_of's guess */
     unsigned char *buf;
 };
 
@@ -223,11 +269,10 @@ static void skip_range(struct scan *s, uint64_t lo, uint64_t hi)
     }
 }
 
-/* ---- blocks ---- */
-
-/* The block arrays grow while the heaps are being walked, the server
- * thread's own arena among them: they live in mappings of their own, so
- * the walk never sees malloc change under it. */
+/* ---- the scan's own arrays ----
+ * They grow while the heaps are being walked, the server thread's own
+ * arena among them: they live in mappings of their own, so the walk never
+ * sees malloc change under it. */
 static bool grow_mapped(void **p, size_t old_cap, size_t new_cap, size_t elem)
 {
     void *q = *p ? mremap(*p, old_cap * elem, new_cap * elem, MREMAP_MAYMOVE)
@@ -238,51 +283,36 @@ static bool grow_mapped(void **p, size_t old_cap, size_t new_cap, size_t elem)
     return true;
 }
 
+/* Room for `need` elements, doubling from `first` (mapped memory is zeroed
+ * only the first time: reused arrays are not). */
+static bool reserve_mapped(void **p, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    if (need <= *cap)
+        return true;
+    size_t cap2 = *cap ? 2 * *cap : first;
+    while (cap2 < need)
+        cap2 *= 2;
+    if (!grow_mapped(p, *cap, cap2, elem))
+        return false;
+    *cap = cap2;
+    return true;
+}
+
 static void free_mapped(void *p, size_t cap, size_t elem)
 {
     if (p)
         munmap(p, cap * elem);
 }
 
-static bool reserve_blocks(struct scan *s, size_t more)
-{
-    if (s->nblocks + more <= s->cap)
-        return true;
-    size_t cap = s->cap ? 2 * s->cap : 65536;
-    while (cap < s->nblocks + more)
-        cap *= 2;
-    if (!grow_mapped((void **)&s->start, s->cap, cap, sizeof *s->start) ||
-        !grow_mapped((void **)&s->end, s->cap, cap, sizeof *s->end) ||
-        !grow_mapped((void **)&s->edge_first, s->cap, cap, sizeof *s->edge_first) ||
-        !grow_mapped((void **)&s->edge_n, s->cap, cap, sizeof *s->edge_n))
-        return false;   /* (a partial grow leaves every array at least the old size) */
-    s->cap = cap;
-    return true;
-}
+/* ---- blocks ---- */
 
-/* Room must have been reserved. */
-static inline void put_new_block(struct scan *s, uint64_t start, uint64_t end)
-{
-    size_t b = s->nblocks++;
-    s->start[b] = start;
-    s->end[b] = end;
-    s->edge_first[b] = UNRECORDED;
-    s->edge_n[b] = 0;
-}
-
-/* A block; owner >= 0 makes it that thread's stack pseudo-block. */
-static bool add_block(struct scan *s, uint64_t start, uint64_t end, int32_t owner)
+static bool add_extent(struct scan *s, uint64_t start, uint64_t end, uint32_t thread)
 {
     if (end <= start)
         return true;
-    if (!reserve_blocks(s, 1))
+    if (!reserve_mapped((void **)&s->ext, &s->capext, s->next + 1, sizeof *s->ext, 1024))
         return false;
-    if (owner >= 0) {
-        if (!grow((void **)&s->pseudo, &s->cappseudo, s->npseudo + 1, sizeof *s->pseudo))
-            return false;
-        s->pseudo[s->npseudo++] = (struct pseudo){ start, (size_t)owner };
-    }
-    put_new_block(s, start, end);
+    s->ext[s->next++] = (struct extent){ start, end, thread, false };
     return true;
 }
 
@@ -295,16 +325,30 @@ static bool filter_alloc(struct scan *s)
     return s->filter != NULL;
 }
 
-/* Every private writable mapping may hold blocks (heaps, mmapped chunks,
- * parked stacks): set its granules. Over-inclusive is only slower. */
+/* Every private mapping may hold blocks (heaps, mmapped chunks, parked
+ * stacks), or come to: a thread heap grows into the PROT_NONE rest of its
+ * reservation, and the main heap up to the break, while this scan runs
+ * (see heap_grew_since_maps): set their granules, and those of the gap
+ * after [heap]. Over-inclusive is only slower. */
+static void filter_set(struct scan *s, uint64_t lo, uint64_t hi)
+{
+    for (uint64_t g = lo >> FILTER_SHIFT; g <= (hi - 1) >> FILTER_SHIFT && g < FILTER_BITS; g++)
+        s->filter[g >> 6] |= 1ull << (g & 63);
+}
+
+#define BRK_SLACK (1ull << 30)
+
 static void filter_fill(struct scan *s)
 {
     for (size_t i = 0; i < s->nmaps; i++) {
         const struct mapping *m = &s->maps[i];
-        if (m->kind != MAP_ROOT || !m->writable || m->shared || (m->hi >> 47))
+        if (m->shared || m->hi <= m->lo)
             continue;
-        for (uint64_t g = m->lo >> FILTER_SHIFT; g <= (m->hi - 1) >> FILTER_SHIFT; g++)
-            s->filter[g >> 6] |= 1ull << (g & 63);
+        filter_set(s, m->lo, m->hi);
+        if (strcmp(m->name, "[heap]") == 0) {
+            uint64_t next_lo = i + 1 < s->nmaps ? s->maps[i + 1].lo : UINT64_MAX;
+            filter_set(s, m->hi, next_lo - m->hi < BRK_SLACK ? next_lo : m->hi + BRK_SLACK);
+        }
     }
 }
 
@@ -314,15 +358,10 @@ static inline bool may_point_into_a_block(const struct scan *s, uint64_t v)
     return g < FILTER_BITS && (s->filter[g >> 6] >> (g & 63) & 1);
 }
 
-/* Walk the chunks of [first, limit): every size must be sane and the walk
- * must end exactly at limit (the top chunk). Adds the chunks as blocks and
- * returns true, or adds nothing and returns false.
- *
- * The heap comes through a window of READ_CHUNK bytes, so walking it costs
- * a syscall per MiB, not per chunk; and since every chunk's words pass
- * through the window anyway, the pointer-like ones are recorded as the
- * chunk's edges then, so that marking need not read the heap a second
- * time. */
+/* A heap is walked through a window of READ_CHUNK bytes, so walking it
+ * costs a syscall per MiB, not per chunk; and since every chunk's words
+ * pass through the window anyway, the pointer-like ones are recorded then
+ * (record_chunk), so that marking need not read the heap a second time. */
 struct window {
     uint64_t base;
     size_t len;
@@ -343,43 +382,65 @@ static bool reserve_edges(struct scan *s, size_t more)
 {
     if (more > MAX_EDGES - s->nedges)
         return false;
-    if (s->nedges + more <= s->capedges)
-        return true;
-    size_t cap = s->capedges ? s->capedges : 1u << 16;
-    while (cap < s->nedges + more)
-        cap *= 2;
-    if (!grow_mapped((void **)&s->edges, s->capedges, cap, sizeof *s->edges))
-        return false;
-    s->capedges = cap;
-    return true;
+    return reserve_mapped((void **)&s->edges, &s->capedges, s->nedges + more, sizeof *s->edges, 1u << 16);
 }
 
-/* The pointer-like words of block b, which the window holds. */
-static void record_edges(struct scan *s, const struct window *w, size_t b)
+/* Record the chunk at `at` (user area up to user_end, its bit in `word`):
+ * its pointer-like words, which come through the window, as an entry; none
+ * if it has none; READ_ME if it does not fit the window. false once
+ * edges[] is full. */
+static bool record_chunk(struct scan *s, struct window *w, struct span_word *word, uint64_t bit, uint64_t at,
+                         uint64_t user_end, uint64_t limit)
 {
-    uint64_t lo = s->start[b], hi = s->end[b];
-    size_t n = (size_t)(hi - lo) / 8;
-    if (!reserve_edges(s, n)) {
-        s->recording = false;
-        return;
+    if (user_end - at > READ_CHUNK || !window_covers(s, w, at, user_end, limit)) {
+        if (!reserve_edges(s, 1))
+            return false;
+        s->edges[s->nedges++] = READ_ME;
+        word->listed |= bit;
+        return true;
     }
+    uint64_t lo = at + CHUNK_HDR;
+    size_t n = (size_t)(user_end - lo) / 8;
+    if (!reserve_edges(s, n + 1))
+        return false;
     const unsigned char *p = s->buf + (lo - w->base);
-    size_t first = s->nedges, e = first;
+    size_t first = s->nedges + 1, e = first;
     for (size_t k = 0; k < n; k++) {
         uint64_t v;
         memcpy(&v, p + 8 * k, 8);
         s->edges[e] = v;                          /* kept only if it may point into a block */
         e += may_point_into_a_block(s, v);
     }
-    s->nedges = e;
-    s->edge_first[b] = (uint32_t)first;
-    s->edge_n[b] = (uint32_t)(e - first);
-    s->bytes_scanned += hi - lo;
+    s->bytes_scanned += user_end - lo;
+    if (e > first) {
+        s->edges[first - 1] = e - first;
+        s->nedges = e;
+        word->listed |= bit;
+    }
+    return true;
 }
 
+static bool add_big_chunk(struct scan *s, uint64_t header, uint64_t end)
+{
+    if (!reserve_mapped((void **)&s->big, &s->capbig, s->nbig + 1, sizeof *s->big, 4096))
+        return false;
+    s->big[s->nbig++] = (struct big_chunk){ header, end };
+    return true;
+}
+
+/* Walk the chunks of [first, limit): every size must be sane and the walk
+ * must end exactly at limit (the top chunk). Adds a span and returns true,
+ * or adds nothing and returns false. */
 static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
 {
-    size_t mark = s->nblocks, mark_edges = s->nedges;
+    size_t nwords = (size_t)((((limit - first) >> 4) + 63) >> 6);
+    if ((s->nspans && first < s->spans[s->nspans - 1].hi) || s->npool + nwords > (EXTENT_ITEM >> 6) ||
+        !reserve_mapped((void **)&s->spans, &s->capspans, s->nspans + 1, sizeof *s->spans, 64) ||
+        !reserve_mapped((void **)&s->pool, &s->cappool, s->npool + nwords, sizeof *s->pool, 1u << 14))
+        return false;   /* out of order (cannot happen), too large for 32-bit work items, or no memory */
+    struct span sp = { first, limit, s->npool, nwords, s->recording ? UINT64_MAX : 0 };
+    struct span_word *words = s->pool + sp.word0;
+    size_t mark_edges = s->nedges, mark_big = s->nbig, filled = 0;
     uint64_t mark_bytes = s->bytes_scanned;
     uint64_t at = first;
     struct window w = { 0, 0 };
@@ -394,18 +455,30 @@ static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
         /* An in-use chunk's user area runs into the next chunk's prev_size
          * field: [chunk + 16, next chunk + 8), what malloc_usable_size says. */
         uint64_t user_end = at + size + 8 <= limit ? at + size + 8 : limit;
-        if (s->nblocks == s->cap && !reserve_blocks(s, 1))
+        uint64_t g = (at - first) >> 4;
+        while (filled <= (g >> 6))   /* a new word: clear it (reused memory is not zero) */
+            words[filled++] = (struct span_word){ .entry_at = (uint32_t)s->nedges };
+        struct span_word *word = &words[g >> 6];
+        uint64_t bit = 1ull << (g & 63);
+        word->starts |= bit;
+        if (size >= BIG_CHUNK && !add_big_chunk(s, at, user_end))
             goto bad;
-        put_new_block(s, at + CHUNK_HDR, user_end);
-        if (s->recording && user_end - at <= READ_CHUNK && window_covers(s, &w, at, user_end, limit))
-            record_edges(s, &w, s->nblocks - 1);
+        if (sp.unrecorded_from == UINT64_MAX && !record_chunk(s, &w, word, bit, at, user_end, limit)) {
+            sp.unrecorded_from = g;   /* edges[] is full: this chunk and the rest are read to mark */
+            s->recording = false;
+        }
         at += size;
     }
-    if (at == limit)
-        return true;
+    if (at != limit)
+        goto bad;
+    while (filled < nwords)
+        words[filled++] = (struct span_word){ .entry_at = (uint32_t)s->nedges };
+    s->spans[s->nspans++] = sp;
+    s->npool += nwords;
+    return true;
 bad:
-    s->nblocks = mark;
     s->nedges = mark_edges;
+    s->nbig = mark_big;
     s->bytes_scanned = mark_bytes;
     return false;
 }
@@ -488,7 +561,7 @@ static void find_thread_heap(struct scan *s, struct mapping *m)
 static void find_mmapped_chunks(struct scan *s, struct mapping *m)
 {
     size_t i = (size_t)(m - s->maps);   /* m moves if the array grows */
-    size_t mark = s->nblocks;
+    size_t mark = s->next;
     uint64_t at = m->lo;
     while (at < m->hi) {
         uint64_t hdr[2];
@@ -497,7 +570,7 @@ static void find_mmapped_chunks(struct scan *s, struct mapping *m)
         uint64_t size = hdr[1] & ~SIZE_BITS;
         if (!(hdr[1] & IS_MMAPPED) || hdr[0] != 0 || size < 4096 || (size & 4095) || size > m->hi - at)
             break;
-        if (!add_block(s, at + CHUNK_HDR, at + size, -1))
+        if (!add_extent(s, at + CHUNK_HDR, at + size, NO_THREAD))
             break;
         at += size;
     }
@@ -515,7 +588,7 @@ static void find_mmapped_chunks(struct scan *s, struct mapping *m)
         s->maps[i + 1] = rest;
         s->nmaps++;
     } else {
-        s->nblocks = mark;   /* not (only) malloc's: a root */
+        s->next = mark;   /* not (only) malloc's: a root */
     }
 }
 
@@ -560,6 +633,11 @@ static int skip_own_segments(struct dl_phdr_info *info, size_t size, void *data)
     return 1;
 }
 
+/* The mapped arrays a scan leaves to the next one (see release_idle):
+ * every block's address is in them. */
+#define KEPT_ARRAYS(X) X(pool, cappool) X(edges, capedges) X(big, capbig) X(ext, capext) X(spans, capspans) \
+    X(work, capwork)
+
 static void skip_array(struct scan *s, const void *p, size_t cap, size_t elem)
 {
     if (p)
@@ -579,11 +657,9 @@ static void skip_own_memory(struct scan *s)
     /* our scratch buffer: copies of the program's memory */
     skip_range(s, (uint64_t)(uintptr_t)s->buf, (uint64_t)(uintptr_t)s->buf + READ_CHUNK);
     /* the arrays kept from the last scan: every block's address is in them */
-    skip_array(s, s->start, s->cap, sizeof *s->start);
-    skip_array(s, s->end, s->cap, sizeof *s->end);
-    skip_array(s, s->edge_first, s->cap, sizeof *s->edge_first);
-    skip_array(s, s->edge_n, s->cap, sizeof *s->edge_n);
-    skip_array(s, s->edges, s->capedges, sizeof *s->edges);
+#define SKIP_KEPT(p, cap) skip_array(s, s->p, s->cap, sizeof *s->p);
+    KEPT_ARRAYS(SKIP_KEPT)
+#undef SKIP_KEPT
     /* the server thread's own stack (and TLS): the mapping we run on */
     struct mapping *me = mapping_at(s, (uint64_t)(uintptr_t)&lo);
     if (me)
@@ -599,10 +675,10 @@ struct thread_info {
     uint64_t tp;              /* pthread_self(): the TCB, at the top of a pthread stack */
     bool candidate;           /* judged here */
     bool excluded;            /* stuck by another rule, or a candidate: not a root */
-    size_t block;             /* its stack pseudo-block, or SIZE_MAX */
+    size_t ext;               /* its stack part's extent, or SIZE_MAX */
     uint64_t object;
     int reachable;            /* -1 unknown, 0 no, 1 yes */
-    size_t object_block;      /* the block holding its object, or SIZE_MAX */
+    struct block_ref object_in;   /* the block holding its object */
 };
 
 /* A parked thread's saved stack pointer and syscall arguments (six
@@ -636,193 +712,297 @@ static void stack_part(struct scan *s, const struct thread_info *t, uint64_t *lo
         *hi = t->tp;
 }
 
+/* ---- finding the block around an address ---- */
+
+/* The span holding addr, or NULL. Pointers come in runs into one heap: the
+ * last span found is tried first. */
+static const struct span *span_of(struct scan *s, uint64_t addr)
+{
+    if (!s->nspans)
+        return NULL;
+    const struct span *guess = &s->spans[s->last_span];
+    if (addr >= guess->lo && addr < guess->hi)
+        return guess;
+    size_t lo = 0, hi = s->nspans;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->spans[mid].hi <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == s->nspans || addr < s->spans[lo].lo)
+        return NULL;
+    s->last_span = lo;
+    return &s->spans[lo];
+}
+
+/* The span a work item's slot lies in. */
+static const struct span *span_of_slot(const struct scan *s, uint32_t slot)
+{
+    size_t lo = 0, hi = s->nspans;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if ((s->spans[mid].word0 + s->spans[mid].nwords) << 6 <= slot)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return &s->spans[lo];   /* slots are only made from spans' chunks */
+}
+
+/* The last big chunk whose header is at or below addr, or NULL. */
+static const struct big_chunk *big_chunk_at(const struct scan *s, uint64_t addr)
+{
+    size_t lo = 0, hi = s->nbig;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->big[mid].header <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? &s->big[lo - 1] : NULL;
+}
+
+/* The granule of the chunk of sp whose user area holds addr; false if
+ * addr lies in a header's size field (in no user area) or before the first
+ * chunk's. A header at or before addr's granule less one is searched in
+ * two bitmap words; if it lies further back, that chunk spans more than
+ * 64 granules, a big chunk, and the list of those knows it. */
+static bool chunk_holding(const struct scan *s, const struct span *sp, uint64_t addr, uint64_t *granule)
+{
+    if (addr < sp->lo + CHUNK_HDR || addr >= sp->hi)
+        return false;
+    const struct span_word *words = s->pool + sp->word0;
+    uint64_t ga = (addr - sp->lo) >> 4;
+    if ((addr & 8) && (words[ga >> 6].starts >> (ga & 63) & 1))
+        return false;   /* the second word of a header: its size */
+    uint64_t last = ga - 1;   /* (a header in ga itself: addr is the previous chunk's last 8 bytes) */
+    size_t w = (size_t)(last >> 6);
+    uint64_t bits = words[w].starts & (~0ull >> (63 - (last & 63)));
+    if (!bits && w > 0)
+        bits = words[--w].starts;
+    if (bits) {
+        *granule = ((uint64_t)w << 6) + 63 - (uint64_t)__builtin_clzll(bits);
+        return true;
+    }
+    const struct big_chunk *b = big_chunk_at(s, addr - CHUNK_HDR);
+    if (!b || b->header < sp->lo || addr >= b->end)
+        return false;
+    *granule = (b->header - sp->lo) >> 4;
+    return true;
+}
+
+/* The end of the user area of sp's chunk at granule g: 8 bytes past the
+ * next header (searched in two words, or a big chunk's own), or the walk's
+ * end for the last chunk. */
+static uint64_t chunk_end(const struct scan *s, const struct span *sp, uint64_t g)
+{
+    const struct span_word *words = s->pool + sp->word0;
+    size_t w = (size_t)(g >> 6);
+    uint64_t bits = (g & 63) == 63 ? 0 : words[w].starts & (~0ull << ((g & 63) + 1));
+    if (!bits && w + 1 < sp->nwords)
+        bits = words[++w].starts;
+    if (bits) {
+        uint64_t end = sp->lo + ((((uint64_t)w << 6) + (uint64_t)__builtin_ctzll(bits)) << 4) + 8;
+        return end < sp->hi ? end : sp->hi;
+    }
+    const struct big_chunk *b = big_chunk_at(s, sp->lo + (g << 4));
+    return b && b->header == sp->lo + (g << 4) ? b->end : sp->hi;
+}
+
+/* The extent holding addr, or SIZE_MAX. */
+static size_t extent_of(const struct scan *s, uint64_t addr)
+{
+    size_t lo = 0, hi = s->next;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->ext[mid].end <= addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->next && s->ext[lo].start <= addr ? lo : SIZE_MAX;
+}
+
+/* The block around addr: -1 none, else whether it is marked. */
+static int block_around(struct scan *s, uint64_t addr, struct block_ref *ref)
+{
+    *ref = (struct block_ref){ 0, 0, false };
+    const struct span *sp = span_of(s, addr);
+    if (sp) {
+        uint64_t g;
+        if (!chunk_holding(s, sp, addr, &g))
+            return -1;
+        ref->start = sp->lo + (g << 4) + CHUNK_HDR;   /* what malloc returned */
+        ref->end = chunk_end(s, sp, g);
+        return (int)(s->pool[sp->word0 + (g >> 6)].marked >> (g & 63) & 1);
+    }
+    size_t e = extent_of(s, addr);
+    if (e == SIZE_MAX)
+        return -1;
+    *ref = (struct block_ref){ s->ext[e].start, s->ext[e].end, s->ext[e].thread != NO_THREAD };
+    return s->ext[e].marked;
+}
+
 /* ---- marking ---- */
 
-/* The index that makes a lookup cheap: blocks are grouped in regions
- * (runs of blocks with no gap over 1 MiB: one heap, one stack), and each
- * region keeps, per 4 KiB page, the first block that ends past the page's
- * start, so a lookup is a search among few regions, then among the blocks
- * of one page. */
-static size_t search_blocks(const struct scan *s, size_t lo, size_t hi, uint64_t addr)
+static void push_work(struct scan *s, uint32_t item)
 {
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->end[mid] <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static void free_regions(struct scan *s)
-{
-    for (size_t i = 0; i < s->nregions; i++)
-        free(s->regions[i].page_first);
-    free(s->regions);
-    s->regions = NULL;
-    s->nregions = 0;
-}
-
-static bool add_region(struct scan *s, size_t first, size_t last, size_t *cap)
-{
-    if (!grow((void **)&s->regions, cap, s->nregions + 1, sizeof *s->regions))
-        return false;
-    struct region *r = &s->regions[s->nregions++];
-    r->lo = s->start[first] & ~((1ull << GRANULE_SHIFT) - 1);
-    r->hi = s->end[last - 1];
-    r->first = first;
-    r->last = last;
-    size_t pages = (size_t)((r->hi - r->lo) >> GRANULE_SHIFT) + 2;
-    r->page_first = malloc(pages * sizeof *r->page_first);
-    if (!r->page_first)
-        return false;
-    size_t b = first;
-    for (size_t p = 0; p < pages; p++) {
-        uint64_t page_lo = r->lo + ((uint64_t)p << GRANULE_SHIFT);
-        while (b < last && s->end[b] <= page_lo)
-            b++;
-        r->page_first[p] = (uint32_t)(b - first);
-    }
-    return true;
-}
-
-static bool build_regions(struct scan *s)
-{
-    size_t cap = 0, first = 0;
-    for (size_t i = 1; i <= s->nblocks; i++)
-        if (i == s->nblocks || s->start[i] - s->end[i - 1] > (1u << 20)) {
-            if (!add_region(s, first, i, &cap))
-                return false;
-            first = i;
-        }
-    return true;
-}
-
-static size_t find_block(const struct scan *s, uint64_t addr)
-{
-    size_t lo = 0, hi = s->nregions;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->regions[mid].hi <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == s->nregions || addr < s->regions[lo].lo)
-        return SIZE_MAX;
-    const struct region *r = &s->regions[lo];
-    size_t p = (size_t)((addr - r->lo) >> GRANULE_SHIFT);
-    size_t b = search_blocks(s, r->first + r->page_first[p], r->first + r->page_first[p + 1] + 1 < r->last
-                                                                 ? r->first + r->page_first[p + 1] + 1 : r->last, addr);
-    return b < r->last && s->start[b] <= addr ? b : SIZE_MAX;
-}
-
-/* The block holding addr, or SIZE_MAX. Pointers often come in address
- * order (an array of objects allocated one after another, a list built in
- * order): the last block found and its successor are tried first. */
-static size_t block_of(struct scan *s, uint64_t addr)
-{
-    size_t h = s->last_found;
-    for (size_t k = h; k < h + 2 && k < s->nblocks; k++)
-        if (addr >= s->start[k] && addr < s->end[k])
-            return s->last_found = k;
-    size_t b = find_block(s, addr);
-    if (b != SIZE_MAX)
-        s->last_found = b;
-    return b;
-}
-
-static void mark(struct scan *s, size_t b)
-{
-    if (b == SIZE_MAX || s->marked[b])
+    if (s->nwork == s->capwork &&
+        !reserve_mapped((void **)&s->work, &s->capwork, s->nwork + 1, sizeof *s->work, 65536)) {
+        s->incomplete = true;   /* a marked block left unscanned: this scan proves nothing */
         return;
-    s->marked[b] = 1;
-    if (s->nwork == s->capwork) {
-        size_t cap = s->capwork ? 2 * s->capwork : 65536;
-        if (!grow_mapped((void **)&s->work, s->capwork, cap, sizeof *s->work)) {
-            s->incomplete = true;   /* a marked block left unscanned: this scan proves nothing */
-            return;
-        }
-        s->capwork = cap;
     }
-    s->work[s->nwork++] = (uint32_t)b;
+    s->work[s->nwork++] = item;
 }
 
-static void scan_words(struct scan *s, const unsigned char *p, size_t len, uint64_t lo_bound, uint64_t hi_bound)
+static void mark_extent(struct scan *s, size_t e)
+{
+    if (e == SIZE_MAX || s->ext[e].marked)
+        return;
+    s->ext[e].marked = true;
+    push_work(s, EXTENT_ITEM | (uint32_t)e);
+}
+
+/* Mark the block v points into, if any. A chunk is worked on later only if
+ * it has pointers or was not recorded; most heap blocks hold data, and
+ * marking them is one bit. */
+static void mark_address(struct scan *s, uint64_t v)
+{
+    const struct span *sp = span_of(s, v);
+    if (!sp) {
+        mark_extent(s, extent_of(s, v));
+        return;
+    }
+    uint64_t g;
+    if (!chunk_holding(s, sp, v, &g))
+        return;
+    struct span_word *word = &s->pool[sp->word0 + (g >> 6)];
+    uint64_t bit = 1ull << (g & 63);
+    if (word->marked & bit)
+        return;
+    word->marked |= bit;
+    if ((word->listed & bit) || g >= sp->unrecorded_from)
+        push_work(s, (uint32_t)((sp->word0 << 6) + g));
+}
+
+static void scan_values(struct scan *s, const uint64_t *v, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (v[k] >= s->lb && v[k] < s->hb && may_point_into_a_block(s, v[k]))
+            mark_address(s, v[k]);
+}
+
+static void scan_words(struct scan *s, const unsigned char *p, size_t len)
 {
     s->bytes_scanned += len;
     for (size_t off = 0; off + 8 <= len; off += 8) {
         uint64_t v;
         memcpy(&v, p + off, 8);
-        if (v < lo_bound || v >= hi_bound)
-            continue;
-        mark(s, block_of(s, v));
+        if (v >= s->lb && v < s->hb && may_point_into_a_block(s, v))
+            mark_address(s, v);
     }
 }
 
 /* Scan [lo, hi) of the program's memory in bounded reads; an unreadable
  * stretch is skipped (it cannot hold anything we could read either). */
-static void scan_range(struct scan *s, uint64_t lo, uint64_t hi, uint64_t lb, uint64_t hb)
+static void scan_range(struct scan *s, uint64_t lo, uint64_t hi)
 {
     lo = (lo + 7) & ~7ull;
     while (lo < hi) {
         size_t len = hi - lo < READ_CHUNK ? (size_t)(hi - lo) : READ_CHUNK;
         size_t got = read_remote(s->buf, lo, len);
         if (got)
-            scan_words(s, s->buf, got, lb, hb);
+            scan_words(s, s->buf, got);
         lo += got ? got : 4096;
         lo &= ~7ull;
     }
 }
 
-static int compare_index(const void *a, const void *b)
+/* Where chunk g's entry starts in edges[]: after the entries of the listed
+ * chunks before it in its word. */
+static size_t entry_of(const struct scan *s, const struct span *sp, uint64_t g)
 {
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    const struct span_word *word = &s->pool[sp->word0 + (g >> 6)];
+    size_t pos = word->entry_at;
+    for (uint64_t before = word->listed & ((1ull << (g & 63)) - 1); before; before &= before - 1)
+        pos += 1 + (s->edges[pos] == READ_ME ? 0 : (size_t)s->edges[pos]);
+    return pos;
+}
+
+struct stretch {
+    uint64_t start, end;
+};
+
+static int compare_stretch(const void *a, const void *b)
+{
+    uint64_t x = ((const struct stretch *)a)->start, y = ((const struct stretch *)b)->start;
     return (x > y) - (x < y);
 }
 
-/* Take up to BATCH_IOVECS marked blocks (a big one alone), in address order. */
-static size_t take_batch(struct scan *s, size_t *idx, uint64_t lb, uint64_t hb)
+/* A work item: a chunk whose pointers were recorded is marked from there
+ * and done (false); otherwise the memory to read for it. */
+static bool needs_reading(struct scan *s, uint32_t item, struct stretch *r)
+{
+    if (item & EXTENT_ITEM) {
+        const struct extent *e = &s->ext[item & ~EXTENT_ITEM];
+        *r = (struct stretch){ e->start, e->end };
+        return true;
+    }
+    const struct span *sp = span_of_slot(s, item);
+    uint64_t g = item - (sp->word0 << 6);
+    if (g < sp->unrecorded_from) {
+        size_t pos = entry_of(s, sp, g);
+        if (s->edges[pos] != READ_ME) {
+            scan_values(s, s->edges + pos + 1, (size_t)s->edges[pos]);
+            return false;
+        }
+    }
+    *r = (struct stretch){ sp->lo + (g << 4) + CHUNK_HDR, chunk_end(s, sp, g) };
+    return true;
+}
+
+/* Take up to BATCH_IOVECS stretches to read (a big one alone), in address
+ * order. */
+static size_t take_batch(struct scan *s, struct stretch *batch)
 {
     size_t n = 0, total = 0;
     while (s->nwork && n < BATCH_IOVECS) {
-        size_t b = s->work[s->nwork - 1];
-        if (s->edge_first[b] != UNRECORDED) {   /* read while walking: its pointers are known */
-            s->nwork--;
-            const uint64_t *e = s->edges + s->edge_first[b];
-            for (uint32_t k = 0; k < s->edge_n[b]; k++)
-                if (e[k] >= lb && e[k] < hb)
-                    mark(s, block_of(s, e[k]));
+        uint32_t item = s->work[--s->nwork];   /* (taken first: marking pushes more) */
+        struct stretch r;
+        if (!needs_reading(s, item, &r))
             continue;
-        }
-        size_t len = s->end[b] - s->start[b];
+        size_t len = r.end - r.start;
         if (len > READ_CHUNK / 4) {   /* a big block goes alone, in chunks */
-            if (n)
+            if (n) {
+                s->work[s->nwork++] = item;   /* (its slot is still there) */
                 break;
-            s->nwork--;
-            scan_range(s, s->start[b], s->end[b], lb, hb);
+            }
+            scan_range(s, r.start, r.end);
             continue;
         }
-        if (total + len > READ_CHUNK / 2)
+        if (total + len > READ_CHUNK / 2) {
+            s->work[s->nwork++] = item;
             break;
-        s->nwork--;
-        idx[n++] = b;
+        }
+        batch[n++] = r;
         total += len;
     }
-    /* block order is address order; marks made while walking an array
-     * come off the stack descending: reversing is enough then */
+    /* marks made while scanning an array come off the stack descending:
+     * reversing is enough then */
     bool descending = true;
     for (size_t k = 1; k < n && descending; k++)
-        descending = idx[k] < idx[k - 1];
+        descending = batch[k].start < batch[k - 1].start;
     if (descending) {
         for (size_t k = 0; k < n / 2; k++) {
-            size_t t = idx[k];
-            idx[k] = idx[n - 1 - k];
-            idx[n - 1 - k] = t;
+            struct stretch t = batch[k];
+            batch[k] = batch[n - 1 - k];
+            batch[n - 1 - k] = t;
         }
     } else {
-        qsort(idx, n, sizeof *idx, compare_index);
+        qsort(batch, n, sizeof *batch, compare_stretch);
     }
     return n;
 }
@@ -830,25 +1010,24 @@ static size_t take_batch(struct scan *s, size_t *idx, uint64_t lb, uint64_t hb)
 /* Scan marked blocks, many per process_vm_readv: neighbours (a gap of at
  * most 256 bytes) are read as one stretch, so a dense heap is read in
  * large pieces. */
-static void drain_worklist(struct scan *s, uint64_t lb, uint64_t hb)
+static void drain_worklist(struct scan *s)
 {
-    size_t idx[BATCH_IOVECS], local_off[BATCH_IOVECS];
+    struct stretch batch[BATCH_IOVECS];
+    size_t local_off[BATCH_IOVECS];
     struct iovec remote[BATCH_IOVECS];
     while (s->nwork) {
-        size_t n = take_batch(s, idx, lb, hb);
+        size_t n = take_batch(s, batch);
         if (!n)
             continue;
         size_t nio = 0, total = 0;
         for (size_t k = 0; k < n; k++) {
-            uint64_t st = s->start[idx[k]], en = s->end[idx[k]];
+            uint64_t st = batch[k].start, en = batch[k].end;
             struct iovec *last = nio ? &remote[nio - 1] : NULL;
             uint64_t last_end = last ? (uint64_t)(uintptr_t)last->iov_base + last->iov_len : 0;
             if (last && st >= last_end && st - last_end <= 256 && total + (en - last_end) <= READ_CHUNK) {
                 total += en - last_end;
                 last->iov_len += en - last_end;
             } else {
-                if (total + (en - st) > READ_CHUNK)
-                    break;   /* cannot happen: a batch is at most half the buffer plus gaps */
                 remote[nio++] = (struct iovec){ (void *)(uintptr_t)st, en - st };
                 total += en - st;
             }
@@ -858,66 +1037,32 @@ static void drain_worklist(struct scan *s, uint64_t lb, uint64_t hb)
         long got = lw_raw_syscall6(SYS_process_vm_readv, self_pid, (long)&local, 1, (long)remote, (long)nio, 0);
         size_t k = 0;
         for (; k < n; k++) {
-            size_t len = s->end[idx[k]] - s->start[idx[k]];
+            size_t len = batch[k].end - batch[k].start;
             if (got < 0 || local_off[k] + len > (size_t)got)
                 break;
-            scan_words(s, s->buf + local_off[k], len, lb, hb);
+            scan_words(s, s->buf + local_off[k], len);
         }
         for (; k < n; k++)   /* after a fault: the rest one by one (the buffer is free now) */
-            scan_range(s, s->start[idx[k]], s->end[idx[k]], lb, hb);
+            scan_range(s, batch[k].start, batch[k].end);
     }
 }
 
 /* ---- the scan ---- */
 
-struct block_entry {
-    uint64_t start, end;
-    uint32_t edge_first, edge_n;
-};
-
-static int compare_entry(const void *a, const void *b)
+static int compare_extent(const void *a, const void *b)
 {
-    uint64_t x = ((const struct block_entry *)a)->start, y = ((const struct block_entry *)b)->start;
+    uint64_t x = ((const struct extent *)a)->start, y = ((const struct extent *)b)->start;
     return (x > y) - (x < y);
 }
 
-static void put_block(struct scan *s, size_t k, const struct block_entry *e)
+/* Extents by address (the mmapped chunks come in order, the stacks after
+ * them); each parked thread learns its stack's. */
+static void sort_extents(struct scan *s, struct thread_info *ti)
 {
-    s->start[k] = e->start;
-    s->end[k] = e->end;
-    s->edge_first[k] = e->edge_first;
-    s->edge_n[k] = e->edge_n;
-}
-
-/* Sort blocks by start. The heap walks add them in order; only the stack
- * pseudo-blocks appended after them are out of place: sort those few and
- * merge them in from the back, in place. */
-static bool sort_blocks(struct scan *s)
-{
-    size_t n = s->nblocks, h = 1;
-    while (h < n && s->start[h - 1] < s->start[h])
-        h++;
-    if (h >= n)
-        return true;
-    size_t k = n - h;
-    struct block_entry *tail = malloc(k * sizeof *tail);
-    if (!tail)
-        return false;
-    for (size_t i = 0; i < k; i++)
-        tail[i] = (struct block_entry){ s->start[h + i], s->end[h + i], s->edge_first[h + i], s->edge_n[h + i] };
-    qsort(tail, k, sizeof *tail, compare_entry);
-    size_t i = h, j = k, pos = n;
-    while (j > 0) {
-        if (i > 0 && s->start[i - 1] > tail[j - 1].start) {
-            i--;
-            struct block_entry e = { s->start[i], s->end[i], s->edge_first[i], s->edge_n[i] };
-            put_block(s, --pos, &e);
-        } else {
-            put_block(s, --pos, &tail[--j]);
-        }
-    }
-    free(tail);
-    return true;
+    qsort(s->ext, s->next, sizeof *s->ext, compare_extent);
+    for (size_t k = 0; k < s->next; k++)
+        if (s->ext[k].thread != NO_THREAD)
+            ti[s->ext[k].thread].ext = k;
 }
 
 static bool is_memory_wait(const struct lw_snap_wait *w)
@@ -971,8 +1116,7 @@ static void gather_threads(const struct lw_snapshot *snap, const struct lw_analy
     for (size_t i = 0; i < snap->nthreads; i++) {
         const struct lw_snap_thread *t = &snap->threads[i];
         enum lw_verdict v = a->verdicts[i].verdict;
-        ti[i] = (struct thread_info){ .tid = t->tid, .tp = t->pthread, .block = SIZE_MAX, .reachable = -1,
-                                      .object_block = SIZE_MAX };
+        ti[i] = (struct thread_info){ .tid = t->tid, .tp = t->pthread, .ext = SIZE_MAX, .reachable = -1 };
         ti[i].candidate = lw_reach_is_candidate(snap, i, &a->verdicts[i]);
         ti[i].excluded = ti[i].candidate || v == LW_LEAKED || v == LW_DEADLOCKED;
         ti[i].object = t->wait.object;
@@ -1005,8 +1149,8 @@ static void place_stacks(struct scan *s, struct thread_info *ti, size_t n)
         }
         uint64_t mlo = m->lo, mhi = m->hi;
         skip_range(s, mlo, mhi);
-        if (hi > lo && add_block(s, lo, hi, (int32_t)i))
-            ti[i].block = s->nblocks - 1;
+        if (!add_extent(s, lo, hi, (uint32_t)i))
+            s->incomplete = true;   /* neither a root nor a block: no proof */
     }
 }
 
@@ -1083,36 +1227,46 @@ static void collect_roots(struct scan *s)
         }
 }
 
+/* Where blocks can be: [lb, hb). */
+static void block_bounds(struct scan *s)
+{
+    s->lb = UINT64_MAX;
+    s->hb = 0;
+    if (s->nspans) {
+        s->lb = s->spans[0].lo;
+        s->hb = s->spans[s->nspans - 1].hi;
+    }
+    if (s->next) {
+        s->lb = s->ext[0].start < s->lb ? s->ext[0].start : s->lb;
+        s->hb = s->ext[s->next - 1].end > s->hb ? s->ext[s->next - 1].end : s->hb;
+    }
+}
+
 /* Mark from the roots, then let every candidate whose object is reachable
  * add its stack, until nothing changes. */
 static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
 {
-    uint64_t lb = s->nblocks ? s->start[0] : 0, hb = s->nblocks ? s->end[s->nblocks - 1] : 0;
+    block_bounds(s);
     for (size_t r = 0; r < s->nroots; r++)
-        scan_range(s, s->roots_lo[r], s->roots_hi[r], lb, hb);
+        scan_range(s, s->roots_lo[r], s->roots_hi[r]);
     for (size_t i = 0; i < n; i++)   /* the argument registers of live parked threads are roots too */
         if (!ti[i].excluded && ti[i].sp)
-            scan_words(s, (const unsigned char *)ti[i].args, sizeof ti[i].args, lb, hb);
-    drain_worklist(s, lb, hb);
+            scan_values(s, ti[i].args, 6);
+    drain_worklist(s);
     for (bool changed = true; changed;) {
         changed = false;
         for (size_t i = 0; i < n; i++) {
             if (!ti[i].candidate || ti[i].reachable == 1)
                 continue;
-            size_t b = block_of(s, ti[i].object);
-            ti[i].object_block = b;
             /* Outside every block (a global, a live stack, memory we do not
              * understand): reachable, conservatively. */
-            bool reachable = b == SIZE_MAX || s->marked[b];
-            if (!reachable)
+            if (block_around(s, ti[i].object, &ti[i].object_in) == 0)
                 continue;
             ti[i].reachable = 1;
             changed = true;
-
-            if (ti[i].block != SIZE_MAX)
-                mark(s, block_of(s, s->start[ti[i].block]));   /* it may wake: its stack counts now */
+            mark_extent(s, ti[i].ext);   /* it may wake: its stack counts now */
         }
-        drain_worklist(s, lb, hb);
+        drain_worklist(s);
     }
     for (size_t i = 0; i < n; i++)
         if (ti[i].candidate && ti[i].reachable != 1)
@@ -1134,89 +1288,41 @@ static uint64_t spare_since_ns;
 
 static void release_arrays(struct scan *s)
 {
-    free_mapped(s->start, s->cap, sizeof *s->start);
-    free_mapped(s->end, s->cap, sizeof *s->end);
-    free_mapped(s->edge_first, s->cap, sizeof *s->edge_first);
-    free_mapped(s->edge_n, s->cap, sizeof *s->edge_n);
-    free_mapped(s->edges, s->capedges, sizeof *s->edges);
-    s->start = s->end = s->edges = NULL;
-    s->edge_first = s->edge_n = NULL;
-    s->cap = s->capedges = 0;
+#define RELEASE(p, cap) free_mapped(s->p, s->cap, sizeof *s->p), s->p = NULL, s->cap = 0;
+    KEPT_ARRAYS(RELEASE)
+#undef RELEASE
 }
 
 static void move_arrays(struct scan *to, struct scan *from)
 {
-    to->start = from->start;
-    to->end = from->end;
-    to->edge_first = from->edge_first;
-    to->edge_n = from->edge_n;
-    to->cap = from->cap;
-    to->edges = from->edges;
-    to->capedges = from->capedges;
-    from->start = from->end = from->edges = NULL;
-    from->edge_first = from->edge_n = NULL;
-    from->cap = from->capedges = 0;
+#define MOVE(p, cap) to->p = from->p, to->cap = from->cap, from->p = NULL, from->cap = 0;
+    KEPT_ARRAYS(MOVE)
+#undef MOVE
 }
 
 void lw_reach_release_idle(void)
 {
     uint64_t keep = 4 * remembered_took_ns + 1000000000ull > SPARE_NS ? 4 * remembered_took_ns + 1000000000ull
                                                                        : SPARE_NS;
-    if ((spare.cap || spare.capedges) && lw_now_ns() - spare_since_ns >= keep)
+    if (spare.cappool && lw_now_ns() - spare_since_ns >= keep)
         release_arrays(&spare);
 }
 
 static void free_scan(struct scan *s)
 {
-    free_regions(s);
     release_arrays(&spare);
     move_arrays(&spare, s);
     spare_since_ns = lw_now_ns();
     if (s->filter)
         munmap(s->filter, FILTER_BITS / 8);
-    free_mapped(s->work, s->capwork, sizeof *s->work);
-    free(s->maps); free(s->marked); free(s->pseudo);
+    free(s->maps);
     free(s->roots_lo); free(s->roots_hi);
     if (s->buf)
         munmap(s->buf, READ_CHUNK);
 }
 
-/* ---- which blocks are stacks ---- */
-
-static int compare_pseudo(const void *a, const void *b)
-{
-    uint64_t x = ((const struct pseudo *)a)->start, y = ((const struct pseudo *)b)->start;
-    return (x > y) - (x < y);
-}
-
-/* After the sort: each parked thread learns its stack pseudo-block's index. */
-static void place_pseudo_blocks(struct scan *s, struct thread_info *ti)
-{
-    qsort(s->pseudo, s->npseudo, sizeof *s->pseudo, compare_pseudo);
-    for (size_t k = 0; k < s->npseudo; k++) {
-        size_t b = search_blocks(s, 0, s->nblocks, s->pseudo[k].start);
-        if (b < s->nblocks && s->start[b] == s->pseudo[k].start)
-            ti[s->pseudo[k].thread].block = b;
-        else
-            s->incomplete = true;   /* cannot happen; if it did, that stack could not join the roots */
-    }
-}
-
-static bool is_pseudo_block(const struct scan *s, size_t b)
-{
-    size_t lo = 0, hi = s->npseudo;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->pseudo[mid].start < s->start[b])
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < s->npseudo && s->pseudo[lo].start == s->start[b];
-}
-
 /* Record this scan's findings in the snapshot, with the two-scan rule. */
-static void record_results(struct lw_snapshot *snap, const struct thread_info *ti, const struct scan *s)
+static void record_results(struct lw_snapshot *snap, const struct thread_info *ti)
 {
     static struct sighting next[MAX_CONFIRM];
     size_t nnext = 0;
@@ -1232,9 +1338,9 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
             continue;
         }
         w->reach = LW_REACH_UNREACHABLE;
-        if (ti[i].object_block != SIZE_MAX && !is_pseudo_block(s, ti[i].object_block)) {
-            w->reach_block = s->start[ti[i].object_block];   /* what malloc returned */
-            w->reach_block_size = s->end[ti[i].object_block] - s->start[ti[i].object_block];
+        if (ti[i].object_in.start && !ti[i].object_in.stack) {
+            w->reach_block = ti[i].object_in.start;   /* what malloc returned */
+            w->reach_block_size = ti[i].object_in.end - ti[i].object_in.start;
         }
         struct sighting *seen = find_sighting(ti[i].tid, w->object, key);
         struct sighting cur = seen ? *seen : (struct sighting){ ti[i].tid, w->object, key, now, 0 };
@@ -1358,9 +1464,14 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
         return -1;
     }
     skip_own_memory(&s);
-    s.recording = filter_alloc(&s);
-    if (s.recording)
-        filter_fill(&s);
+    if (!filter_alloc(&s)) {
+        free(ti);
+        free_scan(&s);
+        snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: no scan (out of memory)");
+        return -1;
+    }
+    s.recording = true;
+    filter_fill(&s);
     find_heaps(&s);
     gather_threads(snap, a, ti);
     place_stacks(&s, ti, n);
@@ -1376,12 +1487,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
         return 0;
     }
     collect_roots(&s);
-    if (!sort_blocks(&s) || !build_regions(&s) || !(s.marked = calloc(s.nblocks ? s.nblocks : 1, 1))) {
-        free(ti);
-        free_scan(&s);
-        return -1;
-    }
-    place_pseudo_blocks(&s, ti);
+    sort_extents(&s, ti);
     mark_to_fixpoint(&s, ti, n);
     if (s.incomplete) {
         nsightings = nremembered = 0;
@@ -1393,7 +1499,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
         free_scan(&s);
         return 0;
     }
-    record_results(snap, ti, &s);
+    record_results(snap, ti);
     snprintf(snap->reach_note, sizeof snap->reach_note,
              "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms%s%s", candidates,
              candidates == 1 ? "" : "s", (double)s.bytes_scanned / (1 << 20), (double)(lw_now_ns() - t0) / 1e6,

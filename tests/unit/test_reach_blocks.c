@@ -1,0 +1,346 @@
+/*
+ * test_reach_blocks.c — the reachability scan's block layer on a heap
+ * built by hand: a buffer of this process laid out as glibc chunks (small,
+ * big, one larger than the scan's read window), whose words are data or
+ * pointers (interior, to headers' size fields, outside the heap). Checks,
+ * against brute force over the chunk list the test made:
+ *   - the walk accepts it, and rejects it with one header broken;
+ *   - chunk_holding and chunk_end for every address around the heap;
+ *   - each chunk's recorded entry (its pointer-like words, or READ_ME);
+ *   - the mark from a few roots, through chunks and an extent, equals a
+ *     breadth-first search of the pointer graph — with recording on, off,
+ *     and running out mid-heap.
+ * It includes reach.c to reach its static functions; the few preload
+ * functions the block layer never calls are test doubles below.
+ */
+#include "../../preload/reach.c"
+
+#include "check.h"
+
+/* ---- doubles for what reach.c links to but this test never runs ---- */
+void lw_registry_extent(uintptr_t *lo, uintptr_t *hi) { *lo = *hi = 0; }
+void lw_stacks_extent(uintptr_t *lo, uintptr_t *hi) { *lo = *hi = 0; }
+void lw_unwind_extent(uintptr_t *lo, uintptr_t *hi) { *lo = *hi = 0; }
+int lw_analyze(const struct lw_snapshot *snap, struct lw_analysis *a) { (void)snap; (void)a; return -1; }
+void lw_analysis_free(struct lw_analysis *a) { (void)a; }
+
+/* ---- the hand-built heap ---- */
+
+#define MAX_CHUNKS 40000
+
+struct chunk {
+    uint64_t hdr, size;
+};
+
+static struct chunk chunks[MAX_CHUNKS];
+static bool two_pointers[MAX_CHUNKS];   /* a chunk with two pointers: a root worth marking from */
+static size_t nchunks;
+static uint64_t heap_first, heap_limit;
+static unsigned char *extent_mem;   /* an "mmapped chunk": an extent holding pointers */
+#define EXTENT_BYTES 8192
+
+static uint64_t rng = 0x853c49e6748fea9bull;
+static uint64_t next_random(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static uint64_t user_end(size_t c) { return c + 1 < nchunks ? chunks[c + 1].hdr + 8 : heap_limit; }
+
+/* The chunk whose user area holds a, by brute force (binary search over the
+ * list the test made), or SIZE_MAX. */
+static size_t expected_chunk(uint64_t a)
+{
+    size_t lo = 0, hi = nchunks;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (chunks[mid].hdr + CHUNK_HDR <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (!lo)
+        return SIZE_MAX;
+    size_t c = lo - 1;
+    return a < user_end(c) ? c : SIZE_MAX;
+}
+
+static uint64_t random_size(void)
+{
+    uint64_t r = next_random() % 100;
+    if (r < 85)
+        return 32 + 16 * (next_random() % 31);              /* 32 .. 512 */
+    if (r < 97)
+        return 512 + 16 * (next_random() % 225);            /* .. 4 KiB */
+    return 4096 + 16 * (next_random() % 3841);              /* .. 64 KiB */
+}
+
+/* Lay the chunks out in [base + 64, ...): random sizes, one of them larger
+ * than the read window, the last one ending the heap. */
+static void lay_out(unsigned char *base, size_t bytes)
+{
+    nchunks = 0;
+    heap_first = (uint64_t)(uintptr_t)base + 64;
+    uint64_t at = heap_first, end = (uint64_t)(uintptr_t)base + bytes - 4096;
+    bool huge_done = false;
+    while (nchunks < MAX_CHUNKS - 1) {
+        uint64_t size = random_size();
+        if (!huge_done && at - heap_first > (1u << 20)) {
+            size = READ_CHUNK + 4096;   /* recorded as READ_ME, read when marked */
+            huge_done = true;
+        }
+        if (at + size + 64 > end)
+            break;
+        chunks[nchunks++] = (struct chunk){ at, size };
+        at += size;
+    }
+    chunks[nchunks++] = (struct chunk){ at, 64 };   /* the "top" chunk */
+    heap_limit = at + 64;
+    for (size_t c = 0; c < nchunks; c++) {
+        uint64_t *h = (uint64_t *)(uintptr_t)chunks[c].hdr;
+        h[1] = chunks[c].size | (next_random() & 1);    /* PREV_INUSE either way, never IS_MMAPPED */
+    }
+}
+
+/* A pointer: into a random chunk (anywhere in its user area, or its size
+ * field: no block), or just outside the heap. */
+static uint64_t random_pointer(void)
+{
+    uint64_t r = next_random() % 100;
+    size_t c = next_random() % nchunks;
+    if (r < 90) {
+        uint64_t lo = chunks[c].hdr + CHUNK_HDR, hi = user_end(c);
+        return lo + next_random() % (hi - lo);
+    }
+    if (r < 97)
+        return chunks[c].hdr + 8 + next_random() % 8;
+    return next_random() & 1 ? heap_first - 8 : heap_limit + 8;
+}
+
+/* Data no filter passes in every user word (the headers' size fields
+ * aside); then 0, 1 or 2 pointers per chunk, so that the graph has parts
+ * the roots do not reach. */
+static void fill_words(void)
+{
+    for (size_t c = 0; c < nchunks; c++) {
+        uint64_t lo = chunks[c].hdr + CHUNK_HDR, n = (user_end(c) - lo) / 8;
+        for (uint64_t k = 0; k < n; k++)
+            *(uint64_t *)(uintptr_t)(lo + 8 * k) = next_random() & 0xffffffffu;
+        uint64_t r = next_random() % 10, pointers = r < 5 ? 0 : r < 8 ? 1 : 2;
+        two_pointers[c] = pointers == 2;
+        for (uint64_t k = 0; k < pointers; k++)
+            *(uint64_t *)(uintptr_t)(lo + 8 * (next_random() % n)) = random_pointer();
+    }
+    for (size_t k = 0; k < EXTENT_BYTES / 8; k++)
+        ((uint64_t *)extent_mem)[k] = k % 64 == 0 ? random_pointer() : next_random() & 0xffff;
+}
+
+static bool filtered(const struct scan *s, uint64_t v) { return may_point_into_a_block(s, v); }
+
+/* ---- one scan's state over the heap ---- */
+
+static void scan_open(struct scan *s, bool recording, size_t edges_used)
+{
+    memset(s, 0, sizeof *s);
+    self_pid = getpid();
+    s->buf = mmap(NULL, READ_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(s->buf != MAP_FAILED && filter_alloc(s), "mmap");
+    filter_set(s, heap_first, heap_limit);
+    filter_set(s, (uint64_t)(uintptr_t)extent_mem, (uint64_t)(uintptr_t)extent_mem + EXTENT_BYTES);
+    s->recording = recording;
+    if (edges_used) {   /* pretend edges[] is nearly full */
+        CHECK(reserve_edges(s, edges_used), "reserve");
+        s->nedges = edges_used;
+    }
+}
+
+static void scan_close(struct scan *s)
+{
+    release_arrays(s);
+    munmap(s->filter, FILTER_BITS / 8);
+    munmap(s->buf, READ_CHUNK);
+}
+
+/* ---- the checks ---- */
+
+static void check_lookups(struct scan *s)
+{
+    const struct span *sp = &s->spans[0];
+    size_t wrong = 0;
+    for (uint64_t a = heap_first - 64; a < heap_limit + 64; a += (next_random() & 1) ? 8 : 3) {
+        size_t want = expected_chunk(a);
+        uint64_t g;
+        bool found = a >= sp->lo && a < sp->hi && chunk_holding(s, sp, a, &g);
+        size_t got = found ? expected_chunk(sp->lo + (g << 4) + CHUNK_HDR) : SIZE_MAX;
+        if (found && chunks[got].hdr != sp->lo + (g << 4))
+            got = SIZE_MAX - 1;   /* a granule that is no header */
+        if (got != want && wrong++ < 5)
+            CHECK(false, "chunk_holding(%#llx): chunk %zu, want %zu", (unsigned long long)a, got, want);
+    }
+    CHECK(wrong == 0, "%zu addresses found in the wrong chunk", wrong);
+    size_t bad_end = 0;
+    for (size_t c = 0; c < nchunks; c++)
+        bad_end += chunk_end(s, sp, (chunks[c].hdr - sp->lo) >> 4) != user_end(c);
+    CHECK(bad_end == 0, "chunk_end wrong for %zu chunks", bad_end);
+}
+
+static void check_entries(struct scan *s)
+{
+    const struct span *sp = &s->spans[0];
+    size_t wrong = 0;
+    for (size_t c = 0; c < nchunks; c++) {
+        uint64_t g = (chunks[c].hdr - sp->lo) >> 4;
+        const struct span_word *w = &s->pool[sp->word0 + (g >> 6)];
+        bool listed = w->listed >> (g & 63) & 1;
+        if (g >= sp->unrecorded_from) {
+            wrong += listed;
+            continue;
+        }
+        size_t want = 0;
+        for (uint64_t a = chunks[c].hdr + CHUNK_HDR; a + 8 <= user_end(c); a += 8)
+            want += filtered(s, *(uint64_t *)(uintptr_t)a);
+        bool huge = user_end(c) - chunks[c].hdr > READ_CHUNK;
+        if (huge) {
+            wrong += !listed || s->edges[entry_of(s, sp, g)] != READ_ME;
+            continue;
+        }
+        if (listed != (want > 0)) {
+            wrong++;
+            continue;
+        }
+        if (!listed)
+            continue;
+        size_t pos = entry_of(s, sp, g), k = 0;
+        wrong += s->edges[pos] != want;
+        for (uint64_t a = chunks[c].hdr + CHUNK_HDR; a + 8 <= user_end(c) && k < want; a += 8)
+            if (filtered(s, *(uint64_t *)(uintptr_t)a))
+                wrong += s->edges[pos + 1 + k++] != *(uint64_t *)(uintptr_t)a;
+    }
+    CHECK(wrong == 0, "%zu chunks with a wrong entry", wrong);
+}
+
+/* Breadth-first over the pointer graph from the roots; returns how many
+ * chunks are reachable and fills want[]. */
+static size_t expected_marks(const size_t *roots, size_t nroots, bool via_extent, unsigned char *want)
+{
+    static size_t queue[MAX_CHUNKS];
+    size_t head = 0, tail = 0, count = 0;
+    memset(want, 0, nchunks);
+    uint64_t lo_ext = (uint64_t)(uintptr_t)extent_mem;
+    for (size_t k = 0; k < nroots + (via_extent ? EXTENT_BYTES / 8 : 0); k++) {
+        size_t c = k < nroots ? roots[k] : expected_chunk(*(uint64_t *)(uintptr_t)(lo_ext + 8 * (k - nroots)));
+        if (c != SIZE_MAX && !want[c]) {
+            want[c] = 1;
+            queue[tail++] = c;
+        }
+    }
+    while (head < tail) {
+        size_t c = queue[head++];
+        count++;
+        for (uint64_t a = chunks[c].hdr + CHUNK_HDR; a + 8 <= user_end(c); a += 8) {
+            size_t d = expected_chunk(*(uint64_t *)(uintptr_t)a);
+            if (d != SIZE_MAX && !want[d]) {
+                want[d] = 1;
+                queue[tail++] = d;
+            }
+        }
+    }
+    return count;
+}
+
+static void check_mark(struct scan *s, const char *how)
+{
+    static unsigned char want[MAX_CHUNKS];
+    size_t roots[3];
+    for (size_t k = 0; k < 3; k++)
+        do
+            roots[k] = next_random() % nchunks;
+        while (!two_pointers[roots[k]]);
+    /* first from three roots, then the extent joins (it may wake, as a parked stack) */
+    for (int phase = 0; phase < 2; phase++) {
+        size_t expected = expected_marks(roots, 3, phase == 1, want);
+        if (phase == 0) {
+            block_bounds(s);
+            for (size_t k = 0; k < 3; k++)
+                mark_address(s, chunks[roots[k]].hdr + CHUNK_HDR + 8 * (k == 1));   /* one interior */
+        } else {
+            mark_extent(s, 0);
+        }
+        drain_worklist(s);
+        const struct span *sp = &s->spans[0];
+        size_t wrong = 0, marked = 0;
+        for (size_t c = 0; c < nchunks; c++) {
+            uint64_t g = (chunks[c].hdr - sp->lo) >> 4;
+            bool m = s->pool[sp->word0 + (g >> 6)].marked >> (g & 63) & 1;
+            marked += m;
+            wrong += m != want[c];
+        }
+        CHECK(wrong == 0 && !s->incomplete, "%s, phase %d: %zu chunks marked wrongly (%zu marked, %zu reachable)",
+              how, phase, wrong, marked, expected);
+        CHECK(expected > 3 && expected < nchunks, "%s: a graph worth checking (%zu of %zu reachable)", how, expected,
+              nchunks);
+    }
+}
+
+static void one_heap(const char *how, bool recording, size_t edges_used)
+{
+    struct scan s;
+    scan_open(&s, recording, edges_used);
+    CHECK(add_extent(&s, (uint64_t)(uintptr_t)extent_mem, (uint64_t)(uintptr_t)extent_mem + EXTENT_BYTES, NO_THREAD),
+          "extent");
+    CHECK(walk_chunks(&s, heap_first, heap_limit), "%s: the walk failed", how);
+    if (s.nspans != 1) {
+        scan_close(&s);
+        return;
+    }
+    const struct span *sp = &s.spans[0];
+    if (!recording)
+        CHECK(sp->unrecorded_from == 0, "%s: recorded", how);
+    else if (edges_used)
+        CHECK(sp->unrecorded_from > 0 && sp->unrecorded_from < (heap_limit - heap_first) / 16,
+              "%s: recording should stop mid-heap (at granule %llu)", how,
+              (unsigned long long)sp->unrecorded_from);
+    else
+        CHECK(sp->unrecorded_from == UINT64_MAX, "%s: recording stopped", how);
+    check_lookups(&s);
+    check_entries(&s);
+    check_mark(&s, how);
+    scan_close(&s);
+}
+
+static void broken_header(void)
+{
+    struct scan s;
+    scan_open(&s, true, 0);
+    uint64_t *h = (uint64_t *)(uintptr_t)chunks[nchunks / 2].hdr;
+    uint64_t keep = h[1];
+    h[1] = keep | IS_MMAPPED;
+    CHECK(!walk_chunks(&s, heap_first, heap_limit) && s.nspans == 0 && s.nedges == 0 && s.nbig == 0,
+          "a broken header must fail the walk and add nothing");
+    h[1] = keep + 16;   /* a size that overruns the next header */
+    CHECK(!walk_chunks(&s, heap_first, heap_limit), "a wrong size must fail the walk");
+    h[1] = keep;
+    CHECK(walk_chunks(&s, heap_first, heap_limit) && s.nspans == 1, "mended, it walks");
+    scan_close(&s);
+}
+
+int main(void)
+{
+    size_t bytes = 6u << 20;
+    unsigned char *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    extent_mem = mmap(NULL, EXTENT_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED || extent_mem == MAP_FAILED)
+        return 1;
+    for (int round = 0; round < 3; round++) {
+        lay_out(base, bytes);
+        fill_words();
+        one_heap("recording", true, 0);
+        one_heap("not recording", false, 0);
+        one_heap("edges[] filling up", true, MAX_EDGES - 3000);
+    }
+    broken_header();
+    return checks_result("test_reach_blocks");
+}
