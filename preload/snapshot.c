@@ -10,6 +10,7 @@
  * first argument), so their age is "at least" that long.
  */
 #include "lw.h"
+#include "maps.h"
 #include "registry.h"
 #include "snapshot.h"
 #include "stacks.h"
@@ -440,14 +441,6 @@ static void collect_stacks(struct lw_snapshot *snap)
  * address space, so only this process can wake it. Such waits are private
  * for the analysis, as they are in fact. */
 
-static bool in_shared_mapping(const uint64_t (*ranges)[2], size_t n, uint64_t addr)
-{
-    for (size_t i = 0; i < n; i++)
-        if (addr >= ranges[i][0] && addr < ranges[i][1])
-            return true;
-    return false;
-}
-
 static void unshare_private_objects(struct lw_snapshot *snap)
 {
     bool any = false;
@@ -455,40 +448,18 @@ static void unshare_private_objects(struct lw_snapshot *snap)
         any = snap->threads[i].waiting && snap->threads[i].wait.shared;
     if (!any)
         return;
-    FILE *f = fopen("/proc/self/maps", "re");
-    if (!f)
+    struct lw_maps maps = LW_MAPS_INIT;
+    if (!lw_maps_read(&maps))
         return;   /* unknown: they stay shared, which proves less, never more */
-    uint64_t (*ranges)[2] = NULL;
-    size_t n = 0, cap = 0;
-    char line[512];
-    bool complete = true;
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long lo, hi;
-        char perms[8];
-        if (sscanf(line, "%llx-%llx %7s", &lo, &hi, perms) != 3 || perms[3] != 's')
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        struct lw_snap_wait *w = &snap->threads[i].wait;
+        if (!snap->threads[i].waiting || !w->shared || !w->object)
             continue;
-        if (n == cap) {
-            size_t cap2 = cap ? 2 * cap : 16;
-            void *q = realloc(ranges, cap2 * sizeof *ranges);
-            if (!q) {
-                complete = false;
-                break;
-            }
-            ranges = q;
-            cap = cap2;
-        }
-        ranges[n][0] = lo;
-        ranges[n][1] = hi;
-        n++;
+        const struct lw_mapping *where = lw_maps_find(&maps, w->object);
+        if (!where || !where->shared)
+            w->shared = false;
     }
-    fclose(f);
-    if (complete)
-        for (size_t i = 0; i < snap->nthreads; i++) {
-            struct lw_snap_wait *w = &snap->threads[i].wait;
-            if (snap->threads[i].waiting && w->shared && w->object && !in_shared_mapping(ranges, n, w->object))
-                w->shared = false;
-        }
-    free(ranges);
+    lw_maps_free(&maps);
 }
 
 int lw_snapshot_take(struct lw_snapshot *snap)
