@@ -40,6 +40,7 @@
  * of it.
  */
 #include "lw.h"
+#include "maps.h"
 #include "registry.h"
 #include "snapshot.h"
 #include "stacks.h"
@@ -164,8 +165,6 @@ struct scan {
     uint64_t *filter;        /* one bit per 2 MiB of address space that may hold a block */
     uint32_t *work;          /* worklist */
     size_t nwork, capwork;
-    uint64_t *roots_lo, *roots_hi;
-    size_t nroots, caproots;
     uint64_t lb, hb;         /* no block lies outside [lb, hb) */
     uint64_t bytes_scanned;
     char problem[96];        /* what the scan could not understand */
@@ -173,56 +172,35 @@ struct scan {
     unsigned char *buf;
 };
 
-static bool grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return true;
-    size_t cap2 = *cap ? *cap * 2 : 1024;
-    while (cap2 < need)
-        cap2 *= 2;
-    void *q = realloc(*p, cap2 * elem);
-    if (!q)
-        return false;
-    *p = q;
-    *cap = cap2;
-    return true;
-}
+static bool reserve_mapped(void **p, size_t *cap, size_t need, size_t elem, size_t first);
 
+/* The mappings, from maps.c (no malloc: the heaps are walked next). Every
+ * readable mapping that is writable, or anonymous (a read-only remnant of
+ * the heap, say), is a root until found to be a heap or ours. */
 static bool parse_maps(struct scan *s)
 {
-    FILE *f = fopen("/proc/self/maps", "re");
-    if (!f)
+    struct lw_maps text = LW_MAPS_INIT;
+    if (!lw_maps_read(&text))
         return false;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        unsigned long long lo, hi, inode;
-        char perms[8], path[256] = "";
-        if (sscanf(line, "%llx-%llx %7s %*s %*s %llu %255[^\n]", &lo, &hi, perms, &inode, path) < 4)
-            continue;
-        if (!grow((void **)&s->maps, &s->capmaps, s->nmaps + 1, sizeof *s->maps)) {
-            fclose(f);
-            return false;
-        }
+    bool ok = reserve_mapped((void **)&s->maps, &s->capmaps, text.n + 64, sizeof *s->maps, 1024);
+    for (size_t i = 0; ok && i < text.n; i++) {
+        const struct lw_mapping *t = &text.v[i];
         struct mapping *m = &s->maps[s->nmaps++];
-        memset(m, 0, sizeof *m);
-        m->lo = lo;
-        m->hi = hi;
-        m->readable = perms[0] == 'r';
-        m->writable = perms[1] == 'w';
-        m->shared = perms[3] == 's';
-        const char *p = path;
-        while (*p == ' ')
-            p++;
-        size_t len = strnlen(p, sizeof m->name - 1);
-        memcpy(m->name, p, len);
-        m->name[len] = 0;
-        m->anonymous = inode == 0;
+        *m = (struct mapping){ .lo = t->lo, .hi = t->hi, .readable = t->readable, .writable = t->writable,
+                               .shared = t->shared, .anonymous = t->anonymous };
+        memcpy(m->name, t->name, sizeof m->name);
         m->kind = m->readable && (m->writable || m->anonymous) ? MAP_ROOT : MAP_SKIP;
         if (strcmp(m->name, "[vvar]") == 0 || strcmp(m->name, "[vdso]") == 0 || strcmp(m->name, "[vsyscall]") == 0)
             m->kind = MAP_SKIP;
     }
-    fclose(f);
-    return true;
+    lw_maps_free(&text);
+    return ok;
+}
+
+/* Room for `more` mappings after a split (a failed grow leaves the array as it was). */
+static bool reserve_maps(struct scan *s, size_t more)
+{
+    return reserve_mapped((void **)&s->maps, &s->capmaps, s->nmaps + more, sizeof *s->maps, 1024);
 }
 
 static struct mapping *mapping_at(struct scan *s, uint64_t addr)
@@ -252,7 +230,7 @@ static void skip_range(struct scan *s, uint64_t lo, uint64_t hi)
             m->lo = hi;                      /* the head goes */
         } else if (hi >= m->hi) {
             m->hi = lo;                      /* the tail goes */
-        } else if (grow((void **)&s->maps, &s->capmaps, s->nmaps + 2, sizeof *s->maps)) {
+        } else if (reserve_maps(s, 2)) {
             m = &s->maps[i];
             struct mapping mid = *m, tail = *m;
             mid.lo = lo;
@@ -576,7 +554,7 @@ static void find_mmapped_chunks(struct scan *s, struct mapping *m)
     }
     if (at == m->hi) {
         m->kind = MAP_HEAP;
-    } else if (at > m->lo && grow((void **)&s->maps, &s->capmaps, s->nmaps + 1, sizeof *s->maps)) {
+    } else if (at > m->lo && reserve_maps(s, 1)) {
         /* Chunks, then a neighbour the kernel merged in: keep the chunks,
          * and the rest stays a root. */
         m = &s->maps[i];
@@ -1213,20 +1191,6 @@ static bool roots_too_large(struct scan *s)
     return false;
 }
 
-static void collect_roots(struct scan *s)
-{
-    for (size_t i = 0; i < s->nmaps; i++)
-        if (s->maps[i].kind == MAP_ROOT && grow((void **)&s->roots_lo, &s->caproots, s->nroots + 1, sizeof *s->roots_lo)) {
-            size_t cap = s->caproots;
-            s->roots_hi = realloc(s->roots_hi, cap * sizeof *s->roots_hi);
-            if (!s->roots_hi)
-                return;
-            s->roots_lo[s->nroots] = s->maps[i].lo;
-            s->roots_hi[s->nroots] = s->maps[i].hi;
-            s->nroots++;
-        }
-}
-
 /* Where blocks can be: [lb, hb). */
 static void block_bounds(struct scan *s)
 {
@@ -1247,8 +1211,9 @@ static void block_bounds(struct scan *s)
 static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
 {
     block_bounds(s);
-    for (size_t r = 0; r < s->nroots; r++)
-        scan_range(s, s->roots_lo[r], s->roots_hi[r]);
+    for (size_t i = 0; i < s->nmaps; i++)   /* the roots */
+        if (s->maps[i].kind == MAP_ROOT)
+            scan_range(s, s->maps[i].lo, s->maps[i].hi);
     for (size_t i = 0; i < n; i++)   /* the argument registers of live parked threads are roots too */
         if (!ti[i].excluded && ti[i].sp)
             scan_values(s, ti[i].args, 6);
@@ -1315,8 +1280,7 @@ static void free_scan(struct scan *s)
     spare_since_ns = lw_now_ns();
     if (s->filter)
         munmap(s->filter, FILTER_BITS / 8);
-    free(s->maps);
-    free(s->roots_lo); free(s->roots_hi);
+    free_mapped(s->maps, s->capmaps, sizeof *s->maps);
     if (s->buf)
         munmap(s->buf, READ_CHUNK);
 }
@@ -1486,7 +1450,6 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
         free_scan(&s);
         return 0;
     }
-    collect_roots(&s);
     sort_extents(&s, ti);
     mark_to_fixpoint(&s, ti, n);
     if (s.incomplete) {
