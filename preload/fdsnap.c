@@ -553,13 +553,6 @@ static void scan_process(int32_t pid, struct target *targets, size_t ntargets, b
     closedir(dir);
 }
 
-static uint64_t thread_cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Which other processes hold the other end of each in-process-looking
  * channel wait: every readable /proc/PID/fd, within a time budget. */
 static void scan_other_processes(struct target *targets, size_t ntargets)
@@ -576,7 +569,7 @@ static void scan_other_processes(struct target *targets, size_t ntargets)
         return;
     }
     int32_t self = getpid();
-    uint64_t cpu_deadline = thread_cpu_ns() + SCAN_BUDGET_NS, wall_deadline = lw_now_ns() + SCAN_WALL_NS;
+    uint64_t cpu_deadline = lw_thread_cpu_ns() + SCAN_BUDGET_NS, wall_deadline = lw_now_ns() + SCAN_WALL_NS;
     size_t seen = 0;
     struct dirent *de;
     while ((de = readdir(proc))) {
@@ -584,7 +577,7 @@ static void scan_other_processes(struct target *targets, size_t ntargets)
         long pid = strtol(de->d_name, &end, 10);
         if (*end || pid <= 0 || pid == self)
             continue;
-        if (++seen > SCAN_MAX_PROCESSES || thread_cpu_ns() > cpu_deadline || lw_now_ns() > wall_deadline) {
+        if (++seen > SCAN_MAX_PROCESSES || lw_thread_cpu_ns() > cpu_deadline || lw_now_ns() > wall_deadline) {
             for (size_t i = 0; i < ntargets; i++)
                 targets[i].channel->procs_unknown = true;
             break;

@@ -20,6 +20,7 @@
 
 /* ---- clock and identity (util.c) ---- */
 uint64_t lw_now_ns(void);             /* CLOCK_MONOTONIC, async-signal-safe */
+uint64_t lw_thread_cpu_ns(void);      /* the calling thread's CPU time */
 extern uint64_t lw_start_ns;          /* monotonic time the preload initialized */
 /* The calling thread's tid (cached; async-signal-safe). */
 extern __thread pid_t lw_cached_tid __attribute__((tls_model("initial-exec")));

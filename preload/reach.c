@@ -173,6 +173,7 @@ struct scan {
 };
 
 static bool reserve_mapped(void **p, size_t *cap, size_t need, size_t elem, size_t first);
+static void skip_range(struct scan *s, uint64_t lo, uint64_t hi);
 
 /* The mappings, from maps.c (no malloc: the heaps are walked next). Every
  * readable mapping that is writable, or anonymous (a read-only remnant of
@@ -193,6 +194,10 @@ static bool parse_maps(struct scan *s)
         if (strcmp(m->name, "[vvar]") == 0 || strcmp(m->name, "[vdso]") == 0 || strcmp(m->name, "[vsyscall]") == 0)
             m->kind = MAP_SKIP;
     }
+    /* The text was read into a mapping of maps.c's, listed as anonymous
+     * memory: ours, gone now, and never a root. */
+    if (ok)
+        skip_range(s, (uint64_t)(uintptr_t)text.text, (uint64_t)(uintptr_t)text.text + text.text_cap);
     lw_maps_free(&text);
     return ok;
 }
@@ -1327,8 +1332,10 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
  * its own duration: a scan of a huge heap competes with the program for
  * memory bandwidth, so it runs at most a fifth of the time) answers for the
  * same candidate waits (same thread, object and wait start) without reading
- * the program again. A new candidate means a new scan. The two-scan rule
- * counts only real scans, which are at least a second apart anyway. */
+ * the program again. A new candidate means a new scan, and so does an
+ * unconfirmed finding once a second has passed (the exit report and the
+ * tick's recheck want the confirming scan then, not four durations later).
+ * The two-scan rule counts only real scans, at least a second apart. */
 #define REUSE_NS 500000000ull
 
 struct remembered {
@@ -1379,6 +1386,8 @@ static bool answer_from_last_scan(struct lw_snapshot *snap, const struct lw_anal
     uint64_t reuse = 4 * remembered_took_ns > REUSE_NS ? 4 * remembered_took_ns : REUSE_NS;
     if (!nremembered || now - remembered_ns >= reuse)
         return false;
+    if (recheck_wanted && now - remembered_ns >= CONFIRM_NS)
+        return false;   /* a finding waits for the scan that may confirm it: that one is due */
     for (size_t i = 0; i < snap->nthreads; i++)
         if (lw_reach_is_candidate(snap, i, &a->verdicts[i]) && !find_remembered(&snap->threads[i]))
             return false;
@@ -1410,7 +1419,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
         snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: no candidate waits, no scan");
         return 0;
     }
-    uint64_t t0 = lw_now_ns();
+    uint64_t t0 = lw_now_ns(), cpu0 = lw_thread_cpu_ns();
     if (answer_from_last_scan(snap, a, t0))
         return 0;
     self_pid = getpid();
@@ -1464,8 +1473,9 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
     }
     record_results(snap, ti);
     snprintf(snap->reach_note, sizeof snap->reach_note,
-             "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms%s%s", candidates,
+             "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms (%.1f ms of CPU)%s%s", candidates,
              candidates == 1 ? "" : "s", (double)s.bytes_scanned / (1 << 20), (double)(lw_now_ns() - t0) / 1e6,
+             (double)(lw_thread_cpu_ns() - cpu0) / 1e6,
              s.problem[0] ? "; " : "", s.problem);
     remember_scan(snap, a, t0, lw_now_ns());
     free(ti);

@@ -32,6 +32,7 @@ static uint64_t clock_ns(clockid_t clock)
 }
 
 uint64_t lw_now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+uint64_t lw_thread_cpu_ns(void) { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
 
 long lw_raw_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)
 {

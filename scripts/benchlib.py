@@ -324,7 +324,7 @@ def vm_hwm_kb(pid):
 def reach_run(prog, mib, env, lwdir, seconds, label, raw):
     """One run of reach_heap: wait until its heap is built and its candidate
     has settled, then query once a second for `seconds` seconds. Returns
-    (work rates per second in that window, [(MiB, ms) of each scan],
+    (work rates per second in that window, [(MiB, ms, ms of CPU) of each scan],
     VmHWM before and after the window, in kB)."""
     p = Program([prog, str(mib)], env)
     try:
@@ -343,9 +343,9 @@ def reach_run(prog, mib, env, lwdir, seconds, label, raw):
                 raise Failure("%s: the socket answered %r" % (label, reply))
             note = [n for n in reply.get("notes", []) if n.startswith("reachability:")]
             notes.append(note[0] if note else "(no reachability note)")
-            m = re.search(r"([0-9.]+) MiB scanned in ([0-9.]+) ms", notes[-1])
+            m = re.search(r"([0-9.]+) MiB scanned in ([0-9.]+) ms \(([0-9.]+) ms of CPU\)", notes[-1])
             if m:
-                scans.append((float(m.group(1)), float(m.group(2))))
+                scans.append((float(m.group(1)), float(m.group(2)), float(m.group(3))))
         time.sleep(max(0.0, start + seconds - time.monotonic()))
         end = time.monotonic()
         hwm_after = vm_hwm_kb(p.proc.pid)
@@ -380,7 +380,7 @@ def reach_section(builddir, pre_env, lwdir, args, rows, failed):
         scan_env = dict(pre_env, LEAKWATCH_SETTLE_MS="1000")
         calm_env = dict(pre_env, LEAKWATCH_SETTLE_MS=NEVER)
         rates = {"scan": [], "calm": []}
-        mibs, ms, growth, notes = [], [], [], []
+        mibs, ms, cpu_ms, growth, notes = [], [], [], [], []
         try:
             for i in range(n_runs):
                 sides = [("scan", scan_env), ("calm", calm_env)]
@@ -391,8 +391,9 @@ def reach_section(builddir, pre_env, lwdir, args, rows, failed):
                     if side == "scan":
                         if not scans:
                             raise Failure("%s: no scan ran: %r" % (label, run_notes))
-                        mibs += [x for x, _ in scans]
-                        ms += [y for _, y in scans]
+                        mibs += [x for x, _, _ in scans]
+                        ms += [y for _, y, _ in scans]
+                        cpu_ms += [z for _, _, z in scans]
                         growth.append((after - before) / 1024.0)
                         notes = run_notes
                     elif scans:
@@ -403,9 +404,11 @@ def reach_section(builddir, pre_env, lwdir, args, rows, failed):
             rows.append((mib, None))
             continue
         throughputs = [x / (y / 1000.0) for x, y in zip(mibs, ms) if y > 0]
+        cpu_throughputs = [x / (z / 1000.0) for x, z in zip(mibs, cpu_ms) if z > 0]
         rows.append((mib, dict(
             scans=len(ms), mib=statistics.median(mibs), ms=statistics.median(ms),
             ms_spread=(min(ms), max(ms)), throughput=statistics.median(throughputs),
+            cpu_ms=statistics.median(cpu_ms), cpu_throughput=statistics.median(cpu_throughputs),
             growth=statistics.median(growth), growth_max=max(growth),
             calm=statistics.median(rates["calm"]), scan=statistics.median(rates["scan"]),
             calm_runs=rates["calm"], scan_runs=rates["scan"], runs=n_runs, seconds=seconds, note=notes[-1])))
@@ -418,16 +421,16 @@ def reach_lines(rows):
                    "%d MiB: %d runs per side of %d s" % (mib, r["runs"], r["seconds"]) for mib, r in rows if r),
            "",
            "| heap | scans | MiB scanned | ms per scan (median, min–max) | MiB/s | target | result |"
-           " peak RSS growth (median, max) |",
-           "|---:|---:|---:|---:|---:|---:|---|---:|"]
+           " CPU ms per scan | MiB/s of CPU | peak RSS growth (median, max) |",
+           "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for mib, r in rows:
         if r is None:
-            out.append("| %d MiB | — | — | — | — | ≥ %.0f | FAILED | — |" % (mib, REACH_MIBS_PER_S))
+            out.append("| %d MiB | — | — | — | — | ≥ %.0f | FAILED | — | — | — |" % (mib, REACH_MIBS_PER_S))
             continue
         result = "ok" if r["throughput"] >= REACH_MIBS_PER_S else "under"
-        out.append("| %d MiB | %d | %.1f | %.1f (%.1f–%.1f) | %.0f | ≥ %.0f | %s | %.1f MiB (%.1f) |" %
+        out.append("| %d MiB | %d | %.1f | %.1f (%.1f–%.1f) | %.0f | ≥ %.0f | %s | %.1f | %.0f | %.1f MiB (%.1f) |" %
                    (mib, r["scans"], r["mib"], r["ms"], r["ms_spread"][0], r["ms_spread"][1], r["throughput"],
-                    REACH_MIBS_PER_S, result, r["growth"], r["growth_max"]))
+                    REACH_MIBS_PER_S, result, r["cpu_ms"], r["cpu_throughput"], r["growth"], r["growth_max"]))
     out += ["",
             "| heap | work/s, no scans | work/s, a scan a second | drop | target | result | spread no scans / scans |",
             "|---:|---:|---:|---:|---:|---|---:|"]
