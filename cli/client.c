@@ -92,14 +92,10 @@ static struct lwc_target *target_for(struct list *l, pid_t pid)
     for (size_t i = 0; i < l->n; i++)
         if (l->items[i].pid == pid)
             return &l->items[i];
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        struct lwc_target *bigger = realloc(l->items, cap * sizeof *bigger);
-        if (!bigger)
-            return NULL;
-        l->items = bigger;
-        l->cap = cap;
-    }
+    struct lwc_target *items = lwc_room_for_one(l->items, &l->cap, l->n, sizeof *items, 16);
+    if (!items)
+        return NULL;
+    l->items = items;
     struct lwc_target *t = &l->items[l->n++];
     memset(t, 0, sizeof *t);
     t->pid = pid;
@@ -610,6 +606,17 @@ size_t lwc_len(json_object *array)
 static bool is_number(json_object *v)
 {
     return v && (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double));
+}
+
+void *lwc_room_for_one(void *items, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return items;
+    size_t bigger = *cap ? 2 * *cap : first;
+    void *p = realloc(items, bigger * elem);
+    if (p)
+        *cap = bigger;
+    return p;
 }
 
 int64_t lwc_int(json_object *o, const char *key, int64_t fallback)

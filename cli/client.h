@@ -55,4 +55,9 @@ json_object *lwc_get(json_object *o, const char *key);   /* NULL if missing or n
 json_object *lwc_array(json_object *o, const char *key);  /* NULL unless an array */
 size_t lwc_len(json_object *array);                        /* 0 unless an array */
 
+/* A realloc'd array of n elements (capacity *cap) with room for one more:
+ * items itself, or a copy of twice the capacity (`first` for an empty one);
+ * NULL when out of memory, items and *cap untouched. */
+void *lwc_room_for_one(void *items, size_t *cap, size_t n, size_t elem, size_t first);
+
 #endif

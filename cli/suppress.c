@@ -50,14 +50,10 @@ bool lwc_supp_add(struct lwc_suppressions *s, const char *pattern)
     for (size_t i = 0; i < s->n; i++)
         if (strcmp(s->patterns[i], pattern) == 0)
             return true;   /* given twice: counted once */
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 8;
-        char **bigger = realloc(s->patterns, cap * sizeof *bigger);
-        if (!bigger)
-            return false;
-        s->patterns = bigger;
-        s->cap = cap;
-    }
+    char **patterns = lwc_room_for_one(s->patterns, &s->cap, s->n, sizeof *patterns, 8);
+    if (!patterns)
+        return false;
+    s->patterns = patterns;
     char *copy = strdup(pattern);
     if (!copy)
         return false;

@@ -385,14 +385,10 @@ static void call_site(Dwarf_Die *inl, struct lwc_frame *f)
 
 static bool push_func(struct unit_index *ix, uint64_t lo, uint64_t hi, Dwarf_Off die)
 {
-    if (ix->nfuncs == ix->size) {
-        size_t bigger = ix->size ? ix->size * 2 : 16;
-        struct func_range *p = realloc(ix->funcs, bigger * sizeof *p);
-        if (!p)
-            return false;
-        ix->funcs = p;
-        ix->size = bigger;
-    }
+    struct func_range *funcs = lwc_room_for_one(ix->funcs, &ix->size, ix->nfuncs, sizeof *funcs, 16);
+    if (!funcs)
+        return false;
+    ix->funcs = funcs;
     ix->funcs[ix->nfuncs++] = (struct func_range){ lo, hi, die };
     return true;
 }
@@ -439,14 +435,10 @@ static struct unit_index *unit_index(struct module *m, Dwarf_Die *cu)
     }
     if (lo < m->nunits && m->units[lo].unit == unit)
         return &m->units[lo];
-    if (m->nunits == m->units_size) {
-        size_t bigger = m->units_size ? m->units_size * 2 : 16;
-        struct unit_index *p = realloc(m->units, bigger * sizeof *p);
-        if (!p)
-            return NULL;
-        m->units = p;
-        m->units_size = bigger;
-    }
+    struct unit_index *units = lwc_room_for_one(m->units, &m->units_size, m->nunits, sizeof *units, 16);
+    if (!units)
+        return NULL;
+    m->units = units;
     memmove(&m->units[lo + 1], &m->units[lo], (m->nunits - lo) * sizeof *m->units);
     m->nunits++;
     struct unit_index *ix = &m->units[lo];
@@ -724,16 +716,12 @@ static const char *keep_string(struct lwc_symbolizer *s, char *str)
 {
     if (!str)
         return NULL;
-    if (s->nowned == s->owned_size) {
-        size_t bigger = s->owned_size ? s->owned_size * 2 : 64;
-        char **p = realloc(s->owned, bigger * sizeof *p);
-        if (!p) {
-            free(str);
-            return NULL;
-        }
-        s->owned = p;
-        s->owned_size = bigger;
+    char **owned = lwc_room_for_one(s->owned, &s->owned_size, s->nowned, sizeof *owned, 64);
+    if (!owned) {
+        free(str);
+        return NULL;
     }
+    s->owned = owned;
     return s->owned[s->nowned++] = str;
 }
 

@@ -387,12 +387,15 @@ static bool record_chunk(struct scan *s, struct window *w, struct span_word *wor
     if (!reserve_edges(s, n + 1))
         return false;
     const unsigned char *p = s->buf + (lo - w->base);
+    uint64_t *restrict out = s->edges;            /* (locals: the stores cannot alias s) */
+    const uint64_t *restrict filter = s->filter;
     size_t first = s->nedges + 1, e = first;
     for (size_t k = 0; k < n; k++) {
         uint64_t v;
         memcpy(&v, p + 8 * k, 8);
-        s->edges[e] = v;                          /* kept only if it may point into a block */
-        e += may_point_into_a_block(s, v);
+        out[e] = v;                               /* kept only if it may point into a block */
+        uint64_t g = v >> FILTER_SHIFT;
+        e += g < FILTER_BITS && (filter[g >> 6] >> (g & 63) & 1);
     }
     s->bytes_scanned += user_end - lo;
     if (e > first) {
