@@ -1112,7 +1112,7 @@ static void gather_threads(const struct lw_snapshot *snap, const struct lw_analy
 }
 
 /* Live threads' stacks (whole: TLS and TCB included) are roots; excluded
- * threads' stack parts become pseudo-blocks, and the rest of their mapping
+ * threads' stack parts become extents (blocks), and the rest of their mapping
  * (TLS, TCB) is neither. */
 static void place_stacks(struct scan *s, struct thread_info *ti, size_t n)
 {
@@ -1246,10 +1246,11 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
             ti[i].reachable = 0;
 }
 
-/* ---- the block arrays outlive a scan by a few seconds ----
+/* ---- the scan's arrays outlive it by a few seconds ----
  * Scans come in pairs (the two-scan rule) or once a second while someone
- * watches; mapping tens of MiB of arrays afresh each time costs a page
- * fault per 4 KiB (a tenth of a scan). So they are kept for the next scan
+ * watches; mapping the bitmaps (3% of the heap) and the recorded pointers
+ * afresh each time costs a page fault per 4 KiB. So they (KEPT_ARRAYS) are
+ * kept for the next scan
  * and unmapped by the server's tick once SPARE_NS has passed without one
  * (or longer than a scan answers for, below: the next scan finds them). */
 #define SPARE_NS 3000000000ull
