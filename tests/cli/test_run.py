@@ -399,8 +399,13 @@ def mode_preload_env():
 # ---- the growth alarm on a real creeping program ----
 
 def mode_growth():
-    with lwtest.Process([fixture("thread_creep"), "300"], env={"LEAKWATCH_HISTORY_MS": "1000"}) as p:
+    # Both programs at once (each needs 9 one-second history samples): one
+    # that keeps creeping, one that stopped growing after 3 threads.
+    creeping = lwtest.Process([fixture("thread_creep"), "300"], env={"LEAKWATCH_HISTORY_MS": "1000"})
+    stopped = lwtest.Process([fixture("thread_creep"), "100", "3"], env={"LEAKWATCH_HISTORY_MS": "1000"})
+    with creeping as p, stopped:
         p.read_line("READY")
+        stopped.read_line("READY")
 
         def enough():
             doc = p.status()
@@ -420,9 +425,7 @@ def mode_growth():
                                           hist[0]), "history line: %r" % out)
         check(any(line.startswith("growth alarm: ON: the thread count kept climbing") for line in lines),
               "no growth alarm line:\n" + out)
-    with lwtest.Process([fixture("thread_creep"), "100", "3"], env={"LEAKWATCH_HISTORY_MS": "1000"}) as p:
-        p.read_line("READY")
-        doc = lwtest.until(lambda: (lambda d: d if len(d["history"]["threads"]) >= 9 else None)(p.status()), 30,
+        doc = lwtest.until(lambda: (lambda d: d if len(d["history"]["threads"]) >= 9 else None)(stopped.status()), 30,
                            "9 history samples of a program that stopped growing")
         check(doc["growth"]["alarm"] is False, "growth alarm on a flat count: %r" % doc)
 

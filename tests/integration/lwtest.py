@@ -285,6 +285,129 @@ def until(predicate, timeout, what):
     raise TestFailure("timed out after %.1fs waiting for %s%s" % (timeout * SLOW, what, (": %s" % last) if last else ""))
 
 
+# ---- how long a healthy twin is watched ----
+# Not for a fixed time, but until the tool has had every chance to prove
+# what it proves in the twin's leaky sibling: rules 1, 2 and 4 judge a wait
+# once it has lasted the settle time; rule 3 needs two real reachability
+# scans at least a second apart that found the wait settled (a report whose
+# note says "(the scan of N ms ago)" reused an older scan: it does not
+# count). Then one more ask, a margin later. Under a sanitizer no scan can
+# prove anything (ASan's malloc is not glibc's), and the leak drivers watch
+# the siblings there until their waits are settle + 2 s old: so does the twin.
+CONFIRM = 1.0            # rule 3: two scans at least this far apart
+SANITIZED_EXTRA = 2.0    # under a sanitizer the siblings' waits get settle + this old
+MARGIN = 1.0             # the last ask comes at least this long after the tool's earliest last chance
+_RESTART = 0.25          # a wait that began this much later than last seen is a new wait
+
+
+def real_scan(report):
+    """Whether this report's reachability scan really ran (was not reused)."""
+    return any(n.startswith("reachability:") and "MiB scanned in" in n and "(the scan of " not in n
+               for n in report.get("notes") or [])
+
+
+class EveryChance:
+    """Feed it every report of a healthy twin (see(report)); it says when the
+    watch may end: the watched waits (those of `tids`, or every parked
+    thread's) all settled in two reports at least CONFIRM apart on the
+    process's own clock (`uptime`), both real scans if one of those waits is
+    a rule-3 candidate (its `reach` set), then one more report, at least
+    `margin` past the moment a leaky sibling would be proven at the
+    earliest (its second scan, at the first chance + CONFIRM; under a
+    sanitizer, its wait settle + SANITIZED_EXTRA old). The settle time is
+    the report's own (settings.settle_ms). A watched wait that is gone,
+    new or not yet settled starts the count again. `since` (an uptime):
+    when the sibling's waits would have begun, if later than the twin's
+    (a fixed twin's workers exit where the leaky ones park): the settle
+    time and the rest count from there too. by_scan=False: the sibling is
+    proven by rules 1, 2 or 4, at the settle time (sanitized or not), so
+    two settled reports suffice, however close."""
+
+    def __init__(self, tids=None, margin=MARGIN, since=None, by_scan=True):
+        self.tids, self.margin, self.since = tids, margin, since
+        self.settle = None                # seconds, from the first report
+        self.confirm = CONFIRM if by_scan else 0.0
+        self.by_scan = by_scan
+        self.first = self.second = None   # uptimes of the two chances
+        self.due = None                   # the uptime the watch lasts until, once second is known
+        self.began = {}                   # tid -> uptime at which its watched wait began
+        self.reports = 0
+
+    def _waits(self, report):
+        if self.tids is None:
+            return [(t["tid"], t["wait"]) for t in report["threads"] if t.get("wait")]
+        return [(tid, ((thread_by_tid(report, tid) or {}).get("wait"))) for tid in self.tids]
+
+    def _chance(self, report):
+        """None: start again; False: no chance in this report; else the
+        age of the youngest watched wait."""
+        if self.settle is None:
+            self.settle = report["settings"]["settle_ms"] / 1000.0
+        if self.since is not None and report["uptime"] < self.since + self.settle:
+            return None
+        youngest, candidates = None, False
+        for tid, w in self._waits(report):
+            if not w or not isinstance(w.get("seconds"), (int, float)):
+                return None
+            began = report["uptime"] - w["seconds"]
+            if began - self.began.setdefault(tid, began) > _RESTART:
+                self.began[tid] = began
+                return None
+            if w["seconds"] < self.settle:
+                return None
+            youngest = w["seconds"] if youngest is None else min(youngest, w["seconds"])
+            candidates = candidates or w.get("reach") is not None
+        if youngest is None or (candidates and self.by_scan and not sanitized() and not real_scan(report)):
+            return False
+        return youngest
+
+    def see(self, report):
+        """One more report; True once the watch may end."""
+        self.reports += 1
+        now, chance = report["uptime"], self._chance(report)
+        if chance is None:
+            self.first = self.second = None
+        elif self.second is not None:
+            # One more ask after the second chance, and a margin past the
+            # moment a leaky sibling would be proven at the earliest.
+            return now > self.second and now >= self.due
+        elif chance is not False:
+            if self.first is None:
+                self.first = now
+            elif now > self.first + self.confirm and (not self.by_scan or not sanitized() or
+                                                      chance >= self.settle + SANITIZED_EXTRA):
+                self.second = now
+                proven = self.first + self.confirm
+                if self.by_scan and sanitized():
+                    aged = self.settle + SANITIZED_EXTRA
+                    proven = max(proven, now - chance + aged, (self.since or 0) + aged)
+                self.due = proven + self.margin
+        return False
+
+    def __str__(self):
+        return "%d reports; settled chances at uptime %r and %r" % (self.reports, self.first, self.second)
+
+
+def watch_every_chance(p, on_report, tids=None, timeout=20, min_reports=3, pause=0.2, **chance_args):
+    """Ask for p's report again and again, on_report(report) on each (the
+    assertions that must hold at every ask), until EveryChance(tids,
+    **chance_args) says the tool has had every chance and at least
+    min_reports were taken; the reports. timeout (scaled under sanitizers)
+    bounds the watch."""
+    chance = EveryChance(tids, **chance_args)
+    reports = []
+    deadline = time.time() + timeout * SLOW
+    while True:
+        r = p.threads()
+        on_report(r)
+        reports.append(r)
+        if chance.see(r) and len(reports) >= min_reports:
+            return reports
+        check(time.time() < deadline, "the tool never had every chance to judge the waits watched (%s) in %.0fs"
+              % (chance, timeout * SLOW))
+        time.sleep(pause)
+
+
 def check_modes_agree(driver_modes, fixture_modes, meson_modes, meson_name):
     """A table-driven test's three lists of modes (the driver's, what the
     fixture's `list` prints, and tests/meson.build's) name the same modes,

@@ -7,15 +7,16 @@ bounded by a deadline). Each gets an error reply or a closed connection,
 never data; afterwards the host still answers, its report is intact, and its
 own stdout/stderr carry nothing of ours.
 
-Then slow and half-open clients, each of which must get its complete reply
-or a clean close (never a partial or garbled reply followed by more data),
-while the host keeps serving others within a bounded delay: a client that
-reads its reply 1 byte per 100 ms; one that half-closes (SHUT_WR) after its
-request and then reads; one that sends its request 1 byte per 100 ms (in
-time) and one that sends it 1 byte per 600 ms (past the 2 s read deadline);
-one that sends half a line and then holds the connection open, never
-closing, while 50 others connect and are all served; and one that resets
-(SO_LINGER 0) in the middle of a large reply."""
+Meanwhile, on a second host (the two run at once: each phase waits for the
+server's deadlines), slow and half-open clients, each of which must get its
+complete reply or a clean close (never a partial or garbled reply followed
+by more data), while the host keeps serving others within a bounded delay: a
+client that reads its reply 1 byte per 100 ms; one that half-closes
+(SHUT_WR) after its request and then reads; one that sends its request 1
+byte per 100 ms (in time) and one that sends it 1 byte per 600 ms (past the
+2 s read deadline); one that sends half a line and then holds the connection
+open, never closing, while 50 others connect and are all served; and one
+that resets (SO_LINGER 0) in the middle of a large reply."""
 import json
 import socket
 import struct
@@ -194,12 +195,35 @@ def slow_and_half_open_clients(path):
           "ping after a reset (at %d bytes): %.2fs" % (behind_slow_sender, slowest, held_for, got, after_reset))
 
 
+def host_intact(p, tid):
+    """The host answers, reports its parked thread, and printed nothing of
+    ours."""
+    ping(p.socket_path())
+    report = p.threads()
+    t = thread_by_tid(report, tid)
+    check(t is not None and t["state"] == "parked" and t["wait"]["kind"] == "sem",
+          "the host's parked thread is no longer reported right: %r" % (t and t["wait"]))
+    check(report["summary"]["threads"] >= EXTRA + 2, "only %d threads reported" % report["summary"]["threads"])
+    extra_out = p.more_output(wait=0.2)
+    check(not extra_out, "the host printed: %r" % extra_out)
+    check(p.alive(), "the host died")
+    err = p.stderr_so_far()
+    check(err == "", "the host's stderr: %r" % err[-1000:])
+
+
 def main():
-    with Process([fixture("park"), "sem", str(EXTRA)]) as p:
+    # Two hosts, each served by its own server (one connection at a time):
+    # the bad requests on one, the slow and half-open clients on the other,
+    # at once (each phase's delays are the server's deadlines, seconds each).
+    with Process([fixture("park"), "sem", str(EXTRA)]) as p, Process([fixture("park"), "sem", str(EXTRA)]) as q:
         ready = p.read_line("READY", timeout=30)
         tid = int(ready["tid"])
         path = p.wait_socket()
         ping(path)
+        q_tid = int(q.read_line("READY", timeout=30)["tid"])
+        q_path = q.wait_socket()
+        ping(q_path)
+        slow_clients = in_background(slow_and_half_open_clients, q_path)
 
         check(refused(path, b"frobnicate\n", "unknown verb") is not None, "an unknown verb got no error reply")
         check(refused(path, b"\n", "empty line") is not None, "an empty line got no error reply")
@@ -249,21 +273,11 @@ def main():
         print("ping behind a silent client: %.2fs; silent client dropped after %.2fs; ping behind a "
               "non-reading client: %.2fs (it got %d bytes)" % (silent_wait, dropped_after, waited, len(got)))
 
-        slow_and_half_open_clients(path)
+        slow_clients(120)
 
-        # The host is intact: it answers, reports its parked thread, and
-        # printed nothing of ours.
-        ping(path)
-        report = p.threads()
-        t = thread_by_tid(report, tid)
-        check(t is not None and t["state"] == "parked" and t["wait"]["kind"] == "sem",
-              "the host's parked thread is no longer reported right: %r" % (t and t["wait"]))
-        check(report["summary"]["threads"] >= EXTRA + 2, "only %d threads reported" % report["summary"]["threads"])
-        extra_out = p.more_output(wait=0.2)
-        check(not extra_out, "the host printed: %r" % extra_out)
-        check(p.alive(), "the host died")
-        err = p.stderr_so_far()
-        check(err == "", "the host's stderr: %r" % err[-1000:])
+        # Both hosts are intact.
+        host_intact(p, tid)
+        host_intact(q, q_tid)
 
 
 if __name__ == "__main__":

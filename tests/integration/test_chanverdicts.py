@@ -288,8 +288,10 @@ def asleep_pipe():
 # ---- healthy twins ----
 
 def watch(p, seconds, fn, min_samples=3):
-    """Call fn(report) on reports taken over `seconds`; the last report."""
-    end = time.time() + seconds * SLOW
+    """Call fn(report) on reports taken over `seconds` (not scaled under a
+    sanitizer: the tool's thresholds are wall time there too) and at least
+    min_samples of them; the last report."""
+    end = time.time() + seconds
     samples, rep = 0, None
     while time.time() < end or samples < min_samples:
         rep = p.threads()
@@ -299,23 +301,40 @@ def watch(p, seconds, fn, min_samples=3):
     return rep
 
 
+# How long a healthy twin's wait is watched: past the stall threshold of the
+# runs that set one (1.5 s, so a `suspect` would have shown), past the
+# settle time (a rule-4 proof, the leaky siblings', comes then), with a
+# second of margin.
+TWIN_WAIT = 2.5
+
+
+def watch_parked(p, tid, kind, seconds, fn, what, min_samples=3):
+    """Call fn(report) on every report (the checks a healthy twin must pass
+    at every ask: a failure fails at once) until tid has been parked on kind
+    for at least `seconds` (its own wait's age, as the tool measures it),
+    then one more ask; the last report."""
+    deadline = time.time() + (seconds + 6) * SLOW
+    samples = after = 0
+    while True:
+        rep = p.threads()
+        fn(rep)
+        samples += 1
+        t = thread_by_tid(rep, tid)
+        w = (t or {}).get("wait") or {}
+        if w.get("kind") == kind and number(w.get("seconds")) and w["seconds"] >= seconds:
+            after += 1
+        if after >= 2 and samples >= min_samples:
+            return rep
+        check(time.time() < deadline, "%s: not parked on %s for %.1fs within %.0fs: %s"
+              % (what, kind, seconds, (seconds + 6) * SLOW, brief(t)))
+        time.sleep(0.2)
+
+
 def never_bad(mode, bad=BAD):
     def fn(rep):
         worse = [brief(t) for t in rep["threads"] if t["verdict"] in bad]
         check(not worse, "healthy %s judged %s:\n  %s" % (mode, "/".join(bad), "\n  ".join(worse)))
     return fn
-
-
-def parked_long(p, tid, kind, seconds, what):
-    """Wait until tid is parked on kind for at least `seconds` (so that the
-    settle time, or the stall threshold, has really passed)."""
-    def ok():
-        t = thread_by_tid(p.threads(), tid)
-        w = (t or {}).get("wait") or {}
-        check(w.get("kind") == kind and number(w.get("seconds")) and w["seconds"] >= seconds,
-              "%s: %s" % (what, brief(t)))
-        return t
-    return until(ok, seconds + 6, "%s parked on %s for %.1fs" % (what, kind, seconds))
 
 
 def child_holds():
@@ -324,8 +343,7 @@ def child_holds():
     try:
         with p:
             reader = ids["reader"]
-            parked_long(p, reader, "fd-read", 2.5, "child_holds: reader")
-            rep = watch(p, 1, never_bad("child_holds"))
+            rep = watch_parked(p, reader, "fd-read", TWIN_WAIT, never_bad("child_holds"), "child_holds: reader")
             t = thread_by_tid(rep, reader)
             w = t["wait"]
             check(t["verdict"] == "waiting" and w["class"] == "external" and w["fd"] == int(ready["fd"]),
@@ -342,73 +360,90 @@ def child_holds():
 
 
 def self_pipe():
-    """Run once with the default stall threshold and once with 1.5 s: a
-    reader of a self-pipe in a process with a signal handler is never
-    judged stuck, nor suspect. Then the handler really ends the wait."""
-    for env in ({}, {"LEAKWATCH_STALL_MS": "1500"}):
-        p, ready, ids = start("self_pipe", env=env)
-        with p:
-            reader, fd = ids["reader"], int(ready["fd"])
-            what = "self_pipe %r: reader (tid %d)" % (env, reader)
-            parked_long(p, reader, "fd-read", 2.5, what)
-            rep = watch(p, 0.8, never_bad("self_pipe %r" % env))
-            t = thread_by_tid(rep, reader)
-            check(t["verdict"] == "waiting" and t["wait"]["fd"] == fd and t["wait"]["class"] == "in-process",
-                  "%s: %s" % (what, brief(t)))
-            check(t["wait"]["channel"]["peers"] == [], "%s: nobody wrote yet, peers %r"
-                  % (what, t["wait"]["channel"]["peers"]))
-            p.cli("status", str(p.pid), check_rc=0)
-            if not env:
-                continue
-            # A byte per signal, and the reader parks again, still healthy.
-            for _ in range(2):
-                os.kill(p.pid, signal.SIGUSR1)
-                p.read_line("WOKE", timeout=5)
-            extra = [x for x in p.more_output(0.3) if x.startswith(("WOKE", "UNEXPECTED"))]
-            check(not extra, "self_pipe: two signals, more output %r" % extra)
+    """Run once with the default stall threshold and once with 1.5 s (both
+    fixtures at once): a reader of a self-pipe in a process with a signal
+    handler is never judged stuck, nor suspect. Then the handler really
+    ends the wait."""
+    envs = ({}, {"LEAKWATCH_STALL_MS": "1500"})
+    runs = [start("self_pipe", env=env) for env in envs]
+    try:
+        for env, (p, ready, ids) in zip(envs, runs):
+            self_pipe_run(env, p, ready, ids)
+    finally:
+        for p, _, _ in runs:
+            p.close()
 
-            def parked_again():
-                t = thread_by_tid(p.threads(), reader)
-                w = t.get("wait") or {}
-                check(w.get("kind") == "fd-read" and t["verdict"] == "waiting", "after the signals: %s" % brief(t))
-                return t
-            t = until(parked_again, 5, "the reader parked again")
-            peers = t["wait"]["channel"]["peers"]
-            check([x for x in peers if x["exited"] is False and x["idle"] < 5 * SLOW],
-                  "self_pipe: the handler's writes are not recorded: peers %r" % peers)
-            watch(p, 2, never_bad("self_pipe after the signals"))
-            p.cli("status", str(p.pid), check_rc=0)
+
+def self_pipe_run(env, p, ready, ids):
+    reader, fd = ids["reader"], int(ready["fd"])
+    what = "self_pipe %r: reader (tid %d)" % (env, reader)
+    rep = watch_parked(p, reader, "fd-read", TWIN_WAIT, never_bad("self_pipe %r" % env), what)
+    t = thread_by_tid(rep, reader)
+    check(t["verdict"] == "waiting" and t["wait"]["fd"] == fd and t["wait"]["class"] == "in-process",
+          "%s: %s" % (what, brief(t)))
+    check(t["wait"]["channel"]["peers"] == [], "%s: nobody wrote yet, peers %r"
+          % (what, t["wait"]["channel"]["peers"]))
+    p.cli("status", str(p.pid), check_rc=0)
+    if not env:
+        return
+    # A byte per signal, and the reader parks again, still healthy.
+    for _ in range(2):
+        os.kill(p.pid, signal.SIGUSR1)
+        p.read_line("WOKE", timeout=5)
+    extra = [x for x in p.more_output(0.3) if x.startswith(("WOKE", "UNEXPECTED"))]
+    check(not extra, "self_pipe: two signals, more output %r" % extra)
+
+    def parked_again():
+        t = thread_by_tid(p.threads(), reader)
+        w = t.get("wait") or {}
+        check(w.get("kind") == "fd-read" and t["verdict"] == "waiting", "after the signals: %s" % brief(t))
+        return t
+    t = until(parked_again, 5, "the reader parked again")
+    peers = t["wait"]["channel"]["peers"]
+    check([x for x in peers if x["exited"] is False and x["idle"] < 5 * SLOW],
+          "self_pipe: the handler's writes are not recorded: peers %r" % peers)
+    watch_parked(p, reader, "fd-read", TWIN_WAIT, never_bad("self_pipe after the signals"), what)
+    p.cli("status", str(p.pid), check_rc=0)
 
 
 def born_after():
+    """Two fixtures at once (each waits while the other is looked at): with
+    a short stall threshold (judged from READY on, before and after the
+    settle time), then with the default one (watched past TWIN_WAIT)."""
+    short = start("born_after", env={"LEAKWATCH_STALL_MS": "1500"})
+    default = start("born_after")
+    with short[0], default[0]:
+        born_after_short_stall(*short)
+        born_after_default(*default)
+
+
+def born_after_default(p, ready, ids):
     # Default stall threshold: the producer, born after the pipe to its
     # creator, may hold the write end; the reader is just waiting.
-    p, ready, ids = start("born_after")
-    with p:
-        reader = ids["reader"]
-        parked_long(p, reader, "fd-read", 2.5, "born_after: reader")
-        rep = watch(p, 0.8, never_bad("born_after"))
-        t = thread_by_tid(rep, reader)
-        check(t["verdict"] == "waiting" and t["wait"]["class"] == "in-process", "born_after: %s" % brief(t))
-        check(t["wait"]["channel"]["creator"] == {"tid": ids["setup"], "name": "setup", "exited": True},
-              "born_after: creator %r" % t["wait"]["channel"]["creator"])
-        p.cli("status", str(p.pid), check_rc=0)
+    reader = ids["reader"]
+    rep = watch_parked(p, reader, "fd-read", TWIN_WAIT, never_bad("born_after"), "born_after: reader")
+    t = thread_by_tid(rep, reader)
+    check(t["verdict"] == "waiting" and t["wait"]["class"] == "in-process", "born_after: %s" % brief(t))
+    check(t["wait"]["channel"]["creator"] == {"tid": ids["setup"], "name": "setup", "exited": True},
+          "born_after: creator %r" % t["wait"]["channel"]["creator"])
+    p.cli("status", str(p.pid), check_rc=0)
+
+
+def born_after_short_stall(p, ready, ids):
     # Past a short stall threshold it is suspect (nobody ever wrote), with the
     # producer as the thread that may still do so -- and still never leaked.
-    p, ready, ids = start("born_after", env={"LEAKWATCH_STALL_MS": "1500"})
-    with p:
-        if not proofs_possible(p, "born_after (stall 1.5s)"):
-            return   # a reader in a process with handlers is never suspect (a self-pipe, maybe)
-        reader = ids["reader"]
-        rep = wait_verdict(p, reader, "suspect", "born_after (stall 1.5s): reader")
-        t = thread_by_tid(rep, reader)
-        check("no live thread has ever done a write to it" in t["reason"] and
-              t["reason"].endswith("Not a proof: a live thread may still write to it"), brief(t))
-        w = waker_map(t["counterpart"]).get(ids["producer"])
-        check(w and w["role"] == "born-after" and w["exited"] is False and w["verdict"] == "waiting",
-              "born_after: the producer as a waker: %r" % t["counterpart"])
-        watch(p, 1, never_bad("born_after (stall 1.5s)", STUCK))
-        p.cli("status", str(p.pid), check_rc=0)
+    if not proofs_possible(p, "born_after (stall 1.5s)"):
+        return   # a reader in a process with handlers is never suspect (a self-pipe, maybe)
+    reader = ids["reader"]
+    rep = wait_verdict(p, reader, "suspect", "born_after (stall 1.5s): reader")
+    t = thread_by_tid(rep, reader)
+    check("no live thread has ever done a write to it" in t["reason"] and
+          t["reason"].endswith("Not a proof: a live thread may still write to it"), brief(t))
+    w = waker_map(t["counterpart"]).get(ids["producer"])
+    check(w and w["role"] == "born-after" and w["exited"] is False and w["verdict"] == "waiting",
+          "born_after: the producer as a waker: %r" % t["counterpart"])
+    watch(p, 1, never_bad("born_after (stall 1.5s)", STUCK))
+    p.cli("status", str(p.pid), check_rc=0)
 
 
 def task_io(pid, tid):
@@ -421,8 +456,11 @@ def task_io(pid, tid):
         return None
 
 
+PIPELINE_STALL_MS = 2000
+
+
 def pipeline_fd():
-    p, ready, ids = start("pipeline_fd", env={"LEAKWATCH_STALL_MS": "2000"})
+    p, ready, ids = start("pipeline_fd", env={"LEAKWATCH_STALL_MS": str(PIPELINE_STALL_MS)})
     with p:
         prod, cons = ids["producer"], ids["consumer"]
         fd, other = int(ready["fd"]), int(ready["other"])
@@ -444,7 +482,19 @@ def pipeline_fd():
                           "pipeline_fd: %s parked on %s (fd %r)" % (name, brief(t), w.get("fd")))
                     check(w["seconds"] < 1.0 * SLOW, "pipeline_fd: %s stuck: %s" % (name, brief(t)))
             stats["samples"] += 1
-        watch(p, 10, fn, min_samples=10)
+        # Watched on the process's own clock past the stall threshold and
+        # the settle time (a suspect or a rule-4 proof would have shown by
+        # then), with a second of margin, and over 10 reports at least.
+        until_up = p.threads()["uptime"] + PIPELINE_STALL_MS / 1000.0 + 1.0 + 1.0
+        deadline = time.time() + 20 * SLOW
+        while True:
+            rep = p.threads()
+            fn(rep)
+            if rep["uptime"] >= until_up and stats["samples"] >= 10:
+                break
+            check(time.time() < deadline, "pipeline_fd: 4 s on the process's clock and 10 reports took over %.0fs"
+                  % (20 * SLOW))
+            time.sleep(0.2)
         check(p.alive(), "pipeline_fd: the fixture died (a gap in the sequence?): %s" % p.stderr_so_far())
         last = {t: task_io(p.pid, t) for t in (prod, cons)}
         for name, tid in (("producer", prod), ("consumer", cons)):
@@ -523,7 +573,9 @@ def suspect_twin():
     with p:
         writer, reader = ids["writer"], ids["reader"]
         what = "suspect_twin: writer (tid %d)" % writer
-        rep = watch(p, 4, never_bad("suspect_twin"), min_samples=8)
+        # Watched until the writer has been blocked a second past the stall
+        # threshold (its sibling, suspect_full_pipe, is suspect at it).
+        rep = watch_parked(p, writer, "fd-write", 2.0 + 1.0, never_bad("suspect_twin"), what, min_samples=8)
         t = thread_by_tid(rep, writer)
         w = t["wait"]
         # Blocked past the stall threshold (the test means something), yet

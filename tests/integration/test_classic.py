@@ -18,8 +18,11 @@ argv[1] is a mode, PATTERN-MECHANISM-VARIANT:
          threshold (2 s here), never `leaked`; `status` exits 0.
   fixed  the same requests with a buffered slot (fetch) or cancellation
          (wait_ready, generator): every worker exits by itself, and no
-         thread is ever leaked, deadlocked or suspect over longer than a
-         leak takes to be proven.
+         thread is ever leaked, deadlocked or suspect while the tool has
+         every chance to prove something (lwtest.watch_every_chance: every
+         parked thread's wait settled after the last worker exited, in two
+         reports a second apart for the memory handoffs, then one more ask
+         a margin later): longer than a leak takes to be proven.
 
 Under the sanitizer pass the reachability scan proves nothing (ASan's
 malloc is not glibc's): the memory leaks must stay `waiting` there, with a
@@ -30,7 +33,7 @@ the fixture's and this driver's."""
 import sys
 import time
 from lwtest import (SLOW, check_modes_agree, fixture_modes, Process, TestFailure, addr, check, fixture, functions, run_test, sanitized,
-                    thread_by_tid, until)
+                    thread_by_tid, until, watch_every_chance)
 
 PATTERNS = {
     # worker thread name, its start routine, the function that delivers, the caller's outcome
@@ -47,11 +50,21 @@ MODES = ["%s-%s-%s" % (p, m, v) for p in PATTERNS for m in list(MEMORY) + list(F
 REQUESTS = 3
 STALL_MS = 2000          # LEAKWATCH_STALL_MS for every variant: `suspect` means something in `fixed`
 SETTLE = 1.0             # LEAKWATCH_SETTLE_MS's default, in seconds
-# How long a fixed twin is watched after READY: longer than its leak variant
-# takes to be proven, with 2 s of margin (measured: 2.3 to 3.0 s after READY
-# for the memory handoffs, two scans a second apart; about 1.5 s for the fd
-# handoffs, the settle time).
-FIXED_WATCH = {"memory": 5.0, "fd": 3.5}
+# A fixed twin is watched until the tool has had every chance to judge its
+# parked threads (lwtest.watch_every_chance) counted from the moment its last
+# worker exited, where the leak variant's last worker parks: every parked
+# thread settled after that, in two reports a second apart for the memory
+# handoffs (a leak there needs two scans a second apart), then one more ask
+# FIXED_MARGIN past the earliest moment the leak would be proven: at least
+# 3.5 s past the last exit for the memory handoffs (4.5 s under the
+# sanitizer pass, where the leak variant is watched until its waits are 3 s
+# old), 2 s for the fd handoffs (proven at the settle time). Measured after
+# READY (the workers park or exit about 0.3 s after it), on the shared
+# 2-core machine, 4 tests at once: the memory leaks proven at 2.2 to 3.3 s
+# (3.3 to 3.8 s sanitized), the fd leaks at 1.1 to 1.7 s; their fixed twins
+# watched until 3.3 to 3.9 s (4.3 to 5.0 s) with a 1 s margin, 2.3 to 3.1 s:
+# the memory margin is 1.5 s, for room above the slowest proof seen.
+FIXED_MARGIN = {"memory": 1.5, "fd": 1.0}
 STUCK = ("leaked", "deadlocked")
 BAD = STUCK + ("suspect",)
 NO_PROOF_NOTES = ("too large to scan", "could not be walked")   # why a sanitized scan proves nothing
@@ -273,18 +286,28 @@ def fixed(run):
         check(s["leaked"] == s["deadlocked"] == s["suspect"] == 0, "%s: summary %r" % (run.mode, s))
         seen.append(r)
 
+    wrong = []
+
     def workers_gone():
         r = p.threads()
-        never_bad(r)
+        try:
+            never_bad(r)
+        except TestFailure as e:
+            wrong.append(e)
+            return r   # stop polling (until would retry): fails below
         left = [brief(thread_by_tid(r, w)) for w in run.workers if thread_by_tid(r, w)]
         check(not left, "%s: the fix should let every worker exit; still there: %s" % (run.mode, left))
         return r
 
-    until(workers_gone, 8, "%s: the workers exit" % run.mode)
-    end = run.ready_at + FIXED_WATCH["memory" if run.memory else "fd"]
-    while time.time() < end or len(seen) < 8:
-        never_bad(p.threads())
-        time.sleep(0.3)
+    r = until(workers_gone, 8, "%s: the workers exit" % run.mode)
+    if wrong:
+        raise wrong[0]
+    # When the last worker exited, on the process's clock (exited_ago), or
+    # at the latest when it was seen gone.
+    ago = [t["exited_ago"] for t in r.get("exited_threads") or [] if t["tid"] in run.workers]
+    last_exit = r["uptime"] - (min(ago) if len(ago) == len(run.workers) else 0.0)
+    watch_every_chance(p, never_bad, margin=FIXED_MARGIN["memory" if run.memory else "fd"], since=last_exit,
+                       by_scan=run.memory, min_reports=6)
     text = p.cli("threads", str(p.pid)).stdout
     check(not any(" %s, " % v in text for v in BAD), "%s: the text view:\n%s" % (run.mode, text[:3000]))
     p.cli("status", str(p.pid), check_rc=0)

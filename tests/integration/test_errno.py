@@ -3,16 +3,21 @@
 EINVAL, EINTR only without SA_RESTART, EDEADLK, EOWNERDEAD, EFAULT, try
 paths, raw futex errors, C11 codes) are identical with and without the
 preload, and all as glibc gives them bare (fixtures/errno_check)."""
+import concurrent.futures
 import os
 from lwtest import check, fixture, private_dir, run_program, run_test, sanitized
 import shutil
 
 
 def main():
+    # Bare and preloaded at once (each run is mostly its own timeouts and
+    # sleeps, seconds in all).
     tmp, lwdir = private_dir()
     try:
-        bare = run_program([fixture("errno_check")], False, lwdir, timeout=60)
-        pre = run_program([fixture("errno_check")], True, lwdir, timeout=60)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            runs = [pool.submit(run_program, [fixture("errno_check")], preload, lwdir, timeout=60)
+                    for preload in (False, True)]
+            bare, pre = [r.result() for r in runs]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     check(bare[0] == 0 and bare[1].endswith("ALL OK\n"), "the bare run itself is wrong (exit %d):\n%s" % (bare[0], bare[1]))

@@ -25,35 +25,42 @@ def check_lines(lines, pid, what):
         check(sum(counts) == int(m.group(2)), "%s: verdict counts %r do not add up to %s" % (what, counts, m.group(2)))
 
 
+def log_lines(path):
+    try:
+        with open(path) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
 def main():
+    # The three programs run at once; each is judged on its own.
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "lw.log")
-        with Process([fixture("park"), "sem", "3"], env={"LEAKWATCH_LOG": path, "LEAKWATCH_LOG_INTERVAL_MS": "1000"}) as p:
+        path2 = os.path.join(tmp, "lw2.log")
+        to_file = Process([fixture("park"), "sem", "3"], env={"LEAKWATCH_LOG": path, "LEAKWATCH_LOG_INTERVAL_MS": "1000"})
+        # stderr, and a program that never parks or makes a thread: the
+        # server starts at load when asked to log.
+        to_stderr = Process(["sleep", "3"], env={"LEAKWATCH_LOG": "stderr", "LEAKWATCH_LOG_INTERVAL_MS": "1000"})
+        # An interval below the one-second tick falls back to the default (60 s): no flood.
+        too_short = Process(["sleep", "3"], env={"LEAKWATCH_LOG": path2, "LEAKWATCH_LOG_INTERVAL_MS": "5"})
+        started = time.time()
+        with to_file as p, to_stderr, too_short:
             p.read_line("READY")
-
-            def two_lines():
-                try:
-                    with open(path) as f:
-                        lines = f.read().splitlines()
-                except FileNotFoundError:
-                    return None
-                return lines if len(lines) >= 2 else None
-
-            lines = until(two_lines, 8, "two log lines in %s" % path)
+            lines = until(lambda: (lambda ls: ls if len(ls) >= 2 else None)(log_lines(path)), 8,
+                          "two log lines in %s" % path)
             check_lines(lines, p.pid, "file")
             check(any(re.search(r": 5 threads: ", l) for l in lines), "the 5 threads (main, 3 extra, parked) in %r" % lines)
             check(stat.S_IMODE(os.stat(path).st_mode) == 0o600, "log file mode %o" % stat.S_IMODE(os.stat(path).st_mode))
-        # stderr, and a program that never parks or makes a thread: the
-        # server starts at load when asked to log.
-        with Process(["sleep", "3"], env={"LEAKWATCH_LOG": "stderr", "LEAKWATCH_LOG_INTERVAL_MS": "1000"}) as p:
-            time.sleep(2.5)
-            lines = [l for l in p.stderr_so_far().splitlines() if l.startswith("leakwatch: pid")]
-            check_lines(lines, p.pid, "stderr")
-        # An interval below the one-second tick falls back to the default (60 s): no flood.
-        path2 = os.path.join(tmp, "lw2.log")
-        with Process(["sleep", "3"], env={"LEAKWATCH_LOG": path2, "LEAKWATCH_LOG_INTERVAL_MS": "5"}) as p:
-            time.sleep(2.5)
-            lines = open(path2).read().splitlines() if os.path.exists(path2) else []
+
+            lines = until(lambda: [l for l in to_stderr.stderr_so_far().splitlines() if l.startswith("leakwatch: pid")],
+                          5, "a log line on the stderr of a program that never parks")
+            check_lines(lines, to_stderr.pid, "stderr")
+
+            # The flood check is a window: 2.5 s of the program's life.
+            time.sleep(max(0.0, started + 2.5 - time.time()))
+            check(too_short.alive(), "the program with a 5 ms interval ended early: %r" % too_short.stderr_so_far())
+            lines = log_lines(path2)
             check(len(lines) <= 1, "interval 5 ms: %d lines in 2.5 s, wanted at most 1" % len(lines))
 
 

@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 
-from lwtest import Process, check, functions, run_test, thread_by_tid, until
+from lwtest import SLOW, Process, check, functions, run_test, thread_by_tid, until
 
 PYTHON = "/usr/bin/python3"   # Debian's, whatever PATH says
 REALPROG = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "realprog"))
@@ -117,16 +117,22 @@ def stuck():
 def healthy():
     p, roles = start("queue_healthy.py")
     with p:
-        end = time.time() + STALL_MS / 1000.0 + 3.0
-        samples = 0
-        while time.time() < end:
+        # Watched until main (joining the producer, its siblings' longest
+        # wait) has been parked a second past the stall threshold (the
+        # stuck siblings are suspect at it, leaked at the settle time),
+        # then one more ask; every report checked.
+        deadline = time.time() + 20 * SLOW
+        samples = past = 0
+        while past < 2 or samples < 3:
             r = p.threads()
             roles_in(r, roles)
             bad = [brief(t) for t in r["threads"] if t["verdict"] in STUCK_VERDICTS + ("suspect",)]
             check(not bad, "healthy python judged stuck: %r" % bad)
             samples += 1
+            w = (thread_by_tid(r, roles["main"]) or {}).get("wait") or {}
+            past += w.get("seconds", 0) >= STALL_MS / 1000.0 + 1.0
+            check(time.time() < deadline, "main never parked %.1fs: %r" % (STALL_MS / 1000.0 + 1.0, w))
             time.sleep(0.3)
-        check(samples >= 3, "too few samples")
         main = thread_by_tid(r, roles["main"])
         check(main["verdict"] == "waiting" and main["wait"]["kind"] == "sem" and main["wait"]["seconds"] >= 1.0,
               "main joining the producer: %s %r" % (brief(main), main["wait"]))
