@@ -24,15 +24,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROGRAM = "bench"   # the prefix of log lines: set by the importing script
 
 # The reachability scan, under the preload (reach_section): name, MiB of
-# live heap, whether only with --big, measured seconds per run (and with
-# --quick), runs per side (and with --quick; --runs overrides both).
+# live heap, whether only with --big, seconds per window (and with --quick),
+# pairs of windows per process (and with --quick), processes (one with
+# --quick; --runs overrides).
 REACH = [
-    ("reach_heap", 100, False, 6, 3, 5, 2),
-    ("reach_heap", 1024, True, 8, 3, 3, 1),
+    ("reach_heap", 100, False, 3, 3, 10, 1, 2),
+    ("reach_heap", 1024, True, 4, 3, 8, 1, 2),
 ]
 REACH_MIBS_PER_S = 1024.0   # target scan throughput
 REACH_MAX_DROP = 5.0        # target: the program's work rate drops by less than this, in percent
-NEVER = "86400000"          # LEAKWATCH_SETTLE_MS that no wait ever reaches: no candidate, no scan
 RUN_TIMEOUT = 300  # seconds; a hang under the preload is a failure, not a wait
 
 
@@ -321,11 +321,40 @@ def vm_hwm_kb(pid):
     return status_kb(pid, "VmHWM")
 
 
-def reach_run(prog, mib, env, lwdir, seconds, label, raw):
-    """One run of reach_heap: wait until its heap is built and its candidate
-    has settled, then query once a second for `seconds` seconds. Returns
-    (work rates per second in that window, [(MiB, ms, ms of CPU) of each scan],
-    VmHWM before and after the window, in kB)."""
+def window_rate(lines, start, end):
+    """The median work rate of the whole seconds inside [start, end]: TICK
+    lines (one a second) that arrived past its first second; None if none."""
+    ticks = [int(line.split("ops=")[1]) for t, line in lines if line.startswith("TICK") and start + 1.0 < t <= end + 0.05]
+    return statistics.median(ticks) if ticks else None
+
+
+def query_each_second(path, seconds, label, scans, notes):
+    """A `threads` query a second for `seconds` seconds (unless one takes
+    longer); each real scan's (MiB, ms, ms of CPU) goes to scans."""
+    start = time.monotonic()
+    for k in range(seconds):
+        time.sleep(max(0.0, start + k - time.monotonic()))
+        reply = ask(path, b"threads\n")
+        if "error" in reply:
+            raise Failure("%s: the socket answered %r" % (label, reply))
+        note = [n for n in reply.get("notes", []) if n.startswith("reachability:")]
+        notes.append(note[0] if note else "(no reachability note)")
+        m = re.search(r"([0-9.]+) MiB scanned in ([0-9.]+) ms \(([0-9.]+) ms of CPU\)$", notes[-1])
+        if m:
+            scans.append((float(m.group(1)), float(m.group(2)), float(m.group(3))))
+    time.sleep(max(0.0, start + seconds - time.monotonic()))
+
+
+def reach_run(prog, mib, env, lwdir, seconds, pairs, label, raw):
+    """One process of reach_heap: wait until its heap is built and its
+    candidate has settled, then `pairs` pairs of windows of `seconds`: one
+    with a query each second, one without any (no scan runs then: the
+    candidate is confirmed at the first window, and only an unconfirmed one
+    is looked at again unasked), in alternating order. The same process,
+    heap and page layout on both sides: separate processes differ by tens of
+    percent in this memory-bound work. Returns ([(work/s with scans, work/s
+    without)] per pair, [(MiB, ms, ms of CPU)] of the real scans, the notes,
+    VmHWM before and after, in kB)."""
     p = Program([prog, str(mib)], env)
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
@@ -333,30 +362,28 @@ def reach_run(prog, mib, env, lwdir, seconds, label, raw):
         path = p.socket(lwdir, deadline, label)
         time.sleep(1.5)   # the candidate's wait passes the settle time (1 s)
         hwm_before = vm_hwm_kb(p.proc.pid)
-        p.drain()
-        scans, notes = [], []
-        start = time.monotonic()
-        for k in range(seconds):
-            time.sleep(max(0.0, start + k - time.monotonic()))   # a query a second (unless one takes longer)
-            reply = ask(path, b"threads\n")
-            if "error" in reply:
-                raise Failure("%s: the socket answered %r" % (label, reply))
-            note = [n for n in reply.get("notes", []) if n.startswith("reachability:")]
-            notes.append(note[0] if note else "(no reachability note)")
-            m = re.search(r"([0-9.]+) MiB scanned in ([0-9.]+) ms \(([0-9.]+) ms of CPU\)", notes[-1])
-            if m:
-                scans.append((float(m.group(1)), float(m.group(2)), float(m.group(3))))
-        time.sleep(max(0.0, start + seconds - time.monotonic()))
-        end = time.monotonic()
+        lines = p.drain()
+        scans, notes, windows = [], [], []
+        for i in range(pairs):
+            for side in (("scan", "calm") if i % 2 == 0 else ("calm", "scan")):
+                start = time.monotonic()
+                if side == "scan":
+                    query_each_second(path, seconds, label, scans, notes)
+                else:
+                    time.sleep(seconds)
+                windows.append((i, side, start, time.monotonic()))
         hwm_after = vm_hwm_kb(p.proc.pid)
-        # The work rate of every whole second inside the window.
-        ticks = [int(line.split("ops=")[1]) for t, line in p.drain()
-                 if line.startswith("TICK") and start + 1.0 < t <= end + 0.05]
+        time.sleep(0.1)
+        lines += p.drain()
+        rates = {}
+        for i, side, start, end in windows:
+            rates[(i, side)] = window_rate(lines, start, end)
+        result = [(rates[(i, "scan")], rates[(i, "calm")]) for i in range(pairs)]
         if raw:
-            log("  %s: ticks %r; %s" % (label, ticks, notes[-1]))
-        if not ticks:
-            raise Failure("%s: no TICK lines" % label)
-        return ticks, scans, notes, hwm_before, hwm_after
+            log("  %s: work/s (scans, none) per pair %r; %s" % (label, result, notes[-1] if notes else ""))
+        if any(s is None or c is None for s, c in result):
+            raise Failure("%s: a window without TICK lines" % label)
+        return result, scans, notes, hwm_before, hwm_after
     finally:
         p.stop()
         try:
@@ -366,38 +393,35 @@ def reach_run(prog, mib, env, lwdir, seconds, label, raw):
 
 
 def reach_section(builddir, pre_env, lwdir, args, rows, failed):
-    """The reach section: for each heap size, runs with scans and without,
-    alternating. Appends (mib, result dict or None) to rows and the names of
-    what failed to failed. Reads args.runs, args.runs_given (whether runs
-    overrides REACH's counts), args.quick, args.big and args.raw."""
+    """The reach section: for each heap size, processes of reach_heap with
+    paired windows (reach_run). Appends (mib, result dict or None) to rows
+    and the names of what failed to failed. Reads args.runs, args.runs_given
+    (whether runs overrides REACH's process counts), args.quick, args.big
+    and args.raw."""
     prog = os.path.join(builddir, "tests", "bench", "reach_heap")
-    for name, mib, big, secs, quick_secs, runs, quick_runs in REACH:
+    for name, mib, big, secs, quick_secs, pairs, quick_pairs, processes in REACH:
         if big and (not args.big or args.quick):
             continue
-        n_runs = args.runs if args.runs_given else quick_runs if args.quick else runs
+        n_runs = args.runs if args.runs_given else 1 if args.quick else processes
+        n_pairs = quick_pairs if args.quick else pairs
         seconds = quick_secs if args.quick else secs
-        log("%s: %d MiB heap, %d x 2 runs of %d s (with scans / without)" % (name, mib, n_runs, seconds))
-        scan_env = dict(pre_env, LEAKWATCH_SETTLE_MS="1000")
-        calm_env = dict(pre_env, LEAKWATCH_SETTLE_MS=NEVER)
-        rates = {"scan": [], "calm": []}
-        mibs, ms, cpu_ms, growth, notes = [], [], [], [], []
+        log("%s: %d MiB heap, %d process(es) x %d pairs of %d s windows (with scans / without)"
+            % (name, mib, n_runs, n_pairs, seconds))
+        env = dict(pre_env, LEAKWATCH_SETTLE_MS="1000")
+        pair_rates, mibs, ms, cpu_ms, growth, notes = [], [], [], [], [], []
         try:
             for i in range(n_runs):
-                sides = [("scan", scan_env), ("calm", calm_env)]
-                for side, env in (sides if i % 2 == 0 else reversed(sides)):
-                    label = "%s %d MiB %s run %d" % (name, mib, side, i + 1)
-                    ticks, scans, run_notes, before, after = reach_run(prog, mib, env, lwdir, seconds, label, args.raw)
-                    rates[side].append(statistics.median(ticks))
-                    if side == "scan":
-                        if not scans:
-                            raise Failure("%s: no scan ran: %r" % (label, run_notes))
-                        mibs += [x for x, _, _ in scans]
-                        ms += [y for _, y, _ in scans]
-                        cpu_ms += [z for _, _, z in scans]
-                        growth.append((after - before) / 1024.0)
-                        notes = run_notes
-                    elif scans:
-                        raise Failure("%s: scanned although nothing can be a candidate: %r" % (label, run_notes))
+                label = "%s %d MiB process %d" % (name, mib, i + 1)
+                result, scans, run_notes, before, after = reach_run(prog, mib, env, lwdir, seconds, n_pairs, label,
+                                                                    args.raw)
+                if not scans:
+                    raise Failure("%s: no scan ran: %r" % (label, run_notes))
+                pair_rates += result
+                mibs += [x for x, _, _ in scans]
+                ms += [y for _, y, _ in scans]
+                cpu_ms += [z for _, _, z in scans]
+                growth.append((after - before) / 1024.0)
+                notes = run_notes
         except (Failure, OSError, ValueError) as e:
             log("FAILED: " + str(e))
             failed.append("%s (%d MiB)" % (name, mib))
@@ -405,20 +429,23 @@ def reach_section(builddir, pre_env, lwdir, args, rows, failed):
             continue
         throughputs = [x / (y / 1000.0) for x, y in zip(mibs, ms) if y > 0]
         cpu_throughputs = [x / (z / 1000.0) for x, z in zip(mibs, cpu_ms) if z > 0]
+        drops = [100.0 * (1.0 - s / c) for s, c in pair_rates]
         rows.append((mib, dict(
             scans=len(ms), mib=statistics.median(mibs), ms=statistics.median(ms),
             ms_spread=(min(ms), max(ms)), throughput=statistics.median(throughputs),
             cpu_ms=statistics.median(cpu_ms), cpu_throughput=statistics.median(cpu_throughputs),
             growth=statistics.median(growth), growth_max=max(growth),
-            calm=statistics.median(rates["calm"]), scan=statistics.median(rates["scan"]),
-            calm_runs=rates["calm"], scan_runs=rates["scan"], runs=n_runs, seconds=seconds, note=notes[-1])))
+            calm=statistics.median([c for _, c in pair_rates]), scan=statistics.median([s for s, _ in pair_rates]),
+            drop=statistics.median(drops), drops=drops, runs=n_runs, pairs=n_pairs, seconds=seconds,
+            note=notes[-1])))
 
 
 def reach_lines(rows):
     """The reach section's two tables (and the last note of each heap), as lines."""
     out = ["", "Reachability scan (tests/bench/reach_heap: a heap of 64-byte blocks, all live, and one parked"
-               " candidate; a query per second, each of which scans; %s):" % ", ".join(
-                   "%d MiB: %d runs per side of %d s" % (mib, r["runs"], r["seconds"]) for mib, r in rows if r),
+               " candidate; windows with a query per second and windows without, paired in one process; %s):"
+           % ", ".join("%d MiB: %d process(es) x %d pairs of %d s" % (mib, r["runs"], r["pairs"], r["seconds"])
+                       for mib, r in rows if r),
            "",
            "| heap | scans | MiB scanned | ms per scan (median, min–max) | MiB/s | target | result |"
            " CPU ms per scan | MiB/s of CPU | peak RSS growth (median, max) |",
@@ -432,17 +459,17 @@ def reach_lines(rows):
                    (mib, r["scans"], r["mib"], r["ms"], r["ms_spread"][0], r["ms_spread"][1], r["throughput"],
                     REACH_MIBS_PER_S, result, r["cpu_ms"], r["cpu_throughput"], r["growth"], r["growth_max"]))
     out += ["",
-            "| heap | work/s, no scans | work/s, a scan a second | drop | target | result | spread no scans / scans |",
-            "|---:|---:|---:|---:|---:|---|---:|"]
+            "| heap | pairs | work/s, no queries | work/s, a query a second | drop (median of the pairs) | target |"
+            " result | drops, min–max |",
+            "|---:|---:|---:|---:|---:|---:|---|---:|"]
     for mib, r in rows:
         if r is None:
-            out.append("| %d MiB | — | — | — | < %.0f%% | FAILED | — |" % (mib, REACH_MAX_DROP))
+            out.append("| %d MiB | — | — | — | — | < %.0f%% | FAILED | — |" % (mib, REACH_MAX_DROP))
             continue
-        drop = 100.0 * (1.0 - r["scan"] / r["calm"])
-        result = "ok" if drop < REACH_MAX_DROP else "over"
-        out.append("| %d MiB | %.0f | %.0f | %.1f%% | < %.0f%% | %s | %s / %s |" %
-                   (mib, r["calm"], r["scan"], drop, REACH_MAX_DROP, result,
-                    spread(r["calm_runs"]), spread(r["scan_runs"])))
+        result = "ok" if r["drop"] < REACH_MAX_DROP else "over"
+        out.append("| %d MiB | %d | %.0f | %.0f | %.1f%% | < %.0f%% | %s | %.1f%% to %.1f%% |" %
+                   (mib, len(r["drops"]), r["calm"], r["scan"], r["drop"], REACH_MAX_DROP, result,
+                    min(r["drops"]), max(r["drops"])))
     for mib, r in rows:
         if r is not None:
             out += ["", "Last note (%d MiB): %s" % (mib, r["note"])]

@@ -31,6 +31,22 @@ class TestFailure(Exception):
     pass
 
 
+class AlwaysFailure(TestFailure):
+    """A check that must hold at every sample failed: until() does not retry it."""
+
+
+def always(fn, *args):
+    """Run a check that must hold at every sample (no false proof, ever):
+    inside until()'s predicate, its failure ends the test instead of being
+    retried until a later sample passes."""
+    try:
+        fn(*args)
+    except AlwaysFailure:
+        raise
+    except TestFailure as e:
+        raise AlwaysFailure(str(e)) from None
+
+
 def check(cond, message):
     if not cond:
         raise TestFailure(message)
@@ -277,6 +293,8 @@ def until(predicate, timeout, what):
             value = predicate()
             if value:
                 return value
+        except AlwaysFailure:
+            raise
         except TestFailure as e:
             last = e
         if time.time() >= deadline:

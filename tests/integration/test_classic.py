@@ -32,7 +32,7 @@ note saying why; the fd leaks are still proven.
 the fixture's and this driver's."""
 import sys
 import time
-from lwtest import (SLOW, check_modes_agree, fixture_modes, Process, TestFailure, addr, check, fixture, functions, run_test, sanitized,
+from lwtest import (SLOW, always, check_modes_agree, fixture_modes, Process, TestFailure, addr, check, fixture, functions, run_test, sanitized,
                     thread_by_tid, until, watch_every_chance)
 
 PATTERNS = {
@@ -185,10 +185,11 @@ def leak(run):
 
     def judged():
         r = p.threads()
-        no_false_proof(r, run.mode)
+        always(no_false_proof, r, run.mode)   # at every sample, not just the last
         vs = run.victims(r)
         if not proven:
-            check(all(t["verdict"] not in STUCK for t in vs), "%s under ASan: %r" % (run.mode, [brief(t) for t in vs]))
+            always(check, all(t["verdict"] not in STUCK for t in vs),
+                   "%s under ASan: %r" % (run.mode, [brief(t) for t in vs]))
             check(all((t["wait"] or {}).get("seconds", 0) >= SETTLE + 2.0 for t in vs), "waits not yet settled")
         bad = [brief(t) for t in vs if t["verdict"] != want]
         check(not bad, "%s: want %d workers %s: %s" % (run.mode, REQUESTS, want, "\n  ".join(bad)))

@@ -22,7 +22,7 @@ fixture's and this driver's."""
 import re
 import sys
 import time
-from lwtest import (check_modes_agree, fixture_modes, SLOW, Process, TestFailure, addr, check, fixture, run_test, sanitized,
+from lwtest import (always, check_modes_agree, fixture_modes, SLOW, Process, TestFailure, addr, check, fixture, run_test, sanitized,
                     thread_by_tid, until, watch_every_chance)
 
 MODES = ["fetch_cond", "ready_sem", "futex_chan", "big_block", "pool_dropped", "stack_ref", "global_ref",
@@ -164,7 +164,7 @@ def leak(mode):
 
         def judged():
             r = p.threads()
-            no_false_proof(r, mode)
+            always(no_false_proof, r, mode)   # at every sample, not just the last
             vs = victims(r, spec, ids)
             check(len(vs) == count, "%s: %d victim threads, want %d" % (mode, len(vs), count))
             verdicts = {}
@@ -173,7 +173,7 @@ def leak(mode):
             if sanitized():
                 # Nothing can be proven there; watch until the waits are
                 # well past the settle time and two scans could have agreed.
-                check(not any(v in STUCK for v in verdicts), "%s under ASan: %r" % (mode, verdicts))
+                always(check, not any(v in STUCK for v in verdicts), "%s under ASan: %r" % (mode, verdicts))
                 check(all((t["wait"] or {}).get("seconds", 0) >= SETTLE + 2.0 for t in vs),
                       "%s: waits not yet settled" % mode)
             check(verdicts == {want: count}, "%s: verdicts %r, want %d %s; e.g. %r"
