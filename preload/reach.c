@@ -208,17 +208,26 @@ static bool reserve_maps(struct scan *s, size_t more)
     return reserve_mapped((void **)&s->maps, &s->capmaps, s->nmaps + more, sizeof *s->maps, 1024);
 }
 
+/* The binary search every sorted array here needs: the first index i in
+ * [0, n) whose KEY (an expression of i, non-decreasing in i) exceeds x; n if
+ * none. For arrays of ranges by their ends: the first range ending past x. */
+#define FIRST_ABOVE(n, KEY, x)                      \
+    ({                                              \
+        size_t lo_ = 0, hi_ = (n);                  \
+        while (lo_ < hi_) {                         \
+            size_t i = lo_ + (hi_ - lo_) / 2;       \
+            if ((KEY) <= (x))                       \
+                lo_ = i + 1;                        \
+            else                                    \
+                hi_ = i;                            \
+        }                                           \
+        lo_;                                        \
+    })
+
 static struct mapping *mapping_at(struct scan *s, uint64_t addr)
 {
-    size_t lo = 0, hi = s->nmaps;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->maps[mid].hi <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < s->nmaps && s->maps[lo].lo <= addr ? &s->maps[lo] : NULL;
+    size_t k = FIRST_ABOVE(s->nmaps, s->maps[i].hi, addr);
+    return k < s->nmaps && s->maps[k].lo <= addr ? &s->maps[k] : NULL;
 }
 
 /* Cut [lo, hi) out of the roots: it is ours, or a block now. A mapping cut
@@ -709,46 +718,25 @@ static const struct span *span_of(struct scan *s, uint64_t addr)
     const struct span *guess = &s->spans[s->last_span];
     if (addr >= guess->lo && addr < guess->hi)
         return guess;
-    size_t lo = 0, hi = s->nspans;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->spans[mid].hi <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == s->nspans || addr < s->spans[lo].lo)
+    size_t k = FIRST_ABOVE(s->nspans, s->spans[i].hi, addr);
+    if (k == s->nspans || addr < s->spans[k].lo)
         return NULL;
-    s->last_span = lo;
-    return &s->spans[lo];
+    s->last_span = k;
+    return &s->spans[k];
 }
 
 /* The span a work item's slot lies in. */
 static const struct span *span_of_slot(const struct scan *s, uint32_t slot)
 {
-    size_t lo = 0, hi = s->nspans;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if ((s->spans[mid].word0 + s->spans[mid].nwords) << 6 <= slot)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return &s->spans[lo];   /* slots are only made from spans' chunks */
+    /* (slots are only made from spans' chunks: one holds it) */
+    return &s->spans[FIRST_ABOVE(s->nspans, (s->spans[i].word0 + s->spans[i].nwords) << 6, slot)];
 }
 
 /* The last big chunk whose header is at or below addr, or NULL. */
 static const struct big_chunk *big_chunk_at(const struct scan *s, uint64_t addr)
 {
-    size_t lo = 0, hi = s->nbig;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->big[mid].header <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo ? &s->big[lo - 1] : NULL;
+    size_t k = FIRST_ABOVE(s->nbig, s->big[i].header, addr);
+    return k ? &s->big[k - 1] : NULL;
 }
 
 /* The granule of the chunk of sp whose user area holds addr; false if
@@ -801,15 +789,8 @@ static uint64_t chunk_end(const struct scan *s, const struct span *sp, uint64_t 
 /* The extent holding addr, or SIZE_MAX. */
 static size_t extent_of(const struct scan *s, uint64_t addr)
 {
-    size_t lo = 0, hi = s->next;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->ext[mid].end <= addr)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < s->next && s->ext[lo].start <= addr ? lo : SIZE_MAX;
+    size_t k = FIRST_ABOVE(s->next, s->ext[i].end, addr);
+    return k < s->next && s->ext[k].start <= addr ? k : SIZE_MAX;
 }
 
 /* The block around addr: -1 none, else whether it is marked. */
