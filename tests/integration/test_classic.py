@@ -287,22 +287,14 @@ def fixed(run):
         check(s["leaked"] == s["deadlocked"] == s["suspect"] == 0, "%s: summary %r" % (run.mode, s))
         seen.append(r)
 
-    wrong = []
-
     def workers_gone():
         r = p.threads()
-        try:
-            never_bad(r)
-        except TestFailure as e:
-            wrong.append(e)
-            return r   # stop polling (until would retry): fails below
+        always(never_bad, r)   # at every sample, not just the last
         left = [brief(thread_by_tid(r, w)) for w in run.workers if thread_by_tid(r, w)]
         check(not left, "%s: the fix should let every worker exit; still there: %s" % (run.mode, left))
         return r
 
     r = until(workers_gone, 8, "%s: the workers exit" % run.mode)
-    if wrong:
-        raise wrong[0]
     # When the last worker exited, on the process's clock (exited_ago), or
     # at the latest when it was seen gone.
     ago = [t["exited_ago"] for t in r.get("exited_threads") or [] if t["tid"] in run.workers]
