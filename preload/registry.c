@@ -15,6 +15,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,9 +303,19 @@ void lw_wait_publish(struct lw_slot *s, const struct lw_wait_rec *rec)
     slot_write_end(s);
 }
 
+/* A consistent copy of slot s. A writer preempted inside its (short) write
+ * leaves the sequence odd for as long as it is off the CPU: after a few
+ * spins, yield to let it finish, a bounded number of times (a thread
+ * stopped mid-write by a debugger would otherwise hold us for ever). false:
+ * no consistent copy, and the thread is seen only through /proc. */
+#define READ_SPINS 64
+#define READ_YIELDS 200
+
 bool lw_wait_read(const struct lw_slot *s, struct lw_slot *copy)
 {
-    for (int tries = 0; tries < 64; tries++) {
+    for (int tries = 0; tries < READ_SPINS + READ_YIELDS; tries++) {
+        if (tries >= READ_SPINS)
+            sched_yield();
         uint32_t before = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
         if (before & 1u)
             continue;

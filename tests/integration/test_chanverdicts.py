@@ -11,6 +11,7 @@ are. A long stall whose counterparts are alive but idle is `suspect`, never
 
 `test_chanverdicts.py --modes MODE...` checks tests/meson.build's list
 against the fixture's and this driver's."""
+import json
 import os
 import signal
 import sys
@@ -255,16 +256,20 @@ def leak(mode):
         check_proof_wakers(cp, victim)
         # The verdict holds, and every way of asking says so.
         time.sleep(0.5)
-        again = thread_by_tid(p.threads(), victim)
-        check(again["verdict"] == "leaked", "%s: the verdict did not hold: %s" % (what, brief(again)))
+        report = p.threads()
+        again = thread_by_tid(report, victim)
+        check(again["verdict"] == "leaked", "%s: the verdict did not hold: %s\n  the report: %s"
+              % (what, brief(again), json.dumps(report)[:6000]))
         s = p.status()
         check(s.get("pid") == p.pid and s["summary"]["leaked"] == 1 and s["summary"]["suspect"] == 0,
               "%s: status --json %r" % (mode, s))
         out = p.cli("status", str(p.pid), check_rc=1).stdout
         check(str(p.pid) in out, "%s: status lacks our pid: %r" % (mode, out))
         text = p.cli("threads", str(p.pid), "--all", check_rc=0).stdout
-        check('tid %d "%s": leaked' % (victim, spec["victim"]) in text and chname in text,
-              "%s: text dump lacks the leaked %s and %s:\n%s" % (mode, spec["victim"], chname, text))
+        if not ('tid %d "%s": leaked' % (victim, spec["victim"]) in text and chname in text):
+            report = p.threads()
+            check(False, "%s: text dump lacks the leaked %s and %s:\n%s\n  a report just after: %s"
+                  % (mode, spec["victim"], chname, text, json.dumps(report)[:6000]))
 
 
 def asleep_pipe():
