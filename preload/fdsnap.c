@@ -651,7 +651,12 @@ int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *r
             want++;
     }
     uint64_t listed_at = lw_now_ns();
-    struct build b = { .snap = snap, .now = listed_at };
+    /* Channel ages are compared with thread ages (rule 4: was a thread born
+     * after the channel?): measure them at the snapshot's instant, not at
+     * this later one. On a busy machine the two can be a tenth of a second
+     * apart, and a channel made just after the main thread started would
+     * look older than it, making main a possible waker of every channel. */
+    struct build b = { .snap = snap, .now = snap->taken_ns ? snap->taken_ns : listed_at };
     b.nfds = list_own_fds(&b.fds);
     collect_channels(b.fds, b.nfds, listed_at);
     if (!want) {

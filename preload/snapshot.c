@@ -467,6 +467,7 @@ int lw_snapshot_take(struct lw_snapshot *snap)
     memset(snap, 0, sizeof *snap);
     uint64_t now = lw_now_ns();
     snap->pid = getpid();
+    snap->taken_ns = now;
     snap->uptime = seconds_between(lw_start_ns, now);
     snap->settle_ms = lw_settings.settle_ms;
     snap->stall_ms = lw_settings.stall_ms;

@@ -164,6 +164,7 @@ struct lw_snap_stack {
 
 struct lw_snapshot {
     int32_t pid;
+    uint64_t taken_ns;          /* the monotonic instant every age, uptime and wait time here is measured at */
     double uptime;
     uint64_t created, exited;
     uint32_t peak;

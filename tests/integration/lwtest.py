@@ -240,9 +240,11 @@ class Process:
         """`leakwatch threads PID --json --all`, parsed."""
         p = self.cli("threads", str(pid or self.pid), "--json", "--all", check_rc=0)
         try:
-            return json.loads(p.stdout)
+            report = json.loads(p.stdout)
         except ValueError as e:
             raise TestFailure("leakwatch threads --json printed no JSON (%s): %r" % (e, p.stdout[:500]))
+        always(check_one_instant, report)
+        return report
 
     def status(self, pid=None):
         """`leakwatch status PID --json`, parsed (exit 1 only means leaks)."""
@@ -281,6 +283,33 @@ class Process:
 
     def __exit__(self, *exc):
         self.close()
+
+
+AGE_SLACK = 0.002   # ages are printed to the millisecond
+
+
+def check_one_instant(report):
+    """Every age in a report is measured at one instant (the snapshot's), so
+    they must agree: no thread or channel older than the process, and no
+    wait on a channel older than the channel. (Rule 4 compares a thread's age
+    with its channel's: measured at two instants, on a loaded machine a
+    channel made just after start looked older than the main thread.)"""
+    uptime = report.get("uptime")
+    if not isinstance(uptime, (int, float)):
+        return
+    for t in report.get("threads") or []:
+        age = t.get("age")
+        check(not isinstance(age, (int, float)) or age <= uptime + AGE_SLACK,
+              "tid %s is %.3fs old, the process %.3fs" % (t.get("tid"), age or 0, uptime))
+        w = t.get("wait") or {}
+        ch = w.get("channel") or {}
+        ch_age = ch.get("age")
+        if isinstance(ch_age, (int, float)) and ch_age >= 0:
+            check(ch_age <= uptime + AGE_SLACK, "tid %s's channel %r is %.3fs old, the process %.3fs"
+                  % (t.get("tid"), ch.get("name"), ch_age, uptime))
+            if w.get("source") == "hook" and isinstance(w.get("seconds"), (int, float)):
+                check(w["seconds"] <= ch_age + AGE_SLACK, "tid %s has waited %.3fs on channel %r, %.3fs old"
+                      % (t.get("tid"), w["seconds"], ch.get("name"), ch_age))
 
 
 def until(predicate, timeout, what):
