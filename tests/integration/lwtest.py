@@ -472,6 +472,17 @@ def fixture_modes(name):
     return ["-".join(line.split()) for line in out.splitlines() if line.strip()]
 
 
+def brief(t):
+    """A thread of a report, short enough for a failure message."""
+    if t is None:
+        return "<not reported>"
+    w = t.get("wait") or {}
+    return "tid %s %r: verdict %r, kind %r, object %s, class %r, timed %r, shared %r, parked %rs, reach %r, " \
+        "reason %r, counterpart %r" % (t.get("tid"), t.get("name"), t.get("verdict"), w.get("kind"), w.get("object"),
+                                       w.get("class"), w.get("timeout"), w.get("shared"), w.get("seconds"),
+                                       w.get("reach"), t.get("reason"), t.get("counterpart"))
+
+
 def thread_by_tid(report, tid):
     for t in report["threads"]:
         if t["tid"] == int(tid):

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from lwtest import check_modes_agree, fixture_modes, SLOW, Process, TestFailure, check, fixture, run_test, thread_by_tid, until
+from lwtest import brief, check_modes_agree, fixture_modes, SLOW, Process, TestFailure, check, fixture, run_test, thread_by_tid, until
 
 MODES = ["pipe_writer_gone", "pipe_reader_gone", "eventfd_gone", "socketpair_gone", "poll_gone",
          "asleep_pipe", "child_holds", "self_pipe", "born_after", "pipeline_fd", "suspect_full_pipe",
@@ -75,16 +75,6 @@ def fd_link(pid, fd):
 
 def number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def brief(t):
-    """A thread's report, short enough for a failure message."""
-    if t is None:
-        return "<not reported>"
-    w = t.get("wait") or {}
-    return "tid %s %r: verdict %r, kind %r, class %r, parked %rs, reason %r, counterpart %r" % (
-        t.get("tid"), t.get("name"), t.get("verdict"), w.get("kind"), w.get("class"), w.get("seconds"),
-        t.get("reason"), t.get("counterpart"))
 
 
 def settle_s(report):

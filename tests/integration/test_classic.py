@@ -32,7 +32,7 @@ note saying why; the fd leaks are still proven.
 the fixture's and this driver's."""
 import sys
 import time
-from lwtest import (SLOW, always, check_modes_agree, fixture_modes, Process, TestFailure, addr, check, fixture, functions, run_test, sanitized,
+from lwtest import (brief, SLOW, always, check_modes_agree, fixture_modes, Process, addr, check, fixture, functions, run_test, sanitized,
                     thread_by_tid, until, watch_every_chance)
 
 PATTERNS = {
@@ -68,15 +68,6 @@ FIXED_MARGIN = {"memory": 1.5, "fd": 1.0}
 STUCK = ("leaked", "deadlocked")
 BAD = STUCK + ("suspect",)
 NO_PROOF_NOTES = ("too large to scan", "could not be walked")   # why a sanitized scan proves nothing
-
-
-def brief(t):
-    if t is None:
-        return "<not reported>"
-    w = t.get("wait") or {}
-    return "tid %s %r: verdict %r, kind %r, parked %rs, reach %r, reason %r, counterpart %r" % (
-        t.get("tid"), t.get("name"), t.get("verdict"), w.get("kind"), w.get("seconds"), w.get("reach"),
-        t.get("reason"), t.get("counterpart"))
 
 
 class Run:

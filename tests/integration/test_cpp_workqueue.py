@@ -29,7 +29,7 @@ under the preload; argv[1] is its mode.
 import sys
 import time
 
-from lwtest import (Process, check, fixture, functions, run_cli, run_test, sanitized, thread_by_tid, until,
+from lwtest import (brief, Process, check, fixture, functions, run_cli, run_test, sanitized, thread_by_tid, until,
                     private_dir)
 
 STALL_MS = 2000   # so that "never suspect" is checked past the stall threshold
@@ -45,10 +45,6 @@ def start(mode):
     ready = p.read_line("READY", timeout=30)
     roles = {k: [int(x) for x in v.split(",") if int(x) > 0] for k, v in ready.items()}
     return p, roles
-
-
-def brief(t):
-    return "%s %s %s: %s" % (t["tid"], t["name"], t["verdict"], t["reason"])
 
 
 def has_function(frames, name):

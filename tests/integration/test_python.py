@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 
-from lwtest import SLOW, Process, check, functions, run_test, thread_by_tid, until
+from lwtest import brief, SLOW, Process, check, functions, run_test, thread_by_tid, until
 
 PYTHON = "/usr/bin/python3"   # Debian's, whatever PATH says
 REALPROG = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "realprog"))
@@ -52,10 +52,6 @@ def start(script):
     p = Process([PYTHON, "-I", os.path.join(REALPROG, script)], env={"LEAKWATCH_STALL_MS": str(STALL_MS)})
     ready = p.read_line("READY", timeout=30)
     return p, {k: int(v) for k, v in ready.items()}
-
-
-def brief(t):
-    return "%s %s %s: %s" % (t["tid"], t["name"], t["verdict"], t["reason"])
 
 
 def roles_in(report, roles):

@@ -22,7 +22,7 @@ fixture's and this driver's."""
 import re
 import sys
 import time
-from lwtest import (always, check_modes_agree, fixture_modes, SLOW, Process, TestFailure, addr, check, fixture, run_test, sanitized,
+from lwtest import (brief, always, check_modes_agree, fixture_modes, SLOW, Process, TestFailure, addr, check, fixture, run_test, sanitized,
                     thread_by_tid, until, watch_every_chance)
 
 MODES = ["fetch_cond", "ready_sem", "futex_chan", "big_block", "pool_dropped", "stack_ref", "global_ref",
@@ -58,15 +58,6 @@ STUCK = ("leaked", "deadlocked")
 NOTE = re.compile(r"^reachability: (\d+) candidate waits?, ([0-9.]+) MiB scanned in ([0-9.]+) ms")
 NO_PROOF_NOTES = ("too large to scan", "could not be walked")   # why a sanitized scan proves nothing
 SETTLE = 1.0   # LEAKWATCH_SETTLE_MS's default, in seconds
-
-
-def brief(t):
-    if not t:
-        return None
-    w = t.get("wait") or {}
-    return dict(tid=t["tid"], name=t["name"], verdict=t["verdict"], kind=w.get("kind"), object=w.get("object"),
-                timeout=w.get("timeout"), shared=w.get("shared"), seconds=w.get("seconds"), reach=w.get("reach"),
-                counterpart=t.get("counterpart"), reason=t.get("reason"))
 
 
 def reach_note(report):
