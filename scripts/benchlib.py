@@ -4,7 +4,7 @@ Building a bench tree (the release tree, or a copy with a sanitizer), the
 machine's description and load, running one workload once (bare, preloaded
 or under a wrapper such as valgrind) and reading its ns/op, the preload's
 socket, and the reachability-scan section (reach_heap under the preload,
-queried once a second). Not a program of its own: the two scripts import
+in windows queried once a second and windows left alone). Not a program of its own: the two scripts import
 it. Python 3 standard library only.
 """
 import json
