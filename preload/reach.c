@@ -855,21 +855,27 @@ static void mark_address(struct scan *s, uint64_t v)
         push_work(s, (uint32_t)((sp->word0 << 6) + g));
 }
 
+/* One word that may be a pointer: cheap range and filter tests first. */
+static inline void consider(struct scan *s, uint64_t v)
+{
+    if (v >= s->lb && v < s->hb && may_point_into_a_block(s, v))
+        mark_address(s, v);
+}
+
 static void scan_values(struct scan *s, const uint64_t *v, size_t n)
 {
     for (size_t k = 0; k < n; k++)
-        if (v[k] >= s->lb && v[k] < s->hb && may_point_into_a_block(s, v[k]))
-            mark_address(s, v[k]);
+        consider(s, v[k]);
 }
 
+/* Words copied from the program's memory (any alignment of the buffer). */
 static void scan_words(struct scan *s, const unsigned char *p, size_t len)
 {
     s->bytes_scanned += len;
     for (size_t off = 0; off + 8 <= len; off += 8) {
         uint64_t v;
         memcpy(&v, p + off, 8);
-        if (v >= s->lb && v < s->hb && may_point_into_a_block(s, v))
-            mark_address(s, v);
+        consider(s, v);
     }
 }
 
