@@ -39,8 +39,11 @@
  * in malloc's arenas, so the heaps it walks do not change under it because
  * of it.
  */
+#include "glibc_malloc.h"
+#include "glibc_thread.h"
 #include "lw.h"
 #include "maps.h"
+#include "scan.h"
 #include "registry.h"
 #include "snapshot.h"
 #include "stacks.h"
@@ -57,122 +60,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define HEAP_MAX_SIZE (64ull << 20)   /* glibc's per-thread heap alignment on 64-bit */
-#define CHUNK_HDR 16u
-#define MIN_CHUNK 32u
-#define SIZE_BITS 7ull
-#define IS_MMAPPED 2ull
-#define READ_CHUNK (1u << 20)         /* bytes per process_vm_readv */
-#define BATCH_IOVECS 512
 #define CONFIRM_NS 1000000000ull      /* two scans at least a second apart */
 #define MAX_CONFIRM 4096
-#define MAX_EDGES (1u << 24)          /* 128 MiB of recorded pointers at most; beyond, chunks are read twice */
-#define BIG_CHUNK 1024u               /* chunks this large are listed too (see chunk_holding) */
-#define READ_ME UINT64_MAX            /* an edges[] entry: this chunk was not recorded, read it */
-#define EXTENT_ITEM 0x80000000u       /* a work item naming an extent, not a chunk */
-#define NO_THREAD UINT32_MAX
-#define FILTER_SHIFT 21               /* the filter's granule: 2 MiB */
-#define FILTER_BITS (1ull << (47 - FILTER_SHIFT))
-
-/* ---- reading memory that is not ours ---- */
 
 static pid_t self_pid;
 
-static size_t read_remote(void *dst, uint64_t src, size_t len)
-{
-    struct iovec local = { dst, len }, remote = { (void *)(uintptr_t)src, len };
-    long n = lw_raw_syscall6(SYS_process_vm_readv, self_pid, (long)&local, 1, (long)&remote, 1, 0);
-    return n > 0 ? (size_t)n : 0;
-}
-
-/* ---- mappings ---- */
-
-enum map_kind { MAP_SKIP, MAP_ROOT, MAP_HEAP };
-
-struct mapping {
-    uint64_t lo, hi;
-    bool readable, writable, shared, anonymous;
-    char name[64];
-    enum map_kind kind;
-};
-
-/* ---- blocks ----
- * A walked heap is a span: its chunks are bits in the span's words, one
- * word per KiB of heap (64 granules of 16 bytes). A chunk's header starts
- * at a set bit of `starts`; its user area runs from 16 bytes past that to
- * 8 bytes past the next chunk's header (malloc_usable_size's reach), so
- * the bitmap alone gives every chunk's extent. Chunks of BIG_CHUNK bytes or
- * more are also in a sorted list, so that finding the chunk around an
- * address never looks back or ahead further than two words.
- *
- * While walking, each chunk's pointer-like words are recorded, so that the
- * mark need not read the heap a second time: a chunk with any has an entry
- * in edges[] (a count, then the words; or READ_ME for a chunk too large to
- * record) and its `listed` bit set; a word's entry_at is where the entries
- * of its chunks begin. Chunks past the span's unrecorded_from (once edges[]
- * was full) have no entry: marking reads them.
- *
- * Every other block (an mmapped chunk, a parked thread's stack part) is an
- * extent of its own, in a list sorted by address: they are few and large.
- *
- * The worklist holds 32-bit items: a chunk's slot (its span's first word
- * times 64, plus its granule), or EXTENT_ITEM plus an extent's index. */
-struct span_word {
-    uint64_t starts;         /* bit k: a chunk header at granule k */
-    uint64_t marked;         /* bit k: that chunk is marked */
-    uint64_t listed;         /* bit k: that chunk has an entry in edges[] */
-    uint32_t entry_at;       /* edges[] index of the first entry of a chunk in this word or later */
-    uint32_t unused;
-};
-
-struct span {
-    uint64_t lo, hi;         /* the first chunk's header; the end of the walk */
-    size_t word0, nwords;    /* its words: pool[word0, word0 + nwords) */
-    uint64_t unrecorded_from;   /* the granule from which chunks have no entry (edges[] was full) */
-};
-
-struct big_chunk {
-    uint64_t header, end;    /* a chunk of BIG_CHUNK bytes or more: its header, its user area's end */
-};
-
-struct extent {
-    uint64_t start, end;
-    uint32_t thread;         /* the thread whose stack part this is, or NO_THREAD (an mmapped chunk) */
-    bool marked;
-};
-
-/* A block found: what record_results says about a candidate's object. */
-struct block_ref {
-    uint64_t start, end;     /* 0, 0: in no block */
-    bool stack;
-};
-
-struct scan {
-    struct mapping *maps;
-    size_t nmaps, capmaps;
-    struct span *spans;      /* by address */
-    size_t nspans, capspans;
-    struct span_word *pool;  /* every span's words */
-    size_t npool, cappool;
-    struct big_chunk *big;   /* by header */
-    size_t nbig, capbig;
-    struct extent *ext;      /* by start once sorted, never overlapping a span or each other */
-    size_t next, capext;
-    uint64_t *edges;         /* the recorded chunks' entries */
-    size_t nedges, capedges;
-    bool recording;          /* false once edges[] is full: later chunks are read again to mark */
-    bool incomplete;         /* out of memory while marking: no proof from this scan */
-    uint64_t *filter;        /* one bit per 2 MiB of address space that may hold a block */
-    uint32_t *work;          /* worklist */
-    size_t nwork, capwork;
-    uint64_t lb, hb;         /* no block lies outside [lb, hb) */
-    uint64_t bytes_scanned;
-    char problem[96];        /* what the scan could not understand */
-    size_t last_span;        /* span_of's guess */
-    unsigned char *buf;
-};
-
-static bool reserve_mapped(void **p, size_t *cap, size_t need, size_t elem, size_t first);
 static void skip_range(struct scan *s, uint64_t lo, uint64_t hi);
 
 /* The mappings, from maps.c (no malloc: the heaps are walked next). Every
@@ -183,7 +75,7 @@ static bool parse_maps(struct scan *s)
     struct lw_maps text = LW_MAPS_INIT;
     if (!lw_maps_read(&text))
         return false;
-    bool ok = reserve_mapped((void **)&s->maps, &s->capmaps, text.n + 64, sizeof *s->maps, 1024);
+    bool ok = scan_reserve((void **)&s->maps, &s->capmaps, text.n + 64, sizeof *s->maps, 1024);
     for (size_t i = 0; ok && i < text.n; i++) {
         const struct lw_mapping *t = &text.v[i];
         struct mapping *m = &s->maps[s->nmaps++];
@@ -203,28 +95,12 @@ static bool parse_maps(struct scan *s)
 }
 
 /* Room for `more` mappings after a split (a failed grow leaves the array as it was). */
-static bool reserve_maps(struct scan *s, size_t more)
+bool scan_reserve_maps(struct scan *s, size_t more)
 {
-    return reserve_mapped((void **)&s->maps, &s->capmaps, s->nmaps + more, sizeof *s->maps, 1024);
+    return scan_reserve((void **)&s->maps, &s->capmaps, s->nmaps + more, sizeof *s->maps, 1024);
 }
 
-/* The binary search every sorted array here needs: the first index i in
- * [0, n) whose KEY (an expression of i, non-decreasing in i) exceeds x; n if
- * none. For arrays of ranges by their ends: the first range ending past x. */
-#define FIRST_ABOVE(n, KEY, x)                      \
-    ({                                              \
-        size_t lo_ = 0, hi_ = (n);                  \
-        while (lo_ < hi_) {                         \
-            size_t i = lo_ + (hi_ - lo_) / 2;       \
-            if ((KEY) <= (x))                       \
-                lo_ = i + 1;                        \
-            else                                    \
-                hi_ = i;                            \
-        }                                           \
-        lo_;                                        \
-    })
-
-static struct mapping *mapping_at(struct scan *s, uint64_t addr)
+struct mapping *scan_mapping_at(struct scan *s, uint64_t addr)
 {
     size_t k = FIRST_ABOVE(s->nmaps, s->maps[i].hi, addr);
     return k < s->nmaps && s->maps[k].lo <= addr ? &s->maps[k] : NULL;
@@ -244,7 +120,7 @@ static void skip_range(struct scan *s, uint64_t lo, uint64_t hi)
             m->lo = hi;                      /* the head goes */
         } else if (hi >= m->hi) {
             m->hi = lo;                      /* the tail goes */
-        } else if (reserve_maps(s, 2)) {
+        } else if (scan_reserve_maps(s, 2)) {
             m = &s->maps[i];
             struct mapping mid = *m, tail = *m;
             mid.lo = lo;
@@ -258,347 +134,6 @@ static void skip_range(struct scan *s, uint64_t lo, uint64_t hi)
             s->nmaps += 2;
             i += 2;
         }
-    }
-}
-
-/* ---- the scan's own arrays ----
- * They grow while the heaps are being walked, the server thread's own
- * arena among them: they live in mappings of their own, so the walk never
- * sees malloc change under it. */
-static bool grow_mapped(void **p, size_t old_cap, size_t new_cap, size_t elem)
-{
-    void *q = *p ? mremap(*p, old_cap * elem, new_cap * elem, MREMAP_MAYMOVE)
-                 : mmap(NULL, new_cap * elem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (q == MAP_FAILED)
-        return false;
-    *p = q;
-    return true;
-}
-
-/* Room for `need` elements, doubling from `first` (mapped memory is zeroed
- * only the first time: reused arrays are not). */
-static bool reserve_mapped(void **p, size_t *cap, size_t need, size_t elem, size_t first)
-{
-    if (need <= *cap)
-        return true;
-    size_t cap2 = *cap ? 2 * *cap : first;
-    while (cap2 < need)
-        cap2 *= 2;
-    if (!grow_mapped(p, *cap, cap2, elem))
-        return false;
-    *cap = cap2;
-    return true;
-}
-
-static void free_mapped(void *p, size_t cap, size_t elem)
-{
-    if (p)
-        munmap(p, cap * elem);
-}
-
-/* ---- blocks ---- */
-
-static bool add_extent(struct scan *s, uint64_t start, uint64_t end, uint32_t thread)
-{
-    if (end <= start)
-        return true;
-    if (!reserve_mapped((void **)&s->ext, &s->capext, s->next + 1, sizeof *s->ext, 1024))
-        return false;
-    s->ext[s->next++] = (struct extent){ start, end, thread, false };
-    return true;
-}
-
-/* ---- the filter: which words may point into a block ---- */
-
-static bool filter_alloc(struct scan *s)
-{
-    void *p = mmap(NULL, FILTER_BITS / 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    s->filter = p == MAP_FAILED ? NULL : p;
-    return s->filter != NULL;
-}
-
-/* Every private mapping may hold blocks (heaps, mmapped chunks, parked
- * stacks), or come to: a thread heap grows into the PROT_NONE rest of its
- * reservation, and the main heap up to the break, while this scan runs
- * (see heap_grew_since_maps): set their granules, and those of the gap
- * after [heap]. Over-inclusive is only slower. */
-static void filter_set(struct scan *s, uint64_t lo, uint64_t hi)
-{
-    for (uint64_t g = lo >> FILTER_SHIFT; g <= (hi - 1) >> FILTER_SHIFT && g < FILTER_BITS; g++)
-        s->filter[g >> 6] |= 1ull << (g & 63);
-}
-
-#define BRK_SLACK (1ull << 30)
-
-static void filter_fill(struct scan *s)
-{
-    for (size_t i = 0; i < s->nmaps; i++) {
-        const struct mapping *m = &s->maps[i];
-        if (m->shared || m->hi <= m->lo)
-            continue;
-        filter_set(s, m->lo, m->hi);
-        if (strcmp(m->name, "[heap]") == 0) {
-            uint64_t next_lo = i + 1 < s->nmaps ? s->maps[i + 1].lo : UINT64_MAX;
-            filter_set(s, m->hi, next_lo - m->hi < BRK_SLACK ? next_lo : m->hi + BRK_SLACK);
-        }
-    }
-}
-
-static inline bool may_point_into_a_block(const struct scan *s, uint64_t v)
-{
-    uint64_t g = v >> FILTER_SHIFT;
-    return g < FILTER_BITS && (s->filter[g >> 6] >> (g & 63) & 1);
-}
-
-/* A heap is walked through a window of READ_CHUNK bytes, so walking it
- * costs a syscall per MiB, not per chunk; and since every chunk's words
- * pass through the window anyway, the pointer-like ones are recorded then
- * (record_chunk), so that marking need not read the heap a second time. */
-struct window {
-    uint64_t base;
-    size_t len;
-};
-
-/* Make [at, need) visible in the window (need - at <= READ_CHUNK). */
-static bool window_covers(struct scan *s, struct window *w, uint64_t at, uint64_t need, uint64_t limit)
-{
-    if (at >= w->base && need <= w->base + w->len)
-        return true;
-    size_t want = limit - at < READ_CHUNK ? (size_t)(limit - at) : READ_CHUNK;
-    w->base = at;
-    w->len = read_remote(s->buf, at, want);
-    return need <= w->base + w->len;
-}
-
-static bool reserve_edges(struct scan *s, size_t more)
-{
-    if (more > MAX_EDGES - s->nedges)
-        return false;
-    return reserve_mapped((void **)&s->edges, &s->capedges, s->nedges + more, sizeof *s->edges, 1u << 16);
-}
-
-/* Record the chunk at `at` (user area up to user_end, its bit in `word`):
- * its pointer-like words, which come through the window, as an entry; none
- * if it has none; READ_ME if it does not fit the window. false once
- * edges[] is full. */
-static bool record_chunk(struct scan *s, struct window *w, struct span_word *word, uint64_t bit, uint64_t at,
-                         uint64_t user_end, uint64_t limit)
-{
-    if (user_end - at > READ_CHUNK || !window_covers(s, w, at, user_end, limit)) {
-        if (!reserve_edges(s, 1))
-            return false;
-        s->edges[s->nedges++] = READ_ME;
-        word->listed |= bit;
-        return true;
-    }
-    uint64_t lo = at + CHUNK_HDR;
-    size_t n = (size_t)(user_end - lo) / 8;
-    if (!reserve_edges(s, n + 1))
-        return false;
-    const unsigned char *p = s->buf + (lo - w->base);
-    uint64_t *restrict out = s->edges;            /* (locals: the stores cannot alias s) */
-    const uint64_t *restrict filter = s->filter;
-    size_t first = s->nedges + 1, e = first;
-    for (size_t k = 0; k < n; k++) {
-        uint64_t v;
-        memcpy(&v, p + 8 * k, 8);
-        out[e] = v;                               /* kept only if it may point into a block */
-        uint64_t g = v >> FILTER_SHIFT;
-        e += g < FILTER_BITS && (filter[g >> 6] >> (g & 63) & 1);
-    }
-    s->bytes_scanned += user_end - lo;
-    if (e > first) {
-        s->edges[first - 1] = e - first;
-        s->nedges = e;
-        word->listed |= bit;
-    }
-    return true;
-}
-
-static bool add_big_chunk(struct scan *s, uint64_t header, uint64_t end)
-{
-    if (!reserve_mapped((void **)&s->big, &s->capbig, s->nbig + 1, sizeof *s->big, 4096))
-        return false;
-    s->big[s->nbig++] = (struct big_chunk){ header, end };
-    return true;
-}
-
-/* Walk the chunks of [first, limit): every size must be sane and the walk
- * must end exactly at limit (the top chunk). Adds a span and returns true,
- * or adds nothing and returns false. */
-static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
-{
-    size_t nwords = (size_t)((((limit - first) >> 4) + 63) >> 6);
-    if ((s->nspans && first < s->spans[s->nspans - 1].hi) || s->npool + nwords > (EXTENT_ITEM >> 6) ||
-        !reserve_mapped((void **)&s->spans, &s->capspans, s->nspans + 1, sizeof *s->spans, 64) ||
-        !reserve_mapped((void **)&s->pool, &s->cappool, s->npool + nwords, sizeof *s->pool, 1u << 14))
-        return false;   /* out of order (cannot happen), too large for 32-bit work items, or no memory */
-    struct span sp = { first, limit, s->npool, nwords, s->recording ? UINT64_MAX : 0 };
-    struct span_word *words = s->pool + sp.word0;
-    size_t mark_edges = s->nedges, mark_big = s->nbig, filled = 0;
-    uint64_t mark_bytes = s->bytes_scanned;
-    uint64_t at = first;
-    struct window w = { 0, 0 };
-    while (at < limit) {
-        if (limit - at < CHUNK_HDR || !window_covers(s, &w, at, at + CHUNK_HDR, limit))
-            goto bad;
-        uint64_t size_field;
-        memcpy(&size_field, s->buf + (at - w.base) + 8, 8);
-        uint64_t size = size_field & ~SIZE_BITS;
-        if (size < MIN_CHUNK || (size & 15) || size > limit - at || (size_field & IS_MMAPPED))
-            goto bad;
-        /* An in-use chunk's user area runs into the next chunk's prev_size
-         * field: [chunk + 16, next chunk + 8), what malloc_usable_size says. */
-        uint64_t user_end = at + size + 8 <= limit ? at + size + 8 : limit;
-        uint64_t g = (at - first) >> 4;
-        while (filled <= (g >> 6))   /* a new word: clear it (reused memory is not zero) */
-            words[filled++] = (struct span_word){ .entry_at = (uint32_t)s->nedges };
-        struct span_word *word = &words[g >> 6];
-        uint64_t bit = 1ull << (g & 63);
-        word->starts |= bit;
-        if (size >= BIG_CHUNK && !add_big_chunk(s, at, user_end))
-            goto bad;
-        if (sp.unrecorded_from == UINT64_MAX && !record_chunk(s, &w, word, bit, at, user_end, limit)) {
-            sp.unrecorded_from = g;   /* edges[] is full: this chunk and the rest are read to mark */
-            s->recording = false;
-        }
-        at += size;
-    }
-    if (at != limit)
-        goto bad;
-    while (filled < nwords)
-        words[filled++] = (struct span_word){ .entry_at = (uint32_t)s->nedges };
-    s->spans[s->nspans++] = sp;
-    s->npool += nwords;
-    return true;
-bad:
-    s->nedges = mark_edges;
-    s->nbig = mark_big;
-    s->bytes_scanned = mark_bytes;
-    return false;
-}
-
-/* The main arena: chunks from the start of [heap] (after alignment padding)
- * to its end. */
-static bool walk_main_heap(struct scan *s, struct mapping *m)
-{
-    for (uint64_t first = m->lo; first < m->lo + 64; first += 16)
-        if (walk_chunks(s, first, m->hi))
-            return true;
-    return false;
-}
-
-/* The main arena: chunks from the start of [heap] to the break. The break
- * may have moved since /proc/self/maps was read (this scan allocates, maybe
- * in the main arena): then walk to where it is now, if nothing else was
- * mapped there. */
-static void find_main_heap(struct scan *s, struct mapping *m)
-{
-    bool walked = walk_main_heap(s, m);
-    if (!walked) {
-        uint64_t brk_now = (uint64_t)(uintptr_t)sbrk(0);
-        size_t i = (size_t)(m - s->maps);
-        uint64_t next_lo = i + 1 < s->nmaps ? s->maps[i + 1].lo : UINT64_MAX;
-        if (brk_now != m->hi && brk_now > m->lo && brk_now <= next_lo) {
-            uint64_t old_hi = m->hi;
-            m->hi = brk_now;
-            walked = walk_main_heap(s, m);
-            if (!walked)
-                m->hi = old_hi;
-        }
-    }
-    if (walked)
-        m->kind = MAP_HEAP;
-    else
-        snprintf(s->problem, sizeof s->problem, "the main heap could not be walked (kept as a root)");
-}
-
-/* A heap that grew (mprotect'ed more of its reservation) after
- * /proc/self/maps was read — our own arena does, as this scan allocates:
- * its readable part now reaches lo + size, into the PROT_NONE rest of the
- * reservation that follows it. Move the boundary; false if what follows is
- * not that. */
-static bool heap_grew_since_maps(struct scan *s, struct mapping *m, uint64_t size)
-{
-    size_t i = (size_t)(m - s->maps);
-    if (i + 1 >= s->nmaps)
-        return false;
-    struct mapping *rest = &s->maps[i + 1];
-    if (rest->lo != m->hi || rest->readable || rest->writable || rest->hi < m->lo + size)
-        return false;
-    m->hi = rest->lo = m->lo + size;
-    return true;
-}
-
-/* A per-thread heap: heap_info { ar_ptr, prev, size, mprotect_size, pagesize }
- * at a 64 MiB-aligned start; chunks follow it (after the arena itself in an
- * arena's first heap), up to start + size. */
-static void find_thread_heap(struct scan *s, struct mapping *m)
-{
-    uint64_t info[5];
-    if ((m->lo & (HEAP_MAX_SIZE - 1)) || read_remote(info, m->lo, sizeof info) != sizeof info)
-        return;
-    uint64_t size = info[2], mprotect = info[3];
-    if (size < 4096 || size > HEAP_MAX_SIZE || mprotect < size)
-        return;
-    if (m->lo + size > m->hi && !heap_grew_since_maps(s, m, size))
-        return;
-    for (uint64_t first = m->lo + 48; first < m->lo + 4096; first += 16)
-        if (walk_chunks(s, first, m->lo + size)) {
-            m->kind = MAP_HEAP;   /* beyond size: heap space not handed out yet, nothing live there */
-            return;
-        }
-}
-
-/* Allocations above the mmap threshold: each one chunk with IS_MMAPPED set,
- * in its own mapping; the kernel merges neighbouring mappings, so walk them
- * one after the other to the end of the mapping. */
-static void find_mmapped_chunks(struct scan *s, struct mapping *m)
-{
-    size_t i = (size_t)(m - s->maps);   /* m moves if the array grows */
-    size_t mark = s->next;
-    uint64_t at = m->lo;
-    while (at < m->hi) {
-        uint64_t hdr[2];
-        if (read_remote(hdr, at, sizeof hdr) != sizeof hdr)
-            break;
-        uint64_t size = hdr[1] & ~SIZE_BITS;
-        if (!(hdr[1] & IS_MMAPPED) || hdr[0] != 0 || size < 4096 || (size & 4095) || size > m->hi - at)
-            break;
-        if (!add_extent(s, at + CHUNK_HDR, at + size, NO_THREAD))
-            break;
-        at += size;
-    }
-    if (at == m->hi) {
-        m->kind = MAP_HEAP;
-    } else if (at > m->lo && reserve_maps(s, 1)) {
-        /* Chunks, then a neighbour the kernel merged in: keep the chunks,
-         * and the rest stays a root. */
-        m = &s->maps[i];
-        struct mapping rest = *m;
-        rest.lo = at;
-        m->hi = at;
-        m->kind = MAP_HEAP;
-        memmove(&s->maps[i + 2], &s->maps[i + 1], (s->nmaps - i - 1) * sizeof *s->maps);
-        s->maps[i + 1] = rest;
-        s->nmaps++;
-    } else {
-        s->next = mark;   /* not (only) malloc's: a root */
-    }
-}
-
-static void find_heaps(struct scan *s)
-{
-    for (size_t i = 0; i < s->nmaps; i++) {
-        struct mapping *m = &s->maps[i];
-        if (m->kind != MAP_ROOT || m->shared || !m->writable)
-            continue;
-        if (strcmp(m->name, "[heap]") == 0)
-            find_main_heap(s, m);
-        else if (m->anonymous && !m->name[0] && !(m->lo & (HEAP_MAX_SIZE - 1)))
-            find_thread_heap(s, m);
-        if (m->kind == MAP_ROOT && m->anonymous && !m->name[0])
-            find_mmapped_chunks(s, m);
     }
 }
 
@@ -631,7 +166,7 @@ static int skip_own_segments(struct dl_phdr_info *info, size_t size, void *data)
 /* The mapped arrays a scan leaves to the next one (see release_idle):
  * every block's address is in them. */
 #define KEPT_ARRAYS(X) X(pool, cappool) X(edges, capedges) X(big, capbig) X(ext, capext) X(spans, capspans) \
-    X(work, capwork)
+    X(work, capwork) X(tcaches, captcaches)
 
 static void skip_array(struct scan *s, const void *p, size_t cap, size_t elem)
 {
@@ -655,10 +190,13 @@ static void skip_own_memory(struct scan *s)
 #define SKIP_KEPT(p, cap) skip_array(s, s->p, s->cap, sizeof *s->p);
     KEPT_ARRAYS(SKIP_KEPT)
 #undef SKIP_KEPT
-    /* the server thread's own stack (and TLS): the mapping we run on */
-    struct mapping *me = mapping_at(s, (uint64_t)(uintptr_t)&lo);
-    if (me)
+    /* the server thread's own stack (and TLS): the mapping we run on; it
+     * shows where glibc puts a thread's TLS and descriptor */
+    struct mapping *me = scan_mapping_at(s, (uint64_t)(uintptr_t)&lo);
+    if (me) {
+        lw_thread_layout_learn(&s->layout, me->lo, me->hi);
         skip_range(s, me->lo, me->hi);
+    }
 }
 
 /* ---- threads: live stacks are roots, parked candidates' are blocks ---- */
@@ -669,10 +207,15 @@ struct thread_info {
     uint64_t args[6];         /* its syscall's arguments, when parked */
     uint64_t tp;              /* pthread_self(): the TCB, at the top of a pthread stack */
     bool candidate;           /* judged here */
-    bool excluded;            /* stuck by another rule, or a candidate: not a root */
-    size_t ext;               /* its stack part's extent, or SIZE_MAX */
+    bool excluded;            /* not a root: a candidate, stuck by another rule, or waiting on one of those */
+    bool cancellable;         /* parked in a cancellation point, cancellation enabled */
+    bool may_run;             /* found able to run again: its parts are marked (roots now) */
+    bool by_handle;           /* ...because a live pthread_t could cancel it */
+    uint32_t depends_on;      /* the thread whose running would let it run (its owner edge), or NO_THREAD */
+    uint32_t first_dependent, next_dependent;   /* the threads depending on it, as a list */
+    size_t ext_stack, ext_tls, ext_tcb;         /* its parts' extents, or SIZE_MAX */
     uint64_t object;
-    int reachable;            /* -1 unknown, 0 no, 1 yes */
+    int reachable;            /* -1 unknown, 0 no, 1 yes (may run) */
     struct block_ref object_in;   /* the block holding its object */
 };
 
@@ -688,137 +231,12 @@ static uint64_t saved_registers(int32_t tid, uint64_t args[6])
     return sc.sp;
 }
 
-/* The stack part of a thread's stack mapping: from its stack pointer up to
- * its TCB (pthread threads keep their static TLS and TCB at the top). */
-static void stack_part(struct scan *s, const struct thread_info *t, uint64_t *lo, uint64_t *hi)
-{
-    *lo = *hi = 0;
-    struct mapping *m = t->sp ? mapping_at(s, t->sp) : NULL;
-    if (!m && t->tp)
-        m = mapping_at(s, t->tp);
-    if (!m)
-        return;
-    *lo = t->sp && t->sp >= m->lo ? (t->sp > m->lo + 128 ? t->sp - 128 : m->lo) : m->lo;   /* the red zone */
-    *hi = m->hi;
-    /* Up to the TCB: the static TLS below it belongs with the stack (a
-     * thread-local pointer is the thread's as much as a local is). Cutting
-     * any of it would lose pointers; keeping too much only keeps more. */
-    if (t->tp > *lo && t->tp < m->hi)
-        *hi = t->tp;
-}
-
-/* ---- finding the block around an address ---- */
-
-/* The span holding addr, or NULL. Pointers come in runs into one heap: the
- * last span found is tried first. */
-static const struct span *span_of(struct scan *s, uint64_t addr)
-{
-    if (!s->nspans)
-        return NULL;
-    const struct span *guess = &s->spans[s->last_span];
-    if (addr >= guess->lo && addr < guess->hi)
-        return guess;
-    size_t k = FIRST_ABOVE(s->nspans, s->spans[i].hi, addr);
-    if (k == s->nspans || addr < s->spans[k].lo)
-        return NULL;
-    s->last_span = k;
-    return &s->spans[k];
-}
-
-/* The span a work item's slot lies in. */
-static const struct span *span_of_slot(const struct scan *s, uint32_t slot)
-{
-    /* (slots are only made from spans' chunks: one holds it) */
-    return &s->spans[FIRST_ABOVE(s->nspans, (s->spans[i].word0 + s->spans[i].nwords) << 6, slot)];
-}
-
-/* The last big chunk whose header is at or below addr, or NULL. */
-static const struct big_chunk *big_chunk_at(const struct scan *s, uint64_t addr)
-{
-    size_t k = FIRST_ABOVE(s->nbig, s->big[i].header, addr);
-    return k ? &s->big[k - 1] : NULL;
-}
-
-/* The granule of the chunk of sp whose user area holds addr; false if
- * addr lies in a header's size field (in no user area) or before the first
- * chunk's. A header at or before addr's granule less one is searched in
- * two bitmap words; if it lies further back, that chunk spans more than
- * 64 granules, a big chunk, and the list of those knows it. */
-static bool chunk_holding(const struct scan *s, const struct span *sp, uint64_t addr, uint64_t *granule)
-{
-    if (addr < sp->lo + CHUNK_HDR || addr >= sp->hi)
-        return false;
-    const struct span_word *words = s->pool + sp->word0;
-    uint64_t ga = (addr - sp->lo) >> 4;
-    if ((addr & 8) && (words[ga >> 6].starts >> (ga & 63) & 1))
-        return false;   /* the second word of a header: its size */
-    uint64_t last = ga - 1;   /* (a header in ga itself: addr is the previous chunk's last 8 bytes) */
-    size_t w = (size_t)(last >> 6);
-    uint64_t bits = words[w].starts & (~0ull >> (63 - (last & 63)));
-    if (!bits && w > 0)
-        bits = words[--w].starts;
-    if (bits) {
-        *granule = ((uint64_t)w << 6) + 63 - (uint64_t)__builtin_clzll(bits);
-        return true;
-    }
-    const struct big_chunk *b = big_chunk_at(s, addr - CHUNK_HDR);
-    if (!b || b->header < sp->lo || addr >= b->end)
-        return false;
-    *granule = (b->header - sp->lo) >> 4;
-    return true;
-}
-
-/* The end of the user area of sp's chunk at granule g: 8 bytes past the
- * next header (searched in two words, or a big chunk's own), or the walk's
- * end for the last chunk. */
-static uint64_t chunk_end(const struct scan *s, const struct span *sp, uint64_t g)
-{
-    const struct span_word *words = s->pool + sp->word0;
-    size_t w = (size_t)(g >> 6);
-    uint64_t bits = (g & 63) == 63 ? 0 : words[w].starts & (~0ull << ((g & 63) + 1));
-    if (!bits && w + 1 < sp->nwords)
-        bits = words[++w].starts;
-    if (bits) {
-        uint64_t end = sp->lo + ((((uint64_t)w << 6) + (uint64_t)__builtin_ctzll(bits)) << 4) + 8;
-        return end < sp->hi ? end : sp->hi;
-    }
-    const struct big_chunk *b = big_chunk_at(s, sp->lo + (g << 4));
-    return b && b->header == sp->lo + (g << 4) ? b->end : sp->hi;
-}
-
-/* The extent holding addr, or SIZE_MAX. */
-static size_t extent_of(const struct scan *s, uint64_t addr)
-{
-    size_t k = FIRST_ABOVE(s->next, s->ext[i].end, addr);
-    return k < s->next && s->ext[k].start <= addr ? k : SIZE_MAX;
-}
-
-/* The block around addr: -1 none, else whether it is marked. */
-static int block_around(struct scan *s, uint64_t addr, struct block_ref *ref)
-{
-    *ref = (struct block_ref){ 0, 0, false };
-    const struct span *sp = span_of(s, addr);
-    if (sp) {
-        uint64_t g;
-        if (!chunk_holding(s, sp, addr, &g))
-            return -1;
-        ref->start = sp->lo + (g << 4) + CHUNK_HDR;   /* what malloc returned */
-        ref->end = chunk_end(s, sp, g);
-        return (int)(s->pool[sp->word0 + (g >> 6)].marked >> (g & 63) & 1);
-    }
-    size_t e = extent_of(s, addr);
-    if (e == SIZE_MAX)
-        return -1;
-    *ref = (struct block_ref){ s->ext[e].start, s->ext[e].end, s->ext[e].thread != NO_THREAD };
-    return s->ext[e].marked;
-}
-
 /* ---- marking ---- */
 
 static void push_work(struct scan *s, uint32_t item)
 {
     if (s->nwork == s->capwork &&
-        !reserve_mapped((void **)&s->work, &s->capwork, s->nwork + 1, sizeof *s->work, 65536)) {
+        !scan_reserve((void **)&s->work, &s->capwork, s->nwork + 1, sizeof *s->work, 65536)) {
         s->incomplete = true;   /* a marked block left unscanned: this scan proves nothing */
         return;
     }
@@ -833,14 +251,57 @@ static void mark_extent(struct scan *s, size_t e)
     push_work(s, EXTENT_ITEM | (uint32_t)e);
 }
 
+/* A parked thread found able to run again: its stack, its TLS and its
+ * descriptor are as good as roots now, and the threads waiting on it
+ * (their owner edges) may run too, once it has (see wake_dependents). */
+static void thread_may_run(struct scan *s, uint32_t i)
+{
+    struct thread_info *t = &s->threads[i];
+    if (t->may_run)
+        return;
+    t->may_run = true;
+    mark_extent(s, t->ext_stack);
+    mark_extent(s, t->ext_tls);
+    mark_extent(s, t->ext_tcb);
+    s->runnable[s->nrunnable++] = i;   /* (each thread once: room for all) */
+}
+
+static void wake_dependents(struct scan *s)
+{
+    while (s->nrunnable) {
+        uint32_t i = s->runnable[--s->nrunnable];
+        for (uint32_t d = s->threads[i].first_dependent; d != NO_THREAD; d = s->threads[d].next_dependent)
+            thread_may_run(s, d);
+    }
+}
+
+/* A pointer outside the heaps: into an mmapped chunk or a part of a parked
+ * thread. Its descriptor counts only through its exact address, its
+ * pthread_t, and only as a way to cancel it out of its wait. */
+static void mark_extent_at(struct scan *s, uint64_t v)
+{
+    size_t e = extent_of(s, v);
+    if (e == SIZE_MAX)
+        return;
+    if (s->ext[e].kind != EXT_TCB) {
+        mark_extent(s, e);
+        return;
+    }
+    struct thread_info *t = &s->threads[s->ext[e].thread];
+    if (v == t->tp && t->cancellable && !t->may_run) {
+        t->by_handle = true;
+        thread_may_run(s, s->ext[e].thread);
+    }
+}
+
 /* Mark the block v points into, if any. A chunk is worked on later only if
  * it has pointers or was not recorded; most heap blocks hold data, and
- * marking them is one bit. */
+ * marking them is one bit. A chunk malloc holds free is no block. */
 static void mark_address(struct scan *s, uint64_t v)
 {
     const struct span *sp = span_of(s, v);
     if (!sp) {
-        mark_extent(s, extent_of(s, v));
+        mark_extent_at(s, v);
         return;
     }
     uint64_t g;
@@ -848,7 +309,7 @@ static void mark_address(struct scan *s, uint64_t v)
         return;
     struct span_word *word = &s->pool[sp->word0 + (g >> 6)];
     uint64_t bit = 1ull << (g & 63);
-    if (word->marked & bit)
+    if ((word->marked | word->freed) & bit)
         return;
     word->marked |= bit;
     if ((word->listed & bit) || g >= sp->unrecorded_from)
@@ -886,7 +347,7 @@ static void scan_range(struct scan *s, uint64_t lo, uint64_t hi)
     lo = (lo + 7) & ~7ull;
     while (lo < hi) {
         size_t len = hi - lo < READ_CHUNK ? (size_t)(hi - lo) : READ_CHUNK;
-        size_t got = read_remote(s->buf, lo, len);
+        size_t got = scan_read(s->buf, lo, len);
         if (got)
             scan_words(s, s->buf, got);
         lo += got ? got : 4096;
@@ -894,16 +355,6 @@ static void scan_range(struct scan *s, uint64_t lo, uint64_t hi)
     }
 }
 
-/* Where chunk g's entry starts in edges[]: after the entries of the listed
- * chunks before it in its word. */
-static size_t entry_of(const struct scan *s, const struct span *sp, uint64_t g)
-{
-    const struct span_word *word = &s->pool[sp->word0 + (g >> 6)];
-    size_t pos = word->entry_at;
-    for (uint64_t before = word->listed & ((1ull << (g & 63)) - 1); before; before &= before - 1)
-        pos += 1 + (s->edges[pos] == READ_ME ? 0 : (size_t)s->edges[pos]);
-    return pos;
-}
 
 struct stretch {
     uint64_t start, end;
@@ -1028,14 +479,22 @@ static int compare_extent(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Extents by address (the mmapped chunks come in order, the stacks after
- * them); each parked thread learns its stack's. */
+/* Extents by address (the mmapped chunks come in order, the threads'
+ * parts after them); each parked thread learns where its parts went. */
 static void sort_extents(struct scan *s, struct thread_info *ti)
 {
     qsort(s->ext, s->next, sizeof *s->ext, compare_extent);
-    for (size_t k = 0; k < s->next; k++)
-        if (s->ext[k].thread != NO_THREAD)
-            ti[s->ext[k].thread].ext = k;
+    for (size_t k = 0; k < s->next; k++) {
+        const struct extent *e = &s->ext[k];
+        if (e->thread == NO_THREAD)
+            continue;
+        if (e->kind == EXT_STACK)
+            ti[e->thread].ext_stack = k;
+        else if (e->kind == EXT_TLS)
+            ti[e->thread].ext_tls = k;
+        else if (e->kind == EXT_TCB)
+            ti[e->thread].ext_tcb = k;
+    }
 }
 
 static bool is_memory_wait(const struct lw_snap_wait *w)
@@ -1083,24 +542,149 @@ static struct sighting *find_sighting(int32_t tid, uint64_t object, uint64_t wai
     return NULL;
 }
 
-static void gather_threads(const struct lw_snapshot *snap, const struct lw_analysis *a,
+/* Whether pthread_cancel can end the wait: it is in a cancellation point
+ * (condvar, semaphore and join waits are; mutex, rwlock and barrier waits
+ * and a futex through syscall() are not; a wait seen only in /proc may be
+ * anything). */
+static bool waits_in_cancellation_point(const struct lw_snap_wait *w)
+{
+    switch (w->kind) {
+    case LW_WAIT_COND: case LW_WAIT_SEM: case LW_WAIT_JOIN: case LW_WAIT_SYSCALL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Rule 1's owner edge (as the analysis has it): the thread can run only
+ * once its owner or join target has. */
+static bool has_owner_edge(const struct lw_snapshot *snap, const struct lw_snap_thread *t)
+{
+    const struct lw_snap_wait *w = &t->wait;
+    if (!t->waiting || w->seconds * 1000 < snap->settle_ms || w->timed || w->shared || w->owner <= 0 ||
+        w->source != LW_SOURCE_HOOK || w->owner_gone)
+        return false;
+    switch (w->kind) {
+    case LW_WAIT_MUTEX:
+        return !w->robust;
+    case LW_WAIT_RWLOCK_READ: case LW_WAIT_RWLOCK_WRITE: case LW_WAIT_JOIN: case LW_WAIT_FUTEX:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int compare_tid_to_thread(const void *key, const void *elem)
+{
+    int32_t a = *(const int32_t *)key, b = ((const struct lw_snap_thread *)elem)->tid;
+    return (a > b) - (a < b);
+}
+
+/* snap->threads is sorted by tid (as /proc lists them). */
+static uint32_t thread_with_tid(const struct lw_snapshot *snap, int32_t tid)
+{
+    const struct lw_snap_thread *t = bsearch(&tid, snap->threads, snap->nthreads, sizeof *snap->threads,
+                                             compare_tid_to_thread);
+    return t ? (uint32_t)(t - snap->threads) : NO_THREAD;
+}
+
+static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
                            struct thread_info *ti)
 {
     for (size_t i = 0; i < snap->nthreads; i++) {
         const struct lw_snap_thread *t = &snap->threads[i];
         enum lw_verdict v = a->verdicts[i].verdict;
-        ti[i] = (struct thread_info){ .tid = t->tid, .tp = t->pthread, .ext = SIZE_MAX, .reachable = -1 };
+        ti[i] = (struct thread_info){ .tid = t->tid, .tp = t->pthread, .reachable = -1, .depends_on = NO_THREAD,
+                                      .first_dependent = NO_THREAD, .next_dependent = NO_THREAD,
+                                      .ext_stack = SIZE_MAX, .ext_tls = SIZE_MAX, .ext_tcb = SIZE_MAX };
         ti[i].candidate = lw_reach_is_candidate(snap, i, &a->verdicts[i]);
         ti[i].excluded = ti[i].candidate || v == LW_LEAKED || v == LW_DEADLOCKED;
         ti[i].object = t->wait.object;
         if (t->waiting)
             ti[i].sp = saved_registers(t->tid, ti[i].args);
+        ti[i].cancellable = t->waiting && waits_in_cancellation_point(&t->wait) &&
+                            lw_thread_may_be_cancelled(&s->layout, ti[i].tp);
+        if (has_owner_edge(snap, t))
+            ti[i].depends_on = thread_with_tid(snap, t->wait.owner);
     }
 }
 
-/* Live threads' stacks (whole: TLS and TCB included) are roots; excluded
- * threads' stack parts become extents (blocks), and the rest of their mapping
- * (TLS, TCB) is neither. */
+/* A thread waiting on its owner is excluded (no root) when the owner is,
+ * following chains; a cycle not judged deadlocked stays roots. Then each
+ * excluded owner lists the threads that depend on it. `state` has n
+ * entries. */
+static void exclude_dependents(struct thread_info *ti, size_t n, uint32_t *path, unsigned char *state)
+{
+    enum { UNSEEN, ON_PATH, DECIDED };
+    memset(state, UNSEEN, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        uint32_t j = (uint32_t)i;
+        while (!ti[j].excluded && ti[j].depends_on != NO_THREAD && state[j] == UNSEEN) {
+            state[j] = ON_PATH;
+            path[len++] = j;
+            j = ti[j].depends_on;
+        }
+        bool excluded = state[j] != ON_PATH && ti[j].excluded;
+        while (len)
+            ti[path[--len]].excluded = excluded, state[path[len]] = DECIDED;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ti[i].excluded && ti[i].depends_on != NO_THREAD) {
+            ti[i].next_dependent = ti[ti[i].depends_on].first_dependent;
+            ti[ti[i].depends_on].first_dependent = (uint32_t)i;
+        }
+}
+
+/* The main thread keeps its TLS and descriptor in a mapping of their own,
+ * not at the top of its stack: carve them out of that root. The
+ * descriptor's size is our own thread's less its alignment slack (the last
+ * 64 bytes stay a root: more kept, never less). */
+static bool place_tls_apart(struct scan *s, const struct thread_info *t, uint32_t i)
+{
+    uint64_t tls_lo = t->tp + (uint64_t)s->layout.tls_low;
+    uint64_t tcb_hi = t->tp + (s->layout.tcb_size & ~63u) - 64;
+    if (!s->layout.tls_low || s->layout.tcb_size < 256 || tls_lo >= t->tp)
+        return true;   /* unknown: they stay roots */
+    struct mapping *m = scan_mapping_at(s, tls_lo);
+    if (!m || m->kind != MAP_ROOT || tcb_hi > m->hi)
+        return true;
+    skip_range(s, tls_lo, tcb_hi);
+    return scan_add_extent(s, tls_lo, t->tp, i, EXT_TLS) && scan_add_extent(s, t->tp, tcb_hi, i, EXT_TCB);
+}
+
+/* An excluded thread's stack mapping as three blocks (see struct extent):
+ * its frames from the saved stack pointer (less the red zone) up to its
+ * static TLS, the TLS up to its descriptor, the descriptor to the top.
+ * What lies below the stack pointer is dead. false: no stack found. */
+static bool place_parts(struct scan *s, const struct thread_info *t, uint32_t i)
+{
+    struct mapping *m = t->sp ? scan_mapping_at(s, t->sp) : NULL;
+    if (!m && t->tp)
+        m = scan_mapping_at(s, t->tp);
+    if (!m || m->kind != MAP_ROOT)
+        return false;
+    uint64_t mlo = m->lo, mhi = m->hi;
+    uint64_t lo = t->sp && t->sp >= mlo ? (t->sp > mlo + 128 ? t->sp - 128 : mlo) : mlo;   /* the red zone */
+    bool tcb_here = t->tp > lo && t->tp < mhi;
+    uint64_t tls_lo = tcb_here ? t->tp : mhi;
+    if (tcb_here && s->layout.tls_low && t->tp + (uint64_t)s->layout.tls_low > lo)
+        tls_lo = t->tp + (uint64_t)s->layout.tls_low;
+    if (tls_lo <= lo)
+        return false;
+    skip_range(s, mlo, mhi);
+    bool ok = scan_add_extent(s, lo, tls_lo, i, EXT_STACK);
+    if (tcb_here)
+        ok = ok && scan_add_extent(s, tls_lo, t->tp, i, EXT_TLS) && scan_add_extent(s, t->tp, mhi, i, EXT_TCB);
+    else if (t->tp)
+        ok = ok && place_tls_apart(s, t, i);
+    if (!ok)
+        s->incomplete = true;   /* neither a root nor a block: no proof */
+    return true;
+}
+
+/* Live threads' stacks (whole: TLS and descriptor included) are roots;
+ * excluded threads' become blocks. */
 static void place_stacks(struct scan *s, struct thread_info *ti, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -1108,22 +692,13 @@ static void place_stacks(struct scan *s, struct thread_info *ti, size_t n)
             /* A live parked thread: its stack below the saved stack pointer
              * (and the red zone) is dead, and stale pointers there prove
              * nothing. */
-            struct mapping *m = ti[i].sp ? mapping_at(s, ti[i].sp) : NULL;
+            struct mapping *m = ti[i].sp ? scan_mapping_at(s, ti[i].sp) : NULL;
             if (m && m->kind == MAP_ROOT && ti[i].sp - 128 > m->lo)
                 skip_range(s, m->lo, (ti[i].sp - 128) & ~7ull);
             continue;
         }
-        uint64_t lo, hi;
-        stack_part(s, &ti[i], &lo, &hi);
-        struct mapping *m = lo ? mapping_at(s, lo) : NULL;
-        if (!m || m->kind != MAP_ROOT || hi <= lo) {
+        if (!place_parts(s, &ti[i], (uint32_t)i))
             ti[i].excluded = ti[i].candidate = false;   /* no stack found: keep it a root */
-            continue;
-        }
-        uint64_t mlo = m->lo, mhi = m->hi;
-        skip_range(s, mlo, mhi);
-        if (!add_extent(s, lo, hi, (uint32_t)i))
-            s->incomplete = true;   /* neither a root nor a block: no proof */
     }
 }
 
@@ -1153,7 +728,7 @@ static void skip_dead_stacks(struct scan *s, const struct lw_snapshot *snap, con
             return;
     for (size_t k = 0; k < snap->nexited && snap->exited_pthreads; k++) {
         uint64_t tcb = snap->exited_pthreads[k];
-        struct mapping *m = tcb ? mapping_at(s, tcb) : NULL;
+        struct mapping *m = tcb ? scan_mapping_at(s, tcb) : NULL;
         if (!m || m->kind != MAP_ROOT || m->shared || m->hi - tcb > TCB_NEAR_TOP || m == s->maps)
             continue;
         const struct mapping *below = m - 1;
@@ -1201,8 +776,8 @@ static void block_bounds(struct scan *s)
     }
 }
 
-/* Mark from the roots, then let every candidate whose object is reachable
- * add its stack, until nothing changes. */
+/* Mark from the roots; a candidate whose object is reachable may run, and
+ * so may whatever depends on it: their parts join the mark, to a fixpoint. */
 static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
 {
     block_bounds(s);
@@ -1212,25 +787,28 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
     for (size_t i = 0; i < n; i++)   /* the argument registers of live parked threads are roots too */
         if (!ti[i].excluded && ti[i].sp)
             scan_values(s, ti[i].args, 6);
-    drain_worklist(s);
-    for (bool changed = true; changed;) {
-        changed = false;
+    for (;;) {
+        wake_dependents(s);
+        drain_worklist(s);
+        if (s->nrunnable)
+            continue;
+        bool changed = false;
         for (size_t i = 0; i < n; i++) {
-            if (!ti[i].candidate || ti[i].reachable == 1)
+            if (!ti[i].candidate || ti[i].may_run)
                 continue;
             /* Outside every block (a global, a live stack, memory we do not
              * understand): reachable, conservatively. */
-            if (block_around(s, ti[i].object, &ti[i].object_in) == 0)
+            if (scan_block_around(s, ti[i].object, &ti[i].object_in) == 0)
                 continue;
-            ti[i].reachable = 1;
+            thread_may_run(s, (uint32_t)i);
             changed = true;
-            mark_extent(s, ti[i].ext);   /* it may wake: its stack counts now */
         }
-        drain_worklist(s);
+        if (!changed)
+            break;
     }
     for (size_t i = 0; i < n; i++)
-        if (ti[i].candidate && ti[i].reachable != 1)
-            ti[i].reachable = 0;
+        if (ti[i].candidate)
+            ti[i].reachable = ti[i].may_run;
 }
 
 /* ---- the scan's arrays outlive it by a few seconds ----
@@ -1249,7 +827,7 @@ static uint64_t spare_since_ns;
 
 static void release_arrays(struct scan *s)
 {
-#define RELEASE(p, cap) free_mapped(s->p, s->cap, sizeof *s->p), s->p = NULL, s->cap = 0;
+#define RELEASE(p, cap) scan_unmap(s->p, s->cap, sizeof *s->p), s->p = NULL, s->cap = 0;
     KEPT_ARRAYS(RELEASE)
 #undef RELEASE
 }
@@ -1276,7 +854,7 @@ static void free_scan(struct scan *s)
     spare_since_ns = lw_now_ns();
     if (s->filter)
         munmap(s->filter, FILTER_BITS / 8);
-    free_mapped(s->maps, s->capmaps, sizeof *s->maps);
+    scan_unmap(s->maps, s->capmaps, sizeof *s->maps);
     if (s->buf)
         munmap(s->buf, READ_CHUNK);
 }
@@ -1298,7 +876,7 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
             continue;
         }
         w->reach = LW_REACH_UNREACHABLE;
-        if (ti[i].object_in.start && !ti[i].object_in.stack) {
+        if (ti[i].object_in.start && ti[i].object_in.kind == EXT_CHUNK) {
             w->reach_block = ti[i].object_in.start;   /* what malloc returned */
             w->reach_block_size = ti[i].object_in.end - ti[i].object_in.start;
         }
@@ -1398,6 +976,69 @@ static bool answer_from_last_scan(struct lw_snapshot *snap, const struct lw_anal
     return true;
 }
 
+/* The scan's own memory, taken before /proc/self/maps is read (nothing of
+ * ours is allocated from malloc after that, until the heaps are walked). */
+struct scan_memory {
+    struct thread_info *ti;
+    uint32_t *runnable, *path;
+    unsigned char *state;
+};
+
+static bool take_scan_memory(struct scan_memory *m, struct scan *s, size_t n)
+{
+    size_t k = n ? n : 1;
+    m->ti = calloc(k, sizeof *m->ti);
+    m->runnable = calloc(k, sizeof *m->runnable);
+    m->path = calloc(k, sizeof *m->path);
+    m->state = calloc(k, 1);
+    s->buf = mmap(NULL, READ_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (s->buf == MAP_FAILED)
+        s->buf = NULL;
+    s->threads = m->ti;
+    s->nthreads = n;
+    s->runnable = m->runnable;
+    return m->ti && m->runnable && m->path && m->state && s->buf;
+}
+
+static void give_back(struct scan_memory *m, struct scan *s)
+{
+    free(m->ti);
+    free(m->runnable);
+    free(m->path);
+    free(m->state);
+    free_scan(s);
+}
+
+/* A scan that proves nothing forgets what earlier ones saw. */
+static void forget_findings(void)
+{
+    nsightings = nremembered = 0;
+    recheck_wanted = false;
+}
+
+/* Everything up to the mark: the mappings, our own memory out, the heaps
+ * walked, malloc's free chunks, the threads placed. NULL, or why not. */
+static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
+                                struct scan_memory *m)
+{
+    size_t n = snap->nthreads;
+    s->tcache_key = lw_malloc_tcache_key();   /* (mallocs, once: before the maps are read) */
+    if (!take_scan_memory(m, s, n) || !parse_maps(s))
+        return "no scan (out of memory or no /proc)";
+    skip_own_memory(s);
+    if (!scan_filter_alloc(s))
+        return "no scan (out of memory)";
+    s->recording = true;
+    scan_filter_fill(s);
+    scan_find_heaps(s);
+    scan_free_malloc_chunks(s);
+    gather_threads(s, snap, a, m->ti);
+    exclude_dependents(m->ti, n, m->path, m->state);
+    place_stacks(s, m->ti, n);
+    skip_dead_stacks(s, snap, m->ti, n);
+    return NULL;
+}
+
 int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
 {
     size_t n = snap->nthreads, candidates = 0;
@@ -1415,62 +1056,41 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
         return 0;
     self_pid = getpid();
     struct scan s;
+    struct scan_memory m;
     memset(&s, 0, sizeof s);
+    memset(&m, 0, sizeof m);
     move_arrays(&s, &spare);
-    struct thread_info *ti = calloc(n, sizeof *ti);
-    s.buf = mmap(NULL, READ_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (s.buf == MAP_FAILED)
-        s.buf = NULL;
-    if (!ti || !s.buf || !parse_maps(&s)) {
-        free(ti);
-        free_scan(&s);
-        snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: no scan (out of memory or no /proc)");
+    const char *cannot = prepare_scan(&s, snap, a, &m);
+    const char *s_ = candidates == 1 ? "" : "s";
+    if (cannot) {
+        snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: %s", cannot);
+        give_back(&m, &s);
         return -1;
     }
-    skip_own_memory(&s);
-    if (!filter_alloc(&s)) {
-        free(ti);
-        free_scan(&s);
-        snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: no scan (out of memory)");
-        return -1;
-    }
-    s.recording = true;
-    filter_fill(&s);
-    find_heaps(&s);
-    gather_threads(snap, a, ti);
-    place_stacks(&s, ti, n);
-    skip_dead_stacks(&s, snap, ti, n);
     if (roots_too_large(&s)) {
         /* Not reading everything would make "unreachable" unsound: no scan. */
-        nsightings = nremembered = 0;
-        recheck_wanted = false;
+        forget_findings();
         snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: %zu candidate wait%s, no scan: %s",
-                 candidates, candidates == 1 ? "" : "s", s.problem);
-        free(ti);
-        free_scan(&s);
+                 candidates, s_, s.problem);
+        give_back(&m, &s);
         return 0;
     }
-    sort_extents(&s, ti);
-    mark_to_fixpoint(&s, ti, n);
+    sort_extents(&s, m.ti);
+    mark_to_fixpoint(&s, m.ti, n);
     if (s.incomplete) {
-        nsightings = nremembered = 0;
-        recheck_wanted = false;
+        forget_findings();
         snprintf(snap->reach_note, sizeof snap->reach_note,
-                 "reachability: %zu candidate wait%s, no proof: out of memory while marking", candidates,
-                 candidates == 1 ? "" : "s");
-        free(ti);
-        free_scan(&s);
+                 "reachability: %zu candidate wait%s, no proof: out of memory while marking", candidates, s_);
+        give_back(&m, &s);
         return 0;
     }
-    record_results(snap, ti);
+    record_results(snap, m.ti);
     snprintf(snap->reach_note, sizeof snap->reach_note,
-             "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms (%.1f ms of CPU)%s%s", candidates,
-             candidates == 1 ? "" : "s", (double)s.bytes_scanned / (1 << 20), (double)(lw_now_ns() - t0) / 1e6,
-             (double)(lw_thread_cpu_ns() - cpu0) / 1e6,
-             s.problem[0] ? "; " : "", s.problem);
+             "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms (%.1f ms of CPU)%s%s", candidates, s_,
+             (double)s.bytes_scanned / (1 << 20), (double)(lw_now_ns() - t0) / 1e6,
+             (double)(lw_thread_cpu_ns() - cpu0) / 1e6, s.problem[0] ? "; " : "", s.problem);
     remember_scan(snap, a, t0, lw_now_ns());
-    free(ti);
-    free_scan(&s);
+    give_back(&m, &s);
     return 0;
 }
 

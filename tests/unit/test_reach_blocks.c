@@ -5,7 +5,10 @@
  * pointers (interior, to headers' size fields, outside the heap). Checks,
  * against brute force over the chunk list the test made:
  *   - the walk accepts it, and rejects it with one header broken;
- *   - chunk_holding and chunk_end for every address around the heap;
+ *   - chunk_holding and chunk_end for every address around the heap (a
+ *     header's own address and its size word are in no chunk);
+ *   - which chunks are free: those before a chunk whose PREV_INUSE is
+ *     clear, and the last one (the top): no entry, never marked;
  *   - each chunk's recorded entry (its pointer-like words, or READ_ME);
  *   - the mark from a few roots, through chunks and an extent, equals a
  *     breadth-first search of the pointer graph — with recording on, off,
@@ -13,6 +16,7 @@
  * It includes reach.c to reach its static functions; the few preload
  * functions the block layer never calls are test doubles below.
  */
+#include "../../preload/heapwalk.c"
 #include "../../preload/reach.c"
 
 #include "check.h"
@@ -50,8 +54,15 @@ static uint64_t next_random(void)
 
 static uint64_t user_end(size_t c) { return c + 1 < nchunks ? chunks[c + 1].hdr + 8 : heap_limit; }
 
+/* Free in malloc's eyes: the next chunk's PREV_INUSE is clear, or it is
+ * the last one (the top). */
+static bool is_free(size_t c)
+{
+    return c + 1 == nchunks || !(((uint64_t *)(uintptr_t)chunks[c + 1].hdr)[1] & PREV_INUSE);
+}
+
 /* The chunk whose user area holds a, by brute force (binary search over the
- * list the test made), or SIZE_MAX. */
+ * list the test made), or SIZE_MAX; a header's own address is no chunk's. */
 static size_t expected_chunk(uint64_t a)
 {
     size_t lo = 0, hi = nchunks;
@@ -65,6 +76,8 @@ static size_t expected_chunk(uint64_t a)
     if (!lo)
         return SIZE_MAX;
     size_t c = lo - 1;
+    if (c + 1 < nchunks && a == chunks[c + 1].hdr)
+        return SIZE_MAX;
     return a < user_end(c) ? c : SIZE_MAX;
 }
 
@@ -147,7 +160,7 @@ static void scan_open(struct scan *s, bool recording, size_t edges_used)
     memset(s, 0, sizeof *s);
     self_pid = getpid();
     s->buf = mmap(NULL, READ_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    CHECK(s->buf != MAP_FAILED && filter_alloc(s), "mmap");
+    CHECK(s->buf != MAP_FAILED && scan_filter_alloc(s), "mmap");
     filter_set(s, heap_first, heap_limit);
     filter_set(s, (uint64_t)(uintptr_t)extent_mem, (uint64_t)(uintptr_t)extent_mem + EXTENT_BYTES);
     s->recording = recording;
@@ -194,8 +207,12 @@ static void check_entries(struct scan *s)
     for (size_t c = 0; c < nchunks; c++) {
         uint64_t g = (chunks[c].hdr - sp->lo) >> 4;
         const struct span_word *w = &s->pool[sp->word0 + (g >> 6)];
-        bool listed = w->listed >> (g & 63) & 1;
-        if (g >= sp->unrecorded_from) {
+        bool listed = w->listed >> (g & 63) & 1, freed = w->freed >> (g & 63) & 1;
+        if (freed != is_free(c)) {
+            wrong++;
+            continue;
+        }
+        if (g >= sp->unrecorded_from || freed) {
             wrong += listed;
             continue;
         }
@@ -232,7 +249,7 @@ static size_t expected_marks(const size_t *roots, size_t nroots, bool via_extent
     uint64_t lo_ext = (uint64_t)(uintptr_t)extent_mem;
     for (size_t k = 0; k < nroots + (via_extent ? EXTENT_BYTES / 8 : 0); k++) {
         size_t c = k < nroots ? roots[k] : expected_chunk(*(uint64_t *)(uintptr_t)(lo_ext + 8 * (k - nroots)));
-        if (c != SIZE_MAX && !want[c]) {
+        if (c != SIZE_MAX && !is_free(c) && !want[c]) {
             want[c] = 1;
             queue[tail++] = c;
         }
@@ -242,7 +259,7 @@ static size_t expected_marks(const size_t *roots, size_t nroots, bool via_extent
         count++;
         for (uint64_t a = chunks[c].hdr + CHUNK_HDR; a + 8 <= user_end(c); a += 8) {
             size_t d = expected_chunk(*(uint64_t *)(uintptr_t)a);
-            if (d != SIZE_MAX && !want[d]) {
+            if (d != SIZE_MAX && !is_free(d) && !want[d]) {
                 want[d] = 1;
                 queue[tail++] = d;
             }
@@ -258,7 +275,7 @@ static void check_mark(struct scan *s, const char *how)
     for (size_t k = 0; k < 3; k++)
         do
             roots[k] = next_random() % nchunks;
-        while (!two_pointers[roots[k]]);
+        while (!two_pointers[roots[k]] || is_free(roots[k]));
     /* first from three roots, then the extent joins (it may wake, as a parked stack) */
     for (int phase = 0; phase < 2; phase++) {
         size_t expected = expected_marks(roots, 3, phase == 1, want);
@@ -289,7 +306,8 @@ static void one_heap(const char *how, bool recording, size_t edges_used)
 {
     struct scan s;
     scan_open(&s, recording, edges_used);
-    CHECK(add_extent(&s, (uint64_t)(uintptr_t)extent_mem, (uint64_t)(uintptr_t)extent_mem + EXTENT_BYTES, NO_THREAD),
+    CHECK(scan_add_extent(&s, (uint64_t)(uintptr_t)extent_mem, (uint64_t)(uintptr_t)extent_mem + EXTENT_BYTES,
+                          NO_THREAD, EXT_CHUNK),
           "extent");
     CHECK(walk_chunks(&s, heap_first, heap_limit), "%s: the walk failed", how);
     if (s.nspans != 1) {

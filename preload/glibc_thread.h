@@ -1,0 +1,40 @@
+/*
+ * glibc_thread.h — what glibc's thread descriptor (struct pthread, the
+ * TCB, x86-64: at the thread pointer, TLS_TCB_AT_TP) tells the
+ * reachability scan about a parked thread:
+ *   - where its static TLS lies: [tp + tls_low, tp), the same tp-relative
+ *     offsets in every thread (learned from the modules' TLS blocks of the
+ *     calling thread);
+ *   - how far its descriptor reaches above tp (its size, learned from the
+ *     calling thread's stack mapping, whose top it ends);
+ *   - whether pthread_cancel could end its wait: cancellation enabled (the
+ *     offset of `cancelhandling` is learned by toggling our own thread's
+ *     cancel state and watching which word of our descriptor changes).
+ * Whatever cannot be learned is reported unknown, and the caller then
+ * assumes the worst for a proof (TLS part of the stack, cancellable).
+ * Server thread only.
+ */
+#ifndef LW_GLIBC_THREAD_H
+#define LW_GLIBC_THREAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct lw_thread_layout {
+    int64_t tls_low;          /* static TLS starts at tp + tls_low (< 0); 0 if unknown */
+    uint32_t tcb_size;        /* bytes of descriptor from tp; 0 if unknown */
+    int32_t cancel_offset;    /* of cancelhandling from tp; -1 if unknown */
+};
+
+/* Learn the layout on the calling thread, whose stack mapping (TCB at its
+ * top) is [stack_lo, stack_hi). */
+void lw_thread_layout_learn(struct lw_thread_layout *l, uint64_t stack_lo, uint64_t stack_hi);
+
+/* Whether a pthread_cancel could end a wait of the thread at tp (a wait in
+ * a cancellation point): cancellation not disabled, or unknown. */
+bool lw_thread_may_be_cancelled(const struct lw_thread_layout *l, uint64_t tp);
+
+/* The calling thread's thread pointer (pthread_self()). */
+uint64_t lw_thread_pointer(void);
+
+#endif
