@@ -127,8 +127,41 @@ static bool is_stack_key(const char *key)
     return strcmp(key, "wait_stack") == 0 || strcmp(key, "create_stack") == 0;
 }
 
+/* A rule-3 path's root in a module's data: which module, which global
+ * ("g_pool", "g_pool+8"), when the symbol tables say. */
+static void name_data_root(json_object *root, struct lwc_symbolizer *sym)
+{
+    uint64_t address, offset;
+    const char *kind = lwc_str(root, "kind", NULL), *module;
+    if (!kind || strcmp(kind, "data") != 0 || !parse_address(lwc_get(root, "address"), &address))
+        return;
+    const char *name = lwc_symbolize_data(sym, address, &module, &offset);
+    json_object_object_add(root, "module", module ? json_object_new_string(module) : NULL);
+    if (!name) {
+        json_object_object_add(root, "symbol", NULL);
+        return;
+    }
+    char buf[512];
+    if (offset)
+        snprintf(buf, sizeof buf, "%s+%llu", name, (unsigned long long)offset);
+    else
+        snprintf(buf, sizeof buf, "%s", name);
+    json_object_object_add(root, "symbol", json_object_new_string(buf));
+}
+
+static json_object *public_nested(json_object *v, struct expander *x);
+
 /* A deep copy of a wait object, with every stack id inside it (a channel's
- * create_stack) expanded into frames. */
+ * create_stack) expanded into frames, and the root of its reach_path named. */
+static json_object *public_wait(json_object *v, struct expander *x)
+{
+    json_object *o = public_nested(v, x);
+    json_object *path = lwc_get(o, "reach_path"), *root = path ? lwc_get(path, "root") : NULL;
+    if (root && json_object_is_type(root, json_type_object))
+        name_data_root(root, x->sym);
+    return o;
+}
+
 static json_object *public_nested(json_object *v, struct expander *x)
 {
     if (v && json_object_is_type(v, json_type_object)) {
@@ -152,7 +185,7 @@ static json_object *public_thread(json_object *t, struct expander *x)
     json_object *o = json_object_new_object();
     json_object_object_foreach(t, key, val) {
         if (strcmp(key, "wait") == 0)
-            json_object_object_add(o, key, public_nested(val, x));
+            json_object_object_add(o, key, public_wait(val, x));
         else if (is_stack_key(key))
             json_object_object_add(o, key, expand_stack(x, val));
         else if (strcmp(key, "start_routine") == 0)

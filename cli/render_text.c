@@ -283,6 +283,84 @@ static void print_channel_line(FILE *out, json_object *t)
     fprintf(out, "\n");
 }
 
+/* ---- rule 3: why a candidate's object stays reachable ---- */
+
+static void describe_root(char *buf, size_t size, json_object *root)
+{
+    const char *kind = lwc_str(root, "kind", "?"), *addr = lwc_str(root, "address", "?");
+    long long tid = lwc_int(root, "tid", 0);
+    if (strcmp(kind, "data") == 0) {
+        const char *symbol = lwc_str(root, "symbol", NULL), *module = lwc_str(root, "module", NULL);
+        const char *base = module ? strrchr(module, '/') : NULL;
+        if (symbol)
+            snprintf(buf, size, "the global %s (%s) at %s", symbol, base ? base + 1 : module ? module : "?", addr);
+        else
+            snprintf(buf, size, "the data of %s at %s", base ? base + 1 : module ? module : "a module", addr);
+    } else if (strcmp(kind, "stack") == 0) {
+        uint64_t a = strtoull(addr, NULL, 16), sp = strtoull(lwc_str(root, "sp", "0"), NULL, 16);
+        if (sp && a >= sp)
+            snprintf(buf, size, "the stack of tid %lld at %s, %llu bytes above its stack pointer", tid, addr,
+                     (unsigned long long)(a - sp));
+        else
+            snprintf(buf, size, "the stack of tid %lld at %s", tid, addr);
+    } else if (strcmp(kind, "tls") == 0) {
+        snprintf(buf, size, "a thread-local variable of tid %lld at %s", tid, addr);
+    } else if (strcmp(kind, "thread") == 0) {
+        snprintf(buf, size, "the thread descriptor (thread-specific data) of tid %lld at %s", tid, addr);
+    } else if (strcmp(kind, "registers") == 0) {
+        snprintf(buf, size, "a syscall argument of tid %lld (a register)", tid);
+    } else {
+        const char *name = lwc_str(root, "name", "");
+        snprintf(buf, size, "%s%s at %s", *name ? "the mapping " : "anonymous memory", name, addr);
+    }
+}
+
+static void describe_step(char *buf, size_t size, json_object *step)
+{
+    const char *kind = lwc_str(step, "kind", "heap"), *block = lwc_str(step, "block", "?");
+    long long tid = lwc_int(step, "tid", 0), bytes = lwc_int(step, "size", 0);
+    if (strcmp(kind, "heap") == 0 || strcmp(kind, "mmapped") == 0)
+        snprintf(buf, size, "%sheap block %s (%lld bytes)", *kind == 'm' ? "mmapped " : "", block, bytes);
+    else if (strcmp(kind, "stack") == 0)
+        snprintf(buf, size, "the stack of parked tid %lld", tid);
+    else if (strcmp(kind, "tls") == 0)
+        snprintf(buf, size, "the thread-locals of parked tid %lld", tid);
+    else
+        snprintf(buf, size, "the descriptor of tid %lld", tid);
+}
+
+/* "kept reachable from the global g_pool (app) at 0x…" and the blocks down
+ * to the object, one a line. */
+static void print_reach_path(FILE *out, json_object *t)
+{
+    json_object *path = lwc_get(lwc_get(t, "wait"), "reach_path");
+    if (!path || !json_object_is_type(path, json_type_object))
+        return;
+    char root[400];
+    describe_root(root, sizeof root, lwc_get(path, "root"));
+    bool handle = json_object_get_boolean(lwc_get(path, "by_handle"));
+    if (!json_object_get_boolean(lwc_get(path, "complete"))) {
+        fprintf(out, "    kept reachable: no root found within the search's limits\n");
+        return;
+    }
+    if (handle)
+        fprintf(out, "    may be cancelled: its pthread_t is reachable (pthread_cancel would end the wait), from %s\n",
+                root);
+    else
+        fprintf(out, "    kept reachable from %s\n", root);
+    json_object *chain = lwc_array(path, "chain");
+    size_t n = lwc_len(chain), total = (size_t)lwc_int(path, "steps", (int64_t)n);
+    for (size_t i = 0; i < n; i++) {
+        json_object *step = json_object_array_get_idx(chain, i);
+        char what[200];
+        describe_step(what, sizeof what, step);
+        if (i + 1 == n && total > n)
+            fprintf(out, "      ... %zu more\n", total - n);
+        fprintf(out, "      -> %s, +%lld%s\n", what, (long long)lwc_int(step, "offset", 0),
+                i + 1 < n ? "" : handle ? ": its pthread_t" : ": the object");
+    }
+}
+
 static void print_counterpart(FILE *out, json_object *t)
 {
     json_object *c = lwc_get(t, "counterpart");
@@ -310,6 +388,7 @@ static void print_thread(FILE *out, json_object *t, const struct lwc_style *st)
     if (reason && *reason)
         fprintf(out, "    reason: %s\n", reason);
     print_counterpart(out, t);
+    print_reach_path(out, t);
     const char *routine = lwc_str(lwc_get(t, "start_routine"), "function", NULL);
     if (routine)
         fprintf(out, "    start routine: %s\n", routine);
@@ -453,6 +532,7 @@ static void print_group(FILE *out, const struct lwc_group *g, const struct lwc_s
         fprintf(out, "    %s\n", reason);
     if (g->count == 1)
         print_channel_line(out, t);
+    print_reach_path(out, t);
     print_stack(out, "wait stack", lwc_array(t, "wait_stack"));
     print_stack(out, "created at", lwc_array(t, "create_stack"));
     fprintf(out, "\n");

@@ -81,8 +81,10 @@ struct module {
     bool loaded;
     struct range *ranges;
     size_t nranges;
-    struct symbol *syms;
+    struct symbol *syms;      /* functions */
     size_t nsyms;
+    struct symbol *dsyms;     /* data objects (a global that holds a pointer) */
+    size_t ndsyms;
     struct elf_file main, debug;
     Dwarf *dwarf;
     bool dwarf_has_aranges;
@@ -214,30 +216,39 @@ static bool is_function(const GElf_Sym *sym)
     return (t == STT_FUNC || t == STT_GNU_IFUNC) && sym->st_shndx != SHN_UNDEF && sym->st_value != 0;
 }
 
-static void add_symbols(struct module *m, Elf *elf, Elf64_Word type, unsigned table)
+static bool is_data_object(const GElf_Sym *sym)
 {
+    return GELF_ST_TYPE(sym->st_info) == STT_OBJECT && sym->st_shndx != SHN_UNDEF && sym->st_value != 0;
+}
+
+/* The functions of a symbol table into m->syms, or (data) its objects
+ * into m->dsyms. */
+static void add_symbols(struct module *m, Elf *elf, Elf64_Word type, unsigned table, bool data)
+{
+    struct symbol **syms = data ? &m->dsyms : &m->syms;
+    size_t *nsyms = data ? &m->ndsyms : &m->nsyms;
     Elf_Scn *scn = NULL;
     while ((scn = elf_nextscn(elf, scn))) {
         GElf_Shdr sh;
         if (!gelf_getshdr(scn, &sh) || sh.sh_type != type || sh.sh_entsize == 0)
             continue;
-        Elf_Data *data = elf_getdata(scn, NULL);
-        if (!data || !data->d_buf)
+        Elf_Data *d = elf_getdata(scn, NULL);
+        if (!d || !d->d_buf)
             continue;
-        size_t count = data->d_size / sh.sh_entsize;
+        size_t count = d->d_size / sh.sh_entsize;
         if (count == 0 || count > INT_MAX)
             continue;
-        struct symbol *bigger = realloc(m->syms, (m->nsyms + count) * sizeof *bigger);
+        struct symbol *bigger = realloc(*syms, (*nsyms + count) * sizeof *bigger);
         if (!bigger)
             return;
-        m->syms = bigger;
+        *syms = bigger;
         for (size_t i = 0; i < count; i++) {
             GElf_Sym sym;
-            if (!gelf_getsym(data, (int)i, &sym) || !is_function(&sym))
+            if (!gelf_getsym(d, (int)i, &sym) || !(data ? is_data_object(&sym) : is_function(&sym)))
                 continue;
             const char *name = elf_strptr(elf, sh.sh_link, sym.st_name);
             if (name && *name)
-                m->syms[m->nsyms++] = (struct symbol){ .addr = sym.st_value, .size = sym.st_size, .name = name,
+                (*syms)[(*nsyms)++] = (struct symbol){ .addr = sym.st_value, .size = sym.st_size, .name = name,
                                                        .rank = symbol_rank(table, &sym, name) };
         }
     }
@@ -259,16 +270,22 @@ static int compare_symbols(const void *a, const void *b)
 }
 
 /* Sort, then keep one symbol per address: the best-ranked alias. */
+static void finish_one_index(struct symbol *syms, size_t *nsyms)
+{
+    if (*nsyms == 0)
+        return;
+    qsort(syms, *nsyms, sizeof *syms, compare_symbols);
+    size_t kept = 1;
+    for (size_t i = 1; i < *nsyms; i++)
+        if (syms[i].addr != syms[kept - 1].addr)
+            syms[kept++] = syms[i];
+    *nsyms = kept;
+}
+
 static void finish_index(struct module *m)
 {
-    if (m->nsyms == 0)
-        return;
-    qsort(m->syms, m->nsyms, sizeof *m->syms, compare_symbols);
-    size_t kept = 1;
-    for (size_t i = 1; i < m->nsyms; i++)
-        if (m->syms[i].addr != m->syms[kept - 1].addr)
-            m->syms[kept++] = m->syms[i];
-    m->nsyms = kept;
+    finish_one_index(m->syms, &m->nsyms);
+    finish_one_index(m->dsyms, &m->ndsyms);
 }
 
 /* ---- separate debug files ---- */
@@ -597,12 +614,14 @@ static void load_module(struct module *m, pid_t pid)
         read_ranges(m, m->main.elf);
     else if (have_debug)
         read_ranges(m, m->debug.elf);   /* debug files keep the program headers */
-    if (main_symtab)
-        add_symbols(m, m->main.elf, SHT_SYMTAB, 0);
-    else if (have_debug)
-        add_symbols(m, m->debug.elf, SHT_SYMTAB, 0);
-    if (have_main)
-        add_symbols(m, m->main.elf, SHT_DYNSYM, 1);
+    for (int data = 0; data < 2; data++) {
+        if (main_symtab)
+            add_symbols(m, m->main.elf, SHT_SYMTAB, 0, data);
+        else if (have_debug)
+            add_symbols(m, m->debug.elf, SHT_SYMTAB, 0, data);
+        if (have_main)
+            add_symbols(m, m->main.elf, SHT_DYNSYM, 1, data);
+    }
     if (have_debug)
         attach_dwarf(m, m->debug.elf);
     finish_index(m);
@@ -639,25 +658,30 @@ static struct module *module_for(struct lwc_symbolizer *s, uint64_t pc)
     return best;
 }
 
-static const struct symbol *find_symbol(const struct module *m, uint64_t off)
+static const struct symbol *find_in(const struct symbol *syms, size_t n, uint64_t off, bool unsized_reach)
 {
-    size_t lo = 0, hi = m->nsyms;
+    size_t lo = 0, hi = n;
     while (lo < hi) {   /* lo: the first symbol above off */
         size_t mid = lo + (hi - lo) / 2;
-        if (m->syms[mid].addr <= off)
+        if (syms[mid].addr <= off)
             lo = mid + 1;
         else
             hi = mid;
     }
     if (lo == 0)
         return NULL;
-    const struct symbol *nearest = &m->syms[lo - 1];
+    const struct symbol *nearest = &syms[lo - 1];
     for (size_t i = lo, looked = 0; i-- > 0 && looked < NESTED_LOOKBACK; looked++) {
-        const struct symbol *s = &m->syms[i];
+        const struct symbol *s = &syms[i];
         if (s->size && off - s->addr < s->size)
             return s;
     }
-    return nearest->size == 0 ? nearest : NULL;   /* unsized (assembly) symbols reach to the next one */
+    return unsized_reach && nearest->size == 0 ? nearest : NULL;   /* unsized (assembly) symbols reach to the next one */
+}
+
+static const struct symbol *find_symbol(const struct module *m, uint64_t off)
+{
+    return find_in(m->syms, m->nsyms, off, true);
 }
 
 /* ---- demangling, without C++ in this program: libstdc++'s C entry point
@@ -880,8 +904,11 @@ void lwc_symbolizer_free(struct lwc_symbolizer *s)
         close_elf(&m->main);
         for (size_t k = 0; k < m->nsyms; k++)
             free(m->syms[k].display);
+        for (size_t k = 0; k < m->ndsyms; k++)
+            free(m->dsyms[k].display);
         free(m->ranges);
         free(m->syms);
+        free(m->dsyms);
         free(m->path);
         free(m->build_id);
     }
@@ -924,4 +951,19 @@ void lwc_symbolize(struct lwc_symbolizer *s, uint64_t pc, bool return_address, s
         *f = frames[n - 1];
     else
         base_frame(s, pc, return_address, f, &lookup);
+}
+
+const char *lwc_symbolize_data(struct lwc_symbolizer *s, uint64_t addr, const char **module, uint64_t *offset)
+{
+    *module = NULL;
+    *offset = 0;
+    struct module *m = s ? module_for(s, addr) : NULL;
+    if (!m || m->nranges == 0)
+        return NULL;
+    *module = m->path;
+    struct symbol *sym = (struct symbol *)find_in(m->dsyms, m->ndsyms, addr - m->base, false);
+    if (!sym)
+        return NULL;
+    *offset = addr - m->base - sym->addr;
+    return display_name(sym);
 }

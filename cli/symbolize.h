@@ -41,4 +41,9 @@ void lwc_symbolize(struct lwc_symbolizer *s, uint64_t pc, bool return_address, s
 size_t lwc_symbolize_frames(struct lwc_symbolizer *s, uint64_t pc, bool return_address,
                             const struct lwc_frame **frames);
 
+/* A data address (a global): the module holding it (its path, or NULL) and
+ * the name of the object there, with *offset into it; NULL if none is
+ * named (no symbol table, or a gap between objects). */
+const char *lwc_symbolize_data(struct lwc_symbolizer *s, uint64_t addr, const char **module, uint64_t *offset);
+
 #endif

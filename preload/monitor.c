@@ -2,9 +2,12 @@
  * monitor.c — what the preload does on its own, without being asked: the
  * thread-count history (sampled on the server's tick into a bounded ring
  * that halves its resolution when full, so it always spans the whole run),
- * the periodic log line (LEAKWATCH_LOG=stderr|syslog|PATH, every
- * LEAKWATCH_LOG_INTERVAL_MS), and the report written at exit for
- * `leakwatch run --check` (LEAKWATCH_EXIT_REPORT=DIR).
+ * the background prover (reachability scans started by the preload itself
+ * when waits on memory settle, so that the first question a person asks
+ * already finds the two scans rule 3 needs), the periodic log line
+ * (LEAKWATCH_LOG=stderr|syslog|PATH, every LEAKWATCH_LOG_INTERVAL_MS), and
+ * the report written at exit for `leakwatch run --check`
+ * (LEAKWATCH_EXIT_REPORT=DIR).
  *
  * The tick runs on the server thread under the report lock. The exit report
  * runs on the exiting thread, in our destructor: by then the program's
@@ -75,6 +78,60 @@ void lw_monitor_init(void)
 
 bool lw_monitor_wants_server_now(void) { return log_target[0] != 0; }
 
+/* ---- the background prover ----
+ * Rule 3 needs two scans at least a second apart; a person asks once. So
+ * the preload scans by itself: when the settled waits on memory change
+ * (a new candidate, typically a worker abandoned a moment ago), and, while
+ * nothing changes, again after 1, 2, 4 ... up to PROVER_MAX_NS (an object
+ * can become unreachable while its waiter sleeps on: a caller that gives
+ * up later); and a second time once a finding can be confirmed. Its cost
+ * is bounded: never more often than PROVER_CPU_SHARE of one CPU, measured
+ * by each scan's own CPU time (a scan of a huge heap waits longer). A
+ * query that finds a finding not yet confirmed waits for that scan itself
+ * (server.c), so the budget only delays the background, never a proof. */
+#define PROVER_MAX_NS 64000000000ull
+#define PROVER_CPU_SHARE 400u    /* at most 1/400 of a CPU: 0.25% */
+
+static struct {
+    uint64_t fingerprint;    /* the settled waits on memory at the last scan */
+    size_t count;
+    uint64_t last_ns;        /* the last scan of ours */
+    uint64_t interval_ns;    /* the back-off while nothing changes */
+    uint64_t next_ns;
+} prover;
+
+static void prove_in_background(uint64_t now)
+{
+    size_t count;
+    uint64_t fingerprint = lw_snapshot_memory_waits(now, lw_settings.settle_ms, &count);
+    bool changed = fingerprint != prover.fingerprint || count != prover.count;
+    uint64_t due = lw_reach_confirmation_due_ns(), budget = lw_reach_last_scan_cpu_ns() * PROVER_CPU_SHARE;
+    if (!due || now < due) {
+        if (!count) {
+            prover.fingerprint = fingerprint;
+            prover.count = 0;
+            return;
+        }
+        bool backed_off = now >= prover.next_ns, affordable = now >= prover.last_ns + budget;
+        if (!backed_off && !(changed && affordable))
+            return;
+    }
+    struct lw_snapshot snap;
+    struct lw_analysis a;
+    if (lw_snapshot_take(&snap) != 0)
+        return;
+    if (lw_analyze_with_reach(&snap, &a, false) == 0)
+        lw_analysis_free(&a);
+    lw_snapshot_free(&snap);
+    prover.fingerprint = fingerprint;
+    prover.count = count;
+    prover.last_ns = now;
+    prover.interval_ns = changed || !prover.interval_ns ? 1000000000ull
+                       : prover.interval_ns * 2 < PROVER_MAX_NS ? prover.interval_ns * 2 : PROVER_MAX_NS;
+    budget = lw_reach_last_scan_cpu_ns() * PROVER_CPU_SHARE;
+    prover.next_ns = now + (prover.interval_ns > budget ? prover.interval_ns : budget);
+}
+
 /* A fork child starts its own history. */
 void lw_monitor_fork_child(void)
 {
@@ -82,6 +139,7 @@ void lw_monitor_fork_child(void)
     history.pending_max = 0;
     history.last_ns = history.first_ns = 0;
     last_log_ns = 0;
+    memset(&prover, 0, sizeof prover);
 }
 
 /* ---- history ---- */
@@ -158,16 +216,27 @@ static void emit_log_line(const char *line)
     }
 }
 
+/* A line is held back (at most LOG_HOLD_NS) while a finding waits for the
+ * scan that may confirm it: the line then says what a second look says. */
+#define LOG_HOLD_NS 2500000000ull
+
 static void log_if_due(uint64_t now)
 {
+    static uint64_t held_since;
     if (!log_target[0] || (last_log_ns && now - last_log_ns < (uint64_t)log_interval_ms * 1000000u))
         return;
+    uint64_t due = lw_reach_confirmation_due_ns();
+    if (due && due > now && (!held_since || now - held_since < LOG_HOLD_NS)) {
+        held_since = held_since ? held_since : now;
+        return;
+    }
+    held_since = 0;
     last_log_ns = now;
     struct lw_snapshot snap;
     struct lw_analysis a;
     if (lw_snapshot_take(&snap) != 0)
         return;
-    if (lw_analyze_with_reach(&snap, &a) == 0) {
+    if (lw_analyze_with_reach(&snap, &a, false) == 0) {
         char line[512];
         format_log_line(line, sizeof line, &snap, &a);
         emit_log_line(line);
@@ -176,26 +245,13 @@ static void log_if_due(uint64_t now)
     lw_snapshot_free(&snap);
 }
 
-/* A scan found an object unreachable once: look again, so that the two-scan
- * rule can confirm it before anyone asks twice. */
-static void recheck_reachability(void)
-{
-    struct lw_snapshot snap;
-    struct lw_analysis a;
-    if (!lw_reach_wants_recheck() || lw_snapshot_take(&snap) != 0)
-        return;
-    if (lw_analyze_with_reach(&snap, &a) == 0)
-        lw_analysis_free(&a);
-    lw_snapshot_free(&snap);
-}
-
 /* On the server thread, about once a second, under the report lock. */
 void lw_monitor_tick(void)
 {
     uint64_t now = lw_now_ns();
     sample_history(now);
+    prove_in_background(now);
     log_if_due(now);
-    recheck_reachability();
 }
 
 /* ---- the exit report ---- */
@@ -284,19 +340,23 @@ void lw_monitor_at_exit(void)
     struct lw_analysis a;
     struct jsonw w;
     jsonw_init(&w);
-    int judged = lw_analyze_with_reach(&snap, &a);
-    if (judged == 0 && lw_reach_wants_recheck()) {
-        /* Unreachable once: the two-scan rule wants a second look a second later. */
+    int judged = lw_analyze_with_reach(&snap, &a, false);
+    uint64_t due = lw_reach_confirmation_due_ns();
+    if (judged == 0 && due) {
+        /* Unreachable once: the two-scan rule wants a second look a second
+         * after the first (which the background prover may have taken). */
         lw_analysis_free(&a);
         lw_snapshot_free(&snap);
-        pause_ms(1050);
+        uint64_t now = lw_now_ns();
+        if (due > now)
+            pause_ms((long)((due - now) / 1000000u) + 1);
         if (lw_snapshot_take(&snap) != 0) {
             jsonw_free(&w);
             errno = saved;
             return;
         }
         count_self_as_gone(&snap);
-        judged = lw_analyze_with_reach(&snap, &a);
+        judged = lw_analyze_with_reach(&snap, &a, false);
     }
     if (judged == 0) {
         lw_report_process(&w, &snap, &a, LW_REPORT_THREADS);

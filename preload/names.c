@@ -118,3 +118,21 @@ const char *lw_syscall_name(int nr)
     default: return NULL;
     }
 }
+
+const char *lw_root_kind_name(enum lw_root_kind k)
+{
+    static const char *const names[] = {
+        [LW_ROOT_NONE] = NULL, [LW_ROOT_DATA] = "data", [LW_ROOT_STACK] = "stack", [LW_ROOT_TLS] = "tls",
+        [LW_ROOT_THREAD] = "thread", [LW_ROOT_REGISTERS] = "registers", [LW_ROOT_MAPPING] = "mapping",
+    };
+    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : NULL;
+}
+
+const char *lw_step_kind_name(enum lw_step_kind k)
+{
+    static const char *const names[] = {
+        [LW_STEP_HEAP] = "heap", [LW_STEP_MMAPPED] = "mmapped", [LW_STEP_STACK] = "stack",
+        [LW_STEP_TLS] = "tls", [LW_STEP_THREAD] = "thread",
+    };
+    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "heap";
+}

@@ -201,23 +201,6 @@ static void skip_own_memory(struct scan *s)
 
 /* ---- threads: live stacks are roots, parked candidates' are blocks ---- */
 
-struct thread_info {
-    int32_t tid;
-    uint64_t sp;              /* saved stack pointer (parked), 0 if unknown */
-    uint64_t args[6];         /* its syscall's arguments, when parked */
-    uint64_t tp;              /* pthread_self(): the TCB, at the top of a pthread stack */
-    bool candidate;           /* judged here */
-    bool excluded;            /* not a root: a candidate, stuck by another rule, or waiting on one of those */
-    bool cancellable;         /* parked in a cancellation point, cancellation enabled */
-    bool may_run;             /* found able to run again: its parts are marked (roots now) */
-    bool by_handle;           /* ...because a live pthread_t could cancel it */
-    uint32_t depends_on;      /* the thread whose running would let it run (its owner edge), or NO_THREAD */
-    uint32_t first_dependent, next_dependent;   /* the threads depending on it, as a list */
-    size_t ext_stack, ext_tls, ext_tcb;         /* its parts' extents, or SIZE_MAX */
-    uint64_t object;
-    int reachable;            /* -1 unknown, 0 no, 1 yes (may run) */
-    struct block_ref object_in;   /* the block holding its object */
-};
 
 /* A parked thread's saved stack pointer and syscall arguments (six
  * registers: the only registers of it we can see; its callee-saved ones
@@ -530,8 +513,11 @@ struct sighting {
 static struct sighting sightings[MAX_CONFIRM];
 static size_t nsightings;
 static bool recheck_wanted;
+static uint64_t confirmation_due_ns;   /* the earliest a scan could confirm an unconfirmed finding */
 
 bool lw_reach_wants_recheck(void) { return recheck_wanted; }
+
+uint64_t lw_reach_confirmation_due_ns(void) { return recheck_wanted ? confirmation_due_ns : 0; }
 
 static struct sighting *find_sighting(int32_t tid, uint64_t object, uint64_t wait_start_ns)
 {
@@ -821,6 +807,9 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
 #define SPARE_NS 3000000000ull
 
 static uint64_t remembered_took_ns;   /* how long the last real scan took */
+static uint64_t last_scan_cpu_ns;     /* and its CPU time */
+
+uint64_t lw_reach_last_scan_cpu_ns(void) { return last_scan_cpu_ns; }
 
 static struct scan spare;   /* only the block and edge arrays, with their capacities */
 static uint64_t spare_since_ns;
@@ -884,10 +873,14 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
         struct sighting cur = seen ? *seen : (struct sighting){ ti[i].tid, w->object, key, now, 0 };
         cur.scans++;
         w->unreachable_for = (double)(now - cur.first_ns) / 1e9;
-        if (cur.scans >= 2 && now - cur.first_ns >= CONFIRM_NS)
+        if (cur.scans >= 2 && now - cur.first_ns >= CONFIRM_NS) {
             w->reach = LW_REACH_CONFIRMED;
-        else
+        } else {
+            uint64_t due = cur.first_ns + CONFIRM_NS;
+            if (!recheck_wanted || due < confirmation_due_ns)
+                confirmation_due_ns = due;
             recheck_wanted = true;
+        }
         if (nnext < MAX_CONFIRM)
             next[nnext++] = cur;
     }
@@ -913,53 +906,89 @@ struct remembered {
     enum lw_reach reach;
     uint64_t block, block_size;
     double unreachable_for;
+    uint32_t path;           /* 1 + index in remembered_paths, 0 if none */
 };
 
-static struct remembered remembered[MAX_CONFIRM];
+static struct remembered remembered[MAX_CONFIRM];   /* by tid, as the snapshot lists threads */
 static size_t nremembered;
 static uint64_t remembered_ns;
 static char remembered_note[sizeof ((struct lw_snapshot *)0)->reach_note];
+static struct lw_reach_path *remembered_paths;
+static size_t nremembered_paths;
+static bool remembered_with_paths;   /* the scan looked for the paths of what it found reachable */
+
+static int compare_remembered_tid(const void *key, const void *elem)
+{
+    int32_t a = *(const int32_t *)key, b = ((const struct remembered *)elem)->tid;
+    return (a > b) - (a < b);
+}
 
 static const struct remembered *find_remembered(const struct lw_snap_thread *t)
 {
-    for (size_t k = 0; k < nremembered; k++)
-        if (remembered[k].tid == t->tid && remembered[k].object == t->wait.object &&
-            remembered[k].start_ns == t->wait.start_ns)
-            return &remembered[k];
-    return NULL;
+    const struct remembered *r = bsearch(&t->tid, remembered, nremembered, sizeof *remembered, compare_remembered_tid);
+    return r && r->object == t->wait.object && r->start_ns == t->wait.start_ns ? r : NULL;
 }
 
-static void remember_scan(const struct lw_snapshot *snap, const struct lw_analysis *a, uint64_t started, uint64_t now)
+static void remember_paths(const struct lw_snapshot *snap, bool with_paths)
+{
+    free(remembered_paths);
+    remembered_paths = NULL;
+    nremembered_paths = 0;
+    remembered_with_paths = with_paths;
+    if (!snap->npaths)
+        return;
+    remembered_paths = malloc(snap->npaths * sizeof *remembered_paths);
+    if (!remembered_paths) {
+        remembered_with_paths = false;
+        return;
+    }
+    memcpy(remembered_paths, snap->paths, snap->npaths * sizeof *remembered_paths);
+    nremembered_paths = snap->npaths;
+}
+
+static void remember_scan(const struct lw_snapshot *snap, const struct lw_analysis *a, uint64_t started, uint64_t now,
+                          bool with_paths)
 {
     nremembered = 0;
     for (size_t i = 0; i < snap->nthreads; i++) {
         if (!lw_reach_is_candidate(snap, i, &a->verdicts[i]))
             continue;
         if (nremembered == MAX_CONFIRM) {
-            nremembered = 0;   /* too many to look up: scan every time */
+            nremembered = 0;   /* too many to keep: scan every time */
             return;
         }
         const struct lw_snap_thread *t = &snap->threads[i];
         remembered[nremembered++] = (struct remembered){ t->tid, t->wait.object, t->wait.start_ns, t->wait.reach,
                                                          t->wait.reach_block, t->wait.reach_block_size,
-                                                         t->wait.unreachable_for };
+                                                         t->wait.unreachable_for, t->wait.reach_path };
     }
     remembered_ns = now;
     remembered_took_ns = now - started;
     snprintf(remembered_note, sizeof remembered_note, "%s", snap->reach_note);
+    remember_paths(snap, with_paths);
 }
 
-/* Answer from the last scan if it is recent and knew every candidate. */
-static bool answer_from_last_scan(struct lw_snapshot *snap, const struct lw_analysis *a, uint64_t now)
+/* Answer from the last scan if it is recent and knew every candidate (and,
+ * when paths are wanted, looked for them). */
+static bool answer_from_last_scan(struct lw_snapshot *snap, const struct lw_analysis *a, uint64_t now,
+                                  bool want_paths)
 {
     uint64_t reuse = 4 * remembered_took_ns > REUSE_NS ? 4 * remembered_took_ns : REUSE_NS;
-    if (!nremembered || now - remembered_ns >= reuse)
+    if (!nremembered || now - remembered_ns >= reuse || (want_paths && !remembered_with_paths))
         return false;
     if (recheck_wanted && now - remembered_ns >= CONFIRM_NS)
         return false;   /* a finding waits for the scan that may confirm it: that one is due */
     for (size_t i = 0; i < snap->nthreads; i++)
         if (lw_reach_is_candidate(snap, i, &a->verdicts[i]) && !find_remembered(&snap->threads[i]))
             return false;
+    struct lw_reach_path *paths = NULL;
+    if (nremembered_paths && !(paths = malloc(nremembered_paths * sizeof *paths)))
+        return false;
+    if (paths)
+        memcpy(paths, remembered_paths, nremembered_paths * sizeof *paths);
+    free(snap->paths);
+    snap->paths = paths;
+    snap->npaths = nremembered_paths;
     double age = (double)(now - remembered_ns) / 1e9;
     for (size_t i = 0; i < snap->nthreads; i++) {
         if (!lw_reach_is_candidate(snap, i, &a->verdicts[i]))
@@ -970,6 +999,7 @@ static bool answer_from_last_scan(struct lw_snapshot *snap, const struct lw_anal
         w->reach_block = r->block;
         w->reach_block_size = r->block_size;
         w->unreachable_for = r->reach == LW_REACH_REACHABLE ? 0 : r->unreachable_for + age;
+        w->reach_path = r->path;
     }
     int len = snprintf(snap->reach_note, sizeof snap->reach_note, "%.250s", remembered_note);
     snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, " (the scan of %.0f ms ago)", age * 1e3);
@@ -1039,7 +1069,12 @@ static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, 
     return NULL;
 }
 
-int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
+/* How long the search for paths may take: a scan's own time, at least
+ * PATHS_MIN_NS (a query answers within a bound). */
+#define PATHS_MIN_NS 100000000ull
+#define PATHS_MAX_NS 400000000ull
+
+int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool want_paths)
 {
     size_t n = snap->nthreads, candidates = 0;
     for (size_t i = 0; i < n; i++)
@@ -1052,7 +1087,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
         return 0;
     }
     uint64_t t0 = lw_now_ns(), cpu0 = lw_thread_cpu_ns();
-    if (answer_from_last_scan(snap, a, t0))
+    if (answer_from_last_scan(snap, a, t0, want_paths))
         return 0;
     self_pid = getpid();
     struct scan s;
@@ -1085,25 +1120,36 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a)
         return 0;
     }
     record_results(snap, m.ti);
-    snprintf(snap->reach_note, sizeof snap->reach_note,
-             "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms (%.1f ms of CPU)%s%s", candidates, s_,
-             (double)s.bytes_scanned / (1 << 20), (double)(lw_now_ns() - t0) / 1e6,
-             (double)(lw_thread_cpu_ns() - cpu0) / 1e6, s.problem[0] ? "; " : "", s.problem);
-    remember_scan(snap, a, t0, lw_now_ns());
+    last_scan_cpu_ns = lw_thread_cpu_ns() - cpu0;
+    uint64_t mark_took = lw_now_ns() - t0, paths_t0 = lw_now_ns();
+    if (want_paths)
+        scan_find_paths(&s, snap, mark_took < PATHS_MIN_NS ? PATHS_MIN_NS
+                                 : mark_took > PATHS_MAX_NS ? PATHS_MAX_NS : mark_took);
+    uint64_t paths_took = lw_now_ns() - paths_t0;
+    int len = snprintf(snap->reach_note, sizeof snap->reach_note,
+                       "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms (%.1f ms of CPU)", candidates,
+                       s_, (double)s.bytes_scanned / (1 << 20), (double)mark_took / 1e6,
+                       (double)last_scan_cpu_ns / 1e6);
+    if (snap->npaths && len > 0 && (size_t)len < sizeof snap->reach_note)
+        len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; paths in %.1f ms",
+                        (double)paths_took / 1e6);
+    if (s.problem[0] && len > 0 && (size_t)len < sizeof snap->reach_note)
+        snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; %s", s.problem);
+    remember_scan(snap, a, t0, lw_now_ns(), want_paths);
     give_back(&m, &s);
     return 0;
 }
 
 /* The whole judgement: rules 1, 2 and 4, then the scan for what they left
  * undecided, then the analysis again with its findings (rule 3). */
-int lw_analyze_with_reach(struct lw_snapshot *snap, struct lw_analysis *a)
+int lw_analyze_with_reach(struct lw_snapshot *snap, struct lw_analysis *a, bool want_paths)
 {
     if (lw_analyze(snap, a) != 0)
         return -1;
     size_t candidates = 0;
     for (size_t i = 0; i < snap->nthreads; i++)
         candidates += lw_reach_is_candidate(snap, i, &a->verdicts[i]);
-    if (lw_reach_scan(snap, a) != 0 || !candidates)
+    if (lw_reach_scan(snap, a, want_paths) != 0 || !candidates)
         return 0;
     lw_analysis_free(a);
     return lw_analyze(snap, a);

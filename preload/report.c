@@ -372,6 +372,71 @@ static void write_poll_set(struct jsonw *w, const struct lw_snapshot *snap, cons
     jsonw_end_array(w);
 }
 
+static void write_int_or_null(struct jsonw *w, int64_t v)
+{
+    if (v)
+        jsonw_int(w, v);
+    else
+        jsonw_null(w);
+}
+
+/* Rule 3: what keeps a candidate's object reachable (docs/protocol.md). */
+static void write_reach_path(struct jsonw *w, const struct lw_snapshot *snap, uint32_t index)
+{
+    if (!index || index > snap->npaths) {
+        jsonw_null(w);
+        return;
+    }
+    const struct lw_reach_path *p = &snap->paths[index - 1];
+    jsonw_begin_object(w);
+    jsonw_key(w, "root");
+    jsonw_begin_object(w);
+    jsonw_key(w, "kind");
+    write_string_or_null(w, lw_root_kind_name(p->root));
+    jsonw_key(w, "address");
+    jsonw_hex_or_null(w, p->root_address);
+    jsonw_key(w, "tid");
+    write_int_or_null(w, p->root_tid);
+    jsonw_key(w, "sp");
+    jsonw_hex_or_null(w, p->root_sp);
+    jsonw_key(w, "region");
+    jsonw_begin_array(w);
+    jsonw_hex_or_null(w, p->root_lo);
+    jsonw_hex_or_null(w, p->root_hi);
+    jsonw_end_array(w);
+    jsonw_key(w, "name");
+    if (p->root == LW_ROOT_MAPPING)
+        write_fixed_string(w, p->root_name, sizeof p->root_name);
+    else
+        jsonw_null(w);
+    jsonw_end_object(w);
+    jsonw_key(w, "by_handle");
+    jsonw_bool(w, p->by_handle);
+    jsonw_key(w, "complete");
+    jsonw_bool(w, p->complete);
+    jsonw_key(w, "steps");
+    jsonw_uint(w, p->nsteps);
+    jsonw_key(w, "chain");
+    jsonw_begin_array(w);
+    for (size_t i = 0; i < p->nsteps && i < LW_PATH_STEPS; i++) {
+        const struct lw_path_step *st = &p->steps[i];
+        jsonw_begin_object(w);
+        jsonw_key(w, "kind");
+        jsonw_string(w, lw_step_kind_name(st->kind));
+        jsonw_key(w, "block");
+        jsonw_hex_or_null(w, st->block);
+        jsonw_key(w, "size");
+        jsonw_uint(w, st->size);
+        jsonw_key(w, "offset");
+        jsonw_uint(w, st->offset);
+        jsonw_key(w, "tid");
+        write_int_or_null(w, st->tid);
+        jsonw_end_object(w);
+    }
+    jsonw_end_array(w);
+    jsonw_end_object(w);
+}
+
 static void write_wait(struct jsonw *w, const struct lw_snapshot *snap, const struct lw_snap_thread *t,
                        const struct lw_thread_verdict *v)
 {
@@ -417,6 +482,8 @@ static void write_wait(struct jsonw *w, const struct lw_snapshot *snap, const st
         static const char *const reach[] = { NULL, "reachable", "unreachable", "confirmed" };
         write_string_or_null(w, (unsigned)x->reach < 4 ? reach[x->reach] : NULL);
     }
+    jsonw_key(w, "reach_path");
+    write_reach_path(w, snap, x->reach == LW_REACH_REACHABLE ? x->reach_path : 0);
     jsonw_key(w, "direction");
     write_string_or_null(w, lw_direction_name(x->direction));
     jsonw_key(w, "class");

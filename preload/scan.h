@@ -35,8 +35,6 @@
 #define FILTER_SHIFT 21               /* the filter's granule: 2 MiB */
 #define FILTER_BITS (1ull << (47 - FILTER_SHIFT))
 
-struct thread_info;
-
 /* ---- mappings ---- */
 
 enum map_kind { MAP_SKIP, MAP_ROOT, MAP_HEAP };
@@ -109,6 +107,25 @@ struct block_ref {
     uint64_t start, end;     /* 0, 0: in no block */
     uint8_t kind;            /* enum extent_kind (EXT_CHUNK for a heap chunk) */
     uint32_t thread;         /* whose part, for a thread's */
+};
+
+/* A thread of the snapshot, as the scan sees it. */
+struct thread_info {
+    int32_t tid;
+    uint64_t sp;              /* saved stack pointer (parked), 0 if unknown */
+    uint64_t args[6];         /* its syscall's arguments, when parked */
+    uint64_t tp;              /* pthread_self(): the TCB, at the top of a pthread stack */
+    bool candidate;           /* judged here */
+    bool excluded;            /* not a root: a candidate, stuck by another rule, or waiting on one of those */
+    bool cancellable;         /* parked in a cancellation point, cancellation enabled */
+    bool may_run;             /* found able to run again: its parts are marked (roots now) */
+    bool by_handle;           /* ...because a live pthread_t could cancel it */
+    uint32_t depends_on;      /* the thread whose running would let it run (its owner edge), or NO_THREAD */
+    uint32_t first_dependent, next_dependent;   /* the threads depending on it, as a list */
+    size_t ext_stack, ext_tls, ext_tcb;         /* its parts' extents, or SIZE_MAX */
+    uint64_t object;
+    int reachable;            /* -1 unknown, 0 no, 1 yes (may run) */
+    struct block_ref object_in;   /* the block holding its object */
 };
 
 struct scan {
@@ -303,5 +320,10 @@ void scan_filter_fill(struct scan *s);
 void scan_find_heaps(struct scan *s);
 void scan_free_malloc_chunks(struct scan *s);
 int scan_block_around(struct scan *s, uint64_t addr, struct block_ref *ref);
+
+/* reachpath.c: after the mark, each reachable candidate's path from a root
+ * (snap->paths, wait.reach_path), within budget_ns. */
+struct lw_snapshot;
+void scan_find_paths(struct scan *s, struct lw_snapshot *snap, uint64_t budget_ns);
 
 #endif

@@ -388,6 +388,38 @@ static bool peer_is_allowed(int fd)
     return cred.uid == 0 || cred.uid == geteuid();
 }
 
+/* A snapshot judged by every rule, under report_lock. NULL, or what failed. */
+static const char *judge_now(struct lw_snapshot *snap, struct lw_analysis *analysis, bool want_paths)
+{
+    if (lw_snapshot_take(snap) != 0)
+        return "out of memory while taking a snapshot";
+    if (lw_analyze_with_reach(snap, analysis, want_paths) != 0) {
+        lw_snapshot_free(snap);
+        return "out of memory while analysing";
+    }
+    return NULL;
+}
+
+/* A person asks once: when the scan just found an object unreachable (or
+ * an earlier one did) and the second scan that could confirm it is due
+ * within CONFIRM_WAIT_MS, the answer waits for that scan rather than say
+ * "waiting" about a proof a second away. The lock is not held meanwhile. */
+#define CONFIRM_WAIT_MS 1200
+
+static bool confirmation_is_near(void)
+{
+    uint64_t due = lw_reach_confirmation_due_ns(), now = lw_now_ns();
+    return due && due - now <= (uint64_t)CONFIRM_WAIT_MS * 1000000u;
+}
+
+static void wait_for_confirmation(void)
+{
+    uint64_t due = lw_reach_confirmation_due_ns();
+    int ms = ms_until(due);
+    if (ms > 0)
+        poll(NULL, 0, ms);
+}
+
 /* Snapshot, analysis and rendering under report_lock; the reply is sent
  * after the lock is released. */
 static void answer_with_process_report(int fd, enum lw_report_kind kind)
@@ -395,18 +427,21 @@ static void answer_with_process_report(int fd, enum lw_report_kind kind)
     struct jsonw w;
     struct lw_snapshot snap;
     struct lw_analysis analysis;
-    const char *failure = NULL;
     jsonw_init(&w);
     lw_lock(&report_lock);
-    if (lw_snapshot_take(&snap) != 0) {
-        failure = "out of memory while taking a snapshot";
-    } else {
-        if (lw_analyze_with_reach(&snap, &analysis) != 0) {
-            failure = "out of memory while analysing";
-        } else {
-            lw_report_process(&w, &snap, &analysis, kind);
-            lw_analysis_free(&analysis);
-        }
+    bool want_paths = kind == LW_REPORT_THREADS;   /* a thread dump explains what stays reachable */
+    const char *failure = judge_now(&snap, &analysis, want_paths);
+    if (!failure && confirmation_is_near()) {
+        lw_analysis_free(&analysis);
+        lw_snapshot_free(&snap);
+        lw_unlock(&report_lock);
+        wait_for_confirmation();
+        lw_lock(&report_lock);
+        failure = judge_now(&snap, &analysis, want_paths);
+    }
+    if (!failure) {
+        lw_report_process(&w, &snap, &analysis, kind);
+        lw_analysis_free(&analysis);
         lw_snapshot_free(&snap);
     }
     lw_unlock(&report_lock);

@@ -525,5 +525,43 @@ void lw_snapshot_free(struct lw_snapshot *snap)
     free(snap->stacks);
     free(snap->channels);
     free(snap->pollfds);
+    free(snap->paths);
     memset(snap, 0, sizeof *snap);
+}
+
+/* ---- the background prover's trigger ---- */
+
+static bool is_memory_kind(uint8_t kind)
+{
+    switch (kind) {
+    case LW_WAIT_COND: case LW_WAIT_SEM: case LW_WAIT_BARRIER: case LW_WAIT_FUTEX: case LW_WAIT_MUTEX:
+    case LW_WAIT_RWLOCK_READ: case LW_WAIT_RWLOCK_WRITE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+uint64_t lw_snapshot_memory_waits(uint64_t now, uint32_t settle_ms, size_t *count)
+{
+    uint64_t sum = 0, settled_before = now - (uint64_t)settle_ms * 1000000u;
+    size_t n = 0;
+    uint32_t hw = lw_registry_high_water();
+    struct lw_slot copy;
+    for (uint32_t i = 0; i < hw; i++) {
+        const struct lw_slot *s = lw_registry_slot(i);
+        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != LW_SLOT_LIVE || !lw_wait_read(s, &copy))
+            continue;
+        const struct lw_wait_rec *w = &copy.wait;
+        if (!is_memory_kind(w->kind) || w->timed || w->start_ns > settled_before)
+            continue;
+        /* (a mix of the wait's identity: its thread, object and start) */
+        uint64_t h = (uint64_t)(uint32_t)copy.tid * 0x9e3779b97f4a7c15ull ^ w->object_masked ^ w->start_ns;
+        h ^= h >> 31;
+        h *= 0xbf58476d1ce4e5b9ull;
+        sum += h ^ (h >> 29);
+        n++;
+    }
+    *count = n;
+    return sum;
 }

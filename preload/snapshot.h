@@ -44,6 +44,44 @@ enum lw_reach {
     LW_REACH_CONFIRMED,         /* unreachable in two scans at least a second apart, wait unchanged */
 };
 
+/* Rule 3, for a candidate that stays `waiting`: what keeps its object
+ * reachable, as a garbage collector's path from a root (reachpath.c). */
+enum lw_root_kind {
+    LW_ROOT_NONE = 0,
+    LW_ROOT_DATA,          /* a loaded module's data or bss */
+    LW_ROOT_STACK,         /* a thread's stack: a live thread's, or a parked one's that can run again */
+    LW_ROOT_TLS,           /* a thread's static TLS (its thread-locals) */
+    LW_ROOT_THREAD,        /* a thread's descriptor (glibc's struct pthread: its thread-specific data) */
+    LW_ROOT_REGISTERS,     /* a parked thread's syscall arguments */
+    LW_ROOT_MAPPING,       /* any other mapping (anonymous memory, a file, shared memory, an unwalked heap) */
+};
+const char *lw_root_kind_name(enum lw_root_kind k);
+
+enum lw_step_kind { LW_STEP_HEAP, LW_STEP_MMAPPED, LW_STEP_STACK, LW_STEP_TLS, LW_STEP_THREAD };
+const char *lw_step_kind_name(enum lw_step_kind k);
+
+#define LW_PATH_STEPS 12
+
+struct lw_path_step {
+    uint8_t kind;            /* enum lw_step_kind */
+    int32_t tid;             /* a parked thread's part: whose, else 0 */
+    uint64_t block, size;    /* a heap block as malloc returned it and its usable size; a thread's part: its range */
+    uint64_t offset;         /* where in it lies the pointer to the next step (the last step: the object, or the pthread_t) */
+};
+
+struct lw_reach_path {
+    enum lw_root_kind root;
+    uint64_t root_address;   /* the root word (it points into the first step, or is the object itself); 0 for registers */
+    uint64_t root_lo, root_hi;   /* the region it lies in: the mapping, or the thread's part */
+    int32_t root_tid;        /* stack, TLS, descriptor, registers: whose; else 0 */
+    uint64_t root_sp;        /* a stack root: that thread's stack pointer, 0 if unknown */
+    char root_name[64];      /* a mapping's name in /proc/self/maps ("" when anonymous) */
+    bool by_handle;          /* what is reachable is the thread's pthread_t: pthread_cancel could end the wait */
+    bool complete;           /* false: a root was not found within the search's limits */
+    size_t nsteps;           /* may exceed LW_PATH_STEPS: then the first LW_PATH_STEPS - 1 and the last are kept */
+    struct lw_path_step steps[LW_PATH_STEPS];
+};
+
 /* Where a wait record came from. */
 enum lw_source { LW_SOURCE_HOOK, LW_SOURCE_PROC };
 
@@ -125,6 +163,7 @@ struct lw_snap_wait {
     uint64_t reach_block;   /* the heap chunk holding the object, 0 if none */
     uint64_t reach_block_size;
     double unreachable_for; /* seconds since a scan first found it unreachable */
+    uint32_t reach_path;    /* reachable: 1 + its index in snapshot->paths, 0 if none */
     bool sysv;              /* fd is a System V message queue id, not a descriptor */
     int32_t channel;        /* index into snapshot->channels, -1 if none */
     uint32_t pollfd_first;  /* poll-style waits: their set, in snapshot->pollfds */
@@ -183,6 +222,8 @@ struct lw_snapshot {
     struct lw_snap_pollfd *pollfds;
     size_t npollfds;
     char reach_note[320];           /* what the reachability scan did, "" if it did not run */
+    struct lw_reach_path *paths;    /* why reachable candidates are (wait.reach_path) */
+    size_t npaths;
 };
 
 /* What a verdict points at, for the report's "counterpart" object. */
@@ -249,6 +290,12 @@ struct lw_analysis {
 int lw_snapshot_take(struct lw_snapshot *snap);
 void lw_snapshot_free(struct lw_snapshot *snap);
 
+/* The settled (older than settle_ms at `now`), untimed waits on memory
+ * that the registry holds, as a sum of their identities that changes when
+ * one of them comes or goes, and their count: cheap (no /proc, no
+ * allocation), for the background prover (monitor.c). */
+uint64_t lw_snapshot_memory_waits(uint64_t now, uint32_t settle_ms, size_t *count);
+
 /* The analysis: a pure function from a snapshot to verdicts (analysis.c). */
 int lw_analyze(const struct lw_snapshot *snap, struct lw_analysis *out);
 void lw_analysis_free(struct lw_analysis *a);
@@ -261,11 +308,17 @@ int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *r
 /* Rule 3 (reach.c, server thread): scan for the memory waits the analysis
  * left undecided, and record in the snapshot what was found (with the
  * two-scan rule). Then analyse again. 0, or -1 when no scan could be made. */
-int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a);
+int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool want_paths);
 bool lw_reach_is_candidate(const struct lw_snapshot *snap, size_t i, const struct lw_thread_verdict *v);
 bool lw_reach_wants_recheck(void);    /* something was unreachable once: scan again soon */
+/* When a scan could confirm what the last one found unreachable (two scans
+ * at least a second apart), 0 if nothing waits for confirmation. */
+uint64_t lw_reach_confirmation_due_ns(void);
+uint64_t lw_reach_last_scan_cpu_ns(void);   /* the CPU time of the last real scan */
 void lw_reach_release_idle(void);     /* the server's tick: unmap the arrays of a scan seconds old */
-int lw_analyze_with_reach(struct lw_snapshot *snap, struct lw_analysis *a);   /* all the rules */
+/* All the rules. With want_paths, every candidate that stays reachable gets
+ * its path from a root (a thread dump wants them; a count does not). */
+int lw_analyze_with_reach(struct lw_snapshot *snap, struct lw_analysis *a, bool want_paths);
 
 /* Syscall names for /proc-only waits (x86-64 numbers); NULL if unknown. */
 const char *lw_syscall_name(int nr);

@@ -1,0 +1,623 @@
+/*
+ * reachpath.c — why a reachable object is: for a rule-3 candidate that
+ * stays `waiting`, the path the mark took from a root to its object, as a
+ * garbage collector would print it (the root, then each block down to the
+ * one holding the object). A person who expected a proof learns what to
+ * look at: the stale copy in main's frame, the global that still holds it.
+ *
+ * The mark keeps no parents (one bit per chunk is its whole cost), so the
+ * path is found afterwards, backwards, over what the mark left: from the
+ * object's block, one sweep over everything marked finds the blocks that
+ * point into it, the next sweep the blocks that point into those, level by
+ * level, until a root points into one. That is a breadth-first search in
+ * reverse: the path found is a shortest one. Up to 64 objects are searched
+ * for at once (each sweep serves them all); the search is bounded in
+ * levels, entries and time, and a path not completed within them says so.
+ *
+ * A node is what the worklist calls a block: a chunk's slot, or
+ * EXTENT_ITEM | an extent's index. A chunk malloc holds free is none; a
+ * thread's descriptor is one only through its exact address (its pthread_t).
+ * The parts of a parked thread that may run again are roots, as are the
+ * argument registers of live parked threads.
+ */
+#include "scan.h"
+#include "lw.h"
+#include "snapshot.h"
+
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define MAX_TARGETS 64
+#define MAX_LEVELS 48
+#define MAX_HOPS (1u << 22)
+#define NO_NODE UINT64_MAX
+
+/* (node, target) -> the next node toward the target: the search's tree,
+ * one per target, in one open-addressed table. */
+struct hop {
+    uint64_t key;            /* (node << 6 | target) + 1; 0: empty */
+    uint64_t next;           /* NO_NODE for the target itself */
+};
+
+/* node -> the targets whose current level holds it. */
+struct level_entry {
+    uint64_t key;            /* node + 1; 0: empty */
+    uint64_t targets;        /* a bit per target */
+};
+
+struct level {
+    struct level_entry *v;
+    size_t n, cap;
+};
+
+struct root_hit {
+    bool found;
+    uint64_t node;           /* the node the root points into */
+    uint64_t address;        /* the root word (0: a register) */
+    int32_t register_tid;    /* a register of this thread, else 0 */
+    size_t extent;           /* a may-run thread's part holding the root, or SIZE_MAX */
+};
+
+struct search {
+    struct scan *s;
+    struct hop *hops;
+    size_t nhops, caphops;
+    struct level cur, nxt;
+    uint64_t targets[MAX_TARGETS];
+    struct root_hit hit[MAX_TARGETS];
+    size_t ntargets, unresolved;
+    bool overflow;           /* a table would grow past its bound: stop */
+};
+
+/* ---- the tables ---- */
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    return x ^ (x >> 33);
+}
+
+static bool table_alloc(void **p, size_t *cap, size_t want, size_t elem)
+{
+    void *q = mmap(NULL, want * elem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED)
+        return false;
+    *p = q;
+    *cap = want;
+    return true;
+}
+
+static struct hop *hop_slot(struct hop *t, size_t cap, uint64_t key)
+{
+    for (size_t i = mix(key) & (cap - 1);; i = (i + 1) & (cap - 1))
+        if (t[i].key == key || t[i].key == 0)
+            return &t[i];
+}
+
+static bool hops_grow(struct search *q)
+{
+    if (2 * q->caphops > MAX_HOPS)
+        return false;
+    struct hop *old = q->hops;
+    size_t oldcap = q->caphops;
+    if (!table_alloc((void **)&q->hops, &q->caphops, 2 * oldcap, sizeof *old))
+        return false;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].key)
+            *hop_slot(q->hops, q->caphops, old[i].key) = old[i];
+    munmap(old, oldcap * sizeof *old);
+    return true;
+}
+
+/* Record node -> next in target t's tree; false if it was there already. */
+static bool hop_add(struct search *q, uint64_t node, unsigned t, uint64_t next)
+{
+    if (2 * (q->nhops + 1) > q->caphops && !hops_grow(q)) {
+        q->overflow = true;
+        return false;
+    }
+    uint64_t key = (node << 6 | t) + 1;
+    struct hop *h = hop_slot(q->hops, q->caphops, key);
+    if (h->key)
+        return false;
+    *h = (struct hop){ key, next };
+    q->nhops++;
+    return true;
+}
+
+static uint64_t hop_next(const struct search *q, uint64_t node, unsigned t)
+{
+    const struct hop *h = hop_slot(q->hops, q->caphops, (node << 6 | t) + 1);
+    return h->key ? h->next : NO_NODE;
+}
+
+static struct level_entry *level_slot(struct level *l, uint64_t node)
+{
+    uint64_t key = node + 1;
+    for (size_t i = mix(key) & (l->cap - 1);; i = (i + 1) & (l->cap - 1))
+        if (l->v[i].key == key || l->v[i].key == 0)
+            return &l->v[i];
+}
+
+static uint64_t level_targets(struct level *l, uint64_t node)
+{
+    if (!l->n)
+        return 0;
+    struct level_entry *e = level_slot(l, node);
+    return e->key ? e->targets : 0;
+}
+
+static bool level_add(struct search *q, struct level *l, uint64_t node, uint64_t targets)
+{
+    if (2 * (l->n + 1) > l->cap) {
+        struct level bigger = { 0 };
+        if (2 * l->cap > MAX_HOPS || !table_alloc((void **)&bigger.v, &bigger.cap, l->cap ? 2 * l->cap : 1024,
+                                                  sizeof *bigger.v)) {
+            q->overflow = true;
+            return false;
+        }
+        for (size_t i = 0; i < l->cap; i++)
+            if (l->v[i].key) {
+                *level_slot(&bigger, l->v[i].key - 1) = l->v[i];
+                bigger.n++;
+            }
+        if (l->v)
+            munmap(l->v, l->cap * sizeof *l->v);
+        *l = bigger;
+    }
+    struct level_entry *e = level_slot(l, node);
+    if (!e->key) {
+        e->key = node + 1;
+        l->n++;
+    }
+    e->targets |= targets;
+    return true;
+}
+
+static void level_clear(struct level *l)
+{
+    if (l->v && l->n)
+        memset(l->v, 0, l->cap * sizeof *l->v);
+    l->n = 0;
+}
+
+/* ---- nodes ---- */
+
+/* The marked block v points into, as the mark would have it, or NO_NODE. */
+static uint64_t node_of(struct scan *s, uint64_t v)
+{
+    if (v < s->lb || v >= s->hb || !may_point_into_a_block(s, v))
+        return NO_NODE;
+    const struct span *sp = span_of(s, v);
+    if (sp) {
+        uint64_t g;
+        if (!chunk_holding(s, sp, v, &g))
+            return NO_NODE;
+        const struct span_word *w = &s->pool[sp->word0 + (g >> 6)];
+        return (w->marked & ~w->freed) >> (g & 63) & 1 ? ((uint64_t)sp->word0 << 6) + g : NO_NODE;
+    }
+    size_t e = extent_of(s, v);
+    if (e == SIZE_MAX || !s->ext[e].marked)
+        return NO_NODE;
+    if (s->ext[e].kind == EXT_TCB && v != s->threads[s->ext[e].thread].tp)
+        return NO_NODE;
+    return EXTENT_ITEM | e;
+}
+
+static bool is_extent(uint64_t node) { return node & EXTENT_ITEM; }
+
+/* A may-run thread's part is a root. */
+static bool is_root_part(const struct scan *s, size_t e)
+{
+    const struct extent *x = &s->ext[e];
+    return x->kind != EXT_CHUNK && x->thread != NO_THREAD && s->threads[x->thread].may_run;
+}
+
+static void node_range(const struct scan *s, uint64_t node, uint64_t *lo, uint64_t *hi)
+{
+    if (is_extent(node)) {
+        const struct extent *x = &s->ext[node & ~(uint64_t)EXTENT_ITEM];
+        *lo = x->start;
+        *hi = x->end;
+        return;
+    }
+    const struct span *sp = span_of_slot(s, (uint32_t)node);
+    uint64_t g = node - ((uint64_t)sp->word0 << 6);
+    *lo = sp->lo + (g << 4) + CHUNK_HDR;
+    *hi = chunk_end(s, sp, g);
+}
+
+/* ---- one sweep ---- */
+
+/* A word of a root: does it point into a node of the current level? */
+static void root_word(struct search *q, uint64_t address, uint64_t v, int32_t register_tid, size_t extent)
+{
+    uint64_t node = node_of(q->s, v);
+    uint64_t targets = node == NO_NODE ? 0 : level_targets(&q->cur, node);
+    for (unsigned t = 0; targets; t++, targets >>= 1)
+        if ((targets & 1) && !q->hit[t].found) {
+            q->hit[t] = (struct root_hit){ true, node, address, register_tid, extent };
+            q->unresolved--;
+        }
+}
+
+/* A word of a marked block (source): it leads into the current level. */
+static void block_word(struct search *q, uint64_t source, uint64_t v)
+{
+    uint64_t node = node_of(q->s, v);
+    uint64_t targets = node == NO_NODE || node == source ? 0 : level_targets(&q->cur, node);
+    uint64_t added = 0;
+    for (unsigned t = 0; targets; t++, targets >>= 1)
+        if ((targets & 1) && !q->hit[t].found && hop_add(q, source, t, node))
+            added |= 1ull << t;
+    if (added)
+        level_add(q, &q->nxt, source, added);
+}
+
+/* Read [lo, hi) of the program and feed its words to a root or a source. */
+static void sweep_memory(struct search *q, uint64_t lo, uint64_t hi, bool root, uint64_t source, size_t extent)
+{
+    struct scan *s = q->s;
+    lo = (lo + 7) & ~7ull;
+    while (lo < hi && !q->overflow) {
+        size_t len = hi - lo < READ_CHUNK ? (size_t)(hi - lo) : READ_CHUNK;
+        size_t got = scan_read(s->buf, lo, len);
+        for (size_t off = 0; off + 8 <= got; off += 8) {
+            uint64_t v;
+            memcpy(&v, s->buf + off, 8);
+            if (root)
+                root_word(q, lo + off, v, 0, extent);
+            else
+                block_word(q, source, v);
+        }
+        lo += got ? got : 4096;
+        lo &= ~7ull;
+    }
+}
+
+static void sweep_roots(struct search *q)
+{
+    struct scan *s = q->s;
+    for (size_t i = 0; i < s->nmaps; i++)
+        if (s->maps[i].kind == MAP_ROOT)
+            sweep_memory(q, s->maps[i].lo, s->maps[i].hi, true, 0, SIZE_MAX);
+    for (size_t i = 0; i < s->nthreads; i++) {
+        const struct thread_info *t = &s->threads[i];
+        if (!t->excluded && t->sp)
+            for (int k = 0; k < 6; k++)
+                root_word(q, 0, t->args[k], t->tid, SIZE_MAX);
+    }
+    for (size_t e = 0; e < s->next; e++)
+        if (is_root_part(s, e))
+            sweep_memory(q, s->ext[e].start, s->ext[e].end, true, 0, e);
+}
+
+/* The marked chunks of one span word: their recorded words, or (not
+ * recorded) their memory. */
+static void sweep_word(struct search *q, const struct span *sp, size_t w)
+{
+    struct scan *s = q->s;
+    const struct span_word *word = &s->pool[sp->word0 + w];
+    uint64_t marked = word->marked & ~word->freed;
+    size_t pos = word->entry_at;
+    for (uint64_t bits = word->starts; bits; bits &= bits - 1) {
+        unsigned b = (unsigned)__builtin_ctzll(bits);
+        uint64_t g = ((uint64_t)w << 6) + b, node = ((uint64_t)sp->word0 << 6) + g;
+        bool listed = word->listed >> b & 1, is_marked = marked >> b & 1;
+        size_t count = listed && s->edges[pos] != READ_ME ? (size_t)s->edges[pos] : 0;
+        if (is_marked && listed && s->edges[pos] != READ_ME)
+            for (size_t k = 0; k < count; k++)
+                block_word(q, node, s->edges[pos + 1 + k]);
+        else if (is_marked && (listed || g >= sp->unrecorded_from))
+            sweep_memory(q, sp->lo + (g << 4) + CHUNK_HDR, chunk_end(s, sp, g), false, node, SIZE_MAX);
+        if (listed)
+            pos += 1 + count;
+    }
+}
+
+static void sweep_blocks(struct search *q)
+{
+    struct scan *s = q->s;
+    for (size_t i = 0; i < s->nspans && !q->overflow; i++)
+        for (size_t w = 0; w < s->spans[i].nwords; w++)
+            if (s->pool[s->spans[i].word0 + w].marked)
+                sweep_word(q, &s->spans[i], w);
+    for (size_t e = 0; e < s->next && !q->overflow; e++)
+        if (s->ext[e].marked && !is_root_part(s, e))
+            sweep_memory(q, s->ext[e].start, s->ext[e].end, false, EXTENT_ITEM | e, SIZE_MAX);
+}
+
+/* Level by level, until every target has its root, the levels run out, or
+ * the time does. */
+static void search_run(struct search *q, uint64_t deadline)
+{
+    for (unsigned t = 0; t < q->ntargets; t++) {
+        hop_add(q, q->targets[t], t, NO_NODE);
+        level_add(q, &q->cur, q->targets[t], 1ull << t);
+    }
+    for (int level = 0; level < MAX_LEVELS && q->unresolved && q->cur.n && !q->overflow; level++) {
+        sweep_roots(q);
+        if (!q->unresolved)
+            break;
+        sweep_blocks(q);
+        struct level done = q->cur;
+        q->cur = q->nxt;
+        q->nxt = done;
+        level_clear(&q->nxt);
+        if (lw_now_ns() > deadline)
+            break;
+    }
+}
+
+static void search_free(struct search *q)
+{
+    if (q->hops)
+        munmap(q->hops, q->caphops * sizeof *q->hops);
+    if (q->cur.v)
+        munmap(q->cur.v, q->cur.cap * sizeof *q->cur.v);
+    if (q->nxt.v)
+        munmap(q->nxt.v, q->nxt.cap * sizeof *q->nxt.v);
+}
+
+/* ---- describing the root and the steps ---- */
+
+struct module_search {
+    uint64_t address;
+    bool found;
+};
+
+static int find_data_segment(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct module_search *m = data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uint64_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W) && m->address >= lo && m->address < lo + ph->p_memsz) {
+            m->found = true;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whose thread's memory is [lo, hi) (a root mapping): a live thread whose
+ * stack pointer or descriptor lies in it. */
+static const struct thread_info *thread_of_mapping(const struct scan *s, uint64_t lo, uint64_t hi)
+{
+    for (size_t i = 0; i < s->nthreads; i++) {
+        const struct thread_info *t = &s->threads[i];
+        if ((t->sp >= lo && t->sp < hi) || (t->tp >= lo && t->tp < hi))
+            return t;
+    }
+    return NULL;
+}
+
+static void describe_root_in_mapping(const struct scan *s, struct lw_reach_path *p, uint64_t a)
+{
+    const struct mapping *m = scan_mapping_at((struct scan *)s, a);
+    p->root = LW_ROOT_MAPPING;
+    if (m) {
+        p->root_lo = m->lo;
+        p->root_hi = m->hi;
+        snprintf(p->root_name, sizeof p->root_name, "%s", m->name);
+    }
+    const struct thread_info *t = m ? thread_of_mapping(s, m->lo, m->hi) : NULL;
+    if (t) {
+        /* A pthread's stack mapping holds its frames, then its static TLS,
+         * then its descriptor; the main thread's TLS and descriptor lie in
+         * a mapping of their own, among other things. */
+        bool sp_here = t->sp >= m->lo && t->sp < m->hi, tcb_here = t->tp >= m->lo && t->tp < m->hi;
+        uint64_t tcb_end = s->layout.tcb_size ? t->tp + s->layout.tcb_size : m->hi;
+        enum lw_root_kind kind = LW_ROOT_NONE;
+        if (tcb_here && a >= t->tp && a < tcb_end)
+            kind = LW_ROOT_THREAD;
+        else if (tcb_here && s->layout.tls_low && a >= t->tp + (uint64_t)s->layout.tls_low && a < t->tp)
+            kind = LW_ROOT_TLS;
+        else if (sp_here || (tcb_here && !t->sp && m->hi - t->tp <= 65536 && a < t->tp))
+            kind = LW_ROOT_STACK;   /* (a running thread: its stack pointer is not known) */
+        if (kind) {
+            p->root = kind;
+            p->root_tid = t->tid;
+            p->root_sp = kind == LW_ROOT_STACK ? t->sp : 0;
+            return;
+        }
+    }
+    struct module_search ms = { a, false };
+    dl_iterate_phdr(find_data_segment, &ms);
+    if (ms.found)
+        p->root = LW_ROOT_DATA;
+}
+
+static void describe_root(const struct scan *s, struct lw_reach_path *p, const struct root_hit *h, uint64_t address)
+{
+    p->root_address = address;
+    if (h && h->register_tid) {
+        p->root = LW_ROOT_REGISTERS;
+        p->root_tid = h->register_tid;
+        return;
+    }
+    size_t e = h ? h->extent : SIZE_MAX;
+    if (e != SIZE_MAX) {
+        const struct extent *x = &s->ext[e];
+        const struct thread_info *t = &s->threads[x->thread];
+        p->root = x->kind == EXT_STACK ? LW_ROOT_STACK : x->kind == EXT_TLS ? LW_ROOT_TLS : LW_ROOT_THREAD;
+        p->root_tid = t->tid;
+        p->root_sp = t->sp;
+        p->root_lo = x->start;
+        p->root_hi = x->end;
+        return;
+    }
+    describe_root_in_mapping(s, p, address);
+}
+
+static struct lw_path_step describe_step(const struct scan *s, uint64_t node)
+{
+    struct lw_path_step step = { 0 };
+    uint64_t lo, hi;
+    node_range(s, node, &lo, &hi);
+    step.block = lo;
+    step.size = hi - lo;
+    if (is_extent(node)) {
+        const struct extent *x = &s->ext[node & ~(uint64_t)EXTENT_ITEM];
+        step.kind = x->kind == EXT_CHUNK ? LW_STEP_MMAPPED : x->kind == EXT_STACK ? LW_STEP_STACK
+                  : x->kind == EXT_TLS ? LW_STEP_TLS : LW_STEP_THREAD;
+        step.tid = x->thread != NO_THREAD ? s->threads[x->thread].tid : 0;
+    }
+    return step;
+}
+
+/* Where in `from` the first word pointing into `to` lies. */
+static uint64_t offset_of_pointer(struct scan *s, uint64_t from, uint64_t to)
+{
+    uint64_t lo, hi;
+    node_range(s, from, &lo, &hi);
+    lo = (lo + 7) & ~7ull;
+    for (uint64_t at = lo; at < hi;) {
+        size_t len = hi - at < READ_CHUNK ? (size_t)(hi - at) : READ_CHUNK;
+        size_t got = scan_read(s->buf, at, len);
+        for (size_t off = 0; off + 8 <= got; off += 8) {
+            uint64_t v;
+            memcpy(&v, s->buf + off, 8);
+            if (node_of(s, v) == to)
+                return at + off - lo;
+        }
+        at += got ? got : 4096;
+    }
+    return 0;
+}
+
+static void add_step(struct lw_reach_path *p, struct lw_path_step step)
+{
+    if (p->nsteps < LW_PATH_STEPS)
+        p->steps[p->nsteps] = step;
+    else
+        p->steps[LW_PATH_STEPS - 1] = step;   /* the last one always shows */
+    p->nsteps++;
+}
+
+/* Target t's path, root side first; `inner` is the address within the
+ * target the path ends at (the object, or the pthread_t). */
+static void build_path(struct search *q, unsigned t, uint64_t inner, struct lw_reach_path *p)
+{
+    struct scan *s = q->s;
+    const struct root_hit *h = &q->hit[t];
+    describe_root(s, p, h, h->address);
+    p->complete = true;
+    for (uint64_t node = h->node; node != NO_NODE;) {
+        uint64_t next = hop_next(q, node, t);
+        struct lw_path_step step = describe_step(s, node);
+        step.offset = next == NO_NODE ? inner - step.block : offset_of_pointer(s, node, next);
+        add_step(p, step);
+        if (p->nsteps > MAX_LEVELS + 1)
+            break;   /* (cannot happen: a tree) */
+        node = next;
+    }
+}
+
+/* ---- the paths of a scan ---- */
+
+/* The node a candidate's path ends in, and the address there: its object's
+ * block, or its descriptor when only its pthread_t keeps it runnable.
+ * NO_NODE: the object lies in root memory itself (or a may-run thread's
+ * part), which is its own root. */
+static uint64_t target_of(struct scan *s, const struct thread_info *t, uint64_t *inner, size_t *root_extent)
+{
+    *root_extent = SIZE_MAX;
+    if (t->by_handle && t->ext_tcb != SIZE_MAX) {
+        *inner = t->tp;
+        return EXTENT_ITEM | t->ext_tcb;
+    }
+    *inner = t->object;
+    uint64_t node = node_of(s, t->object);
+    if (node != NO_NODE && is_extent(node) && is_root_part(s, node & ~(uint64_t)EXTENT_ITEM)) {
+        *root_extent = node & ~(uint64_t)EXTENT_ITEM;
+        return NO_NODE;
+    }
+    return node;
+}
+
+static bool push_path(struct lw_snapshot *snap, size_t *cap, const struct lw_reach_path *p, uint32_t *index)
+{
+    if (snap->npaths == *cap) {
+        size_t bigger = *cap ? 2 * *cap : 16;
+        struct lw_reach_path *v = realloc(snap->paths, bigger * sizeof *v);
+        if (!v)
+            return false;
+        snap->paths = v;
+        *cap = bigger;
+    }
+    snap->paths[snap->npaths] = *p;
+    *index = (uint32_t)++snap->npaths;
+    return true;
+}
+
+/* One batch of up to MAX_TARGETS distinct targets, from candidate `from`
+ * on; returns where the next batch starts. */
+static size_t one_batch(struct scan *s, struct lw_snapshot *snap, size_t from, uint64_t deadline, size_t *cap)
+{
+    struct search q = { .s = s };
+    size_t i = from;
+    if (!table_alloc((void **)&q.hops, &q.caphops, 4096, sizeof *q.hops))
+        return s->nthreads;
+    for (; i < s->nthreads; i++) {
+        struct thread_info *t = &s->threads[i];
+        if (!t->candidate || !t->reachable || snap->threads[i].wait.reach_path)
+            continue;
+        uint64_t in;
+        size_t root_extent;
+        uint64_t node = target_of(s, t, &in, &root_extent);
+        struct lw_reach_path p;
+        memset(&p, 0, sizeof p);
+        if (node == NO_NODE) {   /* the object is in root memory: its own root */
+            struct root_hit h = { true, NO_NODE, in, 0, root_extent };
+            describe_root(s, &p, &h, in);
+            p.complete = true;
+            push_path(snap, cap, &p, &snap->threads[i].wait.reach_path);
+            continue;
+        }
+        unsigned k = 0;
+        while (k < q.ntargets && q.targets[k] != node)
+            k++;
+        if (k == q.ntargets) {
+            if (q.ntargets == MAX_TARGETS)
+                break;
+            q.targets[q.ntargets++] = node;
+            q.unresolved++;
+        }
+    }
+    search_run(&q, deadline);
+    for (size_t j = from; j < i; j++) {
+        struct thread_info *t = &s->threads[j];
+        if (!t->candidate || !t->reachable || snap->threads[j].wait.reach_path)
+            continue;
+        uint64_t in;
+        size_t root_extent;
+        uint64_t node = target_of(s, t, &in, &root_extent);
+        unsigned k = 0;
+        while (k < q.ntargets && q.targets[k] != node)
+            k++;
+        if (k == q.ntargets)
+            continue;
+        struct lw_reach_path p;
+        memset(&p, 0, sizeof p);
+        p.by_handle = t->by_handle;
+        if (q.hit[k].found)
+            build_path(&q, k, in, &p);
+        push_path(snap, cap, &p, &snap->threads[j].wait.reach_path);
+    }
+    search_free(&q);
+    return i;
+}
+
+void scan_find_paths(struct scan *s, struct lw_snapshot *snap, uint64_t budget_ns)
+{
+    size_t cap = snap->npaths;
+    uint64_t deadline = lw_now_ns() + budget_ns;
+    for (size_t from = 0; from < s->nthreads && lw_now_ns() < deadline;)
+        from = one_batch(s, snap, from, deadline, &cap);
+}
