@@ -20,6 +20,8 @@
 struct expander {
     json_object *stacks;      /* the reply's table: id -> ["0x…", …] */
     json_object *done;        /* id -> frame array, already expanded */
+    json_object *paths;       /* the reply's table: id -> a rule-3 path */
+    json_object *paths_done;  /* id -> the path with its root named */
     struct lwc_symbolizer *sym;
 };
 
@@ -151,14 +153,39 @@ static void name_data_root(json_object *root, struct lwc_symbolizer *sym)
 
 static json_object *public_nested(json_object *v, struct expander *x);
 
-/* A deep copy of a wait object, with every stack id inside it (a channel's
- * create_stack) expanded into frames, and the root of its reach_path named. */
+/* paths[id], its root named (a new reference), shared by every wait that
+ * names it; NULL for null or an unknown id. */
+static json_object *expand_path(struct expander *x, json_object *id)
+{
+    char key[32];
+    if (!id || !json_object_is_type(id, json_type_int))
+        return NULL;
+    snprintf(key, sizeof key, "%lld", (long long)json_object_get_int64(id));
+    json_object *path = NULL;
+    if (!json_object_object_get_ex(x->paths_done, key, &path)) {
+        json_object *raw = lwc_get(x->paths, key);
+        path = raw && json_object_is_type(raw, json_type_object) ? public_nested(raw, x) : NULL;
+        json_object *root = path ? lwc_get(path, "root") : NULL;
+        if (root && json_object_is_type(root, json_type_object))
+            name_data_root(root, x->sym);
+        json_object_object_add(x->paths_done, key, path);
+    }
+    return json_object_get(path);
+}
+
+/* A copy of a wait object, with every stack id inside it (a channel's
+ * create_stack) expanded into frames, and its reach_path id into the path. */
 static json_object *public_wait(json_object *v, struct expander *x)
 {
-    json_object *o = public_nested(v, x);
-    json_object *path = lwc_get(o, "reach_path"), *root = path ? lwc_get(path, "root") : NULL;
-    if (root && json_object_is_type(root, json_type_object))
-        name_data_root(root, x->sym);
+    if (!v || !json_object_is_type(v, json_type_object))
+        return json_object_get(v);
+    json_object *o = json_object_new_object();
+    json_object_object_foreach(v, key, val) {
+        if (strcmp(key, "reach_path") == 0)
+            json_object_object_add(o, key, expand_path(x, val));
+        else
+            json_object_object_add(o, key, is_stack_key(key) ? expand_stack(x, val) : public_nested(val, x));
+    }
     return o;
 }
 
@@ -210,10 +237,11 @@ static json_object *public_array(json_object *arr, struct expander *x)
 
 json_object *lwc_public_process(json_object *reply, struct lwc_symbolizer *sym)
 {
-    struct expander x = { lwc_get(reply, "stacks"), json_object_new_object(), sym };
+    struct expander x = { lwc_get(reply, "stacks"), json_object_new_object(), lwc_get(reply, "paths"),
+                          json_object_new_object(), sym };
     json_object *o = json_object_new_object();
     json_object_object_foreach(reply, key, val) {
-        if (strcmp(key, "stacks") == 0 || strcmp(key, "modules") == 0)
+        if (strcmp(key, "stacks") == 0 || strcmp(key, "modules") == 0 || strcmp(key, "paths") == 0)
             continue;
         if (strcmp(key, "threads") == 0 || strcmp(key, "exited_threads") == 0)
             json_object_object_add(o, key, public_array(val, &x));
@@ -223,6 +251,7 @@ json_object *lwc_public_process(json_object *reply, struct lwc_symbolizer *sym)
     if (!lwc_get(o, "threads"))   /* consumers may rely on an array */
         json_object_object_add(o, "threads", json_object_new_array());
     json_object_put(x.done);
+    json_object_put(x.paths_done);
     return o;
 }
 

@@ -61,6 +61,23 @@ struct lw_task_syscall {
 };
 bool lw_task_syscall(pid_t tid, struct lw_task_syscall *sc);
 
+/* Many threads' /proc files, read relative to one directory fd of
+ * /proc/self/task, with raw syscalls (util.c). The fd is checked to still be
+ * that directory before it is closed, and the caller checks it after its
+ * reads (lw_task_dir_still_ours): an application that closes every fd may
+ * take the number meanwhile, and then what was read proves nothing. A
+ * directory that could not be opened (fd -1) falls back to full paths. */
+struct lw_task_dir {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+};
+void lw_task_dir_open(struct lw_task_dir *d);
+bool lw_task_dir_still_ours(const struct lw_task_dir *d);
+void lw_task_dir_close(struct lw_task_dir *d);
+ssize_t lw_read_task_file(const struct lw_task_dir *d, pid_t tid, const char *leaf, char *buf, size_t size);
+bool lw_task_syscall_in(const struct lw_task_dir *d, pid_t tid, struct lw_task_syscall *sc);
+
 /* Copy memory we do not own with process_vm_readv: never faults, keeps errno. */
 bool lw_read_memory(void *dst, uintptr_t src, size_t len);
 

@@ -110,9 +110,11 @@ struct mapping *scan_mapping_at(struct scan *s, uint64_t addr)
  * in the middle is split in two roots around a skipped part. */
 static void skip_range(struct scan *s, uint64_t lo, uint64_t hi)
 {
-    for (size_t i = 0; i < s->nmaps; i++) {
+    /* (the mappings stay sorted and disjoint as they shrink and split:
+     * start at the first one that ends past lo) */
+    for (size_t i = FIRST_ABOVE(s->nmaps, s->maps[i].hi, lo); i < s->nmaps && s->maps[i].lo < hi; i++) {
         struct mapping *m = &s->maps[i];
-        if (m->hi <= lo || m->lo >= hi || m->kind != MAP_ROOT)
+        if (m->hi <= lo || m->kind != MAP_ROOT)
             continue;
         if (lo <= m->lo && hi >= m->hi) {
             m->kind = MAP_SKIP;
@@ -205,10 +207,10 @@ static void skip_own_memory(struct scan *s)
 /* A parked thread's saved stack pointer and syscall arguments (six
  * registers: the only registers of it we can see; its callee-saved ones
  * stay in the kernel, see the header). 0: not in a syscall. */
-static uint64_t saved_registers(int32_t tid, uint64_t args[6])
+static uint64_t saved_registers(const struct lw_task_dir *dir, int32_t tid, uint64_t args[6])
 {
     struct lw_task_syscall sc;
-    if (!lw_task_syscall(tid, &sc) || sc.nr < 0)
+    if (!lw_task_syscall_in(dir, tid, &sc) || sc.nr < 0)
         return 0;
     memcpy(args, sc.args, sizeof sc.args);
     return sc.sp;
@@ -577,6 +579,8 @@ static uint32_t thread_with_tid(const struct lw_snapshot *snap, int32_t tid)
 static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
                            struct thread_info *ti)
 {
+    struct lw_task_dir dir;
+    lw_task_dir_open(&dir);
     for (size_t i = 0; i < snap->nthreads; i++) {
         const struct lw_snap_thread *t = &snap->threads[i];
         enum lw_verdict v = a->verdicts[i].verdict;
@@ -587,12 +591,15 @@ static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const
         ti[i].excluded = ti[i].candidate || v == LW_LEAKED || v == LW_DEADLOCKED;
         ti[i].object = t->wait.object;
         if (t->waiting)
-            ti[i].sp = saved_registers(t->tid, ti[i].args);
+            ti[i].sp = saved_registers(&dir, t->tid, ti[i].args);
         ti[i].cancellable = t->waiting && waits_in_cancellation_point(&t->wait) &&
                             lw_thread_may_be_cancelled(&s->layout, ti[i].tp);
         if (has_owner_edge(snap, t))
             ti[i].depends_on = thread_with_tid(snap, t->wait.owner);
     }
+    if (!lw_task_dir_still_ours(&dir))
+        s->incomplete = true;   /* the stack pointers read may be another directory's: no proof */
+    lw_task_dir_close(&dir);
 }
 
 /* A thread waiting on its owner is excluded (no root) when the owner is,

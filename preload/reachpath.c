@@ -365,6 +365,13 @@ static void search_free(struct search *q)
 
 /* ---- describing the root and the steps ---- */
 
+struct paths {
+    struct scan *s;
+    struct lw_snapshot *snap;
+    size_t cap;               /* of snap->paths */
+    uint32_t *owner;          /* per mapping: the thread whose stack pointer or descriptor lies in it */
+};
+
 struct module_search {
     uint64_t address;
     bool found;
@@ -385,32 +392,46 @@ static int find_data_segment(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
-/* Whose thread's memory is [lo, hi) (a root mapping): a live thread whose
- * stack pointer or descriptor lies in it. */
-static const struct thread_info *thread_of_mapping(const struct scan *s, uint64_t lo, uint64_t hi)
+/* Which thread each root mapping belongs to, if any (its stack pointer or
+ * its descriptor lies in it): one pass over the threads. */
+static bool index_owners(struct paths *ps)
 {
+    struct scan *s = ps->s;
+    ps->owner = malloc((s->nmaps ? s->nmaps : 1) * sizeof *ps->owner);
+    if (!ps->owner)
+        return false;
+    for (size_t k = 0; k < s->nmaps; k++)
+        ps->owner[k] = NO_THREAD;
     for (size_t i = 0; i < s->nthreads; i++) {
         const struct thread_info *t = &s->threads[i];
-        if ((t->sp >= lo && t->sp < hi) || (t->tp >= lo && t->tp < hi))
-            return t;
+        uint64_t at[2] = { t->sp, t->tp };
+        for (int k = 0; k < 2; k++) {
+            struct mapping *m = at[k] ? scan_mapping_at(s, at[k]) : NULL;
+            if (m && ps->owner[m - s->maps] == NO_THREAD)
+                ps->owner[m - s->maps] = (uint32_t)i;
+        }
     }
-    return NULL;
+    return true;
 }
 
-static void describe_root_in_mapping(const struct scan *s, struct lw_reach_path *p, uint64_t a)
+/* A root word in a mapping: a live thread's frames, TLS or descriptor, a
+ * module's data, or a mapping of no one's. */
+static void describe_root_in_mapping(struct paths *ps, struct lw_reach_path *p, uint64_t a)
 {
-    const struct mapping *m = scan_mapping_at((struct scan *)s, a);
+    struct scan *s = ps->s;
+    const struct mapping *m = scan_mapping_at(s, a);
     p->root = LW_ROOT_MAPPING;
-    if (m) {
-        p->root_lo = m->lo;
-        p->root_hi = m->hi;
-        snprintf(p->root_name, sizeof p->root_name, "%s", m->name);
-    }
-    const struct thread_info *t = m ? thread_of_mapping(s, m->lo, m->hi) : NULL;
-    if (t) {
+    if (!m)
+        return;
+    p->root_lo = m->lo;
+    p->root_hi = m->hi;
+    snprintf(p->root_name, sizeof p->root_name, "%s", m->name);
+    uint32_t owner = ps->owner[m - s->maps];
+    if (owner != NO_THREAD) {
         /* A pthread's stack mapping holds its frames, then its static TLS,
          * then its descriptor; the main thread's TLS and descriptor lie in
          * a mapping of their own, among other things. */
+        const struct thread_info *t = &s->threads[owner];
         bool sp_here = t->sp >= m->lo && t->sp < m->hi, tcb_here = t->tp >= m->lo && t->tp < m->hi;
         uint64_t tcb_end = s->layout.tcb_size ? t->tp + s->layout.tcb_size : m->hi;
         enum lw_root_kind kind = LW_ROOT_NONE;
@@ -433,8 +454,9 @@ static void describe_root_in_mapping(const struct scan *s, struct lw_reach_path 
         p->root = LW_ROOT_DATA;
 }
 
-static void describe_root(const struct scan *s, struct lw_reach_path *p, const struct root_hit *h, uint64_t address)
+static void describe_root(struct paths *ps, struct lw_reach_path *p, const struct root_hit *h, uint64_t address)
 {
+    struct scan *s = ps->s;
     p->root_address = address;
     if (h && h->register_tid) {
         p->root = LW_ROOT_REGISTERS;
@@ -447,12 +469,12 @@ static void describe_root(const struct scan *s, struct lw_reach_path *p, const s
         const struct thread_info *t = &s->threads[x->thread];
         p->root = x->kind == EXT_STACK ? LW_ROOT_STACK : x->kind == EXT_TLS ? LW_ROOT_TLS : LW_ROOT_THREAD;
         p->root_tid = t->tid;
-        p->root_sp = t->sp;
+        p->root_sp = x->kind == EXT_STACK ? t->sp : 0;
         p->root_lo = x->start;
         p->root_hi = x->end;
         return;
     }
-    describe_root_in_mapping(s, p, address);
+    describe_root_in_mapping(ps, p, address);
 }
 
 static struct lw_path_step describe_step(const struct scan *s, uint64_t node)
@@ -502,11 +524,11 @@ static void add_step(struct lw_reach_path *p, struct lw_path_step step)
 
 /* Target t's path, root side first; `inner` is the address within the
  * target the path ends at (the object, or the pthread_t). */
-static void build_path(struct search *q, unsigned t, uint64_t inner, struct lw_reach_path *p)
+static void build_path(struct paths *ps, struct search *q, unsigned t, uint64_t inner, struct lw_reach_path *p)
 {
-    struct scan *s = q->s;
+    struct scan *s = ps->s;
     const struct root_hit *h = &q->hit[t];
-    describe_root(s, p, h, h->address);
+    describe_root(ps, p, h, h->address);
     p->complete = true;
     for (uint64_t node = h->node; node != NO_NODE;) {
         uint64_t next = hop_next(q, node, t);
@@ -521,103 +543,143 @@ static void build_path(struct search *q, unsigned t, uint64_t inner, struct lw_r
 
 /* ---- the paths of a scan ---- */
 
-/* The node a candidate's path ends in, and the address there: its object's
- * block, or its descriptor when only its pthread_t keeps it runnable.
- * NO_NODE: the object lies in root memory itself (or a may-run thread's
- * part), which is its own root. */
-static uint64_t target_of(struct scan *s, const struct thread_info *t, uint64_t *inner, size_t *root_extent)
+/* What a reachable candidate's path ends in: its object's block (node) and
+ * the object's address, or its descriptor and its pthread_t when only the
+ * pthread_t keeps it runnable. node NO_NODE: the object lies in root
+ * memory itself (root_extent: a may-run thread's part), its own root. */
+struct wanted {
+    uint32_t thread;
+    uint64_t node, inner;
+    size_t root_extent;
+    bool handle;
+};
+
+/* The object's own path when it is reachable (the plainer story), else
+ * the pthread_t's. */
+static void want_of(struct scan *s, uint32_t i, struct wanted *w)
 {
-    *root_extent = SIZE_MAX;
-    if (t->by_handle && t->ext_tcb != SIZE_MAX) {
-        *inner = t->tp;
-        return EXTENT_ITEM | t->ext_tcb;
+    const struct thread_info *t = &s->threads[i];
+    *w = (struct wanted){ i, NO_NODE, t->object, SIZE_MAX, false };
+    struct block_ref ref;
+    int in_block = scan_block_around(s, t->object, &ref);
+    if (in_block == 0 && t->by_handle && t->ext_tcb != SIZE_MAX) {
+        w->handle = true;
+        w->inner = t->tp;
+        w->node = EXTENT_ITEM | t->ext_tcb;
+        return;
     }
-    *inner = t->object;
-    uint64_t node = node_of(s, t->object);
-    if (node != NO_NODE && is_extent(node) && is_root_part(s, node & ~(uint64_t)EXTENT_ITEM)) {
-        *root_extent = node & ~(uint64_t)EXTENT_ITEM;
-        return NO_NODE;
-    }
-    return node;
+    uint64_t node = in_block == 1 ? node_of(s, t->object) : NO_NODE;
+    if (node != NO_NODE && is_extent(node) && is_root_part(s, node & ~(uint64_t)EXTENT_ITEM))
+        w->root_extent = node & ~(uint64_t)EXTENT_ITEM;
+    else
+        w->node = node;
 }
 
-static bool push_path(struct lw_snapshot *snap, size_t *cap, const struct lw_reach_path *p, uint32_t *index)
+static int compare_wanted(const void *a, const void *b)
 {
-    if (snap->npaths == *cap) {
-        size_t bigger = *cap ? 2 * *cap : 16;
+    const struct wanted *x = a, *y = b;
+    if (x->node != y->node)
+        return x->node < y->node ? -1 : 1;
+    if (x->inner != y->inner)
+        return x->inner < y->inner ? -1 : 1;
+    return (x->handle > y->handle) - (x->handle < y->handle);
+}
+
+static bool same_path(const struct wanted *x, const struct wanted *y)
+{
+    return x->node == y->node && x->inner == y->inner && x->handle == y->handle && x->root_extent == y->root_extent;
+}
+
+static uint32_t push_path(struct paths *ps, const struct lw_reach_path *p)
+{
+    struct lw_snapshot *snap = ps->snap;
+    if (snap->npaths == ps->cap) {
+        size_t bigger = ps->cap ? 2 * ps->cap : 16;
         struct lw_reach_path *v = realloc(snap->paths, bigger * sizeof *v);
         if (!v)
-            return false;
+            return 0;
         snap->paths = v;
-        *cap = bigger;
+        ps->cap = bigger;
     }
     snap->paths[snap->npaths] = *p;
-    *index = (uint32_t)++snap->npaths;
-    return true;
+    return (uint32_t)++snap->npaths;
 }
 
-/* One batch of up to MAX_TARGETS distinct targets, from candidate `from`
- * on; returns where the next batch starts. */
-static size_t one_batch(struct scan *s, struct lw_snapshot *snap, size_t from, uint64_t deadline, size_t *cap)
+/* Every candidate of one group (wanted[from, to): the same path) gets it. */
+static void give_path(struct paths *ps, const struct wanted *wanted, size_t from, size_t to,
+                      const struct lw_reach_path *p)
 {
-    struct search q = { .s = s };
-    size_t i = from;
+    uint32_t index = push_path(ps, p);
+    for (size_t k = from; k < to; k++)
+        ps->snap->threads[wanted[k].thread].wait.reach_path = index;
+}
+
+/* The groups from `from` on whose paths need a search, up to MAX_TARGETS
+ * distinct nodes, searched at once; returns where the next batch starts. */
+static size_t search_batch(struct paths *ps, const struct wanted *wanted, size_t n, size_t from, uint64_t deadline)
+{
+    struct search q = { .s = ps->s };
     if (!table_alloc((void **)&q.hops, &q.caphops, 4096, sizeof *q.hops))
-        return s->nthreads;
-    for (; i < s->nthreads; i++) {
-        struct thread_info *t = &s->threads[i];
-        if (!t->candidate || !t->reachable || snap->threads[i].wait.reach_path)
+        return n;
+    size_t end = from;
+    for (; end < n && wanted[end].node != NO_NODE; end++) {
+        if (q.ntargets && q.targets[q.ntargets - 1] == wanted[end].node)
             continue;
-        uint64_t in;
-        size_t root_extent;
-        uint64_t node = target_of(s, t, &in, &root_extent);
-        struct lw_reach_path p;
-        memset(&p, 0, sizeof p);
-        if (node == NO_NODE) {   /* the object is in root memory: its own root */
-            struct root_hit h = { true, NO_NODE, in, 0, root_extent };
-            describe_root(s, &p, &h, in);
-            p.complete = true;
-            push_path(snap, cap, &p, &snap->threads[i].wait.reach_path);
-            continue;
-        }
-        unsigned k = 0;
-        while (k < q.ntargets && q.targets[k] != node)
-            k++;
-        if (k == q.ntargets) {
-            if (q.ntargets == MAX_TARGETS)
-                break;
-            q.targets[q.ntargets++] = node;
-            q.unresolved++;
-        }
+        if (q.ntargets == MAX_TARGETS)
+            break;
+        q.targets[q.ntargets++] = wanted[end].node;
+        q.unresolved++;
     }
     search_run(&q, deadline);
-    for (size_t j = from; j < i; j++) {
-        struct thread_info *t = &s->threads[j];
-        if (!t->candidate || !t->reachable || snap->threads[j].wait.reach_path)
-            continue;
-        uint64_t in;
-        size_t root_extent;
-        uint64_t node = target_of(s, t, &in, &root_extent);
-        unsigned k = 0;
-        while (k < q.ntargets && q.targets[k] != node)
-            k++;
-        if (k == q.ntargets)
-            continue;
+    for (size_t k = from, t = 0; k < end;) {
+        size_t group_end = k + 1;
+        while (group_end < end && same_path(&wanted[group_end], &wanted[k]))
+            group_end++;
+        while (q.targets[t] != wanted[k].node)
+            t++;
         struct lw_reach_path p;
         memset(&p, 0, sizeof p);
-        p.by_handle = t->by_handle;
-        if (q.hit[k].found)
-            build_path(&q, k, in, &p);
-        push_path(snap, cap, &p, &snap->threads[j].wait.reach_path);
+        p.by_handle = wanted[k].handle;
+        if (q.hit[t].found)
+            build_path(ps, &q, (unsigned)t, wanted[k].inner, &p);
+        give_path(ps, wanted, k, group_end, &p);
+        k = group_end;
     }
     search_free(&q);
-    return i;
+    return end;
 }
 
 void scan_find_paths(struct scan *s, struct lw_snapshot *snap, uint64_t budget_ns)
 {
-    size_t cap = snap->npaths;
+    struct paths ps = { .s = s, .snap = snap, .cap = snap->npaths };
     uint64_t deadline = lw_now_ns() + budget_ns;
-    for (size_t from = 0; from < s->nthreads && lw_now_ns() < deadline;)
-        from = one_batch(s, snap, from, deadline, &cap);
+    struct wanted *wanted = malloc((s->nthreads ? s->nthreads : 1) * sizeof *wanted);
+    size_t n = 0;
+    if (!wanted || !index_owners(&ps)) {
+        free(wanted);
+        return;
+    }
+    for (size_t i = 0; i < s->nthreads; i++)
+        if (s->threads[i].candidate && s->threads[i].reachable)
+            want_of(s, (uint32_t)i, &wanted[n++]);
+    qsort(wanted, n, sizeof *wanted, compare_wanted);   /* (NO_NODE, the largest, last) */
+    size_t k = 0;
+    while (k < n && wanted[k].node != NO_NODE && lw_now_ns() < deadline)
+        k = search_batch(&ps, wanted, n, k, deadline);
+    while (k < n && wanted[k].node != NO_NODE)
+        k++;   /* out of time: no path */
+    while (k < n) {   /* objects in root memory: their own roots */
+        size_t group_end = k + 1;
+        while (group_end < n && same_path(&wanted[group_end], &wanted[k]))
+            group_end++;
+        struct lw_reach_path p;
+        memset(&p, 0, sizeof p);
+        struct root_hit h = { true, NO_NODE, wanted[k].inner, 0, wanted[k].root_extent };
+        describe_root(&ps, &p, &h, wanted[k].inner);
+        p.complete = true;
+        give_path(&ps, wanted, k, group_end, &p);
+        k = group_end;
+    }
+    free(ps.owner);
+    free(wanted);
 }

@@ -380,14 +380,10 @@ static void write_int_or_null(struct jsonw *w, int64_t v)
         jsonw_null(w);
 }
 
-/* Rule 3: what keeps a candidate's object reachable (docs/protocol.md). */
-static void write_reach_path(struct jsonw *w, const struct lw_snapshot *snap, uint32_t index)
+/* Rule 3: what keeps a candidate's object reachable (docs/protocol.md):
+ * one entry of the reply's "paths" table (many waits share one). */
+static void write_reach_path(struct jsonw *w, const struct lw_reach_path *p)
 {
-    if (!index || index > snap->npaths) {
-        jsonw_null(w);
-        return;
-    }
-    const struct lw_reach_path *p = &snap->paths[index - 1];
     jsonw_begin_object(w);
     jsonw_key(w, "root");
     jsonw_begin_object(w);
@@ -482,8 +478,11 @@ static void write_wait(struct jsonw *w, const struct lw_snapshot *snap, const st
         static const char *const reach[] = { NULL, "reachable", "unreachable", "confirmed" };
         write_string_or_null(w, (unsigned)x->reach < 4 ? reach[x->reach] : NULL);
     }
-    jsonw_key(w, "reach_path");
-    write_reach_path(w, snap, x->reach == LW_REACH_REACHABLE ? x->reach_path : 0);
+    jsonw_key(w, "reach_path");   /* an id in "paths" */
+    if (x->reach == LW_REACH_REACHABLE && x->reach_path && x->reach_path <= snap->npaths)
+        jsonw_uint(w, x->reach_path);
+    else
+        jsonw_null(w);
     jsonw_key(w, "direction");
     write_string_or_null(w, lw_direction_name(x->direction));
     jsonw_key(w, "class");
@@ -668,6 +667,19 @@ static void write_stacks(struct jsonw *w, const struct lw_snapshot *snap)
     jsonw_end_object(w);
 }
 
+static void write_paths(struct jsonw *w, const struct lw_snapshot *snap)
+{
+    jsonw_key(w, "paths");
+    jsonw_begin_object(w);
+    for (size_t i = 0; i < snap->npaths; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "%zu", i + 1);
+        jsonw_key(w, id);
+        write_reach_path(w, &snap->paths[i]);
+    }
+    jsonw_end_object(w);
+}
+
 static void write_exited(struct jsonw *w, const struct lw_snapshot *snap)
 {
     jsonw_key(w, "exited_threads");
@@ -724,6 +736,7 @@ void lw_report_process(struct jsonw *w, const struct lw_snapshot *snap, const st
     if (kind == LW_REPORT_THREADS) {
         write_modules(w);
         write_stacks(w, snap);
+        write_paths(w, snap);
         jsonw_key(w, "threads");
         jsonw_begin_array(w);
         for (size_t i = 0; i < snap->nthreads; i++)

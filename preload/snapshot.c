@@ -35,23 +35,21 @@ static int compare_tid(const void *a, const void *b)
 /* ---- small /proc readers ---- */
 
 
-static void read_thread_name(pid_t tid, char name[16])
+static void read_thread_name(const struct lw_task_dir *dir, pid_t tid, char name[16])
 {
-    char path[64], buf[64];
-    snprintf(path, sizeof path, "/proc/self/task/%d/comm", tid);
+    char buf[64];
     name[0] = 0;
-    if (lw_read_small_file(path, buf, sizeof buf) <= 0)
+    if (lw_read_task_file(dir, tid, "comm", buf, sizeof buf) <= 0)
         return;
     buf[strcspn(buf, "\n")] = 0;
     buf[15] = 0;
     memcpy(name, buf, strlen(buf) + 1);
 }
 
-static char read_thread_state(pid_t tid)
+static char read_thread_state(const struct lw_task_dir *dir, pid_t tid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
-    if (lw_read_small_file(path, buf, sizeof buf) <= 0)
+    char buf[512];
+    if (lw_read_task_file(dir, tid, "stat", buf, sizeof buf) <= 0)
         return '?';
     const char *close_paren = strrchr(buf, ')');   /* comm may contain anything */
     return close_paren && close_paren[1] == ' ' ? close_paren[2] : '?';
@@ -110,6 +108,25 @@ static uint64_t first_seen(pid_t tid, int nr, uint64_t arg0, uint64_t now, size_
     if (*nnext < seen_cap)
         seen_next[(*nnext)++] = (struct seen_wait){ tid, nr, arg0, since };
     return since;
+}
+
+/* The application took our directory fd's number while we read through it:
+ * the /proc-only waits read may be nonsense; drop them (names too). A
+ * thread seen only as "waiting, unknown" is never judged stuck by it. */
+static void forget_proc_waits(struct lw_snapshot *snap)
+{
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        struct lw_snap_thread *t = &snap->threads[i];
+        t->name[0] = 0;
+        t->proc_state = '?';
+        if (t->waiting && t->wait.source == LW_SOURCE_PROC) {
+            t->waiting = false;
+            memset(&t->wait, 0, sizeof t->wait);
+            t->wait.fd = -1;
+            t->wait.syscall_nr = -1;
+            t->wait.channel = -1;
+        }
+    }
 }
 
 static void proc_wait(struct lw_snap_thread *t, const struct lw_task_syscall *sc, uint64_t now, size_t *nnext)
@@ -310,12 +327,13 @@ static void hook_wait(struct lw_snap_thread *t, const struct lw_wait_rec *r, uin
     t->wait_stack = r->stack_id;
 }
 
-static void fill_thread(struct lw_snap_thread *t, pid_t tid, const struct lw_slot *s, uint64_t now, size_t *nnext)
+static void fill_thread(struct lw_snap_thread *t, pid_t tid, const struct lw_slot *s, uint64_t now, size_t *nnext,
+                        const struct lw_task_dir *dir)
 {
     memset(t, 0, sizeof *t);
     t->tid = tid;
     t->is_main = tid == getpid();
-    read_thread_name(tid, t->name);
+    read_thread_name(dir, tid, t->name);
     t->age = -1;
     t->proc_state = '?';
     t->wait.fd = -1;
@@ -336,8 +354,8 @@ static void fill_thread(struct lw_snap_thread *t, pid_t tid, const struct lw_slo
         t->origin = t->is_main ? LW_ORIGIN_MAIN : LW_ORIGIN_PROC;
     }
     struct lw_task_syscall sc;
-    t->proc_state = read_thread_state(tid);
-    if (t->proc_state != 'R' && lw_task_syscall(tid, &sc) && sc.nr >= 0)
+    t->proc_state = read_thread_state(dir, tid);
+    if (t->proc_state != 'R' && lw_task_syscall_in(dir, tid, &sc) && sc.nr >= 0)
         proc_wait(t, &sc, now, nnext);
 }
 
@@ -493,10 +511,15 @@ int lw_snapshot_take(struct lw_snapshot *snap)
         return -1;
     }
     size_t nnext = 0;
+    struct lw_task_dir dir;
+    lw_task_dir_open(&dir);
     for (size_t i = 0; i < cap; i++) {
         pid_t tid = have_proc ? tids[i] : regs[i].slot.tid;
-        fill_thread(&snap->threads[snap->nthreads++], tid, find_slot(regs, nregs, tid), now, &nnext);
+        fill_thread(&snap->threads[snap->nthreads++], tid, find_slot(regs, nregs, tid), now, &nnext, &dir);
     }
+    if (!lw_task_dir_still_ours(&dir))
+        forget_proc_waits(snap);   /* what was read through it may be another directory's */
+    lw_task_dir_close(&dir);
     free(seen);
     seen = seen_next;
     nseen = nnext;

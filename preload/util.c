@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -123,14 +124,68 @@ ssize_t lw_read_small_file(const char *path, char *buf, size_t size)
     return n;
 }
 
+/* ---- many threads' /proc files ---- */
+
+static bool same_directory(int fd, const struct lw_task_dir *d)
+{
+    struct stat st;
+    return fd >= 0 && lw_raw_syscall6(SYS_fstat, fd, (long)&st, 0, 0, 0, 0) == 0 && S_ISDIR(st.st_mode) &&
+           st.st_dev == d->dev && st.st_ino == d->ino;
+}
+
+void lw_task_dir_open(struct lw_task_dir *d)
+{
+    d->fd = (int)lw_raw_syscall6(SYS_openat, AT_FDCWD, (long)"/proc/self/task",
+                                 O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
+    struct stat st;
+    if (d->fd >= 0 && lw_raw_syscall6(SYS_fstat, d->fd, (long)&st, 0, 0, 0, 0) == 0) {
+        d->dev = st.st_dev;
+        d->ino = st.st_ino;
+        return;
+    }
+    if (d->fd >= 0)
+        lw_raw_syscall6(SYS_close, d->fd, 0, 0, 0, 0, 0);
+    d->fd = -1;
+}
+
+bool lw_task_dir_still_ours(const struct lw_task_dir *d)
+{
+    return d->fd < 0 || same_directory(d->fd, d);
+}
+
+void lw_task_dir_close(struct lw_task_dir *d)
+{
+    if (d->fd >= 0 && same_directory(d->fd, d))
+        lw_raw_syscall6(SYS_close, d->fd, 0, 0, 0, 0, 0);
+    d->fd = -1;   /* (not ours any more: the application closed it, and maybe reused the number) */
+}
+
+ssize_t lw_read_task_file(const struct lw_task_dir *d, pid_t tid, const char *leaf, char *buf, size_t size)
+{
+    char path[64];
+    if (d && d->fd >= 0)
+        snprintf(path, sizeof path, "%d/%s", (int)tid, leaf);
+    else
+        snprintf(path, sizeof path, "/proc/self/task/%d/%s", (int)tid, leaf);
+    long fd = lw_raw_syscall6(SYS_openat, d && d->fd >= 0 ? d->fd : AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC,
+                              0, 0, 0);
+    if (fd < 0)
+        return -1;
+    long n = lw_raw_syscall6(SYS_read, fd, (long)buf, (long)size - 1, 0, 0, 0);
+    lw_raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
+    if (n < 0)
+        return -1;
+    buf[n] = 0;
+    return n;
+}
+
 /* /proc/self/task/TID/syscall: "nr a1..a6 sp pc" of a thread in a syscall,
  * or "running". Fills *sc (nr -1 when running); false if unreadable. */
-bool lw_task_syscall(pid_t tid, struct lw_task_syscall *sc)
+bool lw_task_syscall_in(const struct lw_task_dir *d, pid_t tid, struct lw_task_syscall *sc)
 {
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
+    char buf[256];
     sc->nr = -1;
-    if (lw_read_small_file(path, buf, sizeof buf) <= 0)
+    if (lw_read_task_file(d, tid, "syscall", buf, sizeof buf) <= 0)
         return false;
     if (strncmp(buf, "running", 7) == 0)
         return true;
@@ -150,4 +205,9 @@ bool lw_task_syscall(pid_t tid, struct lw_task_syscall *sc)
     sc->pc = words[7];
     sc->nr = (int)nr;
     return true;
+}
+
+bool lw_task_syscall(pid_t tid, struct lw_task_syscall *sc)
+{
+    return lw_task_syscall_in(NULL, tid, sc);
 }
