@@ -474,3 +474,156 @@ def reach_lines(rows):
         if r is not None:
             out += ["", "Last note (%d MiB): %s" % (mib, r["note"])]
     return out
+
+
+# ---- the background prover (scripts/bench, section "prover") ----
+#
+# tests/bench/idle_pool: a 100 MiB heap of live 64-byte blocks and 64
+# workers parked for good on their pool's condvar (the pool held by a
+# global): an idle pool, every wait a reachable candidate, nothing to prove.
+# 1. Cost: the process's own CPU time (utime + stime, /proc/PID/stat) over
+#    an idle window, preloaded and bare side by side; nothing asks it.
+# 2. Latency: `threads` asked at random moments, end to end (the request on
+#    the socket), of the idle process and of processes in which a worker is
+#    abandoned at a random moment (a leak appears: a query may then wait for
+#    the scan that confirms it); each ask made once the leak is settle +
+#    PROVER_PROOF_S old must find it proven.
+PROVER_MIB, PROVER_WORKERS = 100, 64
+PROVER_IDLE_S, PROVER_IDLE_QUICK_S = 600, 15
+PROVER_MAX_CPU = 0.5          # target: percent of one CPU, preloaded less bare
+PROVER_MAX_LATENCY = 1.5      # target: seconds, the slowest answer
+PROVER_PROOF_S = 2.5          # a leak this much older than the settle time (1 s) is proven on one ask
+
+
+def process_cpu_s(pid):
+    """utime + stime of a process, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_ask(path, request=b"threads\n"):
+    t0 = time.monotonic()
+    reply = ask(path, request)
+    return time.monotonic() - t0, reply
+
+
+def prover_idle(prog, bare_env, pre_env, lwdir, seconds, asks, rng, label):
+    """The idle pool bare and preloaded at once, `seconds` left alone; then
+    `asks` random asks of the preloaded one. (CPU % preloaded, CPU % bare,
+    [latencies])."""
+    bare = Program([prog, str(PROVER_MIB), str(PROVER_WORKERS)], bare_env)
+    pre = Program([prog, str(PROVER_MIB), str(PROVER_WORKERS)], pre_env)
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        bare.ready(deadline, label + " bare")
+        pre.ready(deadline, label + " preloaded")
+        path = pre.socket(lwdir, deadline, label)
+        time.sleep(3.0)   # settled, and the prover's first scans made
+        c0 = (process_cpu_s(pre.proc.pid), process_cpu_s(bare.proc.pid))
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        elapsed = time.monotonic() - t0
+        c1 = (process_cpu_s(pre.proc.pid), process_cpu_s(bare.proc.pid))
+        latencies = []
+        for _ in range(asks):
+            time.sleep(rng.uniform(0.1, 3.0))
+            latency, reply = timed_ask(path)
+            if "error" in reply:
+                raise Failure("%s: the socket answered %r" % (label, reply))
+            latencies.append(latency)
+        return 100.0 * (c1[0] - c0[0]) / elapsed, 100.0 * (c1[1] - c0[1]) / elapsed, latencies
+    finally:
+        for p in (pre, bare):
+            p.stop()
+        try:
+            os.unlink(os.path.join(lwdir, "leakwatch.%d.sock" % pre.proc.pid))
+        except OSError:
+            pass
+
+
+def prover_leak(prog, pre_env, lwdir, rng, label):
+    """One process in which a worker is abandoned 1 to 4 s after READY, asked
+    at random moments from the leak to 5 s after it. ([latencies], asks
+    that should have found the proof, asks that did)."""
+    p = Program([prog, str(PROVER_MIB), str(PROVER_WORKERS), str(rng.randint(1000, 4000))], pre_env)
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        p.ready(deadline, label)
+        path = p.socket(lwdir, deadline, label)
+        while True:
+            item = p.line(deadline)
+            if item is None or item[1] is None:
+                raise Failure("%s: no LEAK line" % label)
+            if item[1].startswith("LEAK"):
+                leak_at, tid = item[0], int(item[1].split("tid=")[1])
+                break
+        latencies, due, proven = [], 0, 0
+        for at in sorted(rng.uniform(0.0, 5.0) for _ in range(4)):
+            time.sleep(max(0.0, leak_at + at - time.monotonic()))
+            asked = time.monotonic() - leak_at
+            latency, reply = timed_ask(path)
+            latencies.append(latency)
+            worker = [t for t in reply.get("threads", []) if t.get("tid") == tid]
+            if asked >= 1.0 + PROVER_PROOF_S:
+                due += 1
+                proven += bool(worker and worker[0].get("verdict") == "leaked")
+        return latencies, due, proven
+    finally:
+        p.stop()
+        try:
+            os.unlink(os.path.join(lwdir, "leakwatch.%d.sock" % p.proc.pid))
+        except OSError:
+            pass
+
+
+def prover_section(builddir, bare_env, pre_env, lwdir, args, rows, failed):
+    """Appends one result dict (or None) to rows."""
+    import random
+    seed = int(time.time())
+    rng = random.Random(seed)
+    prog = os.path.join(builddir, "tests", "bench", "idle_pool")
+    seconds = PROVER_IDLE_QUICK_S if args.quick else PROVER_IDLE_S
+    leaks = 2 if args.quick else 8
+    log("prover: idle pool (%d MiB heap, %d parked workers) left alone %d s, then asked; %d processes with a"
+        " leak appearing at a random moment (seed %d)" % (PROVER_MIB, PROVER_WORKERS, seconds, leaks, seed))
+    env = dict(pre_env, LEAKWATCH_SETTLE_MS="1000")
+    try:
+        cpu_pre, cpu_bare, idle_lat = prover_idle(prog, bare_env, env, lwdir, seconds, 5 if args.quick else 20, rng,
+                                                  "idle_pool")
+        leak_lat, due, proven = [], 0, 0
+        for i in range(leaks):
+            lat, d, p = prover_leak(prog, env, lwdir, rng, "idle_pool leak %d" % (i + 1))
+            leak_lat += lat
+            due += d
+            proven += p
+    except (Failure, OSError, ValueError) as e:
+        log("FAILED: " + str(e))
+        failed.append("idle_pool")
+        rows.append(None)
+        return
+    rows.append(dict(seconds=seconds, cpu_pre=cpu_pre, cpu_bare=cpu_bare, idle_lat=idle_lat, leak_lat=leak_lat,
+                     due=due, proven=proven, leaks=leaks, seed=seed))
+
+
+def prover_lines(rows):
+    out = ["", "Background prover (tests/bench/idle_pool: %d MiB of live blocks, %d workers parked on their pool's"
+               " condvar, the pool held by a global):" % (PROVER_MIB, PROVER_WORKERS), ""]
+    r = rows[0] if rows else None
+    if r is None:
+        return out + ["FAILED"]
+    cost = r["cpu_pre"] - r["cpu_bare"]
+    worst = max(r["idle_lat"] + r["leak_lat"])
+    out += ["| measurement | value | target | result |", "|---|---:|---:|---|",
+            "| CPU of the idle process over %d s, preloaded − bare | %.3f%% (%.3f%% − %.3f%%) | ≤ %.1f%% | %s |"
+            % (r["seconds"], cost, r["cpu_pre"], r["cpu_bare"], PROVER_MAX_CPU,
+               "ok" if cost <= PROVER_MAX_CPU else "over"),
+            "| `threads` latency, idle pool, %d random asks (median, max) | %.0f ms, %.0f ms | — | info |"
+            % (len(r["idle_lat"]), 1e3 * statistics.median(r["idle_lat"]), 1e3 * max(r["idle_lat"])),
+            "| `threads` latency, a leak appearing (%d processes, %d asks; median, max) | %.0f ms, %.0f ms | < %.1f s | %s |"
+            % (r["leaks"], len(r["leak_lat"]), 1e3 * statistics.median(r["leak_lat"]), 1e3 * max(r["leak_lat"]),
+               PROVER_MAX_LATENCY, "ok" if worst < PROVER_MAX_LATENCY else "over"),
+            "| asks %.1f s or more after the leak that found it proven | %d of %d | all | %s |"
+            % (1.0 + PROVER_PROOF_S, r["proven"], r["due"], "ok" if r["proven"] == r["due"] else "missed"),
+            "", "(random moments from seed %d)" % r["seed"]]
+    return out
