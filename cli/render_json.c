@@ -130,11 +130,19 @@ static bool is_stack_key(const char *key)
 }
 
 /* A rule-3 path's root in a module's data: which module, which global
- * ("g_pool", "g_pool+8"), when the symbol tables say. */
-static void name_data_root(json_object *root, struct lwc_symbolizer *sym)
+ * ("g_pool", "g_pool+8"), when the symbol tables say; on a stack: the
+ * function whose frame holds it (from the frame's return address). */
+static void name_root(json_object *root, struct lwc_symbolizer *sym)
 {
-    uint64_t address, offset;
+    uint64_t address, offset, pc;
     const char *kind = lwc_str(root, "kind", NULL), *module;
+    if (kind && strcmp(kind, "stack") == 0) {
+        struct lwc_frame f = { 0 };
+        if (parse_address(lwc_get(root, "pc"), &pc))
+            lwc_symbolize(sym, pc, true, &f);
+        json_object_object_add(root, "function", f.function ? json_object_new_string(f.function) : NULL);
+        return;
+    }
     if (!kind || strcmp(kind, "data") != 0 || !parse_address(lwc_get(root, "address"), &address))
         return;
     const char *name = lwc_symbolize_data(sym, address, &module, &offset);
@@ -167,7 +175,7 @@ static json_object *expand_path(struct expander *x, json_object *id)
         path = raw && json_object_is_type(raw, json_type_object) ? public_nested(raw, x) : NULL;
         json_object *root = path ? lwc_get(path, "root") : NULL;
         if (root && json_object_is_type(root, json_type_object))
-            name_data_root(root, x->sym);
+            name_root(root, x->sym);
         json_object_object_add(x->paths_done, key, path);
     }
     return json_object_get(path);

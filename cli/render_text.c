@@ -298,11 +298,15 @@ static void describe_root(char *buf, size_t size, json_object *root)
             snprintf(buf, size, "the data of %s at %s", base ? base + 1 : module ? module : "a module", addr);
     } else if (strcmp(kind, "stack") == 0) {
         uint64_t a = strtoull(addr, NULL, 16), sp = strtoull(lwc_str(root, "sp", "0"), NULL, 16);
+        const char *function = lwc_str(root, "function", NULL);
+        char in[160] = "";
+        if (function)
+            snprintf(in, sizeof in, ", in the frame of %s", function);
         if (sp && a >= sp)
-            snprintf(buf, size, "the stack of tid %lld at %s, %llu bytes above its stack pointer", tid, addr,
-                     (unsigned long long)(a - sp));
+            snprintf(buf, size, "the stack of tid %lld at %s, %llu bytes above its stack pointer%s", tid, addr,
+                     (unsigned long long)(a - sp), in);
         else
-            snprintf(buf, size, "the stack of tid %lld at %s", tid, addr);
+            snprintf(buf, size, "the stack of tid %lld at %s%s", tid, addr, in);
     } else if (strcmp(kind, "tls") == 0) {
         snprintf(buf, size, "a thread-local variable of tid %lld at %s", tid, addr);
     } else if (strcmp(kind, "thread") == 0) {

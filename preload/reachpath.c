@@ -414,6 +414,41 @@ static bool index_owners(struct paths *ps)
     return true;
 }
 
+/* Which frame of a parked thread's wait stack holds the stack address a,
+ * as a return address into its function: the stack is read upwards from
+ * its stack pointer for the wait stack's return addresses, in order. The
+ * slot holding pcs[k] (a return address into function k) ends the frame of
+ * function k - 1, so a lies in function k's frame when it lies between the
+ * slots of pcs[k] and pcs[k + 1]. 0 if not found (below the first slot:
+ * the waiting call's own frames; beyond the recorded ones; not parked).
+ * Only a name for the person: nothing is proven from it. */
+static uint64_t frame_holding(struct paths *ps, uint32_t thread, uint64_t a)
+{
+    const struct lw_snap_thread *t = &ps->snap->threads[thread];
+    const struct lw_snap_stack *st = NULL;
+    for (size_t k = 0; k < ps->snap->nstacks && t->wait_stack; k++)
+        if (ps->snap->stacks[k].id == t->wait_stack)
+            st = &ps->snap->stacks[k];
+    uint64_t sp = ps->s->threads[thread].sp;
+    if (!st || !sp || a < sp || a - sp > (8u << 20))
+        return 0;
+    uint64_t words[512];
+    uint32_t next = 0;
+    for (uint64_t at = sp & ~7ull; next < st->depth && next < LW_MAX_FRAMES;) {
+        size_t got = scan_read(words, at, sizeof words);
+        if (got < 8)
+            return 0;
+        for (size_t k = 0; k < got / 8 && next < st->depth; k++)
+            if (words[k] == st->pcs[next]) {
+                if (at + 8 * k >= a)
+                    return next ? st->pcs[next - 1] : 0;
+                next++;
+            }
+        at += got & ~7ul;
+    }
+    return 0;
+}
+
 /* A root word in a mapping: a live thread's frames, TLS or descriptor, a
  * module's data, or a mapping of no one's. */
 static void describe_root_in_mapping(struct paths *ps, struct lw_reach_path *p, uint64_t a)
@@ -445,6 +480,7 @@ static void describe_root_in_mapping(struct paths *ps, struct lw_reach_path *p, 
             p->root = kind;
             p->root_tid = t->tid;
             p->root_sp = kind == LW_ROOT_STACK ? t->sp : 0;
+            p->root_pc = kind == LW_ROOT_STACK ? frame_holding(ps, owner, a) : 0;
             return;
         }
     }
@@ -470,6 +506,7 @@ static void describe_root(struct paths *ps, struct lw_reach_path *p, const struc
         p->root = x->kind == EXT_STACK ? LW_ROOT_STACK : x->kind == EXT_TLS ? LW_ROOT_TLS : LW_ROOT_THREAD;
         p->root_tid = t->tid;
         p->root_sp = x->kind == EXT_STACK ? t->sp : 0;
+        p->root_pc = x->kind == EXT_STACK ? frame_holding(ps, x->thread, address) : 0;
         p->root_lo = x->start;
         p->root_hi = x->end;
         return;
@@ -554,15 +591,17 @@ struct wanted {
     bool handle;
 };
 
-/* The object's own path when it is reachable (the plainer story), else
- * the pthread_t's. */
+/* A thread that may run by its pthread_t: that is the story (its object,
+ * in a block, may be reachable only from its own stack, which counts once
+ * it may run), unless the object lies in root memory itself (a global
+ * condvar: the plainer story). Else the object's path. */
 static void want_of(struct scan *s, uint32_t i, struct wanted *w)
 {
     const struct thread_info *t = &s->threads[i];
     *w = (struct wanted){ i, NO_NODE, t->object, SIZE_MAX, false };
     struct block_ref ref;
     int in_block = scan_block_around(s, t->object, &ref);
-    if (in_block == 0 && t->by_handle && t->ext_tcb != SIZE_MAX) {
+    if (in_block >= 0 && t->by_handle && t->ext_tcb != SIZE_MAX) {
         w->handle = true;
         w->inner = t->tp;
         w->node = EXTENT_ITEM | t->ext_tcb;

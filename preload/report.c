@@ -395,6 +395,8 @@ static void write_reach_path(struct jsonw *w, const struct lw_reach_path *p)
     write_int_or_null(w, p->root_tid);
     jsonw_key(w, "sp");
     jsonw_hex_or_null(w, p->root_sp);
+    jsonw_key(w, "pc");   /* stack: the frame holding the root word (a return address into it) */
+    jsonw_hex_or_null(w, p->root_pc);
     jsonw_key(w, "region");
     jsonw_begin_array(w);
     jsonw_hex_or_null(w, p->root_lo);

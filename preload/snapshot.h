@@ -75,6 +75,7 @@ struct lw_reach_path {
     uint64_t root_lo, root_hi;   /* the region it lies in: the mapping, or the thread's part */
     int32_t root_tid;        /* stack, TLS, descriptor, registers: whose; else 0 */
     uint64_t root_sp;        /* a stack root: that thread's stack pointer, 0 if unknown */
+    uint64_t root_pc;        /* a stack root: the return address of the frame holding it, 0 if unknown */
     char root_name[64];      /* a mapping's name in /proc/self/maps ("" when anonymous) */
     bool by_handle;          /* what is reachable is the thread's pthread_t: pthread_cancel could end the wait */
     bool complete;           /* false: a root was not found within the search's limits */
