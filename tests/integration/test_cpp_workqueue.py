@@ -4,7 +4,8 @@ std::mutex, std::condition_variable, std::packaged_task and std::future)
 under the preload; argv[1] is its mode.
 
   forgotten_pool   the two workers of a queue forgotten on the heap are
-                   leaked by rule 3, with a reason naming the unreachable
+                   leaked by rule 3 on a single ask (askonce.ASK_AFTER after
+                   READY, as a person asks), with a reason naming the unreachable
                    heap block; their stacks read in C++ (demangled):
                    wq::WorkQueue::worker_loop() under
                    std::condition_variable::wait<...>, created from the
@@ -16,8 +17,8 @@ under the preload; argv[1] is its mode.
                    FUTEX_PRIVATE_FLAG, which the preload counts as possibly
                    process-shared by its flag, but it lies in private memory,
                    where only this process can wake it: not shared, and
-                   `leaked` by rule 3 (`waiting` under the sanitizer pass).
-                   Never deadlocked or suspect.
+                   `leaked` by rule 3 on a single ask (`waiting` under the
+                   sanitizer pass). Not deadlocked or suspect.
   idle_pool        idle workers of a queue owned by a global and a client
                    waiting on a future a live worker will fulfil: watched
                    past two reachability scans, never leaked, deadlocked or
@@ -29,6 +30,7 @@ under the preload; argv[1] is its mode.
 import sys
 import time
 
+from askonce import ASK_AFTER, ask_once_after
 from lwtest import (brief, Process, check, fixture, functions, run_cli, run_test, sanitized, thread_by_tid, until,
                     private_dir)
 
@@ -43,6 +45,7 @@ NO_PROOF_NOTES = ("too large to scan", "could not be walked")
 def start(mode):
     p = Process([fixture("cpp_workqueue"), mode], env={"LEAKWATCH_STALL_MS": str(STALL_MS)})
     ready = p.read_line("READY", timeout=30)
+    p.ready_at = time.time()
     roles = {k: [int(x) for x in v.split(",") if int(x) > 0] for k, v in ready.items()}
     return p, roles
 
@@ -57,18 +60,16 @@ def forgotten_pool():
         workers = roles["workers"]
         check(len(workers) == 2, "workers %r" % workers)
         want = "waiting" if sanitized() else "leaked"
-
-        def judged():
-            r = p.threads()
-            ts = [thread_by_tid(r, tid) for tid in workers]
-            check(all(t is not None for t in ts), "workers missing from %r" % [t["tid"] for t in r["threads"]])
-            check(all(t["verdict"] == want for t in ts), "workers: %r" % [brief(t) for t in ts])
-            if sanitized():
-                check(any("reachability" in n and any(w in n for w in NO_PROOF_NOTES) for n in r["notes"]),
-                      "notes %r" % r["notes"])
-            return r, ts
-
-        r, ts = until(judged, 15, "both pool workers %s" % want)
+        # Asked once, as a person asks, settle + confirmation + a margin
+        # after READY (the workers parked, the pool forgotten).
+        r = ask_once_after(p, p.ready_at)
+        ts = [thread_by_tid(r, tid) for tid in workers]
+        check(all(t is not None for t in ts), "workers missing from %r" % [t["tid"] for t in r["threads"]])
+        check(all(t["verdict"] == want for t in ts), "workers on the single ask (%.1fs after READY): %r"
+              % (time.time() - p.ready_at, [brief(t) for t in ts]))
+        if sanitized():
+            check(any("reachability" in n and any(w in n for w in NO_PROOF_NOTES) for n in r["notes"]),
+                  "notes %r" % r["notes"])
         for t in ts:
             check(t["wait"]["kind"] == "cond", "wait %r" % t["wait"])
             check(has_function(t["wait_stack"], CV_WAIT) and has_function(t["wait_stack"], WORKER_LOOP),
@@ -89,15 +90,14 @@ def orphaned_future():
     p, roles = start("orphaned_future")
     with p:
         client = roles["client"][0]
-        end = time.time() + 4.0   # past the settle time, two scans and the stall threshold
-        seen = None
-        while time.time() < end:
-            r = p.threads()
-            bad = [brief(t) for t in r["threads"] if t["verdict"] in ("deadlocked", "suspect")]
-            check(not bad, "orphaned_future: %r" % bad)
-            seen = thread_by_tid(r, client)
-            check(seen is not None, "client %d not reported" % client)
-            time.sleep(0.3)
+        # Asked once, past the settle time, the tool's two scans and the
+        # stall threshold (STALL_MS).
+        check(ASK_AFTER > STALL_MS / 1000.0, "ASK_AFTER %.1f s is not past the stall threshold" % ASK_AFTER)
+        r = ask_once_after(p, p.ready_at)
+        bad = [brief(t) for t in r["threads"] if t["verdict"] in ("deadlocked", "suspect")]
+        check(not bad, "orphaned_future: %r" % bad)
+        seen = thread_by_tid(r, client)
+        check(seen is not None, "client %d not reported" % client)
         check(seen["wait"]["kind"] == "futex", "wait %r" % seen["wait"])
         check(has_function(seen["wait_stack"], FUTURE_GET) and
               has_function(seen["wait_stack"], "std::__future_base::_State_baseV2::wait()"),
@@ -108,7 +108,8 @@ def orphaned_future():
         if sanitized():
             check(seen["verdict"] == "waiting", "under a sanitizer rule 3 proves nothing: %s" % brief(seen))
         else:
-            check(seen["verdict"] == "leaked" and "no live thread can reach" in seen["reason"], brief(seen))
+            check(seen["verdict"] == "leaked" and "no live thread can reach" in seen["reason"],
+                  "on the single ask (%.1fs after READY): %s" % (time.time() - p.ready_at, brief(seen)))
 
 
 def idle_pool():
