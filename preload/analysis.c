@@ -718,7 +718,7 @@ static void judge_channel_leak(struct ctx *c, size_t i)
 {
     const struct lw_snap_thread *t = &c->snap->threads[i];
     struct lw_thread_verdict *v = &c->out->verdicts[i];
-    char what[256], history[320], eof[160] = "";
+    char what[256], history[300], eof[128] = "";
     describe_wait(what, sizeof what, c->snap, t, c->names, c->snap->nthreads);
     v->nwakers = 0;
     list_wakers(c, v, i);
