@@ -11,10 +11,17 @@
  *      an owner that no longer exists (leaked), or a cycle (deadlocked);
  *      threads leading into a leaked or deadlocked one are leaked too.
  *   2. quiescence: when no thread is live, every parked thread is leaked.
- * Rules 3 (reachability) and 4 (fd channels) add passes here later. Only
- * waits older than the settle time are judged; anything the snapshot cannot
- * vouch for (a process-shared object, a robust mutex, an owner that may be
- * alive) leaves the thread `waiting`: a false alarm costs more than a miss.
+ *   3. reachability (reach.c scans; here: what it confirmed): an object no
+ *      thread that may run can reach has no waker.
+ *   4. fd channels: an in-process channel may be used by any thread that
+ *      can run (an fd is a number), so its wait is leaked only when no
+ *      other thread can run again (judge_by_liveness works out which can).
+ * Then `suspect`: a channel wait stalled past the threshold whose every
+ * counterpart in its history has exited or is stuck (evidence, not a
+ * proof). Only waits older than the settle time are judged; anything the
+ * snapshot cannot vouch for (a process-shared object, a robust mutex, an
+ * owner that may be alive) leaves the thread `waiting`: a false alarm costs
+ * more than a miss.
  */
 #include "snapshot.h"
 
@@ -291,12 +298,6 @@ struct ctx {
     double settle;
     double stall;
     bool app_signal_handlers;
-    /* the wake model of rule 4 and the fixpoint (see judge_by_liveness) */
-    unsigned char *model;         /* enum wake_model per thread */
-    size_t *set_first, *set_count;/* WAKE_SET: its wakers, in members[] */
-    size_t *members;
-    size_t nmembers, cap_members;
-    size_t *by_age;               /* thread indexes, youngest first */
 };
 
 static bool is_settled(const struct ctx *c, const struct lw_snap_thread *t)
@@ -541,159 +542,15 @@ static int judge_owner_edges(struct ctx *c)
     return 0;
 }
 
-/* ---- rule 2: quiescence ---- */
-
-static void judge_quiescence(struct ctx *c)
-{
-    size_t n = c->snap->nthreads, parked = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct lw_snap_thread *t = &c->snap->threads[i];
-        if (is_live(c, t))
-            return;
-        parked++;
-    }
-    if (parked == 0)
-        return;
-    c->out->quiescent = true;
-    snprintf(c->out->note, sizeof c->out->note,
-             "all threads are asleep: none is running, in a timed wait, or in a wait that can end from outside the process");
-    for (size_t i = 0; i < n; i++) {
-        struct lw_thread_verdict *v = &c->out->verdicts[i];
-        if (v->verdict == LW_LEAKED || v->verdict == LW_DEADLOCKED)
-            continue;
-        char what[256];
-        describe_wait(what, sizeof what, c->snap, &c->snap->threads[i], c->names, n);
-        v->verdict = LW_LEAKED;
-        snprintf(v->reason, sizeof v->reason, "%s, and all threads are asleep: no thread is left that could wake it", what);
-    }
-}
-
-/* ---- rule 4 and the liveness fixpoint ----
+/* ---- fd channels: what history says of them ----
  *
- * Which parked threads can ever run again? A thread can if it is live, or
- * if its wait can be ended by a thread that can. Who can end a wait:
- *   owner edges (rule 1)    the owner or join target;
- *   in-process channels     the threads that could use the other end: its
- *                           creator, every thread that ever used the other
- *                           end the other way, and every thread born after
- *                           the channel to one of those (it may have been
- *                           handed the fd at birth);
- *   anything else parked    any thread (a condvar may be signalled by anyone).
- * The set of threads that can run is the least fixpoint from the live ones:
- * a parked thread outside it can only be woken by threads that will never
- * run, so it never will: leaked. Linear in threads + edges; the wakers of
- * one channel wait are bounded (a wait with too many candidates is not
- * judged). */
-
-enum wake_model { WAKE_LIVE, WAKE_OWNER, WAKE_SET, WAKE_ANY, WAKE_JUDGED };
-
-#define MAX_CANDIDATES 1024   /* threads born after a channel, examined per wait */
-
-static bool push_member(struct ctx *c, size_t index)
-{
-    if (c->nmembers == c->cap_members) {
-        size_t cap = c->cap_members ? 2 * c->cap_members : 256;
-        size_t *bigger = realloc(c->members, cap * sizeof *bigger);
-        if (!bigger)
-            return false;
-        c->members = bigger;
-        c->cap_members = cap;
-    }
-    c->members[c->nmembers++] = index;
-    return true;
-}
-
-/* A channel a proof may rest on: made under our eyes, every user known,
- * every fd of the other end a copy we saw made, and that other end open
- * here (else a reader would see end-of-file, not block). */
-static bool channel_provable(const struct lw_snap_channel *ch)
-{
-    /* A FIFO is opened by path: who holds it is unknowable even once its
-     * name is gone. */
-    return ch->type != LW_CHAN_FIFO && channel_in_process(ch) && ch->tracked && ch->creator && ch->age >= 0 && !ch->stdio &&
-           !ch->users_overflow && !ch->other_fd_untracked && ch->nother_fds > 0;
-}
-
-static bool is_seed(const struct lw_snap_channel *ch, int32_t tid)
-{
-    if (tid == ch->creator)
-        return true;
-    for (size_t k = 0; k < ch->npeers; k++)
-        if (ch->peers[k].tid == tid)
-            return true;
-    return false;
-}
-
-/* Thread x, born after the channel, descends from one of its seeds through
- * threads all born after it (or its ancestry is unknown: count it). */
-static bool descends_from_seed(const struct ctx *c, const struct lw_snap_channel *ch, const struct lw_snap_thread *x)
-{
-    for (int depth = 0; depth < 64; depth++) {
-        if (x->parent <= 0)
-            return true;
-        if (is_seed(ch, x->parent))
-            return true;
-        long p = thread_index(c, x->parent);
-        if (p < 0)
-            return true;             /* an ancestor we no longer see, born after: unknown */
-        x = &c->snap->threads[p];
-        if (x->age >= 0 && x->age > ch->age)
-            return false;            /* born before the channel: the fd did not come with its birth */
-    }
-    return true;
-}
-
-/* Append the wakers of one channel to members[]; false: no proof possible. */
-static bool channel_wakers(struct ctx *c, int32_t channel)
-{
-    if (channel < 0 || (size_t)channel >= c->snap->nchannels)
-        return false;
-    const struct lw_snap_channel *ch = &c->snap->channels[channel];
-    if (!channel_provable(ch))
-        return false;
-    /* The seeds that are still threads... */
-    long at = thread_index(c, ch->creator);
-    if (at >= 0 && !push_member(c, (size_t)at))
-        return false;
-    for (size_t k = 0; k < ch->npeers; k++)
-        if ((at = thread_index(c, ch->peers[k].tid)) >= 0 && !push_member(c, (size_t)at))
-            return false;
-    /* ...and the threads born after the channel (youngest first; unknown
-     * ages first of all) that descend from one. */
-    size_t n = c->snap->nthreads;
-    for (size_t k = 0; k < n; k++) {
-        const struct lw_snap_thread *x = &c->snap->threads[c->by_age[k]];
-        if (x->age >= 0 && x->age > ch->age)
-            break;
-        if (k >= MAX_CANDIDATES)
-            return false;
-        if (!is_seed(ch, x->tid) && descends_from_seed(c, ch, x) && !push_member(c, c->by_age[k]))
-            return false;
-    }
-    return true;
-}
-
-/* The wakers of thread i's channel wait (a poll: of every fd in its set). */
-static bool collect_set(struct ctx *c, size_t i)
-{
-    const struct lw_snap_wait *w = &c->snap->threads[i].wait;
-    size_t mark = c->nmembers;
-    bool ok;
-    if (w->kind == LW_WAIT_POLL) {
-        ok = w->npollfds > 0 && !w->pollfds_truncated;
-        for (uint32_t k = 0; ok && k < w->npollfds; k++)
-            ok = channel_wakers(c, c->snap->pollfds[w->pollfd_first + k].channel);
-    } else {
-        ok = channel_wakers(c, w->channel);
-    }
-    if (!ok) {
-        c->nmembers = mark;
-        return false;
-    }
-    c->set_first[i] = mark;
-    c->set_count[i] = c->nmembers - mark;
-    return true;
-}
+ * The preload records who made each channel, which threads used each end
+ * and when. That history never proves a wait dead: an fd is an integer, and
+ * any thread that can still run may hold the number in a struct, a global or
+ * a register and use it, whether or not it ever has (a wakeup fd is exactly
+ * a channel nobody has used yet). So history only explains: it names the
+ * threads in a proof's reason (rule 4 below) and is the evidence of a
+ * `suspect` (judge_suspect). */
 
 static bool is_channel_wait(const struct lw_snap_wait *w)
 {
@@ -707,34 +564,38 @@ static bool is_channel_wait(const struct lw_snap_wait *w)
     }
 }
 
-static enum wake_model wake_model_of(struct ctx *c, size_t i)
+static enum lw_direction wait_direction(const struct lw_snap_wait *w)
 {
-    const struct lw_snap_thread *t = &c->snap->threads[i];
-    enum lw_verdict v = c->out->verdicts[i].verdict;
-    if (v == LW_LEAKED || v == LW_DEADLOCKED)
-        return WAKE_JUDGED;
-    if (t->waiting && t->wait.reach == LW_REACH_CONFIRMED && is_settled(c, t) && !t->wait.timed) {
-        /* Rule 3: no live thread can reach the object: nobody can wake it
-         * (not even a signal handler, which reaches memory the same way). */
-        c->set_first[i] = c->nmembers;
-        c->set_count[i] = 0;
-        return WAKE_SET;
-    }
-    if (!t->waiting || is_live(c, t))
-        return WAKE_LIVE;
-    if (has_owner_edge(c, t) && !t->wait.owner_gone && thread_index(c, t->wait.owner) >= 0)
-        return WAKE_OWNER;
-    if (is_channel_wait(&t->wait) && collect_set(c, i))
-        return WAKE_SET;
-    return WAKE_ANY;
+    return w->kind == LW_WAIT_POLL ? LW_DIR_BOTH : w->direction;
 }
 
-/* ---- rule 4: reasons ---- */
-
+/* What a thread would have to do to end the wait: "write to it"... */
 static const char *counter_verb(const struct lw_snap_wait *w)
 {
-    enum lw_direction d = w->kind == LW_WAIT_POLL ? LW_DIR_BOTH : w->direction;
+    enum lw_direction d = wait_direction(w);
     return d == LW_DIR_READ ? "write to it" : d == LW_DIR_WRITE ? "read from it" : "use it";
+}
+
+/* ...and the same, done: "written to it". */
+static const char *counter_done(const struct lw_snap_wait *w)
+{
+    enum lw_direction d = wait_direction(w);
+    return d == LW_DIR_READ ? "written to it" : d == LW_DIR_WRITE ? "read from it" : "used it";
+}
+
+/* The channels a wait is on: one, or one per fd of a poll set. */
+static uint32_t channel_count(const struct lw_snap_wait *w)
+{
+    return w->kind == LW_WAIT_POLL ? w->npollfds : 1;
+}
+
+static const struct lw_snap_channel *channel_at(const struct lw_snapshot *snap, const struct lw_snap_wait *w,
+                                                uint32_t k, int32_t *index)
+{
+    int32_t channel = w->kind == LW_WAIT_POLL ? snap->pollfds[w->pollfd_first + k].channel : w->channel;
+    if (index)
+        *index = channel;
+    return channel >= 0 && (size_t)channel < snap->nchannels ? &snap->channels[channel] : NULL;
 }
 
 static void add_waker(struct lw_thread_verdict *v, int32_t tid, enum lw_waker_role role, const struct ctx *c, double idle)
@@ -760,7 +621,8 @@ static void add_waker(struct lw_thread_verdict *v, int32_t tid, enum lw_waker_ro
     v->nwakers++;
 }
 
-/* The wakers of one channel, as the counterpart lists them. */
+/* The counterparts of thread i on one channel, as history knows them: its
+ * creator and every thread that used the other end the other way. */
 static void list_channel_wakers(const struct ctx *c, struct lw_thread_verdict *v, int32_t channel, size_t i)
 {
     if (channel < 0 || (size_t)channel >= c->snap->nchannels)
@@ -774,11 +636,6 @@ static void list_channel_wakers(const struct ctx *c, struct lw_thread_verdict *v
     for (size_t k = 0; k < ch->npeers; k++)
         if (ch->peers[k].tid != self)
             add_waker(v, ch->peers[k].tid, LW_ROLE_PEER, c, ch->peers[k].idle);
-    for (size_t k = 0; k < c->set_count[i]; k++) {
-        int32_t tid = c->snap->threads[c->members[c->set_first[i] + k]].tid;
-        if (tid != c->snap->threads[i].tid)   /* not the waiter itself */
-            add_waker(v, tid, LW_ROLE_DESCENDANT, c, -1);
-    }
 }
 
 static void list_wakers(const struct ctx *c, struct lw_thread_verdict *v, size_t i)
@@ -786,15 +643,16 @@ static void list_wakers(const struct ctx *c, struct lw_thread_verdict *v, size_t
     const struct lw_snap_wait *w = &c->snap->threads[i].wait;
     v->cp_kind = LW_CP_CHANNEL;
     v->cp_channel = -1;
-    if (w->kind == LW_WAIT_POLL)
-        for (uint32_t k = 0; k < w->npollfds; k++)
-            list_channel_wakers(c, v, c->snap->pollfds[w->pollfd_first + k].channel, i);
-    else
-        list_channel_wakers(c, v, w->channel, i);
+    for (uint32_t k = 0; k < channel_count(w); k++) {
+        int32_t channel;
+        channel_at(c->snap, w, k, &channel);
+        list_channel_wakers(c, v, channel, i);
+    }
 }
 
 /* "its creator, tid 10 (setup), exited 3.0s ago" / "tid 11 (writer), which
- * wrote to it, exited 1.2s ago" / "tid 12 (child), born after it, is leaked" */
+ * wrote to it, exited 1.2s ago" / "tid 12 (reader), which read from it, is
+ * deadlocked" */
 static void describe_waker(char *out, size_t size, const struct ctx *c, const struct lw_waker *wk,
                            const struct lw_snap_wait *w)
 {
@@ -804,14 +662,12 @@ static void describe_waker(char *out, size_t size, const struct ctx *c, const st
         snprintf(who, sizeof who, "tid %d (%s)", wk->tid, gone->name);
     else
         describe_tid(who, sizeof who, c->names, c->snap->nthreads, wk->tid);
-    enum lw_direction d = w->kind == LW_WAIT_POLL ? LW_DIR_BOTH : w->direction;
+    enum lw_direction d = wait_direction(w);
     const char *used = d == LW_DIR_READ ? "wrote to it" : d == LW_DIR_WRITE ? "read from it" : "used it";
     if (wk->role == LW_ROLE_PEER)
         snprintf(role, sizeof role, ", which %s,", used);
-    else if (wk->role == LW_ROLE_DESCENDANT)
-        snprintf(role, sizeof role, ", born after it,");
     else
-        role[0] = 0;
+        snprintf(role, sizeof role, ",");
     if (wk->exited && wk->exited_ago >= 0) {
         char ago[24];
         format_duration(ago, sizeof ago, wk->exited_ago);
@@ -819,28 +675,56 @@ static void describe_waker(char *out, size_t size, const struct ctx *c, const st
     } else if (wk->exited) {
         snprintf(state, sizeof state, "exited");
     } else {
-        snprintf(state, sizeof state, "is %s", wk->verdict == LW_DEADLOCKED ? "deadlocked" : "itself stuck for ever");
+        snprintf(state, sizeof state, "is %s", wk->verdict == LW_DEADLOCKED ? "deadlocked" : "leaked");
     }
-    snprintf(out, size, "%s%s%s %s", wk->role == LW_ROLE_CREATOR ? "its creator, " : "", who,
-             wk->role == LW_ROLE_CREATOR ? "," : role, state);
+    snprintf(out, size, "%s%s%s %s", wk->role == LW_ROLE_CREATOR ? "its creator, " : "", who, role, state);
 }
 
+/* "; its creator, ... exited 3.0s ago; tid 11 (writer), which wrote to it, ..." */
+static void describe_wakers(char *out, size_t size, const struct ctx *c, const struct lw_thread_verdict *v,
+                            const struct lw_snap_wait *w)
+{
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t k = 0; k < v->nwakers && k < LW_MAX_WAKERS && used < size; k++) {
+        char one[220];
+        describe_waker(one, sizeof one, c, &v->wakers[k], w);
+        int n = snprintf(out + used, size - used, "; %s", one);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    if (v->nwakers > LW_MAX_WAKERS && used < size)
+        snprintf(out + used, size - used, "; and %zu more", v->nwakers - LW_MAX_WAKERS);
+}
+
+/* The other end of a channel as a reason names it: "fd 8, the other end,"
+ * (pipe, socketpair) or "fd 7" (an eventfd or queue is its own other end). */
+static bool has_two_ends(const struct lw_snap_channel *ch)
+{
+    return ch->type != LW_CHAN_EVENTFD && ch->type != LW_CHAN_MQ;
+}
+
+/* ---- rule 4: an fd wait that no thread that can run could end ----
+ *
+ * An in-process channel may be used by every thread of the process that can
+ * still run, and by its signal handlers (a handler may write any fd: the
+ * self-pipe trick); another process holding the other end makes the wait
+ * external, live. So a channel wait is leaked only when nothing else in the
+ * process can run again. A thread is live yet proven stuck only where a
+ * handler is installed, which makes channel waits live too; so that is
+ * rule 2, the whole process asleep, and `run --check`'s exit report is the
+ * same case once the exiting thread counts as gone. The reason then names
+ * what history knows of the channel. */
 static void judge_channel_leak(struct ctx *c, size_t i)
 {
     const struct lw_snap_thread *t = &c->snap->threads[i];
     struct lw_thread_verdict *v = &c->out->verdicts[i];
-    char what[256], people[300] = "", eof[160] = "";
+    char what[256], history[300], eof[128] = "";
     describe_wait(what, sizeof what, c->snap, t, c->names, c->snap->nthreads);
+    v->nwakers = 0;
     list_wakers(c, v, i);
-    size_t used = 0;
-    for (size_t k = 0; k < v->nwakers && k < LW_MAX_WAKERS && used < sizeof people; k++) {
-        char one[160];
-        describe_waker(one, sizeof one, c, &v->wakers[k], &t->wait);
-        int w = snprintf(people + used, sizeof people - used, "%s%s", k ? "; " : "", one);
-        used += w > 0 ? (size_t)w : 0;
-    }
+    describe_wakers(history, sizeof history, c, v, &t->wait);
     const struct lw_snap_channel *ch = v->cp_channel >= 0 ? &c->snap->channels[v->cp_channel] : NULL;
-    bool two_ends = ch && ch->nother_fds && ch->type != LW_CHAN_EVENTFD && ch->type != LW_CHAN_MQ;
+    bool two_ends = ch && ch->nother_fds && has_two_ends(ch);
     if (two_ends && t->wait.direction == LW_DIR_READ)
         snprintf(eof, sizeof eof, "; fd %d, the other end, stays open here, so it will never see end-of-file either",
                  ch->other_fds[0]);
@@ -848,8 +732,39 @@ static void judge_channel_leak(struct ctx *c, size_t i)
         snprintf(eof, sizeof eof, "; fd %d, the other end, stays open here, so the write will never fail with EPIPE either",
                  ch->other_fds[0]);
     v->verdict = LW_LEAKED;
-    snprintf(v->reason, sizeof v->reason, "%s, and no thread that could %s can run again: %s%s", what,
-             counter_verb(&t->wait), people[0] ? people : "none is left", eof);
+    snprintf(v->reason, sizeof v->reason, "%s, and no thread that could %s can run again: all threads are asleep%s%s",
+             what, counter_verb(&t->wait), history, eof);
+}
+
+/* ---- rule 2: quiescence ---- */
+
+static void judge_quiescence(struct ctx *c)
+{
+    size_t n = c->snap->nthreads, parked = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct lw_snap_thread *t = &c->snap->threads[i];
+        if (is_live(c, t))
+            return;
+        parked++;
+    }
+    if (parked == 0)
+        return;
+    c->out->quiescent = true;
+    snprintf(c->out->note, sizeof c->out->note,
+             "all threads are asleep: none is running, in a timed wait, or in a wait that can end from outside the process");
+    for (size_t i = 0; i < n; i++) {
+        struct lw_thread_verdict *v = &c->out->verdicts[i];
+        if (v->verdict == LW_LEAKED || v->verdict == LW_DEADLOCKED)
+            continue;
+        char what[256];
+        describe_wait(what, sizeof what, c->snap, &c->snap->threads[i], c->names, n);
+        v->verdict = LW_LEAKED;
+        snprintf(v->reason, sizeof v->reason, "%s, and all threads are asleep: no thread is left that could wake it", what);
+    }
+    /* Every verdict is known now: a channel's reason may name its users'. */
+    for (size_t i = 0; i < n; i++)
+        if (is_channel_wait(&c->snap->threads[i].wait))
+            judge_channel_leak(c, i);
 }
 
 /* ---- rule 3: reasons ---- */
@@ -878,7 +793,43 @@ static void judge_unreachable(struct ctx *c, size_t i)
              what, where, since);
 }
 
-/* A thread whose owner is stuck by rule 4 (or a chain of those). */
+
+/* ---- what can run again ----
+ *
+ * A parked thread can run again if it is live, or if a thread that can run
+ * may end its wait. Who may end a wait:
+ *   an owner edge (rule 1)   the owner or join target, and only it;
+ *   rule 3, confirmed        nobody: no thread that may run can reach the
+ *                            object (not even a signal handler, which
+ *                            reaches memory the same way);
+ *   anything else            any other thread that can run: a condvar may be
+ *                            signalled by anyone, an in-process fd channel
+ *                            used by anyone who has the number (rule 4).
+ * So while one thread is live, every "anyone" wait may end, and what can
+ * never run is rule 3's objects and the owner chains that end in a stuck
+ * thread. When no thread is live (rule 2), or the only ones that were are
+ * proven stuck already, nothing can run again: every wait left is leaked.
+ * An owner that is not in the snapshot but has not exited may be running:
+ * it counts as live. */
+
+enum wake_model { WAKE_LIVE, WAKE_OWNER, WAKE_NOBODY, WAKE_ANYONE, WAKE_JUDGED };
+
+static enum wake_model wake_model_of(const struct ctx *c, size_t i)
+{
+    const struct lw_snap_thread *t = &c->snap->threads[i];
+    enum lw_verdict v = c->out->verdicts[i].verdict;
+    if (v == LW_LEAKED || v == LW_DEADLOCKED)
+        return WAKE_JUDGED;
+    if (t->waiting && t->wait.reach == LW_REACH_CONFIRMED && is_settled(c, t) && !t->wait.timed)
+        return WAKE_NOBODY;
+    if (!t->waiting || is_live(c, t))
+        return WAKE_LIVE;
+    if (has_owner_edge(c, t) && !t->wait.owner_gone)
+        return thread_index(c, t->wait.owner) >= 0 ? WAKE_OWNER : WAKE_LIVE;
+    return WAKE_ANYONE;
+}
+
+/* A thread whose owner is stuck (or a chain of those). */
 static bool judge_owner_stuck(struct ctx *c, size_t i)
 {
     long next = thread_index(c, c->snap->threads[i].wait.owner);
@@ -891,53 +842,47 @@ static bool judge_owner_stuck(struct ctx *c, size_t i)
     return true;
 }
 
-/* Reverse edges (waker -> waiters) in compressed form. */
-struct reverse {
-    size_t *first;     /* n + 1 offsets */
-    size_t *waiters;
-};
-
-static int build_reverse(struct ctx *c, struct reverse *r)
+/* Owner waits stuck behind what the other rules proved: chains, resolved
+ * until nothing changes. */
+static void judge_owner_chains(struct ctx *c, const unsigned char *model)
 {
-    size_t n = c->snap->nthreads, nedges = 0;
-    r->first = calloc(n + 1, sizeof *r->first);
-    for (size_t i = 0; i < n; i++)
-        nedges += c->model[i] == WAKE_OWNER ? 1 : c->model[i] == WAKE_SET ? c->set_count[i] : 0;
-    r->waiters = malloc((nedges ? nedges : 1) * sizeof *r->waiters);
-    if (!r->first || !r->waiters)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (c->model[i] == WAKE_OWNER)
-            r->first[thread_index(c, c->snap->threads[i].wait.owner) + 1]++;
-        else if (c->model[i] == WAKE_SET)
-            for (size_t k = 0; k < c->set_count[i]; k++)
-                r->first[c->members[c->set_first[i] + k] + 1]++;
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (size_t i = 0; i < c->snap->nthreads; i++)
+            if (model[i] == WAKE_OWNER && c->out->verdicts[i].verdict == LW_WAITING && judge_owner_stuck(c, i))
+                changed = true;
     }
-    for (size_t i = 0; i < n; i++)
-        r->first[i + 1] += r->first[i];
-    size_t *fill = calloc(n ? n : 1, sizeof *fill);
-    if (!fill)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (c->model[i] == WAKE_OWNER) {
-            size_t o = (size_t)thread_index(c, c->snap->threads[i].wait.owner);
-            r->waiters[r->first[o] + fill[o]++] = i;
-        } else if (c->model[i] == WAKE_SET) {
-            for (size_t k = 0; k < c->set_count[i]; k++) {
-                size_t m = c->members[c->set_first[i] + k];
-                r->waiters[r->first[m] + fill[m]++] = i;
-            }
-        }
-    }
-    free(fill);
-    return 0;
 }
 
-static int compare_age_index(const void *a, const void *b, void *arg)
+/* "tid 1 (main) is deadlocked, tid 5 (pool) is leaked and 3 more" */
+static void describe_others(char *out, size_t size, const struct ctx *c, size_t i)
 {
-    const struct lw_snap_thread *t = arg;
-    double x = t[*(const size_t *)a].age, y = t[*(const size_t *)b].age;
-    return (x > y) - (x < y);   /* youngest (smallest age) first; unknown (-1) first of all */
+    size_t n = c->snap->nthreads, shown = 0, used = 0;
+    out[0] = 0;
+    for (size_t k = 0; k < n && shown < 3 && used < size; k++) {
+        if (k == i)
+            continue;
+        char who[64];
+        describe_tid(who, sizeof who, c->names, n, c->snap->threads[k].tid);
+        int w = snprintf(out + used, size - used, "%s%s is %s", shown ? ", " : "", who,
+                         lw_verdict_name(c->out->verdicts[k].verdict));
+        used += w > 0 ? (size_t)w : 0;
+        shown++;
+    }
+    if (n - 1 > shown && used < size)
+        snprintf(out + used, size - used, " and %zu more", n - 1 - shown);
+}
+
+/* Nothing can run again, and only another thread could end thread i's
+ * wait. (Never a channel wait: a thread is live yet proven stuck only when
+ * a signal handler is installed, and then channel waits are live too.) */
+static void judge_nothing_runs(struct ctx *c, size_t i)
+{
+    char others[240], what[256];
+    describe_others(others, sizeof others, c, i);
+    describe_wait(what, sizeof what, c->snap, &c->snap->threads[i], c->names, c->snap->nthreads);
+    snprintf(c->out->verdicts[i].reason, sizeof c->out->verdicts[i].reason,
+             "%s, and no other thread can run again: every other thread is leaked or deadlocked (%s)", what, others);
 }
 
 /* Wakers were listed while their own verdicts were still being decided:
@@ -960,109 +905,153 @@ static int judge_by_liveness(struct ctx *c)
     size_t n = c->snap->nthreads;
     if (!n || c->out->quiescent)
         return 0;
-    c->model = calloc(n, 1);
-    c->set_first = calloc(n, sizeof *c->set_first);
-    c->set_count = calloc(n, sizeof *c->set_count);
-    c->by_age = malloc(n * sizeof *c->by_age);
-    unsigned char *can_run = calloc(n, 1);
-    size_t *queue = malloc(n * sizeof *queue);
-    struct reverse r = { 0 };
-    int rc = -1;
-    if (!c->model || !c->set_first || !c->set_count || !c->by_age || !can_run || !queue)
-        goto out;
-    for (size_t i = 0; i < n; i++)
-        c->by_age[i] = i;
-    qsort_r(c->by_age, n, sizeof *c->by_age, compare_age_index, c->snap->threads);
-    bool any_live = false;
+    unsigned char *model = malloc(n);
+    if (!model)
+        return -1;
+    bool someone_runs = false;
     for (size_t i = 0; i < n; i++) {
-        c->model[i] = (unsigned char)wake_model_of(c, i);
-        any_live |= c->model[i] == WAKE_LIVE;
-    }
-    rc = 0;
-    if (!any_live)
-        goto out;   /* nothing can run: quiescence said it all, or nothing was settled */
-    if (build_reverse(c, &r) != 0) {
-        rc = -1;
-        goto out;
-    }
-    size_t head = 0, tail = 0;
-    for (size_t i = 0; i < n; i++)
-        if (c->model[i] == WAKE_LIVE || c->model[i] == WAKE_ANY) {
-            can_run[i] = 1;
-            queue[tail++] = i;
-        }
-    while (head < tail) {
-        size_t j = queue[head++];
-        for (size_t k = r.first[j]; k < r.first[j + 1]; k++) {
-            size_t w = r.waiters[k];
-            if (!can_run[w]) {
-                can_run[w] = 1;
-                queue[tail++] = w;
-            }
-        }
+        model[i] = (unsigned char)wake_model_of(c, i);
+        someone_runs |= model[i] == WAKE_LIVE;
     }
     for (size_t i = 0; i < n; i++)
-        if (!can_run[i] && c->model[i] == WAKE_SET) {
-            if (c->snap->threads[i].wait.reach == LW_REACH_CONFIRMED)
-                judge_unreachable(c, i);
-            else
-                judge_channel_leak(c, i);
-        }
-    /* Owner waits stuck behind those: chains, resolved until nothing changes. */
-    for (bool changed = true; changed;) {
-        changed = false;
+        if (model[i] == WAKE_NOBODY)
+            judge_unreachable(c, i);
+    if (!someone_runs)
         for (size_t i = 0; i < n; i++)
-            if (!can_run[i] && c->model[i] == WAKE_OWNER && c->out->verdicts[i].verdict == LW_WAITING &&
-                judge_owner_stuck(c, i))
-                changed = true;
-    }
-    refresh_waker_verdicts(c);
-out:
-    free(r.first);
-    free(r.waiters);
-    free(can_run);
-    free(queue);
-    return rc;
+            if (model[i] == WAKE_ANYONE)
+                c->out->verdicts[i].verdict = LW_LEAKED;   /* the reasons once every verdict is known */
+    judge_owner_chains(c, model);
+    if (!someone_runs)
+        for (size_t i = 0; i < n; i++)
+            if (model[i] == WAKE_ANYONE)
+                judge_nothing_runs(c, i);
+    free(model);
+    return 0;
 }
 
-/* ---- suspect: long stalls on channels whose users are alive but idle ---- */
+/* ---- suspect: channel waits whose every counterpart is gone ----
+ *
+ * While some thread can run, no channel wait is proven. What history can
+ * still say: a wait stalled past the stall threshold on channels whose
+ * counterparts (the creator, every thread that used the other end the
+ * other way) have all exited or are stuck, none of them having used the
+ * other end within the threshold, is `suspect`. "Stuck" means proven here:
+ * leaked or deadlocked. A counterpart merely parked, however long, may
+ * still act, and one that is itself only suspect is no evidence either
+ * (two idle event loops that once woke each other would otherwise
+ * suspect each other). Some thread other than the waiter must have used
+ * the other end: a channel nobody but the waiter ever touched is what a
+ * wakeup fd or an idle event loop looks like. */
+
+/* A channel whose history can be believed: made under our eyes, every user
+ * recorded, every fd of the other end a copy we saw made, that other end
+ * open here, and no other process holding it. A FIFO is opened by path:
+ * who holds it is unknowable. */
+static bool history_complete(const struct lw_snap_channel *ch)
+{
+    return ch->type != LW_CHAN_FIFO && channel_in_process(ch) && ch->tracked && ch->creator && !ch->stdio &&
+           !ch->users_overflow && !ch->other_fd_untracked && ch->nother_fds > 0;
+}
+
+static bool gone_or_stuck(const struct ctx *c, int32_t tid, bool exited)
+{
+    long at = thread_index(c, tid);
+    if (at < 0)
+        return exited;
+    enum lw_verdict v = c->out->verdicts[at].verdict;
+    return v == LW_LEAKED || v == LW_DEADLOCKED;
+}
+
+/* Thread i's counterparts on this channel are all gone or stuck, at least
+ * one other thread used the other end, and none has for the threshold. */
+static bool channel_abandoned(const struct ctx *c, size_t i, const struct lw_snap_channel *ch)
+{
+    if (!ch || !history_complete(ch))
+        return false;
+    int32_t self = c->snap->threads[i].tid;
+    if (ch->creator != self && !gone_or_stuck(c, ch->creator, ch->creator_exited))
+        return false;
+    size_t users = 0;
+    for (size_t k = 0; k < ch->npeers; k++) {
+        const struct lw_snap_peer *p = &ch->peers[k];
+        if (p->tid == self)
+            continue;
+        if (!gone_or_stuck(c, p->tid, p->exited) || p->idle < c->stall)
+            return false;
+        users++;
+    }
+    return users > 0;
+}
+
+/* The least time since a counterpart used any of the wait's channels. */
+static double last_use(const struct lw_snapshot *snap, const struct lw_snap_wait *w, int32_t self)
+{
+    double least = -1;
+    for (uint32_t k = 0; k < channel_count(w); k++) {
+        const struct lw_snap_channel *ch = channel_at(snap, w, k, NULL);
+        for (size_t m = 0; ch && m < ch->npeers; m++)
+            if (ch->peers[m].tid != self && (least < 0 || ch->peers[m].idle < least))
+                least = ch->peers[m].idle;
+    }
+    return least;
+}
+
+/* "fd 8, the other end," / "fd 7" / "fd 8 or fd 10" */
+static void describe_other_ends(char *out, size_t size, const struct lw_snapshot *snap, const struct lw_snap_wait *w)
+{
+    uint32_t n = channel_count(w), shown = 0;
+    size_t used = 0;
+    out[0] = 0;
+    for (uint32_t k = 0; k < n && used < size; k++) {
+        const struct lw_snap_channel *ch = channel_at(snap, w, k, NULL);
+        if (!ch || !ch->nother_fds)
+            continue;
+        int len = snprintf(out + used, size - used, "%sfd %d", shown ? " or " : "", ch->other_fds[0]);
+        used += len > 0 ? (size_t)len : 0;
+        shown++;
+    }
+    const struct lw_snap_channel *only = n == 1 ? channel_at(snap, w, 0, NULL) : NULL;
+    if (only && has_two_ends(only) && used < size)
+        snprintf(out + used, size - used, ", the other end,");
+}
+
+static bool suspect_candidate(const struct ctx *c, size_t i)
+{
+    const struct lw_snap_thread *t = &c->snap->threads[i];
+    const struct lw_snap_wait *w = &t->wait;
+    if (c->out->verdicts[i].verdict != LW_WAITING || !is_settled(c, t) || w->timed || w->seconds < c->stall ||
+        !is_channel_wait(w) || classify_wait(c->snap, w) != LW_CLASS_IN_PROCESS)
+        return false;
+    /* A reader idle on a self-pipe is what a daemon waiting for SIGTERM looks like. */
+    if (c->app_signal_handlers && wait_direction(w) != LW_DIR_WRITE)
+        return false;
+    if (channel_count(w) == 0 || (w->kind == LW_WAIT_POLL && w->pollfds_truncated))
+        return false;
+    for (uint32_t k = 0; k < channel_count(w); k++)
+        if (!channel_abandoned(c, i, channel_at(c->snap, w, k, NULL)))
+            return false;
+    return true;
+}
 
 static void judge_suspect(struct ctx *c, size_t i)
 {
+    if (!suspect_candidate(c, i))
+        return;
     const struct lw_snap_thread *t = &c->snap->threads[i];
-    struct lw_thread_verdict *v = &c->out->verdicts[i];
     const struct lw_snap_wait *w = &t->wait;
-    if (v->verdict != LW_WAITING || !is_settled(c, t) || w->seconds < c->stall || w->kind == LW_WAIT_POLL ||
-        !is_channel_wait(w) || w->timed || w->channel < 0 || (size_t)w->channel >= c->snap->nchannels)
-        return;
-    const struct lw_snap_channel *ch = &c->snap->channels[w->channel];
-    /* A reader idle on a self-pipe is what a daemon waiting for SIGTERM looks like. */
-    if (!channel_in_process(ch) || !ch->tracked || (c->app_signal_handlers && w->direction == LW_DIR_READ))
-        return;
-    double freshest = -1;
-    for (size_t k = 0; k < ch->npeers; k++) {
-        if (ch->peers[k].exited)
-            continue;
-        if (ch->peers[k].idle < c->stall)
-            return;   /* someone used the other end recently: just slow */
-        if (freshest < 0 || ch->peers[k].idle < freshest)
-            freshest = ch->peers[k].idle;
-    }
-    char what[256], waited[24], idle[24], evidence[200];
+    struct lw_thread_verdict *v = &c->out->verdicts[i];
+    char what[256], waited[24], quiet[24], history[300], ends[48];
     describe_wait(what, sizeof what, c->snap, t, c->names, c->snap->nthreads);
     format_duration(waited, sizeof waited, w->seconds);
-    if (freshest >= 0) {
-        format_duration(idle, sizeof idle, freshest);
-        snprintf(evidence, sizeof evidence, "the threads that could %s are alive, but the last one to do so was %s ago",
-                 counter_verb(w), idle);
-    } else {
-        snprintf(evidence, sizeof evidence, "no live thread has ever done %s",
-                 w->direction == LW_DIR_READ ? "a write to it" : "a read from it");
-    }
-    v->verdict = LW_SUSPECT;
+    format_duration(quiet, sizeof quiet, last_use(c->snap, w, t->tid));
+    v->nwakers = 0;
     list_wakers(c, v, i);
-    snprintf(v->reason, sizeof v->reason, "%s, parked for %s; %s. Not a proof: a live thread may still %s",
-             what, waited, evidence, counter_verb(w));
+    describe_wakers(history, sizeof history, c, v, w);
+    describe_other_ends(ends, sizeof ends, c->snap, w);
+    v->verdict = LW_SUSPECT;
+    snprintf(v->reason, sizeof v->reason,
+             "%s, parked for %s%s; no thread has %s for %s; not a proof: a live thread holding %s could still %s",
+             what, waited, history, counter_done(w), quiet, ends, counter_verb(w));
 }
 
 static void judge_suspects(struct ctx *c)
@@ -1093,11 +1082,6 @@ static void free_indexes(struct ctx *c)
 {
     free(c->names);
     free(c->positions);
-    free(c->model);
-    free(c->set_first);
-    free(c->set_count);
-    free(c->members);
-    free(c->by_age);
 }
 
 static void describe_plain(struct ctx *c)
@@ -1142,6 +1126,7 @@ static int analyze(const struct lw_snapshot *snap, struct lw_analysis *out, bool
     if (judge_by_liveness(&c) != 0)
         goto out;
     judge_suspects(&c);
+    refresh_waker_verdicts(&c);
     rc = 0;
 out:
     free_indexes(&c);

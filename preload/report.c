@@ -520,7 +520,7 @@ static void write_counterpart(struct jsonw *w, const struct lw_snapshot *snap, c
         jsonw_key(w, "unreachable_for");
         jsonw_double(w, v->cp_unreachable_for);
     } else if (v->cp_kind == LW_CP_CHANNEL) {
-        static const char *const roles[] = { "creator", "user", "born-after" };
+        static const char *const roles[] = { "creator", "user" };
         if (v->cp_channel >= 0 && (size_t)v->cp_channel < snap->nchannels) {
             const struct lw_snap_channel *c = &snap->channels[v->cp_channel];
             jsonw_key(w, "channel");

@@ -233,16 +233,18 @@ enum lw_counterpart_kind {
     LW_CP_OWNER,        /* cp_tid holds the object (mutex, write-locked rwlock, PI futex) */
     LW_CP_TARGET,       /* cp_tid is the thread being joined */
     LW_CP_CYCLE,        /* cycle[] lists the deadlocked threads, in wait order */
-    LW_CP_CHANNEL,      /* wakers[]: every thread that could end the wait on channel cp_channel */
+    LW_CP_CHANNEL,      /* wakers[]: the threads that made or used channel cp_channel (its history) */
     LW_CP_UNREACHABLE,  /* rule 3: the object, the block holding it, for how long it was unreachable */
 };
 
 #define LW_MAX_WAKERS 8
 
-enum lw_waker_role { LW_ROLE_CREATOR, LW_ROLE_PEER, LW_ROLE_DESCENDANT };
+enum lw_waker_role { LW_ROLE_CREATOR, LW_ROLE_PEER };
 
-/* A thread that could end a channel wait, and why it will not (or, for a
- * suspect, why it has not). */
+/* A thread that made or used a waited-on channel (a counterpart, as its
+ * history knows it), and why it will not end the wait: it exited, or is
+ * stuck itself. Any other thread that can run could end it too (an fd is
+ * a number): the list is the evidence, not every possible waker. */
 struct lw_waker {
     int32_t tid;
     enum lw_waker_role role;

@@ -8,9 +8,14 @@
  * service keeps serving, and its thread count creeps up one leaked worker per
  * request. A generator thread also blocks writing into a pipe whose reader
  * (a streaming request that took five values and returned) stopped reading:
- * the pipe form of the same bug, which leakwatch proves leaked.
+ * the pipe form of the same bug. While the service runs, any of its threads
+ * could still read that pipe (an fd is a number), so leakwatch calls the
+ * generator `suspect`, with the pipe's history; when the service exits
+ * under `leakwatch run --check`, nothing is left that could, and it is
+ * `leaked`.
  *
- * Usage: leaky_fetch [REQUESTS]   (default 5; runs until killed)
+ * Usage: leaky_fetch [REQUESTS [SECONDS]]   (default 5; runs until killed,
+ * or, given SECONDS, idles that long and exits)
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -111,6 +116,7 @@ static void *stream_request(void *arg)
 int main(int argc, char **argv)
 {
     int requests = argc > 1 ? atoi(argv[1]) : 5;
+    int seconds = argc > 2 ? atoi(argv[2]) : 0;
     pthread_t stream;
     if (pthread_create(&stream, NULL, stream_request, NULL) != 0)
         return 1;
@@ -125,6 +131,10 @@ int main(int argc, char **argv)
     }
     printf("leaky_fetch: idle; leaked workers stay parked (Ctrl-C to stop)\n");
     fflush(stdout);
+    if (seconds > 0) {
+        sleep((unsigned)seconds);
+        return 0;
+    }
     for (;;)
         pause();
 }

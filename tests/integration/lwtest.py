@@ -136,6 +136,18 @@ def ping(path):
     return reply
 
 
+def run_check(argv, env=None, timeout=60):
+    """`leakwatch run --check -- ARGV` (the preload found as the CLI's own
+    run finds it: LEAKWATCH_PRELOAD, LEAKWATCH_PRELOAD_PREFIX), in a
+    private socket directory; (exit status, stderr: the exit report)."""
+    tmp, lwdir = private_dir()
+    try:
+        p = run_cli(["run", "--check", "--"] + list(argv), lwdir, env=env, timeout=timeout)
+        return p.returncode, p.stderr
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 _processes = []   # every Process started, for the failure report
 
 
@@ -291,8 +303,8 @@ AGE_SLACK = 0.002   # ages are printed to the millisecond
 def check_one_instant(report):
     """Every age in a report is measured at one instant (the snapshot's), so
     they must agree: no thread or channel older than the process, and no
-    wait on a channel older than the channel. (Rule 4 compares a thread's age
-    with its channel's: measured at two instants, on a loaded machine a
+    wait on a channel older than the channel. (Rule 4 once compared a thread's
+    age with its channel's: measured at two instants, on a loaded machine a
     channel made just after start looked older than the main thread.)"""
     uptime = report.get("uptime")
     if not isinstance(uptime, (int, float)):

@@ -4,36 +4,43 @@ generator), each over every handoff mechanism (cond, sem, futex, pipe,
 eventfd, socketpair), and their fixed twins, judged through the real CLI.
 argv[1] is a mode, PATTERN-MECHANISM-VARIANT:
 
-  leak   the three workers, blocked delivering to callers that walked away,
-         are `leaked`: by rule 3 for the memory handoffs (the reason says no
-         live thread can reach the heap block, confirmed by two scans, and
-         the block reported holds the one the program allocated), by rule 4
-         for the fd handoffs (the reason names the fd, says no thread that
-         could write to it can run again, names the exited request thread
-         that made the channel); the wait stack holds the pattern's
-         delivering function; the text view shows one group of three;
-         `status` exits 1; the verdict holds in later reports.
+  leak   the three workers, blocked delivering to callers that walked away.
+         Memory handoffs: `leaked` by rule 3 while main lives (the reason
+         says no live thread can reach the heap block, confirmed by two
+         scans, and the block reported holds the one the program
+         allocated); the text view shows one group of three; `status`
+         exits 1; the verdict holds in later reports. fd handoffs: never a
+         proof while main lives (it could use any fd): the generators, whose
+         channel the exited request thread made and wrote to, are `suspect`
+         past the stall threshold (2 s here), the reason giving that
+         history; fetch and wait_ready workers, whose channel nobody ever
+         wrote to (a wakeup fd looks the same), stay `waiting`; `status`
+         exits 0. Then the same program with main returning after READY,
+         under `leakwatch run --check`: the three are `leaked` at exit, the
+         reason naming the request thread that made the channel.
   stall  (fd handoffs) main is the caller and lives on, holding the
-         channel it made: the workers become `suspect` past the stall
-         threshold (2 s here), never `leaked`; `status` exits 0.
+         channel it made: `waiting` (never suspect, never leaked) while it
+         lives; `leaked` at exit under `run --check`, main named as the
+         creator that exited.
   fixed  the same requests with a buffered slot (fetch) or cancellation
          (wait_ready, generator): every worker exits by itself, and no
          thread is ever leaked, deadlocked or suspect while the tool has
          every chance to prove something (lwtest.watch_every_chance: every
          parked thread's wait settled after the last worker exited, in two
          reports a second apart for the memory handoffs, then one more ask
-         a margin later): longer than a leak takes to be proven.
+         a margin later): longer than a leak takes to be proven, or a
+         generator to be suspect. fd handoffs: `run --check` passes at exit.
 
 Under the sanitizer pass the reachability scan proves nothing (ASan's
 malloc is not glibc's): the memory leaks must stay `waiting` there, with a
-note saying why; the fd leaks are still proven.
+note saying why; the fd verdicts are the same.
 
 `test_classic.py --modes MODE...` checks tests/meson.build's list against
 the fixture's and this driver's."""
 import sys
 import time
-from lwtest import (brief, SLOW, always, check_modes_agree, fixture_modes, Process, addr, check, fixture, functions, run_test, sanitized,
-                    thread_by_tid, until, watch_every_chance)
+from lwtest import (brief, always, check_modes_agree, fixture_modes, Process, addr, check, fixture, functions, run_check,
+                    run_test, sanitized, thread_by_tid, until, watch_every_chance)
 
 PATTERNS = {
     # worker thread name, its start routine, the function that delivers, the caller's outcome
@@ -58,13 +65,14 @@ SETTLE = 1.0             # LEAKWATCH_SETTLE_MS's default, in seconds
 # FIXED_MARGIN past the earliest moment the leak would be proven: at least
 # 3.5 s past the last exit for the memory handoffs (4.5 s under the
 # sanitizer pass, where the leak variant is watched until its waits are 3 s
-# old), 2 s for the fd handoffs (proven at the settle time). Measured after
-# READY (the workers park or exit about 0.3 s after it), on the shared
+# old), 3 s for the fd handoffs (a generator is suspect once its wait and
+# the last use of its channel are 2 s old, the stall threshold). Measured
+# after READY (the workers park or exit about 0.3 s after it), on the shared
 # 2-core machine, 4 tests at once: the memory leaks proven at 2.2 to 3.3 s
-# (3.3 to 3.8 s sanitized), the fd leaks at 1.1 to 1.7 s; their fixed twins
-# watched until 3.3 to 3.9 s (4.3 to 5.0 s) with a 1 s margin, 2.3 to 3.1 s:
-# the memory margin is 1.5 s, for room above the slowest proof seen.
-FIXED_MARGIN = {"memory": 1.5, "fd": 1.0}
+# (3.3 to 3.8 s sanitized); their fixed twins watched until 3.3 to 3.9 s
+# (4.3 to 5.0 s) with a 1 s margin: the memory margin is 1.5 s, for room
+# above the slowest proof seen.
+FIXED_MARGIN = {"memory": 1.5, "fd": 2.0}
 STUCK = ("leaked", "deadlocked")
 BAD = STUCK + ("suspect",)
 NO_PROOF_NOTES = ("too large to scan", "could not be walked")   # why a sanitized scan proves nothing
@@ -78,8 +86,8 @@ class Run:
         self.pattern, self.mechanism, self.variant = mode.split("-")
         self.spec = PATTERNS[self.pattern]
         self.memory = self.mechanism in MEMORY
-        self.p = Process([fixture("classic"), self.pattern, self.mechanism, self.variant],
-                         env={"LEAKWATCH_STALL_MS": str(STALL_MS)})
+        self.argv = [fixture("classic"), self.pattern, self.mechanism, self.variant]
+        self.p = Process(self.argv, env={"LEAKWATCH_STALL_MS": str(STALL_MS)})
         self.requests = [self.p.read_line("REQUEST") for _ in range(REQUESTS)]
         self.main = int(self.p.read_line("READY")["main"])
         self.ready_at = time.time()
@@ -138,40 +146,11 @@ def check_channel_wait(run, t, request):
     return ch
 
 
-def check_channel_leak(run, report, t, request):
-    """The checks of a rule-4 proof; returns what the counterpart gets wrong
-    about the other wakers' verdicts (reported at the end, after every
-    other check has had its say)."""
-    ch = check_channel_wait(run, t, request)
-    reason, caller = t["reason"], int(request["caller"])
-    what = "%s: reason %r" % (run.mode, reason)
-    check("no thread that could write to it can run again: " in reason, what)
-    clauses = reason.split("can run again: ", 1)[1].split("; ")
-    check([c for c in clauses if "tid %d (request)" % caller in c and "exited" in c and "creator" in c], what)
-    check((ch.get("creator") or {}).get("tid") == caller, "%s: channel creator %r, wanted the request, tid %d"
-          % (run.mode, ch.get("creator"), caller))
-    if run.mechanism != "eventfd":   # an eventfd is its own other end
-        check("fd %s, the other end, stays open here" % request["other"] in reason, what)
-    # Every waker the proof names has exited or is stuck itself (the other
-    # workers: born after the channel to a thread no longer known), and the
-    # counterpart says so as the same report does.
-    wakers = (t.get("counterpart") or {}).get("wakers") or []
-    stale = []
-    for wk in wakers:
-        if wk["tid"] == t["tid"] or wk["exited"] is True:
-            continue
-        other = thread_by_tid(report, wk["tid"])
-        check(other is not None and other["verdict"] in STUCK,
-              "%s: a leak proof lists a waker that can still run: %r (all: %r)" % (run.mode, brief(other), wakers))
-        if wk["verdict"] != other["verdict"]:
-            stale.append("tid %d's counterpart.wakers says tid %d is %r, the same report judges it %r (wakers: %r)"
-                         % (t["tid"], wk["tid"], wk["verdict"], other["verdict"], wakers))
-    return stale
-
-
 def leak(run):
+    """The memory handoffs: rule 3 proves the workers leaked while main
+    lives (waiting under the sanitizer pass, where no scan can prove)."""
     p = run.p
-    proven = not (run.memory and sanitized())
+    proven = not sanitized()
     want = "leaked" if proven else "waiting"
 
     def judged():
@@ -193,76 +172,109 @@ def leak(run):
           "%s: main (in pause) %s" % (run.mode, brief(main)))
     for req in run.requests:
         check(thread_by_tid(r, int(req["caller"])) is None, "%s: request thread %s still there" % (run.mode, req))
-    stale = []
     for t, req in zip(run.victims(r), run.requests):
         check_wait_stack(run, t)
-        if not proven:
-            check(t["wait"]["kind"] == MEMORY[run.mechanism] and t["wait"]["reach"] != "confirmed",
-                  "%s under ASan: %s" % (run.mode, brief(t)))
-        elif run.memory:
+        if proven:
             check_memory_leak(run, t, req)
         else:
-            stale += check_channel_leak(run, r, t, req)
+            check(t["wait"]["kind"] == MEMORY[run.mechanism] and t["wait"]["reach"] != "confirmed",
+                  "%s under ASan: %s" % (run.mode, brief(t)))
     if not proven:
         notes = [n for n in r.get("notes") or [] if n.startswith("reachability:")]
         check(notes and any(x in notes[0] for x in NO_PROOF_NOTES), "%s under ASan: the note should say why "
               "nothing is proven: %r" % (run.mode, r.get("notes")))
-    kind = MEMORY.get(run.mechanism, "fd-read")
-    text = p.cli("threads", str(p.pid)).stdout
-    group = "%d threads %s, %s" % (REQUESTS, want, kind)
-    check(group in text and run.spec["deliver"] in text.split(group, 1)[1],
-          "%s: the text view lacks a group %r whose wait stack shows %s:\n%s"
-          % (run.mode, group, run.spec["deliver"], text[:3000]))
+    check_text_group(run, "%d threads %s, %s" % (REQUESTS, want, MEMORY[run.mechanism]))
     p.cli("status", str(p.pid), check_rc=1 if proven else 0)
     # A proof does not come and go.
     time.sleep(0.5)
     back = [brief(t) for t in run.victims(p.threads()) if t["verdict"] != want]
     check(not back, "%s: %s, then no longer: %s" % (run.mode, want, back))
-    check(not stale, "%s: a stale waker verdict in a leak proof: %s" % (run.mode, "\n  ".join(stale)))
     print("%s: %d workers %s %.1fs after READY" % (run.mode, REQUESTS, want, took))
 
 
-def stall(run):
-    p = run.p
-    wrong = []
+def check_text_group(run, group):
+    text = run.p.cli("threads", str(run.p.pid)).stdout
+    check(group in text and run.spec["deliver"] in text.split(group, 1)[1],
+          "%s: the text view lacks a group %r whose wait stack shows %s:\n%s"
+          % (run.mode, group, run.spec["deliver"], text[:3000]))
+
+
+def fd_history_verdict(run):
+    """What history makes of a worker's channel while main lives: suspect
+    when the request thread that made it also wrote to it (the
+    generator's acknowledgements) and exited; waiting when nobody ever
+    wrote to it (fetch, wait_ready: a wakeup fd looks the same) or its
+    creator, main, lives (stall)."""
+    return "suspect" if run.variant == "leak" and run.pattern == "generator" else "waiting"
+
+
+def check_fd_suspect(run, t, request):
+    reason, caller = t["reason"], int(request["caller"])
+    other = request["other"] + (", the other end," if run.mechanism != "eventfd" else "")
+    want = ["reads fd %s (" % request["fd"], "), parked for ", "; its creator, tid %d (request), exited " % caller,
+            "; no thread has written to it for ", "; not a proof: a live thread holding fd %s could still write to it"
+            % other]
+    missing = [x for x in want if x not in reason]
+    check(reason.startswith(want[0]) and reason.endswith(want[-1][2:]) and not missing,
+          "%s: reason %r lacks %r" % (run.mode, reason, missing))
+    wakers = (t.get("counterpart") or {}).get("wakers") or []
+    check([w for w in wakers if w["tid"] == caller and w["role"] == "creator" and w["exited"] is True],
+          "%s: the request thread as the exited creator among %r" % (run.mode, wakers))
+
+
+def leak_fd(run):
+    """The fd handoffs (leak and stall): never proven while main lives;
+    what history shows (fd_history_verdict) once the workers' waits are
+    past the stall threshold and a margin; then the same program, main
+    returning after READY, under `leakwatch run --check`: all leaked."""
+    p, want = run.p, fd_history_verdict(run)
+    stall = STALL_MS / 1000.0
 
     def judged():
         r = p.threads()
         vs = run.victims(r)
-        wrong.extend(brief(t) for t in vs if t["verdict"] in STUCK)
-        if wrong:
-            return r   # stop polling: fails below
-        early = [brief(t) for t in vs if t["verdict"] == "suspect" and t["wait"]["seconds"] < STALL_MS / 1000.0]
-        wrong.extend("before the stall threshold: " + b for b in early)
-        bad = [brief(t) for t in vs if t["verdict"] != "suspect"]
-        check(not bad, "%s: want %d workers suspect: %s" % (run.mode, REQUESTS, "\n  ".join(bad)))
+        always(check, not [t for t in r["threads"] if t["verdict"] in STUCK],
+               "%s: a proof while main lives: %r" % (run.mode, [brief(t) for t in r["threads"] if t["verdict"] in STUCK]))
+        always(check, not [t for t in vs if t["verdict"] == "suspect" and t["wait"]["seconds"] < stall],
+               "%s: suspect before the stall threshold: %r" % (run.mode, [brief(t) for t in vs]))
+        if want == "waiting":
+            always(check, not [t for t in r["threads"] if t["verdict"] == "suspect"],
+                   "%s: suspect: %r" % (run.mode, [brief(t) for t in r["threads"] if t["verdict"] == "suspect"]))
+        bad = [brief(t) for t in vs if t["verdict"] != want or t["wait"]["seconds"] < stall + 1.0]
+        check(not bad, "%s: want %d workers %s, parked %.1fs: %s" % (run.mode, REQUESTS, want, stall + 1.0,
+                                                                        "\n  ".join(bad)))
         return r
 
-    r = until(judged, 12, "%s: %d workers suspect" % (run.mode, REQUESTS))
-    check(not wrong, "%s: the caller (main) lives on and holds the channel, yet %s" % (run.mode, wrong[0] if wrong
-                                                                                       else ""))
+    r = until(judged, 15, "%s: %d workers %s past the stall threshold" % (run.mode, REQUESTS, want))
     took = time.time() - run.ready_at
     for t, req in zip(run.victims(r), run.requests):
         check_wait_stack(run, t)
         check_channel_wait(run, t, req)
-        check(t["reason"].endswith("Not a proof: a live thread may still write to it"),
-              "%s: reason %r" % (run.mode, t["reason"]))
-        wakers = {w["tid"]: w for w in (t.get("counterpart") or {}).get("wakers") or []}
-        m = wakers.get(run.main)
-        check(m and m["role"] == "creator" and m["exited"] is False and m["verdict"] == "waiting",
-              "%s: main as the creator among the wakers: %r" % (run.mode, list(wakers.values())))
-    text = p.cli("threads", str(p.pid)).stdout
-    group = "%d threads suspect, fd-read" % REQUESTS
-    check(group in text and run.spec["deliver"] in text.split(group, 1)[1],
-          "%s: the text view lacks a group %r whose wait stack shows %s:\n%s"
-          % (run.mode, group, run.spec["deliver"], text[:3000]))
+        if want == "suspect":
+            check_fd_suspect(run, t, req)
+        else:
+            check(t["reason"] == "reads fd %s (%s)" % (req["fd"], t["wait"]["channel"]["name"]),
+                  "%s: reason %r" % (run.mode, t["reason"]))
+    check_text_group(run, "%d threads %s, fd-read" % (REQUESTS, want))
     p.cli("status", str(p.pid), check_rc=0)   # a suspicion is no proof
-    end = time.time() + 1.0
-    while time.time() < end:
-        stuck = [brief(t) for t in p.threads()["threads"] if t["verdict"] in STUCK]
-        check(not stuck, "%s: a suspicion turned into a proof: %s" % (run.mode, stuck))
-        time.sleep(0.3)
-    print("%s: %d workers suspect %.1fs after READY" % (run.mode, REQUESTS, took))
+    print("%s: %d workers %s %.1fs after READY" % (run.mode, REQUESTS, want, took))
+    leaked_at_exit(run)
+
+
+def leaked_at_exit(run):
+    rc, err = run_check(run.argv + ["exit"], env={"LEAKWATCH_STALL_MS": str(STALL_MS)})
+    check(rc == 1 and "FAILED: %d threads leaked or deadlocked at exit" % REQUESTS in err,
+          "%s exit: run --check exited %d:\n%s" % (run.mode, rc, err[-3000:]))
+    group = "%d threads leaked, fd-read" % REQUESTS
+    check(group in err and run.spec["deliver"] in err.split(group, 1)[1],
+          "%s exit: no group %r whose wait stack shows %s:\n%s" % (run.mode, group, run.spec["deliver"], err[-3000:]))
+    reason = err.split(group, 1)[1].splitlines()[1].strip()
+    creator = "(classic)" if run.variant == "stall" else "(request)"
+    want = ["no thread that could write to it can run again: all threads are asleep; its creator, tid ",
+            " %s, exited " % creator]
+    missing = [x for x in want if x not in reason]
+    check(reason.startswith("reads fd ") and not missing, "%s exit: reason %r lacks %r" % (run.mode, reason, missing))
+    print("%s: %d workers leaked at exit" % (run.mode, REQUESTS))
 
 
 def fixed(run):
@@ -297,6 +309,10 @@ def fixed(run):
     p.cli("status", str(p.pid), check_rc=0)
     print("%s: no worker left and nothing stuck over %.1fs (%d reports)"
           % (run.mode, time.time() - run.ready_at, len(seen)))
+    if not run.memory:   # the leak variants' exit check, on the fixed twin
+        rc, err = run_check(run.argv + ["exit"])
+        check(rc == 0 and "leakwatch run: ok: no thread leaked or deadlocked at exit" in err,
+              "%s exit: run --check exited %d:\n%s" % (run.mode, rc, err[-3000:]))
 
 
 def check_modes(meson_modes):
@@ -308,7 +324,10 @@ def main():
     check(mode in MODES, "unknown mode %r" % mode)
     run = Run(mode)
     with run.p:
-        {"leak": leak, "stall": stall, "fixed": fixed}[run.variant](run)
+        if run.variant == "fixed":
+            fixed(run)
+        else:
+            (leak if run.memory else leak_fd)(run)
 
 
 if __name__ == "__main__":

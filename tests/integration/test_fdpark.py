@@ -7,7 +7,8 @@ link name, inode, whether leakwatch saw it made (tracked), its creator (the
 main thread, alive), the other end's fds in this process and in other
 processes, and the threads that used the other end; for poll-style waits the
 set of fds, each with its direction and channel. Hooked waits have verdict
-"waiting" (main, the creator of every channel, is alive: nothing is leaked),
+"waiting" (main lives and could use any fd, and made every channel: nothing
+is leaked),
 state "parked", source "hook", and a wait stack naming park_on_<mode>. fgets
 (stdio reads through glibc's internal read, which no hook sees) must still be
 reported, from /proc; nonblocking (a spinning EAGAIN/poll(0) loop) must never

@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""test_steady.py — a proof never comes and goes, even on a loaded machine
+"""test_steady.py — a verdict never comes and goes, even on a loaded machine
 (scripts/soak steady; the suite runs it briefly as `steady`).
 
-Starts the rule-4 leak fixtures (chanverdicts: eventfd_gone,
-socketpair_gone, pipe_writer_gone, poll_gone) side by side with CPU-burning processes, then
-asks each one `threads --json` ASKS times (default 300) while the load runs.
-Once a fixture's victim is proven leaked, every later report must say so
-too: a proof that flickers back to `waiting` means some input of the proof
-was measured inconsistently. (Found this way: channel ages were measured at
-a later instant than thread ages; on a loaded machine the main thread then
-looked born after a channel made just after start, a possible waker of it.)
-Every report is also checked to be measured at one instant
+Starts rule-4 fixtures (chanverdicts) side by side with CPU-burning
+processes, then asks each one `threads --json` ASKS times (default 300)
+while the load runs: four channel waits whose every counterpart exited,
+main alive (eventfd_gone, socketpair_gone, pipe_writer_gone, poll_gone:
+`suspect` past a 1.5 s stall threshold, never `leaked`), and one process
+that is wholly asleep (asleep_pipe: its reader `leaked`). Once a fixture's
+victim has its verdict, every later report must say so too: a verdict that
+flickers back to `waiting` means some input was measured inconsistently.
+(Found this way: channel ages were measured at a later instant than thread
+ages.) Every report is also checked to be measured at one instant
 (lwtest.check_one_instant, via Process.threads).
 
     test_steady.py [ASKS]
@@ -22,8 +23,11 @@ import threading
 
 from lwtest import Process, check, fixture, run_test, thread_by_tid
 
-MODES = {"eventfd_gone": "waiter", "socketpair_gone": "reader", "pipe_writer_gone": "reader",
-         "poll_gone": "poller"}   # mode: its victim's name in the READY line
+# mode: its victim's name in the READY line, the verdict it must reach and keep
+MODES = {"eventfd_gone": ("waiter", "suspect"), "socketpair_gone": ("reader", "suspect"),
+         "pipe_writer_gone": ("reader", "suspect"), "poll_gone": ("poller", "suspect"),
+         "asleep_pipe": ("reader", "leaked")}
+STALL_MS = "1500"
 
 
 def burn(stop):
@@ -35,21 +39,25 @@ def burn(stop):
 def watch(mode, asks, failures, done):
     """Ask one fixture asks times; what went wrong goes to failures (a
     thread's exception must not vanish), a clean finish to done."""
+    name, want = MODES[mode]
     try:
-        with Process([fixture("chanverdicts"), mode]) as p:
-            victim = int(p.read_line("READY")[MODES[mode]])
-            proven_at = None
+        with Process([fixture("chanverdicts"), mode], env={"LEAKWATCH_STALL_MS": STALL_MS}) as p:
+            victim = int(p.read_line("READY")[name])
+            reached_at = None
             for k in range(asks):
                 t = thread_by_tid(p.threads(), victim)
-                leaked = t is not None and t["verdict"] == "leaked"
-                if leaked and proven_at is None:
-                    proven_at = k
-                elif proven_at is not None and not leaked:
-                    failures.append("%s: proven leaked at ask %d, then %r at ask %d: %r"
-                                    % (mode, proven_at, t and t["verdict"], k, t and t.get("reason")))
+                verdict = t and t["verdict"]
+                if verdict not in (want, "waiting"):
+                    failures.append("%s: %r at ask %d (wanted %s): %r" % (mode, verdict, k, want, t and t.get("reason")))
                     return
-            if proven_at is None:
-                failures.append("%s: never proven in %d asks" % (mode, asks))
+                if verdict == want and reached_at is None:
+                    reached_at = k
+                elif reached_at is not None and verdict != want:
+                    failures.append("%s: %s at ask %d, then %r at ask %d: %r"
+                                    % (mode, want, reached_at, verdict, k, t and t.get("reason")))
+                    return
+            if reached_at is None:
+                failures.append("%s: never %s in %d asks" % (mode, want, asks))
                 return
             done.append(mode)
     except Exception as e:   # noqa: BLE001 -- reported by main
@@ -74,7 +82,7 @@ def main():
         for b in burners:
             b.join()
     check(not failures and len(done) == len(MODES), "; ".join(failures) or "finished: %r" % done)
-    print("%d fixtures x %d asks under %d CPU burners: every proof held" % (len(MODES), asks, len(burners)))
+    print("%d fixtures x %d asks under %d CPU burners: every verdict held" % (len(MODES), asks, len(burners)))
 
 
 if __name__ == "__main__":
