@@ -983,7 +983,7 @@ static bool answer_from_last_scan(struct lw_snapshot *snap, const struct lw_anal
     uint64_t reuse = 4 * remembered_took_ns > REUSE_NS ? 4 * remembered_took_ns : REUSE_NS;
     if (!nremembered || now - remembered_ns >= reuse || (want_paths && !remembered_with_paths))
         return false;
-    if (recheck_wanted && now - remembered_ns >= CONFIRM_NS)
+    if (recheck_wanted && now >= confirmation_due_ns)
         return false;   /* a finding waits for the scan that may confirm it: that one is due */
     for (size_t i = 0; i < snap->nthreads; i++)
         if (lw_reach_is_candidate(snap, i, &a->verdicts[i]) && !find_remembered(&snap->threads[i]))

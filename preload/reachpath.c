@@ -63,6 +63,7 @@ struct root_hit {
 
 struct search {
     struct scan *s;
+    const uint64_t *explains;   /* per thread: the target its own parts must not explain (its own), or NO_NODE */
     struct hop *hops;
     size_t nhops, caphops;
     struct level cur, nxt;
@@ -238,8 +239,12 @@ static void root_word(struct search *q, uint64_t address, uint64_t v, int32_t re
 {
     uint64_t node = node_of(q->s, v);
     uint64_t targets = node == NO_NODE ? 0 : level_targets(&q->cur, node);
+    /* A waiter's own parts are roots only because it may run: they cannot
+     * explain why it may (nor why its fellow waiters on the object may). */
+    uint32_t part_of = extent != SIZE_MAX ? q->s->ext[extent].thread : NO_THREAD;
+    uint64_t own = part_of != NO_THREAD ? q->explains[part_of] : NO_NODE;
     for (unsigned t = 0; targets; t++, targets >>= 1)
-        if ((targets & 1) && !q->hit[t].found) {
+        if ((targets & 1) && !q->hit[t].found && q->targets[t] != own) {
             q->hit[t] = (struct root_hit){ true, node, address, register_tid, extent };
             q->unresolved--;
         }
@@ -370,6 +375,7 @@ struct paths {
     struct lw_snapshot *snap;
     size_t cap;               /* of snap->paths */
     uint32_t *owner;          /* per mapping: the thread whose stack pointer or descriptor lies in it */
+    uint64_t *explains;       /* per thread: the node its path ends in (NO_NODE: none looked for) */
 };
 
 struct module_search {
@@ -591,23 +597,21 @@ struct wanted {
     bool handle;
 };
 
-/* A thread that may run by its pthread_t: that is the story (its object,
- * in a block, may be reachable only from its own stack, which counts once
- * it may run), unless the object lies in root memory itself (a global
- * condvar: the plainer story). Else the object's path. */
-static void want_of(struct scan *s, uint32_t i, struct wanted *w)
+/* What a candidate's path is looked for: its object (the plainer story),
+ * or with `handle` its pthread_t (when nothing but the thread itself keeps
+ * its object). */
+static void want_of(struct scan *s, uint32_t i, bool handle, struct wanted *w)
 {
     const struct thread_info *t = &s->threads[i];
     *w = (struct wanted){ i, NO_NODE, t->object, SIZE_MAX, false };
-    struct block_ref ref;
-    int in_block = scan_block_around(s, t->object, &ref);
-    if (in_block >= 0 && t->by_handle && t->ext_tcb != SIZE_MAX) {
+    if (handle) {
         w->handle = true;
         w->inner = t->tp;
         w->node = EXTENT_ITEM | t->ext_tcb;
         return;
     }
-    uint64_t node = in_block == 1 ? node_of(s, t->object) : NO_NODE;
+    struct block_ref ref;
+    uint64_t node = scan_block_around(s, t->object, &ref) == 1 ? node_of(s, t->object) : NO_NODE;
     if (node != NO_NODE && is_extent(node) && is_root_part(s, node & ~(uint64_t)EXTENT_ITEM))
         w->root_extent = node & ~(uint64_t)EXTENT_ITEM;
     else
@@ -654,10 +658,14 @@ static void give_path(struct paths *ps, const struct wanted *wanted, size_t from
 }
 
 /* The groups from `from` on whose paths need a search, up to MAX_TARGETS
- * distinct nodes, searched at once; returns where the next batch starts. */
-static size_t search_batch(struct paths *ps, const struct wanted *wanted, size_t n, size_t from, uint64_t deadline)
+ * distinct nodes, searched at once; returns where the next batch starts.
+ * A group whose object no root reaches but through its own waiters is
+ * left pathless, its waiters marked in `unresolved` (their pthread_t is
+ * the story then). */
+static size_t search_batch(struct paths *ps, const struct wanted *wanted, size_t n, size_t from, uint64_t deadline,
+                           bool *unresolved)
 {
-    struct search q = { .s = ps->s };
+    struct search q = { .s = ps->s, .explains = ps->explains };
     if (!table_alloc((void **)&q.hops, &q.caphops, 4096, sizeof *q.hops))
         return n;
     size_t end = from;
@@ -681,30 +689,27 @@ static size_t search_batch(struct paths *ps, const struct wanted *wanted, size_t
         p.by_handle = wanted[k].handle;
         if (q.hit[t].found)
             build_path(ps, &q, (unsigned)t, wanted[k].inner, &p);
-        give_path(ps, wanted, k, group_end, &p);
+        if (q.hit[t].found || wanted[k].handle || !unresolved)
+            give_path(ps, wanted, k, group_end, &p);
+        else
+            for (size_t j = k; j < group_end; j++)
+                unresolved[wanted[j].thread] = true;
         k = group_end;
     }
     search_free(&q);
     return end;
 }
 
-void scan_find_paths(struct scan *s, struct lw_snapshot *snap, uint64_t budget_ns)
+/* One phase: the paths of the wanted[0, n) (sorted), searched groups
+ * first, then those whose object is in root memory. */
+static void find_phase(struct paths *ps, struct wanted *wanted, size_t n, uint64_t deadline, bool *unresolved)
 {
-    struct paths ps = { .s = s, .snap = snap, .cap = snap->npaths };
-    uint64_t deadline = lw_now_ns() + budget_ns;
-    struct wanted *wanted = malloc((s->nthreads ? s->nthreads : 1) * sizeof *wanted);
-    size_t n = 0;
-    if (!wanted || !index_owners(&ps)) {
-        free(wanted);
-        return;
-    }
-    for (size_t i = 0; i < s->nthreads; i++)
-        if (s->threads[i].candidate && s->threads[i].reachable)
-            want_of(s, (uint32_t)i, &wanted[n++]);
     qsort(wanted, n, sizeof *wanted, compare_wanted);   /* (NO_NODE, the largest, last) */
+    for (size_t k = 0; k < n; k++)
+        ps->explains[wanted[k].thread] = wanted[k].node;
     size_t k = 0;
     while (k < n && wanted[k].node != NO_NODE && lw_now_ns() < deadline)
-        k = search_batch(&ps, wanted, n, k, deadline);
+        k = search_batch(ps, wanted, n, k, deadline, unresolved);
     while (k < n && wanted[k].node != NO_NODE)
         k++;   /* out of time: no path */
     while (k < n) {   /* objects in root memory: their own roots */
@@ -714,11 +719,50 @@ void scan_find_paths(struct scan *s, struct lw_snapshot *snap, uint64_t budget_n
         struct lw_reach_path p;
         memset(&p, 0, sizeof p);
         struct root_hit h = { true, NO_NODE, wanted[k].inner, 0, wanted[k].root_extent };
-        describe_root(&ps, &p, &h, wanted[k].inner);
-        p.complete = true;
-        give_path(&ps, wanted, k, group_end, &p);
+        bool own = wanted[k].root_extent != SIZE_MAX && ps->s->ext[wanted[k].root_extent].thread == wanted[k].thread;
+        if (own && unresolved) {   /* in its own stack or TLS: why it may run is elsewhere */
+            for (size_t j = k; j < group_end; j++)
+                unresolved[wanted[j].thread] = true;
+        } else {
+            describe_root(ps, &p, &h, wanted[k].inner);
+            p.complete = true;
+            give_path(ps, wanted, k, group_end, &p);
+        }
         k = group_end;
     }
+}
+
+/* Each reachable candidate's path: its object's, from a root other than
+ * its fellow waiters' own parts; failing that (only the thread itself keeps
+ * its object: it may run because a pthread_t of it is reachable), its
+ * pthread_t's. */
+void scan_find_paths(struct scan *s, struct lw_snapshot *snap, uint64_t budget_ns)
+{
+    struct paths ps = { .s = s, .snap = snap, .cap = snap->npaths };
+    uint64_t deadline = lw_now_ns() + budget_ns;
+    size_t nt = s->nthreads ? s->nthreads : 1, n = 0;
+    struct wanted *wanted = malloc(nt * sizeof *wanted);
+    bool *unresolved = calloc(nt, sizeof *unresolved);
+    ps.explains = malloc(nt * sizeof *ps.explains);
+    if (wanted && unresolved && ps.explains && index_owners(&ps)) {
+        for (size_t i = 0; i < s->nthreads; i++) {
+            ps.explains[i] = NO_NODE;
+            if (s->threads[i].candidate && s->threads[i].reachable)
+                want_of(s, (uint32_t)i, false, &wanted[n++]);
+        }
+        find_phase(&ps, wanted, n, deadline, unresolved);
+        /* Then the pthread_t's path, or (another waiter's pthread_t keeps
+         * the object it shares) the object's from any root at all. */
+        n = 0;
+        for (size_t i = 0; i < s->nthreads; i++) {
+            ps.explains[i] = NO_NODE;
+            if (unresolved[i])
+                want_of(s, (uint32_t)i, s->threads[i].by_handle && s->threads[i].ext_tcb != SIZE_MAX, &wanted[n++]);
+        }
+        find_phase(&ps, wanted, n, deadline, NULL);
+    }
     free(ps.owner);
+    free(ps.explains);
+    free(unresolved);
     free(wanted);
 }
