@@ -293,14 +293,22 @@ def census(pid, lo, hi, victims=(), max_mapping=64 << 20, max_total=768 << 20):
     "full scan of the process"), counted by mapping, with the first two of
     each. A mapping holding a thread's stack pointer is named by its tid
     (the victims' own stacks are expected to hold it); one aligned to
-    64 MiB is probably a thread arena. Mappings larger than max_mapping are
-    skipped, and said so."""
+    64 MiB is probably a thread arena. When lo is a glibc block, the range
+    runs to its chunk's end (malloc_usable_size's reach), and words equal to
+    the next chunk's header address (what glibc's bins and top point at,
+    also lo's last usable word) are counted apart. Mappings larger than
+    max_mapping are skipped, and said so."""
     import struct
     try:
         maps = _maps(pid)
         mem = open("/proc/%d/mem" % pid, "rb", buffering=0)
     except OSError as e:
         return "census impossible: %s" % e
+    header_next = None
+    size_word = read_word(pid, lo - 8)
+    if size_word and not size_word & 2 and 32 <= (size_word & ~7) < (1 << 32):
+        header_next = lo - 16 + (size_word & ~7)
+        hi = max(hi, header_next + 8)
     owners = _stack_owners(pid, maps)
     per_mapping, skipped, total, count = [], [], 0, 0
     with mem:
@@ -340,6 +348,9 @@ def census(pid, lo, hi, victims=(), max_mapping=64 << 20, max_total=768 << 20):
                     live, len(found) - live)
             elif not name and mlo % (64 << 20) == 0:
                 label = "anon, 64 MiB-aligned (a thread arena?)"
+            headers = sum(v == header_next for _, v in found)
+            if headers:
+                label += " [%d equal to the next chunk's header %#x]" % (headers, header_next)
             by_kind = {}
             for a, _ in found:
                 kind = kinds.get(a, "")

@@ -4,8 +4,10 @@ a leak is proven on a single ask and a healthy twin never is.
 
 For each seed, fixtures/layouts runs a random allocation history (main arena
 for even seeds, a thread arena for odd ones) and parks a leaking worker at a
-random point of it (its object and its DTV anywhere, right below top
-included). Each seed runs two variants, as separate processes:
+random point of it (its object and its DTV anywhere; in three seeds out of
+four the object, the DTV or both are made last, right below the top chunk:
+PLAN's top=, READY's obj_below_top and dtv_below_top say what the layout
+ended as). Each seed runs two variants, as separate processes:
   - a leak: `leak` (seeds 0, 1 mod 4) or `stale` (2, 3 mod 4: freed chunks
     first held the object's address). READY, then ASK_AFTER (settle +
     confirmation + margin) later ONE `leakwatch threads PID --json`: the
@@ -22,8 +24,10 @@ Under a sanitizer nothing can be proven (malloc is ASan's): every variant
 must stay `waiting` and the reachability note must say why.
 
 A failing run prints its seed, variant and plan, what the single ask said,
-diagnostics (a second ask, where copies of the object's address lie in the
-process) and the commands that replay it.
+diagnostics (a second ask; where copies of the object's and the worker's
+DTV's addresses lie in the process, read before the ask, with the heap
+chunks they lie in classified and words equal to the next chunk's header
+counted apart) and the commands that replay it.
 
     test_layouts.py --seeds 1-5[,9,12-14] [--variants leak,tls] [--jobs N]
     test_layouts.py --check-variants     (the fixture's variants against this driver's)
@@ -80,11 +84,17 @@ def run_one(seed, variant):
         plan = " ".join("%s=%s" % kv for kv in p.read_line("PLAN", timeout=30).items())
         ready = p.read_line("READY", timeout=60)
         ready_at = time.time()
+        plan += " obj_below_top=%s dtv_below_top=%s" % (ready.get("obj_below_top"), ready.get("dtv_below_top"))
         victims = tids(ready, "victims")
         obj, size = addr(ready["obj"]), int(ready["size"])
         f = Findings(what)
         if variant in LEAKS:
-            before = census(p.pid, obj, obj + size, victims) if not sanitized() else ""   # read before the ask
+            before = ""   # where copies of the object's (and the DTV's) address lie, read before the ask
+            if not sanitized():
+                dtv = addr(ready.get("dtv"))
+                before = census(p.pid, obj, obj + size, victims) + (
+                    "\nand of the worker's DTV block %#x: %s" % (dtv, census(p.pid, dtv, dtv + 16, victims))
+                    if dtv else "")
             r = ask_once_after(p, ready_at)
             asked = time.time() - ready_at
             t = thread_by_tid(r, victims[0])

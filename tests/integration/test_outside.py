@@ -36,7 +36,7 @@ import time
 
 from askonce import (ASK_AFTER, Findings, ask_once_after, census, check_chained, check_proven, check_waiting_sanitized,
                      no_other_stuck, second_ask, tids, watch_twin)
-from lwtest import (Process, addr, check, check_modes_agree, fixture, fixture_modes, run_test, sanitized,
+from lwtest import (Process, addr, brief, check, check_modes_agree, fixture, fixture_modes, run_test, sanitized,
                     thread_by_tid)
 
 LEAK_VARIANTS = ("leak", "reaper")
