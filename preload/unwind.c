@@ -454,10 +454,11 @@ static struct rule rule_for(uint64_t pc)
 
 /* ---- reading our own stack ---- */
 
-static __thread uint64_t verified_lo __attribute__((tls_model("initial-exec")));
-static __thread uint64_t verified_hi __attribute__((tls_model("initial-exec")));
+static __thread uint64_t verified_lo __attribute__((tls_model("initial-exec"))) = 0xa5c3f00dd15ea5e5ull;
+static __thread uint64_t verified_hi __attribute__((tls_model("initial-exec"))) = 0xa5c3f00dd15ea5e5ull;
 
 #define PAGE 4096ull
+#define VERIFIED_MASK 0xa5c3f00dd15ea5e5ull   /* (registry.h's LW_ADDR_MASK) */
 
 /* Readable, not merely mapped: a guard page (PROT_NONE) is mapped too, and
  * mincore would say yes to it. Copying a byte with process_vm_readv gets
@@ -472,20 +473,30 @@ static bool page_is_readable(uint64_t page)
     return readable;
 }
 
-/* The word at addr, if it lies in mapped stack above sp. */
+/* The word at addr, if it lies in mapped stack above sp. The verified range
+ * is kept masked (like every address in our records): our TLS is part of
+ * every thread's static TLS, and a plain stack address there would look to
+ * a reachability scan like a pointer into this thread's frames. */
 static bool read_stack_word(uint64_t sp, uint64_t addr, uint64_t *out)
 {
     if (addr < sp || (addr & 7))
         return false;
-    if (sp < verified_lo || sp >= verified_hi) {
-        verified_lo = sp & ~(PAGE - 1);
-        verified_hi = verified_lo + PAGE;
+    uint64_t lo = verified_lo ^ VERIFIED_MASK, hi = verified_hi ^ VERIFIED_MASK;
+    if (sp < lo || sp >= hi) {
+        lo = sp & ~(PAGE - 1);
+        hi = lo + PAGE;
     }
-    while (addr + 8 > verified_hi) {
-        if (addr - verified_hi > (64ull << 20) || !page_is_readable(verified_hi))
-            return false;
-        verified_hi += PAGE;
+    bool ok = true;
+    while (ok && addr + 8 > hi) {
+        if (addr - hi > (64ull << 20) || !page_is_readable(hi))
+            ok = false;
+        else
+            hi += PAGE;
     }
+    verified_lo = lo ^ VERIFIED_MASK;
+    verified_hi = hi ^ VERIFIED_MASK;
+    if (!ok)
+        return false;
     *out = *(const uint64_t *)(uintptr_t)addr;
     return true;
 }
