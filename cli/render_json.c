@@ -243,6 +243,23 @@ static json_object *public_array(json_object *arr, struct expander *x)
     return out;
 }
 
+/* Every expanded stack and path is shared by the threads that use it (10,000
+ * threads, one stack): serialize each once, and let every later print of it
+ * copy that text (the flags are lwc_print_json's). */
+#define PRINT_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+static void freeze_shared(json_object *table)
+{
+    json_object_object_foreach(table, key, val) {
+        (void)key;
+        if (!val)
+            continue;
+        char *text = strdup(json_object_to_json_string_ext(val, PRINT_FLAGS));
+        if (text)
+            json_object_set_serializer(val, json_object_userdata_to_json_string, text, json_object_free_userdata);
+    }
+}
+
 json_object *lwc_public_process(json_object *reply, struct lwc_symbolizer *sym)
 {
     struct expander x = { lwc_get(reply, "stacks"), json_object_new_object(), lwc_get(reply, "paths"),
@@ -258,6 +275,8 @@ json_object *lwc_public_process(json_object *reply, struct lwc_symbolizer *sym)
     }
     if (!lwc_get(o, "threads"))   /* consumers may rely on an array */
         json_object_object_add(o, "threads", json_object_new_array());
+    freeze_shared(x.done);
+    freeze_shared(x.paths_done);
     json_object_put(x.done);
     json_object_put(x.paths_done);
     return o;
@@ -265,5 +284,5 @@ json_object *lwc_public_process(json_object *reply, struct lwc_symbolizer *sym)
 
 void lwc_print_json(FILE *out, json_object *o)
 {
-    fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    fprintf(out, "%s\n", json_object_to_json_string_ext(o, PRINT_FLAGS));
 }
