@@ -6,6 +6,7 @@
  */
 #include "report.h"
 #include "lw.h"
+#include "registry.h"
 #include "stacks.h"
 
 #include <elf.h>
@@ -623,6 +624,24 @@ static void write_exited(struct jsonw *w, const struct lw_snapshot *snap)
     jsonw_end_array(w);
 }
 
+/* The fixed tables' limits, once reached: what is missing since. */
+static void write_limit_notes(struct jsonw *w)
+{
+    char note[256];
+    uint64_t full = lw_registry_full_count(), lost = lw_stacks_lost();
+    if (full) {
+        snprintf(note, sizeof note, "threads not recorded: the thread table (%u threads alive at once) was full "
+                 "%llu times; those threads are seen only through /proc, with no stacks", LW_MAX_THREADS,
+                 (unsigned long long)full);
+        jsonw_string(w, note);
+    }
+    if (lost) {
+        snprintf(note, sizeof note, "stacks not kept: the stack table (%u distinct stacks) was full for %llu "
+                 "captures; those waits and threads have no stack", lw_stacks_capacity(), (unsigned long long)lost);
+        jsonw_string(w, note);
+    }
+}
+
 void lw_report_process(struct jsonw *w, const struct lw_snapshot *snap, const struct lw_analysis *a,
                        enum lw_report_kind kind)
 {
@@ -653,6 +672,7 @@ void lw_report_process(struct jsonw *w, const struct lw_snapshot *snap, const st
         snprintf(why, sizeof why, "stacks are not recorded: %s", lw_stacks_problem());
         jsonw_string(w, why);
     }
+    write_limit_notes(w);
     jsonw_end_array(w);
     if (kind == LW_REPORT_THREADS) {
         write_modules(w);

@@ -3,20 +3,23 @@
  *
  * The intern table is open-addressed, fixed-size and append-only: an entry
  * goes EMPTY -> WRITING (claimed with CAS) -> READY (frames published with a
- * release store). Readers only trust READY entries; a full table yields 0.
+ * release store). Readers only trust READY entries; a full table yields 0
+ * (no stack), counted for the report's notes.
  */
 #include "stacks.h"
 #include "lw.h"
 #include "registry.h"
 #include "unwind.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#define TABLE_SIZE 16384u          /* power of two */
+#ifndef LW_STACK_TABLE_SIZE   /* (tests/preload builds a small one to fill it) */
+#define LW_STACK_TABLE_SIZE 16384u
+#endif
+#define TABLE_SIZE LW_STACK_TABLE_SIZE   /* power of two */
 #define MAX_PROBES 64u
 #define CAPTURE_DEPTH (LW_MAX_FRAMES + 8)
 
@@ -31,6 +34,7 @@ struct entry {
 
 static struct entry *table;
 static const char *problem = "stacks not initialized";
+static uint64_t lost;                        /* captures not kept: the table was full */
 static uintptr_t self_text_lo, self_text_hi;   /* our own code, skipped */
 
 static int find_own_text(struct dl_phdr_info *info, size_t size, void *data)
@@ -66,6 +70,10 @@ void lw_stacks_init(void)
 }
 
 const char *lw_stacks_problem(void) { return problem; }
+
+uint64_t lw_stacks_lost(void) { return __atomic_load_n(&lost, __ATOMIC_RELAXED); }
+
+uint32_t lw_stacks_capacity(void) { return TABLE_SIZE; }
 
 void lw_stacks_extent(uintptr_t *lo, uintptr_t *hi)
 {
@@ -120,6 +128,7 @@ static uint32_t intern(const uint64_t *pcs, int n)
         __atomic_store_n(&e->state, ENTRY_READY, __ATOMIC_RELEASE);
         return idx + 1;
     }
+    __atomic_add_fetch(&lost, 1, __ATOMIC_RELAXED);
     return 0;
 }
 

@@ -20,5 +20,9 @@ bool lw_stack_get(uint32_t id, struct lw_snap_stack *out);
 void lw_stacks_extent(uintptr_t *lo, uintptr_t *hi);
 /* Why stacks are missing, or NULL when they work. */
 const char *lw_stacks_problem(void);
+/* How many captures were not kept because the table was full (they have no
+ * stack), and how many distinct stacks the table holds. */
+uint64_t lw_stacks_lost(void);
+uint32_t lw_stacks_capacity(void);
 
 #endif
