@@ -8,6 +8,7 @@
 #include "lw.h"
 #include "registry.h"
 #include "stacks.h"
+#include "unwind.h"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -595,8 +596,15 @@ static void write_stacks(struct jsonw *w, const struct lw_snapshot *snap)
         snprintf(id, sizeof id, "%u", snap->stacks[i].id);
         jsonw_key(w, id);
         jsonw_begin_array(w);
-        for (uint32_t k = 0; k < snap->stacks[i].depth && k < LW_MAX_FRAMES; k++)
-            jsonw_hex(w, snap->stacks[i].pcs[k]);
+        /* After the module list: a frame in code unloaded since the stack
+         * was taken (which that list may already show something else in)
+         * is written as 0, unknown. */
+        uint64_t pcs[LW_MAX_FRAMES];
+        uint32_t depth = snap->stacks[i].depth < LW_MAX_FRAMES ? snap->stacks[i].depth : LW_MAX_FRAMES;
+        memcpy(pcs, snap->stacks[i].pcs, sizeof(uint64_t) * depth);
+        lw_unwind_forget_unloaded(pcs, depth, lw_stack_generation(snap->stacks[i].id));
+        for (uint32_t k = 0; k < depth; k++)
+            jsonw_hex(w, pcs[k]);
         jsonw_end_array(w);
     }
     jsonw_end_object(w);

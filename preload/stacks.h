@@ -16,6 +16,8 @@ void lw_stacks_init(void);
 uint32_t lw_stack_capture(void);
 /* Copy an interned stack (server thread). false if id is unknown. */
 bool lw_stack_get(uint32_t id, struct lw_snap_stack *out);
+/* The dlclose generation of its latest capture (see lw_unwind_forget_unloaded). */
+uint32_t lw_stack_generation(uint32_t id);
 /* The intern table's mapping: never a root of a reachability scan. */
 void lw_stacks_extent(uintptr_t *lo, uintptr_t *hi);
 /* Why stacks are missing, or NULL when they work. */

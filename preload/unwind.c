@@ -267,11 +267,96 @@ static void resolve_dlclose(void)
     }
 }
 
+/* ---- what each dlclose unloaded, for stacks kept from before it ---- */
+
+#define UNLOADS 256      /* the last unloads remembered */
+#define LISTED 128       /* unloadable objects a dlclose looks at (more: all count as unloaded) */
+
+struct unload {
+    uint64_t lo, hi;       /* the object's mapping */
+    uint32_t generation;   /* the generation when its dlclose began: stacks kept since may point there */
+};
+static struct unload unloads[UNLOADS];
+static uint32_t nunloads;          /* ever recorded; the ring holds the last UNLOADS */
+static uint32_t forgotten_after;   /* the newest generation of an unload the ring dropped, if any */
+static int unloads_lock;
+
+static void lock_unloads(void)
+{
+    while (__atomic_exchange_n(&unloads_lock, 1, __ATOMIC_ACQUIRE))
+        sched_yield();
+}
+
+static void unlock_unloads(void) { __atomic_store_n(&unloads_lock, 0, __ATOMIC_RELEASE); }
+
+static void note_unload(uint64_t lo, uint64_t hi, uint32_t gen)
+{
+    lock_unloads();
+    struct unload *u = &unloads[nunloads++ % UNLOADS];
+    if (nunloads > UNLOADS && u->generation > forgotten_after)
+        forgotten_after = u->generation;
+    *u = (struct unload){ lo, hi, gen };
+    unlock_unloads();
+}
+
+struct listing {
+    struct range r[LISTED];
+    unsigned n;
+    bool overflow;
+};
+
+/* dl_iterate_phdr: every object but the permanent ones. */
+static int list_unloadable(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct listing *l = data;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uint64_t a = info->dlpi_addr + ph->p_vaddr;
+        lo = (a & ~(PAGE - 1)) < lo ? (a & ~(PAGE - 1)) : lo;
+        hi = a + ph->p_memsz > hi ? a + ph->p_memsz : hi;
+    }
+    if (lo >= hi || is_permanent(lo))
+        return 0;
+    if (l->n == LISTED)
+        l->overflow = true;
+    else
+        l->r[l->n++] = (struct range){ lo, hi };
+    return 0;
+}
+
+/* Zero the pcs (a stack kept since generation gen) that lie in code a
+ * dlclose has unloaded since: what is there now, if anything, is not what
+ * ran. */
+void lw_unwind_forget_unloaded(uint64_t *pcs, uint32_t n, uint32_t gen)
+{
+    if (gen == __atomic_load_n(&generation, __ATOMIC_ACQUIRE))
+        return;   /* no dlclose since */
+    lock_unloads();
+    uint32_t kept = nunloads < UNLOADS ? nunloads : UNLOADS;
+    for (uint32_t i = 0; i < n; i++) {
+        if (pcs[i] == 0 || is_permanent(pcs[i]))
+            continue;
+        /* (if the ring dropped an unload since, assume the worst) */
+        bool gone = nunloads > UNLOADS && forgotten_after >= gen;
+        for (uint32_t k = 0; !gone && k < kept; k++)
+            gone = unloads[k].generation >= gen && pcs[i] >= unloads[k].lo && pcs[i] < unloads[k].hi;
+        if (gone)
+            pcs[i] = 0;
+    }
+    unlock_unloads();
+}
+
+uint32_t lw_unwind_generation(void) { return __atomic_load_n(&generation, __ATOMIC_ACQUIRE); }
+
 /* The application's dlclose: walks reading objects finish first (one
  * interrupted by a signal whose handler never returns cannot hold it up
  * for more than DLCLOSE_WAIT_YIELDS yields), walks that start meanwhile
- * read only permanent objects, and every other rule decoded before it is
- * stale afterwards. */
+ * read only permanent objects, every other rule decoded before it is stale
+ * afterwards, and what it unloaded is noted (lw_unwind_forget_unloaded). */
 __attribute__((visibility("default"))) int dlclose(void *handle)
 {
     resolve_dlclose();
@@ -280,11 +365,22 @@ __attribute__((visibility("default"))) int dlclose(void *handle)
         errno = ENOSYS;
         return -1;
     }
+    struct listing before = { .n = 0 };
+    uint32_t gen = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
+    dl_iterate_phdr(list_unloadable, &before);
     __atomic_add_fetch(&closing, 1, __ATOMIC_SEQ_CST);
     for (int i = 0; i < DLCLOSE_WAIT_YIELDS && __atomic_load_n(&object_readers, __ATOMIC_SEQ_CST); i++)
         sched_yield();
     int rc = fn(handle);
     int saved = errno;
+    if (before.overflow)
+        note_unload(0, UINT64_MAX, gen);   /* too many to tell: every unloadable one */
+    for (unsigned i = 0; i < before.n; i++) {
+        struct dl_find_object now;
+        if (_dl_find_object((void *)(uintptr_t)before.r[i].lo, &now) != 0 ||
+            (uint64_t)(uintptr_t)now.dlfo_map_start != before.r[i].lo)
+            note_unload(before.r[i].lo, before.r[i].hi, gen);
+    }
     __atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
     __atomic_sub_fetch(&closing, 1, __ATOMIC_SEQ_CST);
     errno = saved;

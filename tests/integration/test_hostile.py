@@ -18,8 +18,8 @@ argv[1]:
            fails or hangs; a frame naming one of the module's functions is
            in the module, and a frame in the module names one of its
            functions or none; the module's live threads unwind through their
-           module frames to start_thread (workers) or dlopen_loop (the
-           caller); the creation frames of threads made by an earlier load
+           module frames to libc's thread start (workers) or dlopen_loop
+           (the caller); the creation frames of threads made by an earlier load
            name the module's function or are unknown (their place now holds
            no object), never anything else; both were seen; afterwards only
            the main thread is left.
@@ -126,8 +126,9 @@ def check_module_frames(report, seen):
               "%s: the module's frames are not followed by their caller: %r" % (what, names))
         fn = names[last][0]
         after = names[last + 1]
-        if fn == "module_worker":
-            check(after[1] == "libc.so.6", "%s: module_worker called from %r: %r" % (what, after, names))
+        if fn == "module_worker":   # started by libc's start_thread (through the preload's trampoline)
+            check(after[1] in ("libc.so.6", "libleakwatch.so") and names[-1][1] == "libc.so.6",
+                  "%s: module_worker called from %r: %r" % (what, after, names))
             seen["worker"] += "wait_stack" in what
         elif fn == "hostile_mod_run":
             check(after == ("dlopen_loop", "hostile"), "%s: hostile_mod_run called from %r: %r" % (what, after, names))
@@ -136,12 +137,14 @@ def check_module_frames(report, seen):
     for x in report.get("exited_threads") or []:
         frames = x.get("create_stack") or []
         names = [(f.get("function"), module_of(f)) for f in frames]
-        if len(names) < 2 or names[1] != ("dlopen_loop", "hostile"):
+        if ("dlopen_loop", "hostile") not in names[1:]:
             continue
-        # made by hostile_mod_run of some earlier load
-        check(names[0] in (("hostile_mod_run", MODULE), (None, None)),
-              "exited tid %s was made at %r: %r" % (x.get("tid"), names[0], names))
-        seen["made_here" if names[0][1] else "made_elsewhere"] += 1
+        # made by hostile_mod_run of some load (under a sanitizer, through
+        # its pthread_create interceptor)
+        made = names[names.index(("dlopen_loop", "hostile")) - 1]
+        check(made in (("hostile_mod_run", MODULE), (None, None)),
+              "exited tid %s was made at %r: %r" % (x.get("tid"), made, names))
+        seen["made_here" if made[1] else "made_elsewhere"] += 1
 
 
 TEXT_FRAME = re.compile(r"^ {6}(\S+)(?: at \S+)?(?: \((?:([^()+]+)\+0x[0-9a-f]+|(0x[0-9a-f]+))\))?$")

@@ -25,6 +25,8 @@
  *    module was): the walk stops there and does not remember it, so the
  *    module loaded there again gets its full stack;
  *  - unwind tables that lead to a data word (unwind_bad.S): never kept;
+ *  - a stack kept from before a dlclose: its frames in the unloaded module
+ *    are forgotten (what the report does, lw_unwind_forget_unloaded);
  *  - threads unwinding through a module while another thread loads and
  *    unloads another: every stack a prefix of the whole one;
  *  - truncation (max frames).
@@ -471,6 +473,36 @@ static void test_late_mapped(const char *path_a)
     dlclose(ha);
 }
 
+/* A stack kept from before a dlclose: its frames in what was unloaded are
+ * forgotten (zeroed), the others kept; nothing, while no dlclose came. */
+static void test_forget_unloaded(const char *path_a, const char *path_b)
+{
+    void *ha, *hb;
+    struct probe_run r;
+    probe_fn a = open_probe(path_a, &ha), b = open_probe(path_b, &hb);
+    if (!a || !b)
+        return;
+    run_probe(a, &r);
+    uint32_t gen = lw_unwind_generation();
+    uint64_t pcs[MAX + 1];
+    memcpy(pcs, r.b.ours, sizeof(uint64_t) * (size_t)r.b.nours);
+    pcs[r.b.nours] = (uint64_t)(uintptr_t)b;   /* code of a module that stays */
+    uint32_t n = (uint32_t)r.b.nours + 1;
+    lw_unwind_forget_unloaded(pcs, n, gen);
+    CHECK(memcmp(pcs, r.b.ours, sizeof(uint64_t) * (size_t)r.b.nours) == 0, "a frame forgotten with no dlclose");
+    dlclose(ha);
+    lw_unwind_forget_unloaded(pcs, n, gen);
+    int zeroed = 0, kept = 0;
+    for (int i = 0; i < r.b.nours; i++) {
+        zeroed += pcs[i] == 0;
+        kept += pcs[i] == r.b.ours[i];
+    }
+    CHECK(r.b.nours >= 6 && pcs[2] == 0 && zeroed == 1 && kept == r.b.nours - 1 && pcs[n - 1] == (uint64_t)(uintptr_t)b,
+          "after module A's dlclose: %d of %d frames zeroed (want the one in A), module B's code %s", zeroed,
+          r.b.nours, pcs[n - 1] ? "kept" : "zeroed");
+    dlclose(hb);
+}
+
 /* ---- unwind tables that lead to a data word ---- */
 
 void bad_ra_call(void (*cb)(void *), void *arg);
@@ -657,6 +689,7 @@ int main(int argc, char **argv)
     }
     test_late_mapped(argv[1]);   /* first: nothing cached for module A yet */
     test_reload(argv[1], argv[2]);
+    test_forget_unloaded(argv[1], argv[2]);
     test_concurrent_dlclose(argv[1], argv[2]);
     double best = 1e9;
     for (int i = 0; i < 5; i++) {
