@@ -1,10 +1,11 @@
 /*
  * init.c — start-up and shut-down of the preload.
  *
- * The constructor binds every real function, maps the registry and the stack
- * table, primes libunwind, registers the fork handlers and starts the server
- * thread. Hooks called before it runs (from other libraries' constructors)
- * work: they bind lazily and record nothing until the registry is ready.
+ * The constructor binds every real function, maps the registry, the stack
+ * table and the unwinder's rule cache, registers the fork handlers and
+ * arranges for the server thread to start. Hooks called before it runs
+ * (from other libraries' constructors) work: they bind lazily and record
+ * nothing until the registry is ready.
  *
  * The server does not start here but at the process's first thread creation
  * or first park (see server.c for why): a single-threaded program that never

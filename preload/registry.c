@@ -41,6 +41,7 @@ static struct lw_slot *slots;            /* LW_MAX_THREADS entries */
 static struct exit_entry *exit_ring;     /* LW_EXIT_RING entries */
 static uint64_t free_head;               /* (tag << 32) | (index + 1) */
 static uint32_t high_water;              /* slots ever handed out */
+static uint64_t full_count;              /* claims that found every slot taken */
 static uint64_t exit_pos;
 static uint64_t n_created, n_exited;
 static uint32_t n_live, n_peak;
@@ -93,8 +94,10 @@ static struct lw_slot *claim_slot(void)
     if (!s) {
         uint32_t idx = __atomic_load_n(&high_water, __ATOMIC_RELAXED);
         do {
-            if (idx >= LW_MAX_THREADS)
+            if (idx >= LW_MAX_THREADS) {
+                __atomic_add_fetch(&full_count, 1, __ATOMIC_RELAXED);
                 return NULL;
+            }
         } while (!__atomic_compare_exchange_n(&high_water, &idx, idx + 1, true, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
         s = &slots[idx];
     }
@@ -329,6 +332,8 @@ bool lw_wait_read(const struct lw_slot *s, struct lw_slot *copy)
 
 uint32_t lw_registry_high_water(void) { return __atomic_load_n(&high_water, __ATOMIC_ACQUIRE); }
 struct lw_slot *lw_registry_slot(uint32_t index) { return &slots[index]; }
+
+uint64_t lw_registry_full_count(void) { return __atomic_load_n(&full_count, __ATOMIC_RELAXED); }
 
 void lw_registry_extent(uintptr_t *lo, uintptr_t *hi)
 {

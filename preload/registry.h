@@ -14,7 +14,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#ifndef LW_MAX_THREADS   /* (tests/preload builds a small one to reach it) */
 #define LW_MAX_THREADS 32768u
+#endif
 #define LW_EXIT_RING 4096u
 
 /* Addresses of waited objects are stored masked, so leakwatch's own records
@@ -77,6 +79,9 @@ bool lw_registry_ready(void);
 /* The calling thread's slot, adopting the thread if it has none; NULL when the
  * thread must not be recorded (internal, exiting, or the table is full). */
 struct lw_slot *lw_registry_self(void);
+/* How many times a thread found the table full (LW_MAX_THREADS live threads)
+ * and was not recorded; the report's notes say so. */
+uint64_t lw_registry_full_count(void);
 
 /* Re-entrancy guard: non-zero while leakwatch itself runs on this thread. */
 bool lw_hooks_bypassed(void);

@@ -6,7 +6,9 @@
  */
 #include "report.h"
 #include "lw.h"
+#include "registry.h"
 #include "stacks.h"
+#include "unwind.h"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -662,8 +664,15 @@ static void write_stacks(struct jsonw *w, const struct lw_snapshot *snap)
         snprintf(id, sizeof id, "%u", snap->stacks[i].id);
         jsonw_key(w, id);
         jsonw_begin_array(w);
-        for (uint32_t k = 0; k < snap->stacks[i].depth && k < LW_MAX_FRAMES; k++)
-            jsonw_hex(w, snap->stacks[i].pcs[k]);
+        /* After the module list: a frame in code unloaded since the stack
+         * was taken (which that list may already show something else in)
+         * is written as 0, unknown. */
+        uint64_t pcs[LW_MAX_FRAMES];
+        uint32_t depth = snap->stacks[i].depth < LW_MAX_FRAMES ? snap->stacks[i].depth : LW_MAX_FRAMES;
+        memcpy(pcs, snap->stacks[i].pcs, sizeof(uint64_t) * depth);
+        lw_unwind_forget_unloaded(pcs, depth, lw_stack_generation(snap->stacks[i].id));
+        for (uint32_t k = 0; k < depth; k++)
+            jsonw_hex(w, pcs[k]);
         jsonw_end_array(w);
     }
     jsonw_end_object(w);
@@ -704,6 +713,24 @@ static void write_exited(struct jsonw *w, const struct lw_snapshot *snap)
     jsonw_end_array(w);
 }
 
+/* The fixed tables' limits, once reached: what is missing since. */
+static void write_limit_notes(struct jsonw *w)
+{
+    char note[256];
+    uint64_t full = lw_registry_full_count(), lost = lw_stacks_lost();
+    if (full) {
+        snprintf(note, sizeof note, "threads not recorded: the thread table (%u threads alive at once) was full "
+                 "%llu times; those threads are seen only through /proc, with no stacks", LW_MAX_THREADS,
+                 (unsigned long long)full);
+        jsonw_string(w, note);
+    }
+    if (lost) {
+        snprintf(note, sizeof note, "stacks not kept: the stack table (%u distinct stacks) was full for %llu "
+                 "captures; those waits and threads have no stack", lw_stacks_capacity(), (unsigned long long)lost);
+        jsonw_string(w, note);
+    }
+}
+
 void lw_report_process(struct jsonw *w, const struct lw_snapshot *snap, const struct lw_analysis *a,
                        enum lw_report_kind kind)
 {
@@ -734,6 +761,7 @@ void lw_report_process(struct jsonw *w, const struct lw_snapshot *snap, const st
         snprintf(why, sizeof why, "stacks are not recorded: %s", lw_stacks_problem());
         jsonw_string(w, why);
     }
+    write_limit_notes(w);
     jsonw_end_array(w);
     if (kind == LW_REPORT_THREADS) {
         write_modules(w);

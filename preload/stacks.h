@@ -16,9 +16,15 @@ void lw_stacks_init(void);
 uint32_t lw_stack_capture(void);
 /* Copy an interned stack (server thread). false if id is unknown. */
 bool lw_stack_get(uint32_t id, struct lw_snap_stack *out);
+/* The dlclose generation of its latest capture (see lw_unwind_forget_unloaded). */
+uint32_t lw_stack_generation(uint32_t id);
 /* The intern table's mapping: never a root of a reachability scan. */
 void lw_stacks_extent(uintptr_t *lo, uintptr_t *hi);
 /* Why stacks are missing, or NULL when they work. */
 const char *lw_stacks_problem(void);
+/* How many captures were not kept because the table was full (they have no
+ * stack), and how many distinct stacks the table holds. */
+uint64_t lw_stacks_lost(void);
+uint32_t lw_stacks_capacity(void);
 
 #endif

@@ -16,5 +16,11 @@ void lw_unwind_init(void);
 int lw_unwind(uint64_t *pcs, int max);
 /* The rule cache's mapping: never a root of a reachability scan. */
 void lw_unwind_extent(uintptr_t *lo, uintptr_t *hi);
+/* Advanced by every dlclose (the preload wraps it). A stack kept since
+ * generation gen: lw_unwind_forget_unloaded zeroes its pcs that lie in code
+ * a dlclose has unloaded since (the report then says unknown, never what is
+ * mapped there now). Not async-signal-safe: for the server thread. */
+uint32_t lw_unwind_generation(void);
+void lw_unwind_forget_unloaded(uint64_t *pcs, uint32_t n, uint32_t gen);
 
 #endif

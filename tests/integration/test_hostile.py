@@ -12,10 +12,17 @@ argv[1]:
            parent answers with only its main thread left, each forking thread
            counted created and exited.
   dlopen   a shared object whose threads park in its own functions is
-           dlopened, run and dlclosed in a loop while clients ask for the
-           thread dump, as JSON and as symbolized text: no query fails or
-           hangs, every frame's function is a name or unknown (null), and
-           afterwards only the main thread is left.
+           dlopened, run and dlclosed in a loop, at two places in turn (the
+           fixture reserves its old place every other round), while clients
+           ask for the thread dump, as JSON and as symbolized text: no query
+           fails or hangs; a frame naming one of the module's functions is
+           in the module, and a frame in the module names one of its
+           functions or none; the module's live threads unwind through their
+           module frames to libc's thread start (workers) or dlopen_loop
+           (the caller); the creation frames of threads made by an earlier load
+           name the module's function or are unknown (their place now holds
+           no object), never anything else; both were seen; afterwards only
+           the main thread is left.
   exit-normal, exit-thread, exit-_exit
            a process with 300 parked threads ends (main returns; exit() from
            another thread; _exit() from another thread) while queries are in
@@ -30,6 +37,7 @@ argv[1]:
            still answers afterwards."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -78,13 +86,79 @@ def whole_json(text):
         return None
 
 
-def check_frames(report):
-    """Every frame of every stack names a function or says unknown (null)."""
-    for sid, frames in (report.get("stacks") or {}).items():
-        for f in frames if isinstance(frames, list) else frames.get("frames", []):
-            if isinstance(f, dict):
-                check(f.get("function") is None or isinstance(f["function"], str) and f["function"],
-                      "stack %s: frame %r" % (sid, f))
+MODULE = "libhostile_mod.so"
+MODULE_FUNCTIONS = {"module_reads", "module_waits_on_condvar", "module_worker", "hostile_mod_run"}
+
+
+def module_of(frame):
+    return os.path.basename(frame.get("module") or "") or None
+
+
+def stacks_of(report):
+    """(what, frames) for every stack of a CLI report (the CLI expands them
+    in place)."""
+    for t in report.get("threads") or []:
+        for key in ("wait_stack", "create_stack"):
+            yield "tid %s %s" % (t.get("tid"), key), t.get(key) or []
+        channel = (t.get("wait") or {}).get("channel") or {}
+        yield "tid %s channel" % t.get("tid"), channel.get("create_stack") or []
+    for x in report.get("exited_threads") or []:
+        yield "exited tid %s create_stack" % x.get("tid"), x.get("create_stack") or []
+
+
+def check_module_frames(report, seen):
+    """Frames of the dlopened module are attributed to it or unknown, never
+    to anything else; counts what was seen in `seen`."""
+    for what, frames in stacks_of(report):
+        names = [(f.get("function"), module_of(f)) for f in frames]
+        for fn, mod in names:
+            check(fn not in MODULE_FUNCTIONS or mod == MODULE, "%s: %s attributed to %s: %r" % (what, fn, mod, names))
+            check(mod != MODULE or fn is None or fn in MODULE_FUNCTIONS, "%s: %s in the module: %r" % (what, fn, names))
+            check(mod is not None or fn is None, "%s: %s named outside every module: %r" % (what, fn, names))
+        inside = [i for i, (fn, mod) in enumerate(names) if mod == MODULE]
+        if not inside:
+            continue
+        if "exited" in what:
+            continue
+        # A live stack through the module: its module frames, then the caller.
+        last = inside[-1]
+        check(inside == list(range(inside[0], last + 1)) and last + 1 < len(names),
+              "%s: the module's frames are not followed by their caller: %r" % (what, names))
+        fn = names[last][0]
+        after = names[last + 1]
+        if fn == "module_worker":   # started by libc's start_thread (through the preload's trampoline)
+            check(after[1] in ("libc.so.6", "libleakwatch.so") and names[-1][1] == "libc.so.6",
+                  "%s: module_worker called from %r: %r" % (what, after, names))
+            seen["worker"] += "wait_stack" in what
+        elif fn == "hostile_mod_run":
+            check(after == ("dlopen_loop", "hostile"), "%s: hostile_mod_run called from %r: %r" % (what, after, names))
+        else:
+            check(False, "%s: the module's last frame is %r: %r" % (what, fn, names))
+    for x in report.get("exited_threads") or []:
+        frames = x.get("create_stack") or []
+        names = [(f.get("function"), module_of(f)) for f in frames]
+        if ("dlopen_loop", "hostile") not in names[1:]:
+            continue
+        # made by hostile_mod_run of some load (under a sanitizer, through
+        # its pthread_create interceptor)
+        made = names[names.index(("dlopen_loop", "hostile")) - 1]
+        check(made in (("hostile_mod_run", MODULE), (None, None)),
+              "exited tid %s was made at %r: %r" % (x.get("tid"), made, names))
+        seen["made_here" if made[1] else "made_elsewhere"] += 1
+
+
+TEXT_FRAME = re.compile(r"^ {6}(\S+)(?: at \S+)?(?: \((?:([^()+]+)\+0x[0-9a-f]+|(0x[0-9a-f]+))\))?$")
+
+
+def check_module_text(text):
+    for line in text.splitlines():
+        m = TEXT_FRAME.match(line)
+        if not m:
+            continue
+        fn, mod, pc = m.groups()
+        check(fn not in MODULE_FUNCTIONS or mod == MODULE, "text: %s attributed to %s: %r" % (fn, mod, line))
+        check(mod != MODULE or fn in MODULE_FUNCTIONS or fn == "??", "text: %s in the module: %r" % (fn, line))
+        check(not pc or fn == "??", "text: %s named outside every module: %r" % (fn, line))
 
 
 def storm():
@@ -121,22 +195,27 @@ def dlopen():
         done = p.read_line("DLOPEN", timeout=120)
         results = h.stop()
         check(done["joined"] == str(3 * int(done["rounds"])), "module threads joined: %r" % done)
-        in_module = 0
+        check(int(done["places"]) >= 2, "the module was always loaded at one place: %r" % done)
+        seen = {"worker": 0, "made_here": 0, "made_elsewhere": 0}
         for args, rc, out, err, secs in results:
             check(rc == 0, "leakwatch %s: exit %r after %.1fs: %s %s" % (" ".join(args), rc, secs, out[-300:], err))
             if "--json" in args:
                 rep = whole_json(out)
                 check(rep is not None, "leakwatch %s printed no JSON: %r" % (" ".join(args), out[:300]))
-                check_frames(rep)
-                in_module += "module_" in out
+                check_module_frames(rep, seen)
             else:
-                check("unknown" in out or "module_" in out or "hostile" in out, "text dump: %r" % out[:500])
+                check_module_text(out)
         check(len(results) >= 4, "only %d queries during the loop" % len(results))
+        check(seen["worker"] and seen["made_here"] and seen["made_elsewhere"],
+              "never seen: a module worker's wait stack, or threads made by the module at its place and at the "
+              "other: %r" % seen)
         r = p.threads()
+        check_module_frames(r, seen)
         check(r["summary"]["threads"] == len(r["threads"]) == 1, "threads left: %r" % [(t["tid"], t["name"]) for t in r["threads"]])
         check(r["created"] == r["exited"] == 3 * int(done["rounds"]), "created %r exited %r" % (r["created"], r["exited"]))
         ping(p.socket_path())
-        print("%d queries, %d saw a thread in the module" % (len(results), in_module))
+        print("%d queries; module workers' stacks seen %d times; threads made at the module's place %d, "
+              "elsewhere %d" % (len(results), seen["worker"], seen["made_here"], seen["made_elsewhere"]))
 
 
 def raw_requests(path, stop, out):

@@ -3,7 +3,9 @@
 the program's help (the Go habit of logging the goroutine count on a timer),
 to a file (appended, created 0600) or to stderr; the server starts at load
 when asked to log, so even a program that never parks logs; a bad interval
-falls back to the default instead of logging in a loop."""
+falls back to the default (60 s) instead of logging in a loop: that program
+logs its first line at the first tick, and no other for at least 2.5 s
+after it (two more ticks, which a flood would have filled)."""
 import os
 import re
 import stat
@@ -43,8 +45,7 @@ def main():
         # server starts at load when asked to log.
         to_stderr = Process(["sleep", "3"], env={"LEAKWATCH_LOG": "stderr", "LEAKWATCH_LOG_INTERVAL_MS": "1000"})
         # An interval below the one-second tick falls back to the default (60 s): no flood.
-        too_short = Process(["sleep", "3"], env={"LEAKWATCH_LOG": path2, "LEAKWATCH_LOG_INTERVAL_MS": "5"})
-        started = time.time()
+        too_short = Process(["sleep", "30"], env={"LEAKWATCH_LOG": path2, "LEAKWATCH_LOG_INTERVAL_MS": "5"})
         with to_file as p, to_stderr, too_short:
             p.read_line("READY")
             lines = until(lambda: (lambda ls: ls if len(ls) >= 2 else None)(log_lines(path)), 8,
@@ -57,11 +58,17 @@ def main():
                           5, "a log line on the stderr of a program that never parks")
             check_lines(lines, to_stderr.pid, "stderr")
 
-            # The flood check is a window: 2.5 s of the program's life.
-            time.sleep(max(0.0, started + 2.5 - time.time()))
+            # The flood check: the first line, then a window of 2.5 s of the
+            # program's life after it (measured from when we saw it, so
+            # at least that long) with no other.
+            first = until(lambda: log_lines(path2), 8, "the first log line of the program with a 5 ms interval")
+            check_lines(first, too_short.pid, "interval 5 ms")
+            seen = time.time()
+            time.sleep(2.5)
             check(too_short.alive(), "the program with a 5 ms interval ended early: %r" % too_short.stderr_so_far())
             lines = log_lines(path2)
-            check(len(lines) <= 1, "interval 5 ms: %d lines in 2.5 s, wanted at most 1" % len(lines))
+            check(len(lines) == 1, "interval 5 ms: %d lines, wanted 1 (the first tick's) for 2.5 s after it (%.1fs): %r"
+                  % (len(lines), time.time() - seen, lines))
 
 
 if __name__ == "__main__":

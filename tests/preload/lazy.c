@@ -1,33 +1,23 @@
 /*
- * lazy.c — a single-threaded program: prints its thread count ("THREADS n"),
- * sleeps a little (a sleep may be a signal handler's: it must not start the
- * server), waits for a line on stdin, then parks on a semaphore with a
- * timeout ("PARKING"). Under the preload it must stay single-threaded, with
- * no socket, until that park.
+ * lazy.c — a single-threaded program: sleeps a little, three ways (a sleep
+ * may be a signal handler's: it must not start the server), prints "IDLE",
+ * waits for a line on stdin (through stdio, whose read no hook sees), then
+ * parks on a semaphore with a timeout ("PARKING"). Under the preload it
+ * must stay single-threaded, with no socket, until that park
+ * (test_lazy.py reads its tasks from /proc).
  */
 #include <semaphore.h>
 #include <stdio.h>
 #include <time.h>
-#include <string.h>
 #include <unistd.h>
-
-static int thread_count(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    int n = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "Threads:", 8) == 0)
-            sscanf(line + 8, "%d", &n);
-    if (f)
-        fclose(f);
-    return n;
-}
 
 int main(void)
 {
+    struct timespec moment = { 0, 20 * 1000 * 1000 };
     usleep(1000);
-    printf("THREADS %d\n", thread_count());
+    nanosleep(&moment, NULL);
+    sleep(0);
+    printf("IDLE\n");
     fflush(stdout);
     char line[16];
     if (!fgets(line, sizeof line, stdin))

@@ -2,69 +2,37 @@
 """A program that closes all its descriptors and reuses the number of
 leakwatch's listening socket for its own: every connection to the program's
 socket reaches the program (leakwatch never accepts on an fd that is not
-its own), and leakwatch listens again on a fresh socket."""
-import json, os, socket, subprocess, sys, tempfile, time
+its own), and leakwatch listens again on a fresh socket.
+Helpers: tests/integration/lwtest.py."""
+import json
+import os
+import shutil
+import sys
 
-
-def preload_value():
-    prefix = os.environ.get("LEAKWATCH_PRELOAD_PREFIX", "")
-    return (prefix + ":" if prefix else "") + os.environ["LEAKWATCH_PRELOAD"]
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def talk(path, data=b""):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(5)
-    s.connect(path)
-    if data:
-        s.sendall(data)
-    out = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        out += chunk
-    s.close()
-    return out
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from lwtest import Process, check, private_dir, request, run_test, until  # noqa: E402
 
 
 def main():
-    with tempfile.TemporaryDirectory() as tmp:
-        lwdir = os.path.join(tmp, "lw")
-        app_sock = os.path.join(tmp, "app.sock")
-        env = dict(os.environ, LD_PRELOAD=preload_value(), LEAKWATCH_DIR=lwdir)
-        p = subprocess.Popen([sys.argv[1], app_sock], stdout=subprocess.PIPE, env=env, text=True)
-        try:
-            line = p.stdout.readline()
-            if not line.startswith("LISTENING"):
-                fail("no LISTENING line: %r" % line)
+    tmp, _ = private_dir()
+    app_sock = os.path.join(tmp, "app.sock")
+    try:
+        with Process([sys.argv[1], app_sock]) as p:
+            p.read_line("LISTENING")
             for i in range(20):
-                reply = talk(app_sock)
-                if reply != b"mine\n":
-                    fail("connection %d to the program's own socket got %r" % (i, reply))
-            ours = os.path.join(lwdir, "leakwatch.%d.sock" % p.pid)
-            deadline = time.time() + 5
-            while time.time() < deadline:
+                reply = request(app_sock, b"", timeout=5)
+                check(reply == b"mine\n", "connection %d to the program's own socket got %r" % (i, reply))
+
+            def answers():
                 try:
-                    report = json.loads(talk(ours, b"ping\n"))
-                    if report.get("ok"):
-                        break
+                    return json.loads(request(p.socket_path(), b"ping\n", timeout=5)).get("ok")
                 except (OSError, ValueError):
-                    pass
-                time.sleep(0.1)
-            else:
-                fail("leakwatch does not answer again after its fd was closed")
-            if talk(app_sock) != b"mine\n":
-                fail("the program lost its socket afterwards")
-            print("ok")
-        finally:
-            p.kill()
-            p.wait()
+                    return False
+            until(answers, 5, "leakwatch to answer again after its fd was closed")
+            check(request(app_sock, b"", timeout=5) == b"mine\n", "the program lost its socket afterwards")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    run_test(main)

@@ -1,63 +1,41 @@
 #!/usr/bin/env python3
 """A single-threaded program stays single-threaded under the preload (no
-server thread, no socket: its fd syscalls keep the kernel's fast path), even
-after a sleep, until it parks on a semaphore; then it answers, with that
-wait reported."""
-import json, os, socket, subprocess, sys, tempfile, time
+server thread, no socket: its fd syscalls keep the kernel's fast path)
+through its sleeps, until it parks on a semaphore; then the server thread
+appears and answers, with that wait reported.
+
+The proof is the process's own thread list, read from /proc by this driver
+once the program has done everything but the park (a server started at
+load, or by a sleep, would be a second task by then: pthread_create returns
+with the thread made), then again after the park: two tasks, a socket, and
+a report of one thread (ours is not listed) waiting on the semaphore.
+Helpers: tests/integration/lwtest.py."""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+from lwtest import Process, check, request, run_test, until  # noqa: E402
 
 
-def preload_value():
-    prefix = os.environ.get("LEAKWATCH_PRELOAD_PREFIX", "")
-    return (prefix + ":" if prefix else "") + os.environ["LEAKWATCH_PRELOAD"]
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
+def tasks(pid):
+    return sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
 
 
 def main():
-    with tempfile.TemporaryDirectory() as tmp:
-        lwdir = os.path.join(tmp, "lw")
-        env = dict(os.environ, LD_PRELOAD=preload_value(), LEAKWATCH_DIR=lwdir)
-        p = subprocess.Popen([sys.argv[1]], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
-        try:
-            first = p.stdout.readline().split()
-            if first != ["THREADS", "1"]:
-                fail("before parking: %r (wanted THREADS 1)" % first)
-            sock = os.path.join(lwdir, "leakwatch.%d.sock" % p.pid)
-            time.sleep(0.3)
-            if os.path.exists(sock):
-                fail("a socket exists before the program parked")
-            p.stdin.write("go\n")
-            p.stdin.flush()
-            if p.stdout.readline().strip() != "PARKING":
-                fail("no PARKING line")
-            for _ in range(100):
-                if os.path.exists(sock):
-                    break
-                time.sleep(0.05)
-            else:
-                fail("no socket after the program parked on a semaphore")
-            s = socket.socket(socket.AF_UNIX)
-            s.settimeout(10)
-            s.connect(sock)
-            s.sendall(b"threads\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            report = json.loads(data)
-            kinds = [t["wait"]["kind"] for t in report["threads"] if t["wait"]]
-            if kinds != ["sem"]:
-                fail("waits reported: %r" % kinds)
-            print("ok")
-        finally:
-            p.kill()
-            p.wait()
+    with Process([sys.argv[1]], stdin=True) as p:
+        p.read_line("IDLE")   # after its sleeps, waiting on stdin (stdio's read: no hook sees it)
+        check(tasks(p.pid) == [p.pid], "before parking: tasks %r, wanted only the main thread" % tasks(p.pid))
+        check(not os.path.exists(p.socket_path()), "a socket exists before the program parked")
+        p.send("go\n")
+        p.read_line("PARKING")
+        path = p.wait_socket()
+        report = json.loads(request(path, b"threads\n"))
+        kinds = [t["wait"]["kind"] for t in report["threads"] if t["wait"]]
+        check([t["tid"] for t in report["threads"]] == [p.pid] and kinds == ["sem"],
+              "threads reported: %r" % [(t["tid"], t["wait"]) for t in report["threads"]])
+        until(lambda: len(tasks(p.pid)) == 2, 5, "the server thread")
 
 
 if __name__ == "__main__":
-    main()
+    run_test(main)
