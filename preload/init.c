@@ -9,12 +9,25 @@
  *
  * The server does not start here but at the process's first thread creation
  * or first park (see server.c for why): a single-threaded program that never
- * blocks in a hooked call stays single-threaded and is not listed.
+ * blocks in a hooked call stays single-threaded and is not listed. The hooks
+ * ring the lifecycle (base/lifecycle.h) at those moments; this file, the one
+ * that knows every layer, tells it what to do.
+ *
+ * The layers, bottom up (no file includes a header of a layer above its own):
+ *   base/       util (clocks, raw syscalls, /proc, memory reads), maps, lifecycle
+ *   record/     what the hooks record: registry, stacks, unwinder, channels,
+ *               internal threads
+ *   interpose/  the hooks: tables, wrappers, the per-fd cache's fast path
+ *   core/       snapshot, glibc layouts, analysis, reachability
+ *   serve/      server, request, report, monitor
  */
-#include "channels.h"
-#include "lw.h"
-#include "registry.h"
-#include "stacks.h"
+#include "base/lifecycle.h"
+#include "base/util.h"
+#include "interpose/interpose.h"
+#include "record/channels.h"
+#include "record/registry.h"
+#include "record/stacks.h"
+#include "serve/serve.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -42,9 +55,11 @@ __attribute__((constructor)) static void leakwatch_init(void)
     lw_registry_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     lw_monitor_init();
+    static const struct lw_lifecycle serving = { lw_server_start, lw_server_at_exit };
+    lw_lifecycle_register(&serving);
     lw_server_start_later();
     if (lw_monitor_wants_server_now())
-        lw_server_start_if_pending();   /* LEAKWATCH_LOG asked for a timer: start it now */
+        lw_lifecycle_first_activity();   /* LEAKWATCH_LOG asked for a timer: start it now */
     errno = saved;
 }
 

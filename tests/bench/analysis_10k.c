@@ -7,7 +7,7 @@
  * only (target: well under 100 ms).
  */
 #include "bench.h"
-#include "snapshot.h"
+#include "core/snapshot.h"
 
 enum { N = 10001 };
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_request.c — libFuzzer target for the request parser of the preload's
- * socket (preload/request.c), without a socket: the input's first byte seeds
+ * socket (preload/serve/request.c), without a socket: the input's first byte seeds
  * how the rest is cut into pieces (as recv() may deliver it: 1..64 bytes at a
  * time, never more than the server's buffer has room for), the pieces are fed
  * to lw_request_examine the way server.c's read_request does, and every
@@ -11,7 +11,7 @@
  * Built and run by scripts/fuzz (clang -fsanitize=fuzzer,address,undefined).
  */
 #include "reference.h"
-#include "request.h"
+#include "serve/request.h"
 
 #include <sanitizer/asan_interface.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /*
  * reference.h — what the request protocol (docs/protocol.md, "Requests")
  * says should become of a byte stream, written plainly and independently of
- * preload/request.c, for the fuzz targets to compare against: the first
+ * preload/serve/request.c, for the fuzz targets to compare against: the first
  * newline within the first 256 bytes ends the line; a "\r" before it is
  * dropped; the line must be printable ASCII; no newline within 256 bytes is a
  * bad request; a stream that ends sooner is a hang-up.

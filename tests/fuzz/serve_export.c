@@ -5,7 +5,8 @@
  * exports the server's connection handler, which libleakwatch.so keeps
  * hidden, so that fuzz_serve.c can hand it one end of a socketpair.
  */
-#include "lw.h"
+#include "interpose/interpose.h"
+#include "serve/serve.h"
 
 LW_EXPORT void lw_fuzz_serve_connection(int fd)
 {

@@ -2,8 +2,8 @@
 """Every hooked wait that is a cancellation point, from one table
 (fixtures/waits.c), under hostile conditions. argv[1]:
 
-  rows    the table covers every hook that preload/hooks.def and
-          preload/fdhooks.def mark as a cancellation point (plus the poll
+  rows    the table covers every hook that preload/interpose/hooks.def and
+          preload/interpose/fdhooks.def mark as a cancellation point (plus the poll
           family and sendmsg, written out in fdhooks.c), except the calls no
           descriptor can make block on Linux, each named below with why.
   cancel  one thread parked in each call at once (each reported parked, with
@@ -27,7 +27,7 @@ import threading
 from lwtest import (Process, check, fixture, parse_words, ping, private_dir, run_program, run_test, thread_by_tid,
                     until)
 
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "preload")
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "preload", "interpose")
 
 # Hooked cancellation points that are not rows: every descriptor that can
 # block (pipe, socket, FIFO, eventfd, tty) refuses a positioned read or

@@ -3,7 +3,7 @@
  * clocks, no /proc. Each case builds a snapshot, runs lw_analyze and checks
  * verdicts, counts and reasons.
  */
-#include "snapshot.h"
+#include "core/snapshot.h"
 #include "check.h"
 
 #include <stdio.h>

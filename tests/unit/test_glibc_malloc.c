@@ -9,9 +9,9 @@
  *   - an arena is found by its top and its empty bins, and not without them;
  *   - the real tcache key is learned, and the real main arena found.
  */
-#include "glibc_malloc.h"
+#include "core/glibc_malloc.h"
 #include "check.h"
-#include "lw.h"
+#include "base/util.h"
 
 #include <malloc.h>
 #include <stdlib.h>

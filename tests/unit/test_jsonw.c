@@ -1,5 +1,5 @@
 /*
- * test_jsonw.c — unit test of the preload's JSON writer (preload/jsonw.c).
+ * test_jsonw.c — unit test of the preload's JSON writer (preload/serve/jsonw.c).
  *
  * The server's replies carry bytes the host process chose (thread names,
  * paths, command lines), so the writer must produce valid JSON and valid
@@ -9,7 +9,7 @@
  * result with an independent checker. Prints each failure; exits non-zero if
  * any.
  */
-#include "jsonw.h"
+#include "serve/jsonw.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /*
  * test_maps.c — unit test of the malloc-free /proc/self/maps reader
- * (preload/maps.c).
+ * (preload/base/maps.c).
  *
  * The parser is fed hand-written text: names with spaces, " (deleted)",
  * names longer than the field, no name, [vsyscall], a last line without
@@ -11,7 +11,7 @@
  * with tens of thousands of mappings proves the growth path, and a read that
  * cannot open the file must leave nothing mapped.
  */
-#include "maps.h"
+#include "base/maps.h"
 #include "check.h"
 
 #include <errno.h>

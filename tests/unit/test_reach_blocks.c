@@ -16,8 +16,8 @@
  * It includes reach.c to reach its static functions; the few preload
  * functions the block layer never calls are test doubles below.
  */
-#include "../../preload/heapwalk.c"
-#include "../../preload/reach.c"
+#include "../../preload/core/heapwalk.c"
+#include "../../preload/core/reach.c"
 
 #include "check.h"
 

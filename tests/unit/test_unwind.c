@@ -1,5 +1,5 @@
 /*
- * test_unwind.c — preload/unwind.c against libunwind's unw_backtrace, the
+ * test_unwind.c — preload/record/unwind.c against libunwind's unw_backtrace, the
  * unwinder it replaced, and against the true stack where libunwind cannot
  * know it. Both unwinders are asked from the same function (take_both);
  * from our second frame on (the first are two different call sites) the
@@ -48,7 +48,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
-#include "unwind.h"
+#include "record/unwind.h"
 #include "check.h"
 
 #define MAX 64

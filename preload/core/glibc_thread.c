@@ -1,0 +1,107 @@
+/*
+ * glibc_thread.c — the parts of glibc's thread descriptor the
+ * reachability scan needs, learned on the calling thread rather than
+ * assumed (see glibc_thread.h).
+ */
+#include "core/glibc_thread.h"
+#include "base/util.h"
+
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+
+#define CANCELSTATE_BIT 1u        /* cancelhandling: set while cancellation is disabled */
+#define MAX_TCB 8192u
+
+uint64_t lw_thread_pointer(void)
+{
+    return (uint64_t)(uintptr_t)pthread_self();
+}
+
+struct tls_search {
+    uint64_t tp, lo;
+    int64_t low;
+};
+
+/* Each module's TLS block in the calling thread: those in its static TLS
+ * (between its stack and its descriptor) give the lowest offset. */
+static int note_tls_block(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct tls_search *s = data;
+    uint64_t block = (uint64_t)(uintptr_t)info->dlpi_tls_data;
+    if (block && block >= s->lo && block < s->tp) {
+        int64_t off = -(int64_t)(s->tp - block);
+        if (off < s->low)
+            s->low = off;
+    }
+    return 0;
+}
+
+static int64_t learn_tls_low(uint64_t tp, uint64_t stack_lo)
+{
+    struct tls_search s = { tp, stack_lo, 0 };
+    dl_iterate_phdr(note_tls_block, &s);
+    return s.low & ~15ll;
+}
+
+/* Toggle our own cancel state and see which word of our descriptor
+ * changes by exactly that bit; -1 unless exactly one does. */
+static int32_t learn_cancel_offset(uint64_t tp, uint32_t tcb_size)
+{
+    static uint32_t before[MAX_TCB / 4], after[MAX_TCB / 4];
+    size_t n = (tcb_size < MAX_TCB ? tcb_size : MAX_TCB) / 4;
+    int old, back;
+    if (!n || !lw_read_memory(before, tp, n * 4) || pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old) != 0)
+        return -1;
+    bool read = lw_read_memory(after, tp, n * 4);
+    if (old == PTHREAD_CANCEL_DISABLE) {
+        /* It was disabled already: watch it being enabled instead. */
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &back);
+        memcpy(before, after, n * 4);
+        read = read && lw_read_memory(after, tp, n * 4);
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &back);
+        for (size_t k = 0; k < n; k++) {   /* before: disabled, after: enabled */
+            uint32_t t = before[k];
+            before[k] = after[k];
+            after[k] = t;
+        }
+    } else {
+        pthread_setcancelstate(old, &back);
+    }
+    if (!read)
+        return -1;
+    int32_t found = -1;
+    for (size_t k = 0; k < n; k++) {
+        if (before[k] == after[k])
+            continue;
+        if ((before[k] ^ after[k]) != CANCELSTATE_BIT || !(after[k] & CANCELSTATE_BIT) || found >= 0)
+            return -1;
+        found = (int32_t)(k * 4);
+    }
+    return found;
+}
+
+void lw_thread_layout_learn(struct lw_thread_layout *l, uint64_t stack_lo, uint64_t stack_hi)
+{
+    static bool learned;
+    static uint32_t tcb_size;
+    static int32_t cancel_offset = -1;
+    uint64_t tp = lw_thread_pointer();
+    if (!learned && tp > stack_lo && tp < stack_hi && stack_hi - tp <= MAX_TCB) {
+        tcb_size = (uint32_t)(stack_hi - tp);
+        cancel_offset = learn_cancel_offset(tp, tcb_size);
+        learned = true;
+    }
+    l->tcb_size = tcb_size;
+    l->cancel_offset = cancel_offset;
+    l->tls_low = tp > stack_lo && tp < stack_hi ? learn_tls_low(tp, stack_lo) : 0;
+}
+
+bool lw_thread_may_be_cancelled(const struct lw_thread_layout *l, uint64_t tp)
+{
+    uint32_t handling;
+    if (l->cancel_offset < 0 || !tp || !lw_read_memory(&handling, tp + (uint64_t)l->cancel_offset, 4))
+        return true;
+    return !(handling & CANCELSTATE_BIT);
+}

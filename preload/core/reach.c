@@ -1,0 +1,1093 @@
+/*
+ * reach.c — rule 3, reachability: can any thread that may still run reach
+ * the condvar, semaphore, futex word or barrier a parked thread waits on?
+ * A conservative mark, as LeakSanitizer does for memory leaks, without
+ * hooking malloc:
+ *
+ *   blocks   glibc malloc chunks, found by walking the main arena ([heap]),
+ *            every per-thread heap (64 MiB-aligned mappings that start with
+ *            a heap_info) and every mmapped chunk; each walk must validate
+ *            from start to end, or the whole region counts as a root.
+ *            A walked heap's chunks are bits of a bitmap (one per 16 bytes:
+ *            a chunk header starts here), so a heap of small blocks costs
+ *            the scan 3% of its size, not an entry per block; mmapped
+ *            chunks and the stacks of parked candidates (and of stuck
+ *            threads) are extents, in a sorted list: a live pointer into a
+ *            parked stack reaches what is there.
+ *   roots    every other readable, writable mapping: module data, live
+ *            threads' stacks and TLS, other allocators, shared memory —
+ *            except leakwatch's own memory and its server thread.
+ *   mark     every aligned word of a root or a marked block that points
+ *            into a block (interior pointers count) marks it; marked blocks
+ *            are scanned in turn. A candidate whose object turns out
+ *            reachable may wake, so its stack joins the roots and the mark
+ *            goes on, to a fixpoint.
+ *
+ * What no scan can see: registers. A parked thread's argument registers
+ * are in /proc/self/task/TID/syscall and count as roots; its callee-saved
+ * registers and a running thread's registers stay out of sight, so a
+ * pointer held only in a register for the two scans (a thread computing
+ * for seconds with the object in rbx, say) would go unseen. So would one
+ * held only by the kernel (a timer's or an aio request's sigevent value).
+ *
+ * Memory is only read with process_vm_readv, in bounded batches, so a page
+ * the program unmaps mid-scan costs an error (the region is then treated
+ * as reachable), never a crash; no thread of the program is stopped or
+ * signalled. An object is reported unreachable only if two scans at least a
+ * second apart agree with the wait unchanged in between. Everything the
+ * scan builds while it walks the heaps lives in mappings of its own, never
+ * in malloc's arenas, so the heaps it walks do not change under it because
+ * of it.
+ */
+#include "core/glibc_malloc.h"
+#include "core/glibc_thread.h"
+#include "base/util.h"
+#include "base/maps.h"
+#include "core/scan.h"
+#include "record/registry.h"
+#include "core/snapshot.h"
+#include "record/stacks.h"
+#include "record/unwind.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define CONFIRM_NS 1000000000ull      /* two scans at least a second apart */
+#define MAX_CONFIRM 4096
+
+static pid_t self_pid;
+
+
+/* ---- our own memory is never a root ---- */
+
+static int skip_own_segments(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    struct scan *s = data;
+    uintptr_t probe = (uintptr_t)&skip_own_segments;
+    bool ours = false;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && probe >= lo && probe < lo + ph->p_memsz)
+            ours = true;
+    }
+    if (!ours)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD) {
+            uint64_t lo = info->dlpi_addr + ph->p_vaddr;
+            scan_skip_range(s, lo & ~4095ull, (lo + ph->p_memsz + 4095) & ~4095ull);
+        }
+    }
+    return 1;
+}
+
+/* The mapped arrays a scan leaves to the next one (see release_idle):
+ * every block's address is in them. */
+#define KEPT_ARRAYS(X) X(pool, cappool) X(edges, capedges) X(big, capbig) X(ext, capext) X(spans, capspans) \
+    X(work, capwork) X(tcaches, captcaches)
+
+static void skip_array(struct scan *s, const void *p, size_t cap, size_t elem)
+{
+    if (p)
+        scan_skip_range(s, (uint64_t)(uintptr_t)p, ((uint64_t)(uintptr_t)p + cap * elem + 4095) & ~4095ull);
+}
+
+static void skip_own_memory(struct scan *s)
+{
+    dl_iterate_phdr(skip_own_segments, s);
+    uintptr_t lo, hi;
+    lw_registry_extent(&lo, &hi);
+    scan_skip_range(s, lo, hi);
+    lw_stacks_extent(&lo, &hi);
+    scan_skip_range(s, lo, hi);
+    lw_unwind_extent(&lo, &hi);
+    scan_skip_range(s, lo, hi);
+    /* our scratch buffer: copies of the program's memory */
+    scan_skip_range(s, (uint64_t)(uintptr_t)s->buf, (uint64_t)(uintptr_t)s->buf + READ_CHUNK);
+    /* the arrays kept from the last scan: every block's address is in them */
+#define SKIP_KEPT(p, cap) skip_array(s, s->p, s->cap, sizeof *s->p);
+    KEPT_ARRAYS(SKIP_KEPT)
+#undef SKIP_KEPT
+    /* the server thread's own stack (and TLS): the mapping we run on; it
+     * shows where glibc puts a thread's TLS and descriptor */
+    struct mapping *me = scan_mapping_at(s, (uint64_t)(uintptr_t)&lo);
+    if (me) {
+        lw_thread_layout_learn(&s->layout, me->lo, me->hi);
+        scan_skip_range(s, me->lo, me->hi);
+    }
+}
+
+/* ---- threads: live stacks are roots, parked candidates' are blocks ---- */
+
+
+/* A parked thread's saved stack pointer and syscall arguments (six
+ * registers: the only registers of it we can see; its callee-saved ones
+ * stay in the kernel, see the header). 0: not in a syscall. */
+static uint64_t saved_registers(const struct lw_task_dir *dir, int32_t tid, uint64_t args[6])
+{
+    struct lw_task_syscall sc;
+    if (!lw_task_syscall_in(dir, tid, &sc) || sc.nr < 0)
+        return 0;
+    memcpy(args, sc.args, sizeof sc.args);
+    return sc.sp;
+}
+
+/* ---- marking ---- */
+
+static void push_work(struct scan *s, uint32_t item)
+{
+    if (s->nwork == s->capwork &&
+        !scan_reserve(s, (void **)&s->work, &s->capwork, s->nwork + 1, sizeof *s->work, 65536)) {
+        s->incomplete = true;   /* a marked block left unscanned: this scan proves nothing */
+        return;
+    }
+    s->work[s->nwork++] = item;
+}
+
+static void mark_extent(struct scan *s, size_t e)
+{
+    if (e == SIZE_MAX || s->ext[e].marked)
+        return;
+    s->ext[e].marked = true;
+    push_work(s, EXTENT_ITEM | (uint32_t)e);
+}
+
+/* A parked thread found able to run again: its stack, its TLS and its
+ * descriptor are as good as roots now, and the threads waiting on it
+ * (their owner edges) may run too, once it has (see wake_dependents). */
+static void thread_may_run(struct scan *s, uint32_t i)
+{
+    struct thread_info *t = &s->threads[i];
+    if (t->may_run)
+        return;
+    t->may_run = true;
+    t->run_order = ++s->run_orders;
+    mark_extent(s, t->ext_stack);
+    mark_extent(s, t->ext_tls);
+    mark_extent(s, t->ext_tcb);
+    s->runnable[s->nrunnable++] = i;   /* (each thread once: room for all) */
+}
+
+static void wake_dependents(struct scan *s)
+{
+    while (s->nrunnable) {
+        uint32_t i = s->runnable[--s->nrunnable];
+        for (uint32_t d = s->threads[i].first_dependent; d != NO_THREAD; d = s->threads[d].next_dependent)
+            thread_may_run(s, d);
+    }
+}
+
+/* A pointer outside the heaps: into an mmapped chunk or a part of a parked
+ * thread. Its descriptor counts only through its exact address, its
+ * pthread_t, and only as a way to cancel it out of its wait. */
+static void mark_extent_at(struct scan *s, uint64_t v)
+{
+    size_t e = extent_of(s, v);
+    if (e == SIZE_MAX)
+        return;
+    if (s->ext[e].kind != EXT_TCB) {
+        mark_extent(s, e);
+        return;
+    }
+    struct thread_info *t = &s->threads[s->ext[e].thread];
+    if (v == t->tp && t->cancellable && !t->may_run) {
+        t->by_handle = true;
+        thread_may_run(s, s->ext[e].thread);
+    }
+}
+
+/* Mark the block v points into, if any. A chunk is worked on later only if
+ * it has pointers or was not recorded; most heap blocks hold data, and
+ * marking them is one bit. A chunk malloc holds free is no block. */
+static void mark_address(struct scan *s, uint64_t v)
+{
+    const struct span *sp = span_of(s, v);
+    if (!sp) {
+        mark_extent_at(s, v);
+        return;
+    }
+    uint64_t g;
+    if (!chunk_holding(s, sp, v, &g))
+        return;
+    struct span_word *word = &s->pool[sp->word0 + (g >> 6)];
+    uint64_t bit = 1ull << (g & 63);
+    if ((word->marked | word->freed) & bit)
+        return;
+    word->marked |= bit;
+    if ((word->listed & bit) || g >= sp->unrecorded_from)
+        push_work(s, (uint32_t)((sp->word0 << 6) + g));
+}
+
+/* One word that may be a pointer: cheap range and filter tests first. */
+static inline void consider(struct scan *s, uint64_t v)
+{
+    if (v >= s->lb && v < s->hb && may_point_into_a_block(s, v))
+        mark_address(s, v);
+}
+
+static void scan_values(struct scan *s, const uint64_t *v, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        consider(s, v[k]);
+}
+
+/* Words copied from the program's memory (any alignment of the buffer). */
+static void scan_words(struct scan *s, const unsigned char *p, size_t len)
+{
+    s->bytes_scanned += len;
+    for (size_t off = 0; off + 8 <= len; off += 8) {
+        uint64_t v;
+        memcpy(&v, p + off, 8);
+        consider(s, v);
+    }
+}
+
+/* Scan [lo, hi) of the program's memory in bounded reads; an unreadable
+ * stretch is skipped (it cannot hold anything we could read either). */
+static void scan_range(struct scan *s, uint64_t lo, uint64_t hi)
+{
+    lo = (lo + 7) & ~7ull;
+    while (lo < hi) {
+        size_t len = hi - lo < READ_CHUNK ? (size_t)(hi - lo) : READ_CHUNK;
+        size_t got = scan_read(s->buf, lo, len);
+        if (got)
+            scan_words(s, s->buf, got);
+        lo += got ? got : 4096;
+        lo &= ~7ull;
+    }
+}
+
+
+struct stretch {
+    uint64_t start, end;
+};
+
+static int compare_stretch(const void *a, const void *b)
+{
+    uint64_t x = ((const struct stretch *)a)->start, y = ((const struct stretch *)b)->start;
+    return (x > y) - (x < y);
+}
+
+/* A work item: a chunk whose pointers were recorded is marked from there
+ * and done (false); otherwise the memory to read for it. */
+static bool needs_reading(struct scan *s, uint32_t item, struct stretch *r)
+{
+    if (item & EXTENT_ITEM) {
+        const struct extent *e = &s->ext[item & ~EXTENT_ITEM];
+        *r = (struct stretch){ e->start, e->end };
+        return true;
+    }
+    const struct span *sp = span_of_slot(s, item);
+    uint64_t g = item - (sp->word0 << 6);
+    if (g < sp->unrecorded_from) {
+        size_t pos = entry_of(s, sp, g);
+        if (s->edges[pos] != READ_ME) {
+            scan_values(s, s->edges + pos + 1, (size_t)s->edges[pos]);
+            return false;
+        }
+    }
+    *r = (struct stretch){ sp->lo + (g << 4) + CHUNK_HDR, chunk_end(s, sp, g) };
+    return true;
+}
+
+/* Take up to BATCH_IOVECS stretches to read (a big one alone), in address
+ * order. */
+static size_t take_batch(struct scan *s, struct stretch *batch)
+{
+    size_t n = 0, total = 0;
+    while (s->nwork && n < BATCH_IOVECS) {
+        uint32_t item = s->work[--s->nwork];   /* (taken first: marking pushes more) */
+        struct stretch r;
+        if (!needs_reading(s, item, &r))
+            continue;
+        size_t len = r.end - r.start;
+        if (len > READ_CHUNK / 4) {   /* a big block goes alone, in chunks */
+            if (n) {
+                s->work[s->nwork++] = item;   /* (its slot is still there) */
+                break;
+            }
+            scan_range(s, r.start, r.end);
+            continue;
+        }
+        if (total + len > READ_CHUNK / 2) {
+            s->work[s->nwork++] = item;
+            break;
+        }
+        batch[n++] = r;
+        total += len;
+    }
+    /* marks made while scanning an array come off the stack descending:
+     * reversing is enough then */
+    bool descending = true;
+    for (size_t k = 1; k < n && descending; k++)
+        descending = batch[k].start < batch[k - 1].start;
+    if (descending) {
+        for (size_t k = 0; k < n / 2; k++) {
+            struct stretch t = batch[k];
+            batch[k] = batch[n - 1 - k];
+            batch[n - 1 - k] = t;
+        }
+    } else {
+        qsort(batch, n, sizeof *batch, compare_stretch);
+    }
+    return n;
+}
+
+/* Scan marked blocks, many per process_vm_readv: neighbours (a gap of at
+ * most 256 bytes) are read as one stretch, so a dense heap is read in
+ * large pieces. */
+static void drain_worklist(struct scan *s)
+{
+    struct stretch batch[BATCH_IOVECS];
+    size_t local_off[BATCH_IOVECS];
+    struct iovec remote[BATCH_IOVECS];
+    while (s->nwork) {
+        size_t n = take_batch(s, batch);
+        if (!n)
+            continue;
+        size_t nio = 0, total = 0;
+        for (size_t k = 0; k < n; k++) {
+            uint64_t st = batch[k].start, en = batch[k].end;
+            struct iovec *last = nio ? &remote[nio - 1] : NULL;
+            uint64_t last_end = last ? (uint64_t)(uintptr_t)last->iov_base + last->iov_len : 0;
+            if (last && st >= last_end && st - last_end <= 256 && total + (en - last_end) <= READ_CHUNK) {
+                total += en - last_end;
+                last->iov_len += en - last_end;
+            } else {
+                remote[nio++] = (struct iovec){ (void *)(uintptr_t)st, en - st };
+                total += en - st;
+            }
+            local_off[k] = total - (en - st);
+        }
+        struct iovec local = { s->buf, total };
+        long got = lw_raw_syscall6(SYS_process_vm_readv, self_pid, (long)&local, 1, (long)remote, (long)nio, 0);
+        size_t k = 0;
+        for (; k < n; k++) {
+            size_t len = batch[k].end - batch[k].start;
+            if (got < 0 || local_off[k] + len > (size_t)got)
+                break;
+            scan_words(s, s->buf + local_off[k], len);
+        }
+        for (; k < n; k++)   /* after a fault: the rest one by one (the buffer is free now) */
+            scan_range(s, batch[k].start, batch[k].end);
+    }
+}
+
+/* ---- the scan ---- */
+
+static int compare_extent(const void *a, const void *b)
+{
+    uint64_t x = ((const struct extent *)a)->start, y = ((const struct extent *)b)->start;
+    return (x > y) - (x < y);
+}
+
+/* Extents by address (the mmapped chunks come in order, the threads'
+ * parts after them); each parked thread learns where its parts went. */
+static void sort_extents(struct scan *s, struct thread_info *ti)
+{
+    qsort(s->ext, s->next, sizeof *s->ext, compare_extent);
+    for (size_t k = 0; k < s->next; k++) {
+        const struct extent *e = &s->ext[k];
+        if (e->thread == NO_THREAD)
+            continue;
+        if (e->kind == EXT_STACK)
+            ti[e->thread].ext_stack = k;
+        else if (e->kind == EXT_TLS)
+            ti[e->thread].ext_tls = k;
+        else if (e->kind == EXT_TCB)
+            ti[e->thread].ext_tcb = k;
+    }
+}
+
+static bool is_memory_wait(const struct lw_snap_wait *w)
+{
+    switch (w->kind) {
+    case LW_WAIT_COND: case LW_WAIT_SEM: case LW_WAIT_BARRIER:
+        return true;
+    case LW_WAIT_FUTEX: case LW_WAIT_MUTEX: case LW_WAIT_RWLOCK_READ: case LW_WAIT_RWLOCK_WRITE:
+        return w->owner <= 0;   /* an owner is rule 1's business */
+    case LW_WAIT_SYSCALL:
+        return w->syscall_nr == 202 && w->object;
+    default:
+        return false;
+    }
+}
+
+bool lw_reach_is_candidate(const struct lw_snapshot *snap, size_t i, const struct lw_thread_verdict *v)
+{
+    const struct lw_snap_thread *t = &snap->threads[i];
+    const struct lw_snap_wait *w = &t->wait;
+    return v->verdict == LW_WAITING && t->waiting && w->seconds * 1000 >= snap->settle_ms && !w->timed &&
+           !w->shared && w->object && is_memory_wait(w);
+}
+
+/* Results kept from one scan to the next, for the two-scan rule. */
+struct sighting {
+    int32_t tid;
+    uint64_t object;
+    uint64_t wait_start;      /* the wait's start: the same wait, unchanged, has the same */
+    uint64_t first_ns;        /* first scan that found it unreachable */
+    uint32_t scans;
+};
+static struct sighting sightings[MAX_CONFIRM];
+static size_t nsightings;
+static bool recheck_wanted;
+static uint64_t confirmation_due_ns;   /* the earliest a scan could confirm an unconfirmed finding */
+
+bool lw_reach_wants_recheck(void) { return recheck_wanted; }
+
+uint64_t lw_reach_confirmation_due_ns(void) { return recheck_wanted ? confirmation_due_ns : 0; }
+
+static struct sighting *find_sighting(int32_t tid, uint64_t object, uint64_t wait_start_ns)
+{
+    for (size_t i = 0; i < nsightings; i++)
+        if (sightings[i].tid == tid && sightings[i].object == object &&
+            sightings[i].wait_start == wait_start_ns)
+            return &sightings[i];
+    return NULL;
+}
+
+/* Whether pthread_cancel can end the wait: it is in a cancellation point
+ * (condvar, semaphore and join waits are; mutex, rwlock and barrier waits
+ * and a futex through syscall() are not; a wait seen only in /proc may be
+ * anything). */
+static bool waits_in_cancellation_point(const struct lw_snap_wait *w)
+{
+    switch (w->kind) {
+    case LW_WAIT_COND: case LW_WAIT_SEM: case LW_WAIT_JOIN: case LW_WAIT_SYSCALL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Rule 1's owner edge (as the analysis has it): the thread can run only
+ * once its owner or join target has. */
+static bool has_owner_edge(const struct lw_snapshot *snap, const struct lw_snap_thread *t)
+{
+    const struct lw_snap_wait *w = &t->wait;
+    if (!t->waiting || w->seconds * 1000 < snap->settle_ms || w->timed || w->shared || w->owner <= 0 ||
+        w->source != LW_SOURCE_HOOK || w->owner_gone)
+        return false;
+    switch (w->kind) {
+    case LW_WAIT_MUTEX:
+        return !w->robust;
+    case LW_WAIT_RWLOCK_READ: case LW_WAIT_RWLOCK_WRITE: case LW_WAIT_JOIN: case LW_WAIT_FUTEX:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int compare_tid_to_thread(const void *key, const void *elem)
+{
+    int32_t a = *(const int32_t *)key, b = ((const struct lw_snap_thread *)elem)->tid;
+    return (a > b) - (a < b);
+}
+
+/* snap->threads is sorted by tid (as /proc lists them). */
+static uint32_t thread_with_tid(const struct lw_snapshot *snap, int32_t tid)
+{
+    const struct lw_snap_thread *t = bsearch(&tid, snap->threads, snap->nthreads, sizeof *snap->threads,
+                                             compare_tid_to_thread);
+    return t ? (uint32_t)(t - snap->threads) : NO_THREAD;
+}
+
+static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
+                           struct thread_info *ti)
+{
+    struct lw_task_dir dir;
+    lw_task_dir_open(&dir);
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        const struct lw_snap_thread *t = &snap->threads[i];
+        enum lw_verdict v = a->verdicts[i].verdict;
+        ti[i] = (struct thread_info){ .tid = t->tid, .tp = t->pthread, .reachable = -1, .depends_on = NO_THREAD,
+                                      .first_dependent = NO_THREAD, .next_dependent = NO_THREAD,
+                                      .ext_stack = SIZE_MAX, .ext_tls = SIZE_MAX, .ext_tcb = SIZE_MAX };
+        ti[i].candidate = lw_reach_is_candidate(snap, i, &a->verdicts[i]);
+        ti[i].excluded = ti[i].candidate || v == LW_LEAKED || v == LW_DEADLOCKED;
+        ti[i].object = t->wait.object;
+        if (t->waiting)
+            ti[i].sp = saved_registers(&dir, t->tid, ti[i].args);
+        ti[i].cancellable = t->waiting && waits_in_cancellation_point(&t->wait) &&
+                            lw_thread_may_be_cancelled(&s->layout, ti[i].tp);
+        if (has_owner_edge(snap, t))
+            ti[i].depends_on = thread_with_tid(snap, t->wait.owner);
+    }
+    if (!lw_task_dir_still_ours(&dir))
+        s->incomplete = true;   /* the stack pointers read may be another directory's: no proof */
+    lw_task_dir_close(&dir);
+}
+
+/* A thread waiting on its owner is excluded (no root) when the owner is,
+ * following chains; a cycle not judged deadlocked stays roots. Then each
+ * excluded owner lists the threads that depend on it. `state` has n
+ * entries. */
+static void exclude_dependents(struct thread_info *ti, size_t n, uint32_t *path, unsigned char *state)
+{
+    enum { UNSEEN, ON_PATH, DECIDED };
+    memset(state, UNSEEN, n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+        uint32_t j = (uint32_t)i;
+        while (!ti[j].excluded && ti[j].depends_on != NO_THREAD && state[j] == UNSEEN) {
+            state[j] = ON_PATH;
+            path[len++] = j;
+            j = ti[j].depends_on;
+        }
+        bool excluded = state[j] != ON_PATH && ti[j].excluded;
+        while (len)
+            ti[path[--len]].excluded = excluded, state[path[len]] = DECIDED;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ti[i].excluded && ti[i].depends_on != NO_THREAD) {
+            ti[i].next_dependent = ti[ti[i].depends_on].first_dependent;
+            ti[ti[i].depends_on].first_dependent = (uint32_t)i;
+        }
+}
+
+/* The main thread keeps its TLS and descriptor in a mapping of their own,
+ * not at the top of its stack: carve them out of that root. The
+ * descriptor's size is our own thread's less its alignment slack (the last
+ * 64 bytes stay a root: more kept, never less). */
+static bool place_tls_apart(struct scan *s, const struct thread_info *t, uint32_t i)
+{
+    uint64_t tls_lo = t->tp + (uint64_t)s->layout.tls_low;
+    uint64_t tcb_hi = t->tp + (s->layout.tcb_size & ~63u) - 64;
+    if (!s->layout.tls_low || s->layout.tcb_size < 256 || tls_lo >= t->tp)
+        return true;   /* unknown: they stay roots */
+    struct mapping *m = scan_mapping_at(s, tls_lo);
+    if (!m || m->kind != MAP_ROOT || tcb_hi > m->hi)
+        return true;
+    scan_skip_range(s, tls_lo, tcb_hi);
+    return scan_add_extent(s, tls_lo, t->tp, i, EXT_TLS) && scan_add_extent(s, t->tp, tcb_hi, i, EXT_TCB);
+}
+
+/* An excluded thread's stack mapping as three blocks (see struct extent):
+ * its frames from the saved stack pointer (less the red zone) up to its
+ * static TLS, the TLS up to its descriptor, the descriptor to the top.
+ * What lies below the stack pointer is dead. false: no stack found. */
+static bool place_parts(struct scan *s, const struct thread_info *t, uint32_t i)
+{
+    struct mapping *m = t->sp ? scan_mapping_at(s, t->sp) : NULL;
+    if (!m && t->tp)
+        m = scan_mapping_at(s, t->tp);
+    if (!m || m->kind != MAP_ROOT)
+        return false;
+    uint64_t mlo = m->lo, mhi = m->hi;
+    uint64_t lo = t->sp && t->sp >= mlo ? (t->sp > mlo + 128 ? t->sp - 128 : mlo) : mlo;   /* the red zone */
+    bool tcb_here = t->tp > lo && t->tp < mhi;
+    uint64_t tls_lo = tcb_here ? t->tp : mhi;
+    if (tcb_here && s->layout.tls_low && t->tp + (uint64_t)s->layout.tls_low > lo)
+        tls_lo = t->tp + (uint64_t)s->layout.tls_low;
+    if (tls_lo <= lo)
+        return false;
+    scan_skip_range(s, mlo, mhi);
+    bool ok = scan_add_extent(s, lo, tls_lo, i, EXT_STACK);
+    if (tcb_here)
+        ok = ok && scan_add_extent(s, tls_lo, t->tp, i, EXT_TLS) && scan_add_extent(s, t->tp, mhi, i, EXT_TCB);
+    else if (t->tp)
+        ok = ok && place_tls_apart(s, t, i);
+    if (!ok)
+        s->incomplete = true;   /* neither a root nor a block: no proof */
+    return true;
+}
+
+/* Live threads' stacks (whole: TLS and descriptor included) are roots;
+ * excluded threads' become blocks. */
+static void place_stacks(struct scan *s, struct thread_info *ti, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!ti[i].excluded) {
+            /* A live parked thread: its stack below the saved stack pointer
+             * (and the red zone) is dead, and stale pointers there prove
+             * nothing. */
+            struct mapping *m = ti[i].sp ? scan_mapping_at(s, ti[i].sp) : NULL;
+            if (m && m->kind == MAP_ROOT && ti[i].sp - 128 > m->lo)
+                scan_skip_range(s, m->lo, (ti[i].sp - 128) & ~7ull);
+            continue;
+        }
+        if (!place_parts(s, &ti[i], (uint32_t)i))
+            ti[i].excluded = ti[i].candidate = false;   /* no stack found: keep it a root */
+    }
+}
+
+/* The stacks of threads that have exited: glibc keeps them mapped in its
+ * stack cache, full of stale pointers (the frames a request thread ran
+ * before it gave up), for a thread it may start later. Below the TCB that
+ * memory is dead and no root; the TCB itself stays one (an unjoined
+ * thread's return value lives there). A stack counts as glibc's and dead
+ * only if: it held an exited thread's TCB near its top, a guard page lies
+ * right below it, and no live thread has its TCB or stack pointer in it
+ * (a cached stack handed to a new thread is that thread's again). With a
+ * live thread whose TCB we do not know, nothing is skipped. */
+#define TCB_NEAR_TOP (256u << 10)
+
+static bool stack_in_use(const struct thread_info *ti, size_t n, const struct mapping *m)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((ti[i].tp >= m->lo && ti[i].tp < m->hi) || (ti[i].sp >= m->lo && ti[i].sp < m->hi))
+            return true;
+    return false;
+}
+
+static void skip_dead_stacks(struct scan *s, const struct lw_snapshot *snap, const struct thread_info *ti, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!ti[i].tp)
+            return;
+    for (size_t k = 0; k < snap->nexited && snap->exited_pthreads; k++) {
+        uint64_t tcb = snap->exited_pthreads[k];
+        struct mapping *m = tcb ? scan_mapping_at(s, tcb) : NULL;
+        if (!m || m->kind != MAP_ROOT || m->shared || m->hi - tcb > TCB_NEAR_TOP || m == s->maps)
+            continue;
+        const struct mapping *below = m - 1;
+        if (below->hi != m->lo || below->readable || below->writable || stack_in_use(ti, n, m))
+            continue;
+        scan_skip_range(s, m->lo, tcb & ~7ull);
+    }
+}
+
+/* Roots we refuse to read: a sanitizer's shadow memory or a huge sparse
+ * reservation would take for ever and fill page tables with zero pages.
+ * A scan that skips a root proves nothing (see lw_reach_scan). */
+#define MAX_ROOT_MAPPING (4ull << 30)
+#define MAX_ROOT_TOTAL (16ull << 30)
+
+static bool roots_too_large(struct scan *s)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < s->nmaps; i++) {
+        const struct mapping *m = &s->maps[i];
+        if (m->kind != MAP_ROOT)
+            continue;
+        total += m->hi - m->lo;
+        if (m->hi - m->lo > MAX_ROOT_MAPPING || total > MAX_ROOT_TOTAL) {
+            snprintf(s->problem, sizeof s->problem, "a %llu MiB mapping at 0x%llx is too large to scan: no proof",
+                     (unsigned long long)((m->hi - m->lo) >> 20), (unsigned long long)m->lo);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Where blocks can be: [lb, hb). */
+static void block_bounds(struct scan *s)
+{
+    s->lb = UINT64_MAX;
+    s->hb = 0;
+    if (s->nspans) {
+        s->lb = s->spans[0].lo;
+        s->hb = s->spans[s->nspans - 1].hi;
+    }
+    if (s->next) {
+        s->lb = s->ext[0].start < s->lb ? s->ext[0].start : s->lb;
+        s->hb = s->ext[s->next - 1].end > s->hb ? s->ext[s->next - 1].end : s->hb;
+    }
+}
+
+/* Mark from the roots; a candidate whose object is reachable may run, and
+ * so may whatever depends on it: their parts join the mark, to a fixpoint. */
+static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
+{
+    block_bounds(s);
+    for (size_t i = 0; i < s->nmaps; i++) {   /* the roots (but what the scan mapped since) */
+        uint64_t at = s->maps[i].lo, a, b;
+        while (s->maps[i].kind == MAP_ROOT && scan_next_unclaimed(s, &at, s->maps[i].hi, &a, &b))
+            scan_range(s, a, b);
+    }
+    for (size_t i = 0; i < n; i++)   /* the argument registers of live parked threads are roots too */
+        if (!ti[i].excluded && ti[i].sp)
+            scan_values(s, ti[i].args, 6);
+    for (;;) {
+        wake_dependents(s);
+        drain_worklist(s);
+        if (s->nrunnable)
+            continue;
+        bool changed = false;
+        for (size_t i = 0; i < n; i++) {
+            if (!ti[i].candidate || ti[i].may_run)
+                continue;
+            /* Outside every block (a global, a live stack, memory we do not
+             * understand): reachable, conservatively. */
+            if (scan_block_around(s, ti[i].object, &ti[i].object_in) == 0)
+                continue;
+            thread_may_run(s, (uint32_t)i);
+            changed = true;
+        }
+        if (!changed)
+            break;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ti[i].candidate)
+            ti[i].reachable = ti[i].may_run;
+}
+
+/* ---- the scan's arrays outlive it by a few seconds ----
+ * Scans come in pairs (the two-scan rule) or once a second while someone
+ * watches; mapping the bitmaps (3% of the heap) and the recorded pointers
+ * afresh each time costs a page fault per 4 KiB. So they (KEPT_ARRAYS) are
+ * kept for the next scan
+ * and unmapped by the server's tick once SPARE_NS has passed without one
+ * (or longer than a scan answers for, below: the next scan finds them). */
+#define SPARE_NS 3000000000ull
+
+static uint64_t remembered_took_ns;   /* how long the last real scan took */
+static uint64_t last_scan_cpu_ns;     /* and its CPU time */
+
+uint64_t lw_reach_last_scan_cpu_ns(void) { return last_scan_cpu_ns; }
+
+static struct scan spare;   /* only the block and edge arrays, with their capacities */
+static uint64_t spare_since_ns;
+
+static void release_arrays(struct scan *s)
+{
+#define RELEASE(p, cap) scan_unmap(s->p, s->cap, sizeof *s->p), s->p = NULL, s->cap = 0;
+    KEPT_ARRAYS(RELEASE)
+#undef RELEASE
+}
+
+static void move_arrays(struct scan *to, struct scan *from)
+{
+#define MOVE(p, cap) to->p = from->p, to->cap = from->cap, from->p = NULL, from->cap = 0;
+    KEPT_ARRAYS(MOVE)
+#undef MOVE
+}
+
+void lw_reach_release_idle(void)
+{
+    uint64_t keep = 4 * remembered_took_ns + 1000000000ull > SPARE_NS ? 4 * remembered_took_ns + 1000000000ull
+                                                                       : SPARE_NS;
+    if (spare.cappool && lw_now_ns() - spare_since_ns >= keep)
+        release_arrays(&spare);
+}
+
+static void free_scan(struct scan *s)
+{
+    release_arrays(&spare);
+    move_arrays(&spare, s);
+    spare_since_ns = lw_now_ns();
+    if (s->filter)
+        munmap(s->filter, FILTER_BITS / 8);
+    scan_unmap(s->maps, s->capmaps, sizeof *s->maps);
+    if (s->buf)
+        munmap(s->buf, READ_CHUNK);
+}
+
+/* Record this scan's findings in the snapshot, with the two-scan rule. */
+static void record_results(struct lw_snapshot *snap, const struct thread_info *ti)
+{
+    static struct sighting next[MAX_CONFIRM];
+    size_t nnext = 0;
+    uint64_t now = lw_now_ns();
+    recheck_wanted = false;
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        if (!ti[i].candidate)
+            continue;
+        struct lw_snap_wait *w = &snap->threads[i].wait;
+        uint64_t key = w->start_ns;   /* the wait's own start: unchanged wait, same key */
+        if (ti[i].reachable) {
+            w->reach = LW_REACH_REACHABLE;
+            continue;
+        }
+        w->reach = LW_REACH_UNREACHABLE;
+        if (ti[i].object_in.start && ti[i].object_in.kind == EXT_CHUNK) {
+            w->reach_block = ti[i].object_in.start;   /* what malloc returned */
+            w->reach_block_size = ti[i].object_in.end - ti[i].object_in.start;
+        }
+        struct sighting *seen = find_sighting(ti[i].tid, w->object, key);
+        struct sighting cur = seen ? *seen : (struct sighting){ ti[i].tid, w->object, key, now, 0 };
+        cur.scans++;
+        w->unreachable_for = (double)(now - cur.first_ns) / 1e9;
+        if (cur.scans >= 2 && now - cur.first_ns >= CONFIRM_NS) {
+            w->reach = LW_REACH_CONFIRMED;
+        } else {
+            uint64_t due = cur.first_ns + CONFIRM_NS;
+            if (!recheck_wanted || due < confirmation_due_ns)
+                confirmation_due_ns = due;
+            recheck_wanted = true;
+        }
+        if (nnext < MAX_CONFIRM)
+            next[nnext++] = cur;
+    }
+    memcpy(sightings, next, nnext * sizeof *next);
+    nsightings = nnext;
+}
+
+/* ---- a recent scan answers for a while ----
+ * Every report wants the scan's findings, and a busy client (or a hundred)
+ * may ask many times a second: a scan younger than REUSE_NS (or four times
+ * its own duration: a scan of a huge heap competes with the program for
+ * memory bandwidth, so it runs at most a fifth of the time) answers for the
+ * same candidate waits (same thread, object and wait start) without reading
+ * the program again. A new candidate means a new scan, and so does an
+ * unconfirmed finding once a second has passed (the exit report and the
+ * tick's recheck want the confirming scan then, not four durations later).
+ * The two-scan rule counts only real scans, at least a second apart. */
+#define REUSE_NS 500000000ull
+
+struct remembered {
+    int32_t tid;
+    uint64_t object, start_ns;
+    enum lw_reach reach;
+    uint64_t block, block_size;
+    double unreachable_for;
+    uint32_t path;           /* 1 + index in remembered_paths, 0 if none */
+};
+
+static struct remembered remembered[MAX_CONFIRM];   /* by tid, as the snapshot lists threads */
+static size_t nremembered;
+static uint64_t remembered_ns;
+static char remembered_note[sizeof ((struct lw_snapshot *)0)->reach_note];
+static struct lw_reach_path *remembered_paths;
+static size_t nremembered_paths;
+static bool remembered_with_paths;   /* the scan looked for the paths of what it found reachable */
+
+static int compare_remembered_tid(const void *key, const void *elem)
+{
+    int32_t a = *(const int32_t *)key, b = ((const struct remembered *)elem)->tid;
+    return (a > b) - (a < b);
+}
+
+static const struct remembered *find_remembered(const struct lw_snap_thread *t)
+{
+    const struct remembered *r = bsearch(&t->tid, remembered, nremembered, sizeof *remembered, compare_remembered_tid);
+    return r && r->object == t->wait.object && r->start_ns == t->wait.start_ns ? r : NULL;
+}
+
+static void remember_paths(const struct lw_snapshot *snap, bool with_paths)
+{
+    free(remembered_paths);
+    remembered_paths = NULL;
+    nremembered_paths = 0;
+    remembered_with_paths = with_paths;
+    if (!snap->npaths)
+        return;
+    remembered_paths = malloc(snap->npaths * sizeof *remembered_paths);
+    if (!remembered_paths) {
+        remembered_with_paths = false;
+        return;
+    }
+    memcpy(remembered_paths, snap->paths, snap->npaths * sizeof *remembered_paths);
+    nremembered_paths = snap->npaths;
+}
+
+static void remember_scan(const struct lw_snapshot *snap, const struct lw_analysis *a, uint64_t started, uint64_t now,
+                          bool with_paths)
+{
+    nremembered = 0;
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        if (!lw_reach_is_candidate(snap, i, &a->verdicts[i]))
+            continue;
+        if (nremembered == MAX_CONFIRM) {
+            nremembered = 0;   /* too many to keep: scan every time */
+            return;
+        }
+        const struct lw_snap_thread *t = &snap->threads[i];
+        remembered[nremembered++] = (struct remembered){ t->tid, t->wait.object, t->wait.start_ns, t->wait.reach,
+                                                         t->wait.reach_block, t->wait.reach_block_size,
+                                                         t->wait.unreachable_for, t->wait.reach_path };
+    }
+    remembered_ns = now;
+    remembered_took_ns = now - started;
+    snprintf(remembered_note, sizeof remembered_note, "%s", snap->reach_note);
+    remember_paths(snap, with_paths);
+}
+
+/* Answer from the last scan if it is recent and knew every candidate (and,
+ * when paths are wanted, looked for them). */
+static bool answer_from_last_scan(struct lw_snapshot *snap, const struct lw_analysis *a, uint64_t now,
+                                  bool want_paths)
+{
+    uint64_t reuse = 4 * remembered_took_ns > REUSE_NS ? 4 * remembered_took_ns : REUSE_NS;
+    if (!nremembered || now - remembered_ns >= reuse || (want_paths && !remembered_with_paths))
+        return false;
+    if (recheck_wanted && now >= confirmation_due_ns)
+        return false;   /* a finding waits for the scan that may confirm it: that one is due */
+    for (size_t i = 0; i < snap->nthreads; i++)
+        if (lw_reach_is_candidate(snap, i, &a->verdicts[i]) && !find_remembered(&snap->threads[i]))
+            return false;
+    struct lw_reach_path *paths = NULL;
+    if (nremembered_paths && !(paths = malloc(nremembered_paths * sizeof *paths)))
+        return false;
+    if (paths)
+        memcpy(paths, remembered_paths, nremembered_paths * sizeof *paths);
+    free(snap->paths);
+    snap->paths = paths;
+    snap->npaths = nremembered_paths;
+    double age = (double)(now - remembered_ns) / 1e9;
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        if (!lw_reach_is_candidate(snap, i, &a->verdicts[i]))
+            continue;
+        const struct remembered *r = find_remembered(&snap->threads[i]);
+        struct lw_snap_wait *w = &snap->threads[i].wait;
+        w->reach = r->reach;
+        w->reach_block = r->block;
+        w->reach_block_size = r->block_size;
+        w->unreachable_for = r->reach == LW_REACH_REACHABLE ? 0 : r->unreachable_for + age;
+        w->reach_path = r->path;
+    }
+    int len = snprintf(snap->reach_note, sizeof snap->reach_note, "%.250s", remembered_note);
+    snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, " (the scan of %.0f ms ago)", age * 1e3);
+    return true;
+}
+
+/* The scan's own memory, taken before /proc/self/maps is read (nothing of
+ * ours is allocated from malloc after that, until the heaps are walked). */
+struct scan_memory {
+    struct thread_info *ti;
+    uint32_t *runnable, *path;
+    unsigned char *state;
+};
+
+static bool take_scan_memory(struct scan_memory *m, struct scan *s, size_t n)
+{
+    size_t k = n ? n : 1;
+    m->ti = calloc(k, sizeof *m->ti);
+    m->runnable = calloc(k, sizeof *m->runnable);
+    m->path = calloc(k, sizeof *m->path);
+    m->state = calloc(k, 1);
+    s->buf = mmap(NULL, READ_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (s->buf == MAP_FAILED)
+        s->buf = NULL;
+    s->threads = m->ti;
+    s->nthreads = n;
+    s->runnable = m->runnable;
+    return m->ti && m->runnable && m->path && m->state && s->buf;
+}
+
+static void give_back(struct scan_memory *m, struct scan *s)
+{
+    free(m->ti);
+    free(m->runnable);
+    free(m->path);
+    free(m->state);
+    free_scan(s);
+}
+
+/* A scan that proves nothing forgets what earlier ones saw. */
+static void forget_findings(void)
+{
+    nsightings = nremembered = 0;
+    recheck_wanted = false;
+}
+
+/* Everything up to the mark: the mappings, our own memory out, the heaps
+ * walked, malloc's free chunks, the threads placed. NULL, or why not. */
+static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
+                                struct scan_memory *m)
+{
+    size_t n = snap->nthreads;
+    s->tcache_key = lw_malloc_tcache_key();   /* (mallocs, once: before the maps are read) */
+    if (!take_scan_memory(m, s, n) || !scan_parse_maps(s))
+        return "no scan (out of memory or no /proc)";
+    skip_own_memory(s);
+    if (!scan_filter_alloc(s))
+        return "no scan (out of memory)";
+    s->recording = true;
+    scan_filter_fill(s);
+    scan_find_heaps(s);
+    scan_free_malloc_chunks(s);
+    gather_threads(s, snap, a, m->ti);
+    exclude_dependents(m->ti, n, m->path, m->state);
+    place_stacks(s, m->ti, n);
+    skip_dead_stacks(s, snap, m->ti, n);
+    return NULL;
+}
+
+/* How long the search for paths may take: a scan's own time, at least
+ * PATHS_MIN_NS (a query answers within a bound). */
+#define PATHS_MIN_NS 100000000ull
+#define PATHS_MAX_NS 400000000ull
+
+int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool want_paths)
+{
+    size_t n = snap->nthreads, candidates = 0;
+    for (size_t i = 0; i < n; i++)
+        candidates += lw_reach_is_candidate(snap, i, &a->verdicts[i]);
+    nremembered = candidates ? nremembered : 0;
+    if (!candidates) {
+        nsightings = 0;
+        recheck_wanted = false;
+        snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: no candidate waits, no scan");
+        return 0;
+    }
+    uint64_t t0 = lw_now_ns(), cpu0 = lw_thread_cpu_ns();
+    if (answer_from_last_scan(snap, a, t0, want_paths))
+        return 0;
+    self_pid = getpid();
+    struct scan s;
+    struct scan_memory m;
+    memset(&s, 0, sizeof s);
+    memset(&m, 0, sizeof m);
+    move_arrays(&s, &spare);
+    const char *cannot = prepare_scan(&s, snap, a, &m);
+    const char *s_ = candidates == 1 ? "" : "s";
+    if (cannot) {
+        snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: %s", cannot);
+        give_back(&m, &s);
+        return -1;
+    }
+    if (roots_too_large(&s)) {
+        /* Not reading everything would make "unreachable" unsound: no scan. */
+        forget_findings();
+        snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: %zu candidate wait%s, no scan: %s",
+                 candidates, s_, s.problem);
+        give_back(&m, &s);
+        return 0;
+    }
+    sort_extents(&s, m.ti);
+    mark_to_fixpoint(&s, m.ti, n);
+    if (s.incomplete) {
+        forget_findings();
+        snprintf(snap->reach_note, sizeof snap->reach_note,
+                 "reachability: %zu candidate wait%s, no proof: out of memory while marking", candidates, s_);
+        give_back(&m, &s);
+        return 0;
+    }
+    record_results(snap, m.ti);
+    last_scan_cpu_ns = lw_thread_cpu_ns() - cpu0;
+    uint64_t mark_took = lw_now_ns() - t0, paths_t0 = lw_now_ns();
+    if (want_paths)
+        scan_find_paths(&s, snap, mark_took < PATHS_MIN_NS ? PATHS_MIN_NS
+                                 : mark_took > PATHS_MAX_NS ? PATHS_MAX_NS : mark_took);
+    uint64_t paths_took = lw_now_ns() - paths_t0;
+    int len = snprintf(snap->reach_note, sizeof snap->reach_note,
+                       "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms (%.1f ms of CPU)", candidates,
+                       s_, (double)s.bytes_scanned / (1 << 20), (double)mark_took / 1e6,
+                       (double)last_scan_cpu_ns / 1e6);
+    if (snap->npaths && len > 0 && (size_t)len < sizeof snap->reach_note)
+        len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; paths in %.1f ms",
+                        (double)paths_took / 1e6);
+    if (s.problem[0] && len > 0 && (size_t)len < sizeof snap->reach_note)
+        snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; %s", s.problem);
+    remember_scan(snap, a, t0, lw_now_ns(), want_paths);
+    give_back(&m, &s);
+    return 0;
+}
+
+/* The whole judgement: rules 1, 2 and 4, then the scan for what they left
+ * undecided, then the analysis again with its findings (rule 3). */
+int lw_analyze_with_reach(struct lw_snapshot *snap, struct lw_analysis *a, bool want_paths)
+{
+    if (lw_analyze(snap, a) != 0)
+        return -1;
+    size_t candidates = 0;
+    for (size_t i = 0; i < snap->nthreads; i++)
+        candidates += lw_reach_is_candidate(snap, i, &a->verdicts[i]);
+    if (lw_reach_scan(snap, a, want_paths) != 0 || !candidates)
+        return 0;
+    lw_analysis_free(a);
+    return lw_analyze(snap, a);
+}

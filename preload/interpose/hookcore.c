@@ -1,0 +1,140 @@
+/*
+ * hookcore.c — the pieces every hook shares (see hookcore.h): binding,
+ * deadlines, recording and clearing a wait.
+ */
+#include "interpose/hookcore.h"
+#include "record/stacks.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+
+/* ---- binding the real functions ---- */
+
+void lw_resolve(void **slot, const char *name, const char *version)
+{
+    void *p = version ? dlvsym(RTLD_NEXT, name, version) : NULL;
+    if (!p)
+        p = dlsym(RTLD_NEXT, name);
+    if (!p) {
+        /* The application called this function, so its libc has it; only a
+         * broken loader set-up gets here. Say so rather than jump to 0
+         * (with the raw syscall: write itself is one of our hooks). */
+        static const char msg[] = "leakwatch: cannot bind the real function; aborting\n";
+        lw_raw_syscall6(SYS_write, 2, (long)msg, sizeof msg - 1, 0, 0, 0);
+        abort();
+    }
+    __atomic_store_n(slot, p, __ATOMIC_RELEASE);
+}
+
+/* ---- deadlines, as CLOCK_MONOTONIC ns ---- */
+
+bool lw_copy_from_app(void *dst, const void *src, size_t len)
+{
+    return lw_read_memory(dst, (uintptr_t)src, len);
+}
+
+static uint64_t timespec_ns(const struct timespec *t)
+{
+    if (t->tv_sec < 0)
+        return 0;
+    return (uint64_t)t->tv_sec * 1000000000ull + (uint64_t)t->tv_nsec;
+}
+
+uint64_t lw_deadline_from_abs(clockid_t clock, const struct timespec *t)
+{
+    struct timespec now;
+    if (t->tv_nsec < 0 || t->tv_nsec >= 1000000000L || clock_gettime(clock, &now) != 0)
+        return UNKNOWN_DEADLINE;
+    uint64_t mono = lw_now_ns(), target = timespec_ns(t), current = timespec_ns(&now);
+    uint64_t deadline = mono + (target > current ? target - current : 0);
+    return deadline ? deadline : 1;
+}
+
+/* For the pthread functions, which read the timespec in user space
+ * themselves (a bad pointer faults in glibc, not in our code). */
+uint64_t lw_abs_deadline(clockid_t clock, const struct timespec *t)
+{
+    return t ? lw_deadline_from_abs(clock, t) : NO_DEADLINE;
+}
+
+uint64_t lw_abs_deadline_copied(clockid_t clock, const struct timespec *t)
+{
+    if (!t)
+        return NO_DEADLINE;
+    struct timespec copy;
+    if (!lw_copy_from_app(&copy, t, sizeof copy))
+        return UNKNOWN_DEADLINE;
+    return lw_deadline_from_abs(clock, &copy);
+}
+
+uint64_t lw_rel_deadline_copied(const struct timespec *req)
+{
+    struct timespec t;
+    if (!req || !lw_copy_from_app(&t, req, sizeof t) || t.tv_nsec < 0 || t.tv_nsec >= 1000000000L)
+        return UNKNOWN_DEADLINE;
+    return lw_now_ns() + timespec_ns(&t);
+}
+
+uint64_t lw_sleep_deadline(clockid_t clock, int flags, const struct timespec *req)
+{
+    if (!(flags & TIMER_ABSTIME))
+        return lw_rel_deadline_copied(req);
+    return req ? lw_abs_deadline_copied(clock, req) : UNKNOWN_DEADLINE;
+}
+
+uint64_t lw_ms_deadline(int timeout_ms)
+{
+    return timeout_ms < 0 ? NO_DEADLINE : lw_now_ns() + (uint64_t)timeout_ms * 1000000u;
+}
+
+/* ---- recording a wait ---- */
+
+void lw_wait_record(struct lw_wait_frame *f, struct lw_wait_rec *rec, uint64_t deadline)
+{
+    lw_bypass_enter();
+    f->slot = lw_registry_self();
+    if (f->slot) {
+        f->saved = f->slot->wait;
+        rec->timed = deadline != NO_DEADLINE;
+        rec->deadline_ns = deadline == UNKNOWN_DEADLINE ? 0 : deadline;
+        rec->start_ns = lw_now_ns();
+        rec->stack_id = lw_stack_capture();
+        lw_wait_publish(f->slot, rec);
+    }
+    lw_bypass_leave();
+}
+
+void lw_wait_end(struct lw_wait_frame *f)
+{
+    if (f->slot) {
+        int saved = errno;
+        lw_wait_publish(f->slot, &f->saved);
+        errno = saved;
+    }
+}
+
+void lw_wait_cancelled(void *frame) { lw_wait_end(frame); }
+
+/* Waits at which the server may be started, which means creating a thread
+ * (it allocates). Never mutexes, rwlocks or raw futexes: an allocator may be
+ * inside those. Condvar, semaphore, barrier and join waits are never made by
+ * a signal handler (none of them is async-signal-safe), so they always may.
+ * Sleeps never do: a sleeping program is not stuck, and it is better left
+ * single-threaded. The others (fd, signal and child waits) are
+ * async-signal-safe calls, which a handler may make while it interrupts
+ * malloc: they start the server only in a process that has never installed
+ * a signal handler. */
+bool lw_may_start_server_in(enum lw_wait_kind kind)
+{
+    switch (kind) {
+    case LW_WAIT_COND: case LW_WAIT_SEM: case LW_WAIT_JOIN: case LW_WAIT_BARRIER:
+        return true;
+    case LW_WAIT_MUTEX: case LW_WAIT_RWLOCK_READ: case LW_WAIT_RWLOCK_WRITE: case LW_WAIT_FUTEX:
+    case LW_WAIT_SLEEP:
+        return false;
+    default:
+        return !lw_app_has_signal_handlers();
+    }
+}

@@ -1,0 +1,107 @@
+/*
+ * hookcore.h — what every hook file shares: binding the real function,
+ * reading the caller's timeouts as CLOCK_MONOTONIC deadlines, and recording
+ * a wait in the calling thread's slot (and clearing it again, also when the
+ * thread is cancelled inside the call).
+ *
+ * hooks.c (memory waits, threads, raw futexes) and fdhooks.c (file
+ * descriptors, signals, children) generate their wrappers from tables with
+ * these pieces.
+ */
+#ifndef LW_HOOKCORE_H
+#define LW_HOOKCORE_H
+
+#include "base/util.h"
+#include "interpose/interpose.h"
+#include "record/registry.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#define NO_DEADLINE 0ull
+#define UNKNOWN_DEADLINE UINT64_MAX   /* timed, but the deadline could not be read */
+
+/* Bind *slot to the next definition of name (at version, if given); aborts
+ * with a message if there is none, which only a broken loader set-up does. */
+void lw_resolve(void **slot, const char *name, const char *version);
+
+/* One hooked function: its name, the symbol version to bind, and where its
+ * real address is kept. */
+struct lw_binding {
+    const char *name;
+    const char *version;   /* NULL: the default version */
+    void **real;
+};
+
+/* A hook's real function, bound at its first call if the constructor has not
+ * bound it yet (another library's constructor may call a hook first): the
+ * pointer starts at a stub that resolves it, then calls through. */
+#define DECLARE_REAL(ret, name, params, args, version)                  \
+    static ret first_##name params;                                     \
+    static ret (*real_##name) params = first_##name;                    \
+    static __attribute__((noinline, cold)) ret first_##name params      \
+    {                                                                   \
+        lw_resolve((void **)&real_##name, #name, version);              \
+        return real_##name args;                                        \
+    }
+
+/* Copy a struct the caller passed for the kernel to read: a bad pointer
+ * costs the caller its EFAULT, never a crash in our code. */
+bool lw_copy_from_app(void *dst, const void *src, size_t len);
+
+/* Deadlines, as CLOCK_MONOTONIC ns (NO_DEADLINE: none; UNKNOWN_DEADLINE:
+ * timed but unreadable). */
+uint64_t lw_deadline_from_abs(clockid_t clock, const struct timespec *t);  /* t already copied */
+uint64_t lw_abs_deadline(clockid_t clock, const struct timespec *t);        /* NULL: none; read in place */
+uint64_t lw_abs_deadline_copied(clockid_t clock, const struct timespec *t); /* NULL: none; a kernel-read pointer */
+uint64_t lw_rel_deadline_copied(const struct timespec *req);                /* NULL: unknown */
+uint64_t lw_sleep_deadline(clockid_t clock, int flags, const struct timespec *req);
+uint64_t lw_ms_deadline(int timeout_ms);                                     /* < 0: none */
+
+/* Record the wait described by rec (kind, object, fd, deadline... ; start
+ * time and stack are filled in here) in the calling thread's slot, keeping
+ * what it displaces in f for lw_wait_end. */
+void lw_wait_record(struct lw_wait_frame *f, struct lw_wait_rec *rec, uint64_t deadline);
+void lw_wait_end(struct lw_wait_frame *f);
+void lw_wait_cancelled(void *frame);
+
+/* Whether a wait of this kind may start the server (which allocates). */
+bool lw_may_start_server_in(enum lw_wait_kind kind);
+
+/* Run stmt; with cancel = 1 (a cancellation point), a thread cancelled
+ * inside it still clears its record. */
+#define CALL_0(stmt, frame) stmt
+#define CALL_1(stmt, frame)                             \
+    do {                                                \
+        pthread_cleanup_push(lw_wait_cancelled, frame); \
+        stmt;                                           \
+        pthread_cleanup_pop(0);                         \
+    } while (0)
+
+/* Make `call` (of type `type`) with a wait recorded around it: `begin` is a
+ * statement that records into the frame named frame_ (errno is restored
+ * after it); cancel (0 or 1) says whether `call` is a cancellation point.
+ * The value is the call's; its errno reaches the caller untouched. */
+#define LW_RECORDED_CALL(type, begin, call, cancel)      \
+    ({                                                   \
+        int lw_saved_errno_ = errno;                     \
+        struct lw_wait_frame frame_;                     \
+        begin;                                           \
+        errno = lw_saved_errno_;                         \
+        volatile type lw_result_;                        \
+        CALL_##cancel(lw_result_ = (call), &frame_);     \
+        lw_wait_end(&frame_);                            \
+        lw_result_;                                      \
+    })
+
+/* The binding tables of the hook files other than hooks.c, which lists them
+ * all (for start-up resolution and the `hooks` request). */
+extern const struct lw_binding lw_fd_bindings[];       /* fdhooks.c */
+extern const size_t lw_fd_binding_count;
+extern const struct lw_binding lw_signal_bindings[];   /* signals.c */
+extern const size_t lw_signal_binding_count;
+
+#endif

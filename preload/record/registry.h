@@ -1,0 +1,116 @@
+/*
+ * registry.h — every thread of the process and what each one waits on.
+ *
+ * One fixed slot per live thread in a table mapped once at start-up (nothing
+ * is allocated afterwards). A slot's wait record is written only by the thread
+ * that owns it, under a per-slot sequence counter, so hooks take no lock and
+ * the server thread reads a consistent copy or retries. Exited threads leave a
+ * line in a bounded ring, which the proof rules need ("owner 1234 exited").
+ */
+#ifndef LW_REGISTRY_H
+#define LW_REGISTRY_H
+
+#include "record/records.h"
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifndef LW_MAX_THREADS   /* (tests/preload builds a small one to reach it) */
+#define LW_MAX_THREADS 32768u
+#endif
+#define LW_EXIT_RING 4096u
+
+/* Addresses of waited objects are stored masked, so leakwatch's own records
+ * never look like references to those objects to a conservative scan. */
+#define LW_ADDR_MASK 0xa5c3f00dd15ea5e5ull
+
+/* What a wait's fd field and set pointers mean (lw_wait_rec.flags). */
+#define LW_REC_FD 1u          /* fd is a file descriptor */
+#define LW_REC_SYSV 2u        /* fd is a System V message queue id */
+#define LW_REC_POLLFDS 4u     /* set[0] is a struct pollfd array of nfds entries */
+#define LW_REC_FDSETS 8u      /* set[0..2] are select()'s read/write/except fd_sets, nfds their size */
+#define LW_REC_EPOLL 16u      /* fd is an epoll instance: its set is in /proc/self/fdinfo */
+
+struct lw_wait_rec {
+    uint8_t kind;            /* enum lw_wait_kind, LW_WAIT_NONE when not waiting */
+    uint8_t timed;
+    uint8_t shared;
+    uint8_t direction;       /* enum lw_direction */
+    int32_t owner;           /* owner tid read from the object at entry, 0 if unknown */
+    uint64_t object_masked;  /* object address ^ LW_ADDR_MASK (0 stays 0) */
+    uint64_t aux_masked;
+    int64_t fd;              /* -1 if none */
+    uint64_t start_ns;       /* CLOCK_MONOTONIC */
+    uint64_t deadline_ns;    /* CLOCK_MONOTONIC, 0 = none or unknown */
+    uint32_t stack_id;
+    uint32_t flags;          /* LW_REC_* */
+    uint64_t set_masked[3];  /* poll/select sets in the waiter's memory, masked like objects */
+    uint32_t nfds;
+    uint32_t pad;
+};
+
+enum lw_slot_state { LW_SLOT_FREE = 0, LW_SLOT_STARTING, LW_SLOT_LIVE };
+
+struct lw_slot {
+    uint32_t seq;            /* odd while being written */
+    uint32_t state;          /* enum lw_slot_state, changed with CAS */
+    uint32_t next_free;      /* free-list link: index + 1, 0 = end */
+    int32_t tid;
+    int32_t parent_tid;
+    uint32_t origin;         /* enum lw_origin */
+    uint32_t create_stack;
+    uint32_t pad;
+    uint64_t pthread;        /* pthread_self() of the thread, 0 until it runs */
+    uint64_t start_routine;
+    uint64_t arg;            /* only while STARTING */
+    uint64_t birth_ns;
+    struct lw_wait_rec wait;
+};
+
+/* A wait in progress on the calling thread: what begin saved, for end. */
+struct lw_wait_frame {
+    struct lw_slot *slot;       /* NULL: nothing recorded */
+    struct lw_wait_rec saved;   /* the record this wait displaced (nesting) */
+};
+
+void lw_registry_init(void);
+void lw_registry_fork_child(void);
+bool lw_registry_ready(void);
+
+/* The calling thread's slot, adopting the thread if it has none; NULL when the
+ * thread must not be recorded (internal, exiting, or the table is full). */
+struct lw_slot *lw_registry_self(void);
+/* How many times a thread found the table full (LW_MAX_THREADS live threads)
+ * and was not recorded; the report's notes say so. */
+uint64_t lw_registry_full_count(void);
+
+/* Re-entrancy guard: non-zero while leakwatch itself runs on this thread. */
+bool lw_hooks_bypassed(void);
+void lw_bypass_enter(void);
+void lw_bypass_leave(void);
+
+/* Thread creation (the pthread_create hook). */
+struct lw_slot *lw_registry_prepare_child(void *(*fn)(void *), void *arg, uint32_t create_stack);
+void lw_registry_abandon_child(struct lw_slot *slot);
+void *lw_registry_child_trampoline(void *slot);
+/* For other trampolines (C11 threads): take ownership, get the routine. */
+uintptr_t lw_registry_child_enter(void *slot, void **arg);
+void lw_registry_mark_self_internal(void);
+
+/* Wait records. */
+void lw_wait_publish(struct lw_slot *slot, const struct lw_wait_rec *rec);
+bool lw_wait_read(const struct lw_slot *slot, struct lw_slot *copy);
+
+/* For snapshots (server thread). */
+uint32_t lw_registry_high_water(void);
+struct lw_slot *lw_registry_slot(uint32_t index);
+size_t lw_registry_exited(struct lw_snap_exited *out, uint64_t *pthreads, size_t max, uint64_t now_ns);
+void lw_registry_counters(uint64_t *created, uint64_t *exited, uint32_t *peak);
+uint32_t lw_registry_live(void);   /* threads with a slot now */
+
+/* Registry housekeeping, called about once a second by the server thread:
+ * reclaims slots of threads that vanished without telling us. */
+void lw_registry_tick(void);
+void lw_registry_extent(uintptr_t *lo, uintptr_t *hi);   /* our mapping: never a root of a scan */
+bool lw_is_internal_tid(pid_t tid);
+
+#endif
