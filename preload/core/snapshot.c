@@ -11,6 +11,7 @@
  */
 #include "base/util.h"
 #include "base/maps.h"
+#include "base/glibc_sync.h"
 #include "record/registry.h"
 #include "core/snapshot.h"
 #include "record/stacks.h"
@@ -150,11 +151,6 @@ static void proc_wait(struct lw_snap_thread *t, const struct lw_task_syscall *sc
 
 /* ---- owners, re-read now (the record holds the owner at wait entry) ---- */
 
-#define MUTEX_KIND_ROBUST 16
-#define MUTEX_KIND_PRIO_INHERIT 32
-#define MUTEX_KIND_PRIO_PROTECT 64
-#define TID_MASK 0x3fffffff
-
 /* The owner the object names right now, read without dereferencing it (the
  * object may be freed or unmapped under us); 0 when free or unreadable. */
 static void refresh_owner(struct lw_snap_wait *w)
@@ -166,19 +162,15 @@ static void refresh_owner(struct lw_snap_wait *w)
         w->owner = 0;
         if (!lw_read_memory(&m, w->object, sizeof m))
             return;
-        int kind = m.__data.__kind, lock = m.__data.__lock;
-        w->robust = (kind & MUTEX_KIND_ROBUST) != 0;
-        if (kind & MUTEX_KIND_PRIO_PROTECT)
-            lock &= (1 << 19) - 1;
-        if (lock == 0)
-            return;
-        w->owner = (kind & (MUTEX_KIND_ROBUST | MUTEX_KIND_PRIO_INHERIT)) ? (lock & TID_MASK) : m.__data.__owner;
+        struct lw_mutex_words words = lw_mutex_words_of(&m);
+        w->robust = lw_mutex_is_robust(words);
+        w->owner = lw_mutex_owner(words);
     } else if (w->kind == LW_WAIT_RWLOCK_READ || w->kind == LW_WAIT_RWLOCK_WRITE) {
         pthread_rwlock_t rw;
-        w->owner = lw_read_memory(&rw, w->object, sizeof rw) ? rw.__data.__cur_writer : 0;
+        w->owner = lw_read_memory(&rw, w->object, sizeof rw) ? lw_rwlock_writer(&rw) : 0;
     } else if (w->kind == LW_WAIT_FUTEX && w->owner) {
         uint32_t word;
-        w->owner = lw_read_memory(&word, w->object, sizeof word) ? (int32_t)(word & TID_MASK) : 0;
+        w->owner = lw_read_memory(&word, w->object, sizeof word) ? lw_futex_word_owner(word) : 0;
     }
 }
 

@@ -14,6 +14,7 @@
  */
 #include "interpose/hookcore.h"
 #include "base/util.h"
+#include "base/glibc_sync.h"
 #include "base/lifecycle.h"
 #include "interpose/interpose.h"
 #include "record/registry.h"
@@ -33,13 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- reading glibc 2.36 objects (the caller's own live object, as glibc reads it) ---- */
-
-/* Bits of pthread_mutex_t.__data.__kind (glibc-internal names). */
-#define MUTEX_KIND_ROBUST 16
-#define MUTEX_KIND_PRIO_INHERIT 32
-#define MUTEX_KIND_PRIO_PROTECT 64
-#define MUTEX_KIND_PSHARED 128
+/* ---- reading glibc 2.36 objects (the caller's own live object, as glibc
+ * reads it; the decoding is base/glibc_sync.h's) ---- */
 
 /* The fast-path test: a relaxed read of the lock word. A free mutex is 0. */
 static inline bool mutex_may_park(pthread_mutex_t *m)
@@ -47,70 +43,33 @@ static inline bool mutex_may_park(pthread_mutex_t *m)
     return __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) != 0;
 }
 
-/* The slow path's closer look: a priority-protected mutex keeps its ceiling
- * in the lock word, and a recursive or error-checking relock by the owner
- * does not park (a normal one does, for ever). */
-static bool mutex_will_park(pthread_mutex_t *m)
-{
-    int lock = __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED);
-    int kind = __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
-    if (kind & MUTEX_KIND_PRIO_PROTECT)
-        lock &= (1 << 19) - 1;
-    if (lock == 0)
-        return false;
-    int owner = (kind & (MUTEX_KIND_ROBUST | MUTEX_KIND_PRIO_INHERIT))
-                    ? (lock & FUTEX_TID_MASK)
-                    : __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
-    if (owner == 0 || owner != lw_gettid())
-        return true;
-    /* Relocked by its owner: a normal or adaptive mutex parks for ever (a
-     * self-deadlock, recorded); recursive and error-checking ones return. */
-    int type = kind & 3;
-    return type != PTHREAD_MUTEX_RECURSIVE && type != PTHREAD_MUTEX_ERRORCHECK;
-}
-
-/* Per kind, whether a call that looked like it may park really will. */
+/* Per kind, whether a call that looked like it may park really will (the
+ * slow path's closer look at a mutex: ceiling, owner relocking). */
 static bool wait_will_park(enum lw_wait_kind kind, uintptr_t object)
 {
     if (kind == LW_WAIT_MUTEX && object)
-        return mutex_will_park((pthread_mutex_t *)object);
+        return lw_mutex_lock_parks(lw_mutex_words_of((pthread_mutex_t *)object), lw_gettid());
     return true;
 }
 
-static int32_t mutex_owner(pthread_mutex_t *m)
-{
-    int kind = __atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED);
-    if (kind & (MUTEX_KIND_ROBUST | MUTEX_KIND_PRIO_INHERIT))
-        return __atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) & FUTEX_TID_MASK;
-    return __atomic_load_n(&m->__data.__owner, __ATOMIC_RELAXED);
-}
-
-#define RWLOCK_WRPHASE 1u
-#define RWLOCK_WRLOCKED 2u
-#define RWLOCK_READER_SHIFT 3
-
 static inline bool rwlock_read_will_park(pthread_rwlock_t *rw)
 {
-    unsigned r = __atomic_load_n(&rw->__data.__readers, __ATOMIC_RELAXED);
-    return (r & (RWLOCK_WRPHASE | RWLOCK_WRLOCKED)) != 0;
+    return lw_rwlock_read_parks(__atomic_load_n(&rw->__data.__readers, __ATOMIC_RELAXED));
 }
 
 static inline bool rwlock_write_will_park(pthread_rwlock_t *rw)
 {
-    unsigned r = __atomic_load_n(&rw->__data.__readers, __ATOMIC_RELAXED);
-    return (r >> RWLOCK_READER_SHIFT) != 0 || (r & RWLOCK_WRLOCKED) != 0;
+    return lw_rwlock_write_parks(__atomic_load_n(&rw->__data.__readers, __ATOMIC_RELAXED));
 }
 
 static inline bool sem_will_park(sem_t *s)
 {
-    uint64_t word = __atomic_load_n((uint64_t *)(void *)s, __ATOMIC_RELAXED);
-    return (uint32_t)word == 0;   /* the value is the low 32 bits */
+    return lw_sem_wait_parks(__atomic_load_n((uint64_t *)(void *)s, __ATOMIC_RELAXED));
 }
 
 static clockid_t cond_clock(pthread_cond_t *cv)
 {
-    unsigned wrefs = __atomic_load_n(&cv->__data.__wrefs, __ATOMIC_RELAXED);
-    return (wrefs & 2u) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
+    return lw_cond_clock(__atomic_load_n(&cv->__data.__wrefs, __ATOMIC_RELAXED));
 }
 
 /* Owner tid and process-shared flag of the object a wait is on. */
@@ -122,25 +81,21 @@ static void describe_object(enum lw_wait_kind kind, uintptr_t object, int32_t *o
         return;
     switch (kind) {
     case LW_WAIT_MUTEX: {
-        pthread_mutex_t *m = (pthread_mutex_t *)object;
-        *owner = mutex_owner(m);
-        *shared = (__atomic_load_n(&m->__data.__kind, __ATOMIC_RELAXED) & MUTEX_KIND_PSHARED) != 0;
+        struct lw_mutex_words words = lw_mutex_words_of((pthread_mutex_t *)object);
+        *owner = lw_mutex_owner(words);
+        *shared = lw_mutex_is_shared(words);
         break;
     }
     case LW_WAIT_RWLOCK_READ:
-    case LW_WAIT_RWLOCK_WRITE: {
-        pthread_rwlock_t *rw = (pthread_rwlock_t *)object;
-        *owner = __atomic_load_n(&rw->__data.__cur_writer, __ATOMIC_RELAXED);
-        *shared = __atomic_load_n(&rw->__data.__shared, __ATOMIC_RELAXED) != 0;
+    case LW_WAIT_RWLOCK_WRITE:
+        *owner = lw_rwlock_writer((pthread_rwlock_t *)object);
+        *shared = lw_rwlock_is_shared((pthread_rwlock_t *)object);
         break;
-    }
     case LW_WAIT_COND:
-        *shared = (__atomic_load_n(&((pthread_cond_t *)object)->__data.__wrefs, __ATOMIC_RELAXED) & 1u) != 0;
+        *shared = lw_cond_is_shared(__atomic_load_n(&((pthread_cond_t *)object)->__data.__wrefs, __ATOMIC_RELAXED));
         break;
     case LW_WAIT_SEM:
-        /* glibc keeps the futex "private" argument here: 0 for a private
-         * semaphore, FUTEX_PRIVATE_FLAG (128) for a process-shared one. */
-        *shared = __atomic_load_n((int *)(object + 8), __ATOMIC_RELAXED) != 0;
+        *shared = lw_sem_is_shared(__atomic_load_n((int *)(object + LW_SEM_PRIVATE_OFFSET), __ATOMIC_RELAXED));
         break;
     default:
         break;
@@ -256,7 +211,7 @@ static void futex_wait_begin(struct lw_wait_frame *f, long nr, long a1, long a2,
         if (cmd == FUTEX_LOCK_PI || cmd == FUTEX_LOCK_PI2) {
             uint32_t word;
             if (lw_copy_from_app(&word, (void *)a1, sizeof word))
-                owner = (int32_t)(word & FUTEX_TID_MASK);
+                owner = lw_futex_word_owner(word);
         }
         if (a4 && cmd == FUTEX_WAIT) {
             deadline = lw_rel_deadline_copied((const struct timespec *)a4);
