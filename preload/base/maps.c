@@ -212,6 +212,21 @@ static bool reserve_entries(struct lw_maps *m, size_t want)
 
 /* ---- reading the file ---- */
 
+/* "/proc/PID/maps" into path (32 bytes), without stdio. */
+static void format_proc_maps_path(char *path, int32_t pid)
+{
+    char digits[12];
+    int n = 0;
+    for (uint32_t v = (uint32_t)pid; v && n < 11; v /= 10)
+        digits[n++] = (char)('0' + v % 10);
+    char *p = path;
+    memcpy(p, "/proc/", 6);
+    p += 6;
+    while (n)
+        *p++ = digits[--n];
+    memcpy(p, "/maps", 6);
+}
+
 static long raw_read(int fd, void *buf, size_t n)
 {
     long got;
@@ -237,9 +252,12 @@ static bool read_whole_file(struct lw_maps *m, int fd)
     }
 }
 
-static bool read_maps_text(struct lw_maps *m)
+static bool read_maps_text(struct lw_maps *m, int32_t pid)
 {
-    long fd = lw_raw_syscall6(SYS_openat, AT_FDCWD, (long)"/proc/self/maps", O_RDONLY | O_CLOEXEC, 0, 0, 0);
+    char path[32] = "/proc/self/maps";
+    if (pid > 0)
+        format_proc_maps_path(path, pid);
+    long fd = lw_raw_syscall6(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0, 0, 0);
     if (fd < 0)
         return false;
     bool ok = read_whole_file(m, (int)fd);
@@ -280,10 +298,30 @@ static bool parse_all(struct lw_maps *m)
     return m->n > 0 && malformed == 0 && m->n <= m->cap && in_address_order(m);
 }
 
-bool lw_maps_read(struct lw_maps *m)
+bool lw_maps_read_pid(struct lw_maps *m, int32_t pid)
 {
     m->n = 0;
-    if (read_maps_text(m) && parse_all(m))
+    if (read_maps_text(m, pid) && parse_all(m))
+        return true;
+    lw_maps_free(m);
+    return false;
+}
+
+bool lw_maps_read(struct lw_maps *m)
+{
+    return lw_maps_read_pid(m, 0);
+}
+
+bool lw_maps_set(struct lw_maps *m, const struct lw_mapping *v, size_t n)
+{
+    m->n = 0;
+    if (!n || !reserve_entries(m, n)) {
+        lw_maps_free(m);
+        return false;
+    }
+    memcpy(m->v, v, n * sizeof *v);
+    m->n = n;
+    if (in_address_order(m))
         return true;
     lw_maps_free(m);
     return false;

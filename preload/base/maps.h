@@ -1,5 +1,6 @@
 /*
- * maps.h — /proc/self/maps, read and parsed without malloc or stdio.
+ * maps.h — /proc/self/maps (or another process's), read and parsed without
+ * malloc or stdio.
  *
  * The server thread reads the maps while the program runs, and the
  * reachability scan (reach.c) walks the program's malloc heaps: an
@@ -45,6 +46,13 @@ struct lw_maps {
  * lw_maps_free, and the caller knows nothing. Server thread (or any thread
  * that may make syscalls); never allocates from the heap. */
 bool lw_maps_read(struct lw_maps *m);
+
+/* The same for another process (pid 0: this one): /proc/PID/maps. */
+bool lw_maps_read_pid(struct lw_maps *m, int32_t pid);
+
+/* Mappings known another way (a core file's segments): copied in, n > 0,
+ * sorted and disjoint, or false (then freed). */
+bool lw_maps_set(struct lw_maps *m, const struct lw_mapping *v, size_t n);
 
 /* Unmap everything; m is as LW_MAPS_INIT afterwards. Safe to call twice. */
 void lw_maps_free(struct lw_maps *m);

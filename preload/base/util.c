@@ -173,10 +173,13 @@ static bool same_directory(int fd, const struct lw_task_dir *d)
            st.st_dev == d->dev && st.st_ino == d->ino;
 }
 
-void lw_task_dir_open(struct lw_task_dir *d)
+void lw_task_dir_open_pid(struct lw_task_dir *d, int32_t pid)
 {
-    d->fd = (int)lw_raw_syscall6(SYS_openat, AT_FDCWD, (long)"/proc/self/task",
-                                 O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
+    char path[32] = "/proc/self/task";
+    if (pid > 0)
+        snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    d->pid = pid;
+    d->fd = (int)lw_raw_syscall6(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, 0);
     struct stat st;
     if (d->fd >= 0 && lw_raw_syscall6(SYS_fstat, d->fd, (long)&st, 0, 0, 0, 0) == 0) {
         d->dev = st.st_dev;
@@ -186,6 +189,11 @@ void lw_task_dir_open(struct lw_task_dir *d)
     if (d->fd >= 0)
         lw_raw_syscall6(SYS_close, d->fd, 0, 0, 0, 0, 0);
     d->fd = -1;
+}
+
+void lw_task_dir_open(struct lw_task_dir *d)
+{
+    lw_task_dir_open_pid(d, 0);
 }
 
 bool lw_task_dir_still_ours(const struct lw_task_dir *d)
@@ -205,6 +213,8 @@ ssize_t lw_read_task_file(const struct lw_task_dir *d, pid_t tid, const char *le
     char path[64];
     if (d && d->fd >= 0)
         snprintf(path, sizeof path, "%d/%s", (int)tid, leaf);
+    else if (d && d->pid > 0)
+        snprintf(path, sizeof path, "/proc/%d/task/%d/%s", (int)d->pid, (int)tid, leaf);
     else
         snprintf(path, sizeof path, "/proc/self/task/%d/%s", (int)tid, leaf);
     long fd = lw_raw_syscall6(SYS_openat, d && d->fd >= 0 ? d->fd : AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC,

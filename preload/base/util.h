@@ -81,8 +81,10 @@ struct lw_task_dir {
     int fd;
     dev_t dev;
     ino_t ino;
+    int32_t pid;   /* 0: this process */
 };
 void lw_task_dir_open(struct lw_task_dir *d);
+void lw_task_dir_open_pid(struct lw_task_dir *d, int32_t pid);   /* /proc/PID/task of another process */
 bool lw_task_dir_still_ours(const struct lw_task_dir *d);
 void lw_task_dir_close(struct lw_task_dir *d);
 ssize_t lw_read_task_file(const struct lw_task_dir *d, pid_t tid, const char *leaf, char *buf, size_t size);

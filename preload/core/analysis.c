@@ -787,10 +787,16 @@ static void judge_unreachable(struct ctx *c, size_t i)
     v->cp_block = w->reach_block;
     v->cp_block_size = w->reach_block_size;
     v->cp_unreachable_for = w->unreachable_for;
-    snprintf(v->reason, sizeof v->reason,
-             "%s; the object lies%s that no live thread can reach: no pointer to it from any live thread's "
-             "stack, the globals or other memory (scanned twice, %s apart), so nothing can ever signal it",
-             what, where, since);
+    if (c->snap->reach_frozen)
+        snprintf(v->reason, sizeof v->reason,
+                 "%s; the object lies%s that no live thread can reach: no pointer to it from any live thread's "
+                 "stack or registers, the globals or other memory (scanned with every thread stopped), so nothing "
+                 "can ever signal it", what, where);
+    else
+        snprintf(v->reason, sizeof v->reason,
+                 "%s; the object lies%s that no live thread can reach: no pointer to it from any live thread's "
+                 "stack, the globals or other memory (scanned twice, %s apart), so nothing can ever signal it",
+                 what, where, since);
 }
 
 

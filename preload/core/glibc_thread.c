@@ -4,6 +4,7 @@
  * assumed (see glibc_thread.h).
  */
 #include "core/glibc_thread.h"
+#include "core/source.h"
 #include "base/util.h"
 
 #include <link.h>
@@ -98,10 +99,66 @@ void lw_thread_layout_learn(struct lw_thread_layout *l, uint64_t stack_lo, uint6
     l->tls_low = tp > stack_lo && tp < stack_hi ? learn_tls_low(tp, stack_lo) : 0;
 }
 
-bool lw_thread_may_be_cancelled(const struct lw_thread_layout *l, uint64_t tp)
+bool lw_thread_may_be_cancelled(const struct lw_source *src, uint64_t tp)
 {
     uint32_t handling;
-    if (l->cancel_offset < 0 || !tp || !lw_read_memory(&handling, tp + (uint64_t)l->cancel_offset, 4))
+    const struct lw_thread_layout *l = &src->layout;
+    if (l->cancel_offset < 0 || !tp || !lw_source_read_all(src, &handling, tp + (uint64_t)l->cancel_offset, 4))
         return true;
     return !(handling & CANCELSTATE_BIT);
+}
+
+/* ---- learned from another process's own data ----
+ * tcbhead_t starts { tcb, dtv, self }: the DTV pointer at tp + 8 points
+ * one entry past its length word; entry i (16 bytes: the block, what to
+ * free) is module i's TLS block for that thread. */
+#define DTV_ENTRY 16u
+#define MAX_DTV_ENTRIES 4096u
+
+int64_t lw_thread_tls_low_from_dtv(const struct lw_source *src, uint64_t tp, uint64_t stack_lo)
+{
+    uint64_t dtv, len;
+    if (!tp || tp <= stack_lo || !lw_source_read_all(src, &dtv, tp + 8, 8) || dtv < DTV_ENTRY ||
+        !lw_source_read_all(src, &len, dtv - DTV_ENTRY, 8))
+        return 0;
+    int64_t low = 0;
+    uint64_t entries[2 * 64];
+    for (uint64_t i = 1; i <= len && i <= MAX_DTV_ENTRIES; i += 64) {
+        uint64_t k = len - i + 1 < 64 ? len - i + 1 : 64;
+        size_t got = lw_source_read(src, entries, dtv + i * DTV_ENTRY, (size_t)k * DTV_ENTRY) / DTV_ENTRY;
+        for (size_t j = 0; j < got; j++) {
+            uint64_t block = entries[2 * j];
+            if (block >= stack_lo && block < tp && -(int64_t)(tp - block) < low)
+                low = -(int64_t)(tp - block);
+        }
+        if (got < k)
+            break;
+    }
+    return low & ~15ll;
+}
+
+int32_t lw_thread_tid_offset(const struct lw_source *src, const uint64_t *tps, const int32_t *tids, size_t n,
+                             uint32_t tcb_size)
+{
+    static uint32_t words[MAX_TCB / 4];
+    uint64_t common[MAX_TCB / 4 / 64];   /* a bit per word: it held the tid of every thread so far */
+    size_t nwords = (tcb_size < MAX_TCB ? tcb_size : MAX_TCB) / 4, threads = 0;
+    memset(common, 0xff, sizeof common);
+    for (size_t t = 0; t < n && nwords; t++) {
+        if (!tps[t] || tids[t] <= 0 || !lw_source_read_all(src, words, tps[t], nwords * 4))
+            continue;
+        for (size_t k = 0; k < nwords; k++)
+            if (words[k] != (uint32_t)tids[t])
+                common[k / 64] &= ~(1ull << (k % 64));
+        threads++;
+    }
+    int32_t found = -1;
+    for (size_t k = 0; k < nwords && threads >= 2; k++) {
+        if (!(common[k / 64] >> (k % 64) & 1))
+            continue;
+        if (found >= 0)
+            return -1;   /* two places agree: neither is known to be it */
+        found = (int32_t)(k * 4);
+    }
+    return found;
 }

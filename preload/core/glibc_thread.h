@@ -18,7 +18,10 @@
 #define LW_GLIBC_THREAD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+struct lw_source;
 
 struct lw_thread_layout {
     int64_t tls_low;          /* static TLS starts at tp + tls_low (< 0); 0 if unknown */
@@ -31,8 +34,20 @@ struct lw_thread_layout {
 void lw_thread_layout_learn(struct lw_thread_layout *l, uint64_t stack_lo, uint64_t stack_hi);
 
 /* Whether a pthread_cancel could end a wait of the thread at tp (a wait in
- * a cancellation point): cancellation not disabled, or unknown. */
-bool lw_thread_may_be_cancelled(const struct lw_thread_layout *l, uint64_t tp);
+ * a cancellation point), read through the source with its layout:
+ * cancellation not disabled, or unknown. */
+bool lw_thread_may_be_cancelled(const struct lw_source *src, uint64_t tp);
+
+/* Learned from another process's data, read through a source:
+ *   - the static TLS's lowest offset from tp, from the DTV of a thread at
+ *     tp whose stack mapping starts at stack_lo (0 unknown);
+ *   - the offset of the descriptor's tid field (what pthread_join waits
+ *     on, and what the kernel clears when the thread exits): the one place
+ *     in [tp, tp + tcb_size) holding its tid for every thread given, at
+ *     least two agreeing (-1 unknown). */
+int64_t lw_thread_tls_low_from_dtv(const struct lw_source *src, uint64_t tp, uint64_t stack_lo);
+int32_t lw_thread_tid_offset(const struct lw_source *src, const uint64_t *tps, const int32_t *tids, size_t n,
+                             uint32_t tcb_size);
 
 /* The calling thread's thread pointer (pthread_self()). */
 uint64_t lw_thread_pointer(void);

@@ -93,7 +93,7 @@ static bool window_covers(struct scan *s, struct window *w, uint64_t at, uint64_
         return true;
     size_t want = limit - at < READ_CHUNK ? (size_t)(limit - at) : READ_CHUNK;
     w->base = at;
-    w->len = scan_read(s->buf, at, want);
+    w->len = scan_read(s, s->buf, at, want);
     return need <= w->base + w->len;
 }
 
@@ -260,10 +260,10 @@ static void find_main_heap(struct scan *s, struct mapping *m)
 {
     bool walked = walk_main_heap(s, m);
     if (!walked) {
-        uint64_t brk_now = (uint64_t)(uintptr_t)sbrk(0);
+        uint64_t brk_now = s->src->ops->program_break ? s->src->ops->program_break(s->src) : 0;
         size_t i = (size_t)(m - s->maps);
         uint64_t next_lo = i + 1 < s->nmaps ? s->maps[i + 1].lo : UINT64_MAX;
-        if (brk_now != m->hi && brk_now > m->lo && brk_now <= next_lo) {
+        if (brk_now && brk_now != m->hi && brk_now > m->lo && brk_now <= next_lo) {
             uint64_t old_hi = m->hi;
             m->hi = brk_now;
             walked = walk_main_heap(s, m);
@@ -312,7 +312,7 @@ static void note_arena(struct scan *s, uint64_t arena)
 static void find_thread_heap(struct scan *s, struct mapping *m)
 {
     uint64_t info[5];
-    if ((m->lo & (HEAP_MAX_SIZE - 1)) || scan_read(info, m->lo, sizeof info) != sizeof info)
+    if ((m->lo & (HEAP_MAX_SIZE - 1)) || scan_read(s, info, m->lo, sizeof info) != sizeof info)
         return;
     uint64_t size = info[2], mprotect = info[3];
     if (size < 4096 || size > HEAP_MAX_SIZE || mprotect < size)
@@ -337,7 +337,7 @@ static void find_mmapped_chunks(struct scan *s, struct mapping *m)
     uint64_t at = m->lo;
     while (at < m->hi) {
         uint64_t hdr[2];
-        if (scan_read(hdr, at, sizeof hdr) != sizeof hdr)
+        if (scan_read(s, hdr, at, sizeof hdr) != sizeof hdr)
             break;
         uint64_t size = hdr[1] & ~SIZE_BITS;
         if (!(hdr[1] & IS_MMAPPED) || hdr[0] != 0 || size < 4096 || (size & 4095) || size > m->hi - at)
@@ -416,8 +416,7 @@ static bool walked_chunk(struct scan *s, uint64_t header, const struct span **sp
 
 static bool view_read(void *ctx, void *dst, uint64_t addr, size_t len)
 {
-    (void)ctx;
-    return scan_read(dst, addr, len) == len;
+    return scan_read(ctx, dst, addr, len) == len;
 }
 
 static bool view_chunk_at(void *ctx, uint64_t header, uint64_t *size)

@@ -44,14 +44,11 @@
 #include "base/util.h"
 #include "base/maps.h"
 #include "core/scan.h"
-#include "record/registry.h"
 #include "core/snapshot.h"
-#include "record/stacks.h"
-#include "record/unwind.h"
+#include "core/source.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,85 +60,8 @@
 #define CONFIRM_NS 1000000000ull      /* two scans at least a second apart */
 #define MAX_CONFIRM 4096
 
-static pid_t self_pid;
-
-
-/* ---- our own memory is never a root ---- */
-
-static int skip_own_segments(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)size;
-    struct scan *s = data;
-    uintptr_t probe = (uintptr_t)&skip_own_segments;
-    bool ours = false;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        if (ph->p_type == PT_LOAD && probe >= lo && probe < lo + ph->p_memsz)
-            ours = true;
-    }
-    if (!ours)
-        return 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD) {
-            uint64_t lo = info->dlpi_addr + ph->p_vaddr;
-            scan_skip_range(s, lo & ~4095ull, (lo + ph->p_memsz + 4095) & ~4095ull);
-        }
-    }
-    return 1;
-}
-
-/* The mapped arrays a scan leaves to the next one (see release_idle):
- * every block's address is in them. */
-#define KEPT_ARRAYS(X) X(pool, cappool) X(edges, capedges) X(big, capbig) X(ext, capext) X(spans, capspans) \
-    X(work, capwork) X(tcaches, captcaches)
-
-static void skip_array(struct scan *s, const void *p, size_t cap, size_t elem)
-{
-    if (p)
-        scan_skip_range(s, (uint64_t)(uintptr_t)p, ((uint64_t)(uintptr_t)p + cap * elem + 4095) & ~4095ull);
-}
-
-static void skip_own_memory(struct scan *s)
-{
-    dl_iterate_phdr(skip_own_segments, s);
-    uintptr_t lo, hi;
-    lw_registry_extent(&lo, &hi);
-    scan_skip_range(s, lo, hi);
-    lw_stacks_extent(&lo, &hi);
-    scan_skip_range(s, lo, hi);
-    lw_unwind_extent(&lo, &hi);
-    scan_skip_range(s, lo, hi);
-    /* our scratch buffer: copies of the program's memory */
-    scan_skip_range(s, (uint64_t)(uintptr_t)s->buf, (uint64_t)(uintptr_t)s->buf + READ_CHUNK);
-    /* the arrays kept from the last scan: every block's address is in them */
-#define SKIP_KEPT(p, cap) skip_array(s, s->p, s->cap, sizeof *s->p);
-    KEPT_ARRAYS(SKIP_KEPT)
-#undef SKIP_KEPT
-    /* the server thread's own stack (and TLS): the mapping we run on; it
-     * shows where glibc puts a thread's TLS and descriptor */
-    struct mapping *me = scan_mapping_at(s, (uint64_t)(uintptr_t)&lo);
-    if (me) {
-        lw_thread_layout_learn(&s->layout, me->lo, me->hi);
-        scan_skip_range(s, me->lo, me->hi);
-    }
-}
-
 /* ---- threads: live stacks are roots, parked candidates' are blocks ---- */
 
-
-/* A parked thread's saved stack pointer and syscall arguments (six
- * registers: the only registers of it we can see; its callee-saved ones
- * stay in the kernel, see the header). 0: not in a syscall. */
-static uint64_t saved_registers(const struct lw_task_dir *dir, int32_t tid, uint64_t args[6])
-{
-    struct lw_task_syscall sc;
-    if (!lw_task_syscall_in(dir, tid, &sc) || sc.nr < 0)
-        return 0;
-    memcpy(args, sc.args, sizeof sc.args);
-    return sc.sp;
-}
 
 /* ---- marking ---- */
 
@@ -179,10 +99,17 @@ static void thread_may_run(struct scan *s, uint32_t i)
     s->runnable[s->nrunnable++] = i;   /* (each thread once: room for all) */
 }
 
+/* Threads found able to run: their registers are roots now (those the
+ * source shows: every one of a frozen thread), and so are the threads
+ * waiting on them. */
+static void scan_values(struct scan *s, const uint64_t *v, size_t n);
+
 static void wake_dependents(struct scan *s)
 {
     while (s->nrunnable) {
         uint32_t i = s->runnable[--s->nrunnable];
+        if (s->threads[i].sp)
+            scan_values(s, s->threads[i].regs, s->threads[i].nregs);
         for (uint32_t d = s->threads[i].first_dependent; d != NO_THREAD; d = s->threads[d].next_dependent)
             thread_may_run(s, d);
     }
@@ -260,7 +187,7 @@ static void scan_range(struct scan *s, uint64_t lo, uint64_t hi)
     lo = (lo + 7) & ~7ull;
     while (lo < hi) {
         size_t len = hi - lo < READ_CHUNK ? (size_t)(hi - lo) : READ_CHUNK;
-        size_t got = scan_read(s->buf, lo, len);
+        size_t got = scan_read(s, s->buf, lo, len);
         if (got)
             scan_words(s, s->buf, got);
         lo += got ? got : 4096;
@@ -371,7 +298,7 @@ static void drain_worklist(struct scan *s)
             local_off[k] = total - (en - st);
         }
         struct iovec local = { s->buf, total };
-        long got = lw_raw_syscall6(SYS_process_vm_readv, self_pid, (long)&local, 1, (long)remote, (long)nio, 0);
+        long got = s->src->ops->read_many(s->src, local.iov_base, local.iov_len, remote, nio);
         size_t k = 0;
         for (; k < n; k++) {
             size_t len = batch[k].end - batch[k].start;
@@ -504,11 +431,22 @@ static uint32_t thread_with_tid(const struct lw_snapshot *snap, int32_t tid)
     return t ? (uint32_t)(t - snap->threads) : NO_THREAD;
 }
 
+/* A thread's registers, as the source shows them (a frozen source: every
+ * thread's; this process: a parked thread's syscall arguments). */
+static void read_registers(struct scan *s, const struct lw_snap_thread *t, struct thread_info *ti)
+{
+    struct lw_regs regs;
+    if ((!t->waiting && !s->src->frozen) || !s->src->ops->registers(s->src, t->tid, &regs))
+        return;
+    ti->sp = regs.sp;
+    ti->nregs = regs.nwords < LW_REGS_MAX ? regs.nwords : LW_REGS_MAX;
+    memcpy(ti->regs, regs.words, ti->nregs * sizeof *ti->regs);
+}
+
 static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
                            struct thread_info *ti)
 {
-    struct lw_task_dir dir;
-    lw_task_dir_open(&dir);
+    s->src->ops->threads_begin(s->src);
     for (size_t i = 0; i < snap->nthreads; i++) {
         const struct lw_snap_thread *t = &snap->threads[i];
         enum lw_verdict v = a->verdicts[i].verdict;
@@ -518,16 +456,14 @@ static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const
         ti[i].candidate = lw_reach_is_candidate(snap, i, &a->verdicts[i]);
         ti[i].excluded = ti[i].candidate || v == LW_LEAKED || v == LW_DEADLOCKED;
         ti[i].object = t->wait.object;
-        if (t->waiting)
-            ti[i].sp = saved_registers(&dir, t->tid, ti[i].args);
+        read_registers(s, t, &ti[i]);
         ti[i].cancellable = t->waiting && waits_in_cancellation_point(&t->wait) &&
-                            lw_thread_may_be_cancelled(&s->layout, ti[i].tp);
+                            lw_thread_may_be_cancelled(s->src, ti[i].tp);
         if (has_owner_edge(snap, t))
             ti[i].depends_on = thread_with_tid(snap, t->wait.owner);
     }
-    if (!lw_task_dir_still_ours(&dir))
+    if (!s->src->ops->threads_end(s->src))
         s->incomplete = true;   /* the stack pointers read may be another directory's: no proof */
-    lw_task_dir_close(&dir);
 }
 
 /* A thread waiting on its owner is excluded (no root) when the owner is,
@@ -563,9 +499,10 @@ static void exclude_dependents(struct thread_info *ti, size_t n, uint32_t *path,
  * 64 bytes stay a root: more kept, never less). */
 static bool place_tls_apart(struct scan *s, const struct thread_info *t, uint32_t i)
 {
-    uint64_t tls_lo = t->tp + (uint64_t)s->layout.tls_low;
-    uint64_t tcb_hi = t->tp + (s->layout.tcb_size & ~63u) - 64;
-    if (!s->layout.tls_low || s->layout.tcb_size < 256 || tls_lo >= t->tp)
+    const struct lw_thread_layout *l = &s->src->layout;
+    uint64_t tls_lo = t->tp + (uint64_t)l->tls_low;
+    uint64_t tcb_hi = t->tp + (l->tcb_size & ~63u) - 64;
+    if (!l->tls_low || l->tcb_size < 256 || tls_lo >= t->tp)
         return true;   /* unknown: they stay roots */
     struct mapping *m = scan_mapping_at(s, tls_lo);
     if (!m || m->kind != MAP_ROOT || tcb_hi > m->hi)
@@ -589,8 +526,8 @@ static bool place_parts(struct scan *s, const struct thread_info *t, uint32_t i)
     uint64_t lo = t->sp && t->sp >= mlo ? (t->sp > mlo + 128 ? t->sp - 128 : mlo) : mlo;   /* the red zone */
     bool tcb_here = t->tp > lo && t->tp < mhi;
     uint64_t tls_lo = tcb_here ? t->tp : mhi;
-    if (tcb_here && s->layout.tls_low && t->tp + (uint64_t)s->layout.tls_low > lo)
-        tls_lo = t->tp + (uint64_t)s->layout.tls_low;
+    if (tcb_here && s->src->layout.tls_low && t->tp + (uint64_t)s->src->layout.tls_low > lo)
+        tls_lo = t->tp + (uint64_t)s->src->layout.tls_low;
     if (tls_lo <= lo)
         return false;
     scan_skip_range(s, mlo, mhi);
@@ -707,9 +644,9 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
         while (s->maps[i].kind == MAP_ROOT && scan_next_unclaimed(s, &at, s->maps[i].hi, &a, &b))
             scan_range(s, a, b);
     }
-    for (size_t i = 0; i < n; i++)   /* the argument registers of live parked threads are roots too */
+    for (size_t i = 0; i < n; i++)   /* the registers of live threads are roots too */
         if (!ti[i].excluded && ti[i].sp)
-            scan_values(s, ti[i].args, 6);
+            scan_values(s, ti[i].regs, ti[i].nregs);
     for (;;) {
         wake_dependents(s);
         drain_worklist(s);
@@ -737,7 +674,7 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
 /* ---- the scan's arrays outlive it by a few seconds ----
  * Scans come in pairs (the two-scan rule) or once a second while someone
  * watches; mapping the bitmaps (3% of the heap) and the recorded pointers
- * afresh each time costs a page fault per 4 KiB. So they (KEPT_ARRAYS) are
+ * afresh each time costs a page fault per 4 KiB. So they (SCAN_KEPT_ARRAYS) are
  * kept for the next scan
  * and unmapped by the server's tick once SPARE_NS has passed without one
  * (or longer than a scan answers for, below: the next scan finds them). */
@@ -754,14 +691,14 @@ static uint64_t spare_since_ns;
 static void release_arrays(struct scan *s)
 {
 #define RELEASE(p, cap) scan_unmap(s->p, s->cap, sizeof *s->p), s->p = NULL, s->cap = 0;
-    KEPT_ARRAYS(RELEASE)
+    SCAN_KEPT_ARRAYS(RELEASE)
 #undef RELEASE
 }
 
 static void move_arrays(struct scan *to, struct scan *from)
 {
 #define MOVE(p, cap) to->p = from->p, to->cap = from->cap, from->p = NULL, from->cap = 0;
-    KEPT_ARRAYS(MOVE)
+    SCAN_KEPT_ARRAYS(MOVE)
 #undef MOVE
 }
 
@@ -785,9 +722,31 @@ static void free_scan(struct scan *s)
         munmap(s->buf, READ_CHUNK);
 }
 
+/* A frozen process: nothing moved while the scan read it and every
+ * register was read, so one scan that finds an object unreachable is the
+ * proof (the two-scan rule is for a program that runs on meanwhile). */
+static void record_frozen_results(struct lw_snapshot *snap, const struct thread_info *ti)
+{
+    snap->reach_frozen = true;
+    for (size_t i = 0; i < snap->nthreads; i++) {
+        if (!ti[i].candidate)
+            continue;
+        struct lw_snap_wait *w = &snap->threads[i].wait;
+        w->reach = ti[i].reachable ? LW_REACH_REACHABLE : LW_REACH_CONFIRMED;
+        if (!ti[i].reachable && ti[i].object_in.start && ti[i].object_in.kind == EXT_CHUNK) {
+            w->reach_block = ti[i].object_in.start;
+            w->reach_block_size = ti[i].object_in.end - ti[i].object_in.start;
+        }
+    }
+}
+
 /* Record this scan's findings in the snapshot, with the two-scan rule. */
 static void record_results(struct lw_snapshot *snap, const struct thread_info *ti)
 {
+    if (snap->source->frozen) {
+        record_frozen_results(snap, ti);
+        return;
+    }
     static struct sighting next[MAX_CONFIRM];
     size_t nnext = 0;
     uint64_t now = lw_now_ns();
@@ -989,10 +948,10 @@ static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, 
                                 struct scan_memory *m)
 {
     size_t n = snap->nthreads;
-    s->tcache_key = lw_malloc_tcache_key();   /* (mallocs, once: before the maps are read) */
+    s->tcache_key = s->src->tcache_key;   /* (the self source learned it when it was made: malloc) */
     if (!take_scan_memory(m, s, n) || !scan_parse_maps(s))
         return "no scan (out of memory or no /proc)";
-    skip_own_memory(s);
+    s->src->ops->prepare_scan(s->src, s);
     if (!scan_filter_alloc(s))
         return "no scan (out of memory)";
     s->recording = true;
@@ -1011,6 +970,17 @@ static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, 
 #define PATHS_MIN_NS 100000000ull
 #define PATHS_MAX_NS 400000000ull
 
+/* A frozen process waits for the search: a tenth of the time there. */
+static uint64_t paths_budget(const struct lw_source *src, uint64_t mark_took)
+{
+    uint64_t lo = PATHS_MIN_NS, hi = PATHS_MAX_NS;
+    if (src->frozen) {
+        lo /= 10;
+        hi /= 10;
+    }
+    return mark_took < lo ? lo : mark_took > hi ? hi : mark_took;
+}
+
 int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool want_paths)
 {
     size_t n = snap->nthreads, candidates = 0;
@@ -1024,13 +994,13 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool wa
         return 0;
     }
     uint64_t t0 = lw_now_ns(), cpu0 = lw_thread_cpu_ns();
-    if (answer_from_last_scan(snap, a, t0, want_paths))
+    if (!snap->source->frozen && answer_from_last_scan(snap, a, t0, want_paths))
         return 0;
-    self_pid = getpid();
     struct scan s;
     struct scan_memory m;
     memset(&s, 0, sizeof s);
     memset(&m, 0, sizeof m);
+    s.src = snap->source;
     move_arrays(&s, &spare);
     const char *cannot = prepare_scan(&s, snap, a, &m);
     const char *s_ = candidates == 1 ? "" : "s";
@@ -1051,8 +1021,8 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool wa
     mark_to_fixpoint(&s, m.ti, n);
     if (s.incomplete) {
         forget_findings();
-        snprintf(snap->reach_note, sizeof snap->reach_note,
-                 "reachability: %zu candidate wait%s, no proof: out of memory while marking", candidates, s_);
+        snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: %zu candidate wait%s, no proof: %s",
+                 candidates, s_, s.problem[0] ? s.problem : "out of memory while marking");
         give_back(&m, &s);
         return 0;
     }
@@ -1060,8 +1030,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool wa
     last_scan_cpu_ns = lw_thread_cpu_ns() - cpu0;
     uint64_t mark_took = lw_now_ns() - t0, paths_t0 = lw_now_ns();
     if (want_paths)
-        scan_find_paths(&s, snap, mark_took < PATHS_MIN_NS ? PATHS_MIN_NS
-                                 : mark_took > PATHS_MAX_NS ? PATHS_MAX_NS : mark_took);
+        scan_find_paths(&s, snap, paths_budget(snap->source, mark_took));
     uint64_t paths_took = lw_now_ns() - paths_t0;
     int len = snprintf(snap->reach_note, sizeof snap->reach_note,
                        "reachability: %zu candidate wait%s, %.1f MiB scanned in %.1f ms (%.1f ms of CPU)", candidates,

@@ -297,7 +297,7 @@ static void sweep_memory(struct search *q, uint64_t lo, uint64_t hi, bool root, 
     lo = (lo + 7) & ~7ull;
     while (lo < hi && !q->overflow) {
         size_t len = hi - lo < READ_CHUNK ? (size_t)(hi - lo) : READ_CHUNK;
-        size_t got = scan_read(s->buf, lo, len);
+        size_t got = scan_read(s, s->buf, lo, len);
         for (size_t off = 0; off + 8 <= got; off += 8) {
             uint64_t v;
             memcpy(&v, s->buf + off, 8);
@@ -329,8 +329,8 @@ static void sweep_roots(struct search *q)
     for (size_t i = 0; i < s->nthreads; i++) {
         const struct thread_info *t = &s->threads[i];
         if (!t->excluded && t->sp)
-            for (int k = 0; k < 6; k++)
-                root_word(q, 0, t->args[k], t->tid, SIZE_MAX);
+            for (uint32_t k = 0; k < t->nregs; k++)
+                root_word(q, 0, t->regs[k], t->tid, SIZE_MAX);
     }
     for (size_t e = 0; e < s->next; e++)
         if (is_root_part(s, e))
@@ -389,7 +389,7 @@ static void keep_root_memory(struct scan *s, struct roots *r, uint64_t lo, uint6
     lo = (lo + 7) & ~7ull;
     while (lo < hi && r->complete) {
         size_t len = hi - lo < READ_CHUNK ? (size_t)(hi - lo) : READ_CHUNK;
-        size_t got = scan_read(s->buf, lo, len);
+        size_t got = scan_read(s, s->buf, lo, len);
         for (size_t off = 0; off + 8 <= got; off += 8) {
             uint64_t v, node;
             memcpy(&v, s->buf + off, 8);
@@ -422,8 +422,8 @@ static void collect_roots(struct scan *s, struct roots *r)
     }
     for (size_t i = 0; i < s->nthreads; i++) {
         const struct thread_info *t = &s->threads[i];
-        for (int k = 0; k < 6 && !t->excluded && t->sp; k++) {
-            uint64_t node = node_of(s, t->args[k]);
+        for (uint32_t k = 0; k < t->nregs && !t->excluded && t->sp; k++) {
+            uint64_t node = node_of(s, t->regs[k]);
             if (node != NO_NODE)
                 keep_root_ref(r, (struct root_ref){ 0, node, UINT32_MAX, t->tid });
         }
@@ -496,6 +496,24 @@ static int find_data_segment(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* Whether a lies in a loaded module's data or bss: the loader's word for
+ * this process; seen from outside, a file's writable mapping or the
+ * anonymous one right after it (a name for the reader, nothing more). */
+static bool in_module_data(struct scan *s, const struct mapping *m, uint64_t a)
+{
+    if (s->src->self) {
+        struct module_search ms = { a, false };
+        dl_iterate_phdr(find_data_segment, &ms);
+        return ms.found;
+    }
+    if (m->name[0])
+        return m->name[0] == '/';   /* not [heap], [stack]... */
+    const struct mapping *first = m;   /* the first piece of this anonymous mapping */
+    while (first > s->maps && (first - 1)->hi == first->lo && !(first - 1)->name[0])
+        first--;
+    return first > s->maps && (first - 1)->hi == first->lo && (first - 1)->name[0] == '/';
+}
+
 /* Which thread each root mapping belongs to, if any (its stack pointer or
  * its descriptor lies in it): one pass over the threads. */
 static bool index_owners(struct paths *ps)
@@ -539,7 +557,7 @@ static uint64_t frame_holding(struct paths *ps, uint32_t thread, uint64_t a)
     uint64_t words[512];
     uint32_t next = 0;
     for (uint64_t at = sp & ~7ull; next < st->depth && next < LW_MAX_FRAMES;) {
-        size_t got = scan_read(words, at, sizeof words);
+        size_t got = scan_read(ps->s, words, at, sizeof words);
         if (got < 8)
             return 0;
         for (size_t k = 0; k < got / 8 && next < st->depth; k++)
@@ -572,11 +590,11 @@ static void describe_root_in_mapping(struct paths *ps, struct lw_reach_path *p, 
          * a mapping of their own, among other things. */
         const struct thread_info *t = &s->threads[owner];
         bool sp_here = t->sp >= m->lo && t->sp < m->hi, tcb_here = t->tp >= m->lo && t->tp < m->hi;
-        uint64_t tcb_end = s->layout.tcb_size ? t->tp + s->layout.tcb_size : m->hi;
+        uint64_t tcb_end = s->src->layout.tcb_size ? t->tp + s->src->layout.tcb_size : m->hi;
         enum lw_root_kind kind = LW_ROOT_NONE;
         if (tcb_here && a >= t->tp && a < tcb_end)
             kind = LW_ROOT_THREAD;
-        else if (tcb_here && s->layout.tls_low && a >= t->tp + (uint64_t)s->layout.tls_low && a < t->tp)
+        else if (tcb_here && s->src->layout.tls_low && a >= t->tp + (uint64_t)s->src->layout.tls_low && a < t->tp)
             kind = LW_ROOT_TLS;
         else if (sp_here || (tcb_here && !t->sp && m->hi - t->tp <= 65536 && a < t->tp))
             kind = LW_ROOT_STACK;   /* (a running thread: its stack pointer is not known) */
@@ -588,9 +606,7 @@ static void describe_root_in_mapping(struct paths *ps, struct lw_reach_path *p, 
             return;
         }
     }
-    struct module_search ms = { a, false };
-    dl_iterate_phdr(find_data_segment, &ms);
-    if (ms.found)
+    if (in_module_data(s, m, a))
         p->root = LW_ROOT_DATA;
 }
 
@@ -642,7 +658,7 @@ static uint64_t offset_of_pointer(struct scan *s, uint64_t from, uint64_t to)
     lo = (lo + 7) & ~7ull;
     for (uint64_t at = lo; at < hi;) {
         size_t len = hi - at < READ_CHUNK ? (size_t)(hi - at) : READ_CHUNK;
-        size_t got = scan_read(s->buf, at, len);
+        size_t got = scan_read(s, s->buf, at, len);
         for (size_t off = 0; off + 8 <= got; off += 8) {
             uint64_t v;
             memcpy(&v, s->buf + off, 8);

@@ -14,6 +14,7 @@
 
 #include "core/glibc_malloc.h"
 #include "core/glibc_thread.h"
+#include "core/source.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -112,8 +113,9 @@ struct block_ref {
 /* A thread of the snapshot, as the scan sees it. */
 struct thread_info {
     int32_t tid;
-    uint64_t sp;              /* saved stack pointer (parked), 0 if unknown */
-    uint64_t args[6];         /* its syscall's arguments, when parked */
+    uint64_t sp;              /* saved stack pointer (parked, or frozen), 0 if unknown */
+    uint64_t regs[LW_REGS_MAX];   /* the registers the source shows (a parked thread's syscall arguments, */
+    uint32_t nregs;           /* or every register of a frozen one) */
     uint64_t tp;              /* pthread_self(): the TCB, at the top of a pthread stack */
     bool candidate;           /* judged here */
     bool excluded;            /* not a root: a candidate, stuck by another rule, or waiting on one of those */
@@ -130,6 +132,7 @@ struct thread_info {
 };
 
 struct scan {
+    struct lw_source *src;   /* where the process is read (source.h) */
     struct mapping *maps;
     size_t nmaps, capmaps;
     struct span *spans;      /* by address */
@@ -169,8 +172,12 @@ struct scan {
     uint32_t run_orders;     /* the last run_order given */
     uint64_t claimed[32][2]; /* our own mappings made after the mappings were read (scan_claim) */
     size_t nclaimed;
-    struct lw_thread_layout layout;
 };
+
+/* The mapped arrays a scan leaves to the next one (reach.c, release_idle):
+ * every block's address is in them. */
+#define SCAN_KEPT_ARRAYS(X) X(pool, cappool) X(edges, capedges) X(big, capbig) X(ext, capext) X(spans, capspans) \
+    X(work, capwork) X(tcaches, captcaches)
 
 /* The binary search every sorted array here needs: the first index i in
  * [0, n) whose KEY (an expression of i, non-decreasing in i) exceeds x; n if
@@ -304,8 +311,11 @@ static inline size_t entry_of(const struct scan *s, const struct span *sp, uint6
 
 /* ---- shared by the scan's files ---- */
 
-/* Read the program's memory (process_vm_readv: never faults); bytes read. */
-size_t scan_read(void *dst, uint64_t src, size_t len);
+/* Read the program's memory through the source (never faults); bytes read. */
+static inline size_t scan_read(const struct scan *s, void *dst, uint64_t addr, size_t len)
+{
+    return s->src->ops->read(s->src, dst, addr, len);
+}
 
 /* The scan's own arrays live in mappings of their own, never in malloc's
  * arenas (the heaps being walked must not change because of us). Room for
@@ -319,7 +329,7 @@ void scan_claim(struct scan *s, const void *p, size_t bytes);
 bool scan_next_unclaimed(const struct scan *s, uint64_t *at, uint64_t hi, uint64_t *part_lo, uint64_t *part_hi);
 void scan_unmap(void *p, size_t cap, size_t elem);
 
-/* scanmem.c: the mappings. scan_parse_maps reads /proc/self/maps (no
+/* scanmem.c: the mappings. scan_parse_maps reads them from the source (no
  * malloc); scan_skip_range cuts [lo, hi) out of the roots (ours, or blocks
  * now), splitting a mapping cut in the middle. */
 bool scan_parse_maps(struct scan *s);

@@ -1,6 +1,6 @@
 /*
  * scanmem.c — the reachability scan's memory (see scan.h): reading the
- * program's with process_vm_readv (never a fault), the scan's own arrays
+ * program's through its source (never a fault), the scan's own arrays
  * (in mappings of their own, never malloc's arenas: the heaps it walks must
  * not change because of it), and the mappings of the process as the scan
  * sees them: every readable, writable one a root at first, cut as heaps,
@@ -15,15 +15,6 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
-
-/* ---- reading memory that is not ours ---- */
-
-size_t scan_read(void *dst, uint64_t src, size_t len)
-{
-    struct iovec local = { dst, len }, remote = { (void *)(uintptr_t)src, len };
-    long n = lw_raw_syscall6(SYS_process_vm_readv, getpid(), (long)&local, 1, (long)&remote, 1, 0);
-    return n > 0 ? (size_t)n : 0;
-}
 
 /* ---- the scan's own arrays ----
  * They grow while the heaps are being walked, the server thread's own
@@ -66,6 +57,8 @@ bool scan_reserve(struct scan *s, void **p, size_t *cap, size_t need, size_t ele
  * memory as roots only keeps more alive. */
 void scan_claim(struct scan *s, const void *p, size_t bytes)
 {
+    if (!s->src->self)
+        return;   /* our memory is another address space's: nothing to cut */
     uint64_t lo = (uint64_t)(uintptr_t)p & ~4095ull, hi = ((uint64_t)(uintptr_t)p + bytes + 4095) & ~4095ull;
     if (!p || !bytes || s->nclaimed == sizeof s->claimed / sizeof *s->claimed)
         return;
@@ -105,13 +98,13 @@ void scan_unmap(void *p, size_t cap, size_t elem)
 
 /* ---- the mappings ---- */
 
-/* The mappings, from maps.c (no malloc: the heaps are walked next). Every
+/* The mappings, from the source (no malloc: the heaps are walked next). Every
  * readable mapping that is writable, or anonymous (a read-only remnant of
  * the heap, say), is a root until found to be a heap or ours. */
 bool scan_parse_maps(struct scan *s)
 {
     struct lw_maps text = LW_MAPS_INIT;
-    if (!lw_maps_read(&text))
+    if (!s->src->ops->maps(s->src, &text))
         return false;
     bool ok = scan_reserve(s, (void **)&s->maps, &s->capmaps, text.n + 64, sizeof *s->maps, 1024);
     for (size_t i = 0; ok && i < text.n; i++) {

@@ -15,6 +15,7 @@
 #include "record/registry.h"
 #include "core/snapshot.h"
 #include "record/stacks.h"
+#include "core/source.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -475,6 +476,7 @@ static void unshare_private_objects(struct lw_snapshot *snap)
 int lw_snapshot_take(struct lw_snapshot *snap)
 {
     memset(snap, 0, sizeof *snap);
+    snap->source = lw_self_source();   /* (first: it may malloc once) */
     uint64_t now = lw_now_ns();
     snap->pid = getpid();
     snap->taken_ns = now;

@@ -11,6 +11,8 @@
 
 #include "record/records.h"
 
+struct lw_source;
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -70,8 +72,10 @@ struct lw_reach_path {
     struct lw_path_step steps[LW_PATH_STEPS];
 };
 
-/* Where a wait record came from. */
-enum lw_source { LW_SOURCE_HOOK, LW_SOURCE_PROC };
+/* Where a wait record came from: a hook that saw the call, /proc alone
+ * (the syscall and its arguments), or, seen from outside (attach, core),
+ * inferred from the thread's registers and innermost frames. */
+enum lw_wait_source { LW_SOURCE_HOOK, LW_SOURCE_PROC, LW_SOURCE_INFERRED };
 
 /* What an fd waited on is, as /proc/self/fd and the channel table say. */
 enum lw_chan_type {
@@ -130,7 +134,7 @@ struct lw_snap_pollfd {
 
 struct lw_snap_wait {
     enum lw_wait_kind kind;
-    enum lw_source source;
+    enum lw_wait_source source;
     uint64_t object;        /* address of the waited object, 0 if none */
     uint64_t aux;           /* second object (the mutex of a cond wait), 0 if none */
     int64_t fd;             /* -1 if not an fd wait */
@@ -194,6 +198,8 @@ struct lw_snapshot {
     struct lw_snap_pollfd *pollfds;
     size_t npollfds;
     char reach_note[320];           /* what the reachability scan did, "" if it did not run */
+    bool reach_frozen;              /* it read a frozen process: one scan is the proof (reach.c) */
+    struct lw_source *source;       /* where the process is read (core/source.h); the analysis never looks */
     struct lw_reach_path *paths;    /* why reachable candidates are (wait.reach_path) */
     size_t npaths;
 };

@@ -22,9 +22,6 @@
 #include "check.h"
 
 /* ---- doubles for what reach.c links to but this test never runs ---- */
-void lw_registry_extent(uintptr_t *lo, uintptr_t *hi) { *lo = *hi = 0; }
-void lw_stacks_extent(uintptr_t *lo, uintptr_t *hi) { *lo = *hi = 0; }
-void lw_unwind_extent(uintptr_t *lo, uintptr_t *hi) { *lo = *hi = 0; }
 int lw_analyze(const struct lw_snapshot *snap, struct lw_analysis *a) { (void)snap; (void)a; return -1; }
 void lw_analysis_free(struct lw_analysis *a) { (void)a; }
 
@@ -157,8 +154,11 @@ static bool filtered(const struct scan *s, uint64_t v) { return may_point_into_a
 
 static void scan_open(struct scan *s, bool recording, size_t edges_used)
 {
+    static const struct lw_source_ops ops = { .read = lw_process_read, .read_many = lw_process_read_many };
+    static struct lw_source self = { .ops = &ops, .self = true };
     memset(s, 0, sizeof *s);
-    self_pid = getpid();
+    self.pid = getpid();
+    s->src = &self;
     s->buf = mmap(NULL, READ_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     CHECK(s->buf != MAP_FAILED && scan_filter_alloc(s), "mmap");
     filter_set(s, heap_first, heap_limit);
