@@ -1,26 +1,24 @@
 /*
- * fdsnap.c — the part of a snapshot about file descriptors: for every wait
- * on an fd (hooked or seen only in /proc), what the fd is (pipe end,
- * socketpair side, eventfd, FIFO, message queue, socket, file, terminal),
- * which fds of this process hold the other end, which other processes hold
- * it, who made it and which threads used the other end; for poll-style
- * waits, the set they watch.
+ * fdsnap.c — the part of a snapshot about file descriptors, for the
+ * preload and for an attach from outside alike (fdsnap.h): for every wait
+ * on an fd, what the fd is (pipe end, socketpair side, eventfd, FIFO,
+ * message queue, socket, file, terminal), which fds of the process hold
+ * the other end, which other processes hold it, and what the history
+ * (the preload's channel table, fdhistory.c) says of who made it and who
+ * used the other end; for poll-style waits, the set they watch.
  *
- * The kernel is the authority: /proc/self/fd says what each number is now,
- * and a channel-table entry (channels.c) is believed only when the inode
- * matches. The sets of parked poll/select calls are copied out of the
- * waiter's memory with process_vm_readv, and only when
- * /proc/self/task/TID/syscall shows the thread inside that very call. The
- * channel table is also garbage-collected here: a channel no fd refers to
- * any more is released.
+ * The kernel is the authority: /proc/PID/fd says what each number is now,
+ * and the history is believed only where the kernel agrees. The sets of
+ * parked poll/select calls are copied out of the waiter's memory through
+ * the source, and only when the waiter is known to be inside that very
+ * call.
  *
- * Runs on the server thread only; it may allocate and read /proc freely,
- * within bounds (a deadline for the scan of other processes).
+ * It may allocate and read /proc freely, within bounds (a deadline for
+ * the scan of other processes): the preload's server thread, or the CLI.
  */
-#include "record/channels.h"
+#include "core/fdsnap.h"
+#include "core/source.h"
 #include "base/util.h"
-#include "record/registry.h"
-#include "core/snapshot.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -43,19 +41,9 @@
 #define SCAN_WALL_NS 3000000000ull  /* and 3 s of wall time (we run at nice 10: a busy machine is slow to give us 0.3 s) */
 #define SCAN_MAX_PROCESSES 16384
 
-/* ---- what each fd of this process is ---- */
+/* ---- what each fd of the process is ---- */
 
-struct own_fd {
-    int fd;
-    enum lw_chan_type type;
-    uint64_t inode;
-    int access;           /* 0 read-only, 1 write-only, 2 read-write, -1 unknown */
-    uint64_t eventfd_id;  /* 0 if unknown */
-    bool named;           /* FIFO / mq with a name left */
-    int32_t channel;      /* verified channel-table index, -1 */
-    int side;             /* side of that channel */
-    char link[112];
-};
+#define own_fd lw_fd_info
 
 
 static uint64_t bracketed_number(const char *link, const char *prefix)
@@ -64,11 +52,21 @@ static uint64_t bracketed_number(const char *link, const char *prefix)
     return strncmp(link, prefix, len) == 0 ? strtoull(link + len, NULL, 10) : 0;
 }
 
-/* flags (octal) and eventfd-id from /proc/self/fdinfo/N */
-static void read_fdinfo(int fd, struct own_fd *o)
+/* "/proc/self/LEAF" or "/proc/PID/LEAF" */
+static void proc_path(char *out, size_t size, int32_t pid, const char *leaf)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+    if (pid > 0)
+        snprintf(out, size, "/proc/%d/%s", (int)pid, leaf);
+    else
+        snprintf(out, size, "/proc/self/%s", leaf);
+}
+
+/* flags (octal) and eventfd-id from /proc/PID/fdinfo/N */
+static void read_fdinfo(int32_t pid, int fd, struct own_fd *o)
+{
+    char leaf[32], path[64], buf[1024];
+    snprintf(leaf, sizeof leaf, "fdinfo/%d", fd);
+    proc_path(path, sizeof path, pid, leaf);
     if (lw_read_small_file(path, buf, sizeof buf) <= 0)
         return;
     const char *flags = strstr(buf, "flags:");
@@ -81,21 +79,23 @@ static void read_fdinfo(int fd, struct own_fd *o)
         o->eventfd_id = strtoull(id + 11, NULL, 10) + 1;   /* +1: ids start at 0 */
 }
 
-static void classify_path(int fd, struct own_fd *o)
+/* What the open file behind /proc/PID/fd/N is (stat follows that link to
+ * the file itself, whatever namespace its path names). */
+static void classify_path(int32_t pid, const char *fd_path, struct own_fd *o)
 {
     struct stat st;
     struct statfs sfs;
     o->type = LW_CHAN_OTHER;
-    if (fstat(fd, &st) != 0)
+    if (stat(fd_path, &st) != 0)
         return;
     o->inode = st.st_ino;
-    if (fstatfs(fd, &sfs) == 0 && sfs.f_type == MQUEUE_MAGIC) {
+    if (statfs(fd_path, &sfs) == 0 && sfs.f_type == MQUEUE_MAGIC) {
         o->type = LW_CHAN_MQ;
         o->named = st.st_nlink > 0;
     } else if (S_ISFIFO(st.st_mode)) {
         o->type = LW_CHAN_FIFO;
         o->named = st.st_nlink > 0;
-        read_fdinfo(fd, o);
+        read_fdinfo(pid, o->fd, o);
     } else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) {
         o->type = LW_CHAN_FILE;
     } else if (S_ISCHR(st.st_mode) && (strncmp(o->link, "/dev/pts/", 9) == 0 || strncmp(o->link, "/dev/tty", 8) == 0 ||
@@ -104,39 +104,15 @@ static void classify_path(int fd, struct own_fd *o)
     }
 }
 
-/* Believe the channel table's word for fd only if the kernel agrees. */
-static void verify_channel(struct own_fd *o)
-{
-    uint64_t entry = lw_fd_entry(o->fd);
-    struct lw_channel *ch = lw_channel_of(entry);
-    if (!ch)
-        return;
-    int side = lw_fd_side(entry);
-    bool same = false;
-    switch (ch->type) {
-    case LW_CH_PIPE: same = o->type == LW_CHAN_PIPE && ch->ino[0] == o->inode; break;
-    case LW_CH_SOCKETPAIR: same = o->type == LW_CHAN_SOCKET && ch->ino[side] == o->inode; break;
-    case LW_CH_EVENTFD: same = o->type == LW_CHAN_EVENTFD; break;
-    case LW_CH_MQ: same = o->type == LW_CHAN_MQ && ch->ino[0] == o->inode; break;
-    case LW_CH_FIFO: same = o->type == LW_CHAN_FIFO && ch->ino[0] == o->inode; break;
-    default: break;
-    }
-    if (!same)
-        return;
-    o->channel = (int32_t)(ch - lw_channel_slot(0));
-    o->side = side;
-    if (ch->type == LW_CH_SOCKETPAIR)
-        o->type = LW_CHAN_SOCKETPAIR;
-}
-
-static void describe_own_fd(int fd, struct own_fd *o)
+static void describe_own_fd(const struct lw_fdsnap_env *env, int fd, struct own_fd *o)
 {
     memset(o, 0, sizeof *o);
     o->fd = fd;
     o->access = -1;
     o->channel = -1;
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    char leaf[32], path[64];
+    snprintf(leaf, sizeof leaf, "fd/%d", fd);
+    proc_path(path, sizeof path, env->pid, leaf);
     ssize_t n = readlink(path, o->link, sizeof o->link - 1);
     if (n <= 0) {
         o->type = LW_CHAN_NONE;
@@ -145,19 +121,20 @@ static void describe_own_fd(int fd, struct own_fd *o)
     o->link[n] = 0;
     if ((o->inode = bracketed_number(o->link, "pipe:["))) {
         o->type = LW_CHAN_PIPE;
-        read_fdinfo(fd, o);
+        read_fdinfo(env->pid, fd, o);
     } else if ((o->inode = bracketed_number(o->link, "socket:["))) {
         o->type = LW_CHAN_SOCKET;
     } else if (strncmp(o->link, "anon_inode:", 11) == 0) {
         struct stat st;
-        o->inode = fstat(fd, &st) == 0 ? st.st_ino : 0;   /* one inode shared by every anonymous file */
+        o->inode = stat(path, &st) == 0 ? st.st_ino : 0;   /* one inode shared by every anonymous file */
         o->type = strcmp(o->link, "anon_inode:[eventfd]") == 0 ? LW_CHAN_EVENTFD : LW_CHAN_OTHER;
         if (o->type == LW_CHAN_EVENTFD)
-            read_fdinfo(fd, o);
+            read_fdinfo(env->pid, fd, o);
     } else {
-        classify_path(fd, o);
+        classify_path(env->pid, path, o);
     }
-    verify_channel(o);
+    if (env->history)
+        env->history->identify(env->history->ctx, o);
 }
 
 static int compare_own_fd(const void *a, const void *b)
@@ -165,11 +142,13 @@ static int compare_own_fd(const void *a, const void *b)
     return ((const struct own_fd *)a)->fd - ((const struct own_fd *)b)->fd;
 }
 
-static size_t list_own_fds(struct own_fd **out)
+static size_t list_own_fds(const struct lw_fdsnap_env *env, struct own_fd **out)
 {
     size_t n = 0, cap = 64;
     struct own_fd *fds = malloc(cap * sizeof *fds);
-    DIR *dir = opendir("/proc/self/fd");
+    char path[64];
+    proc_path(path, sizeof path, env->pid, "fd");
+    DIR *dir = opendir(path);
     if (!fds || !dir) {
         free(fds);
         if (dir)
@@ -177,7 +156,7 @@ static size_t list_own_fds(struct own_fd **out)
         *out = NULL;
         return 0;
     }
-    int skip = dirfd(dir);
+    int skip = env->pid > 0 ? -1 : dirfd(dir);   /* (our own listing's fd) */
     struct dirent *de;
     while ((de = readdir(dir))) {
         char *end;
@@ -191,7 +170,7 @@ static size_t list_own_fds(struct own_fd **out)
             fds = bigger;
             cap *= 2;
         }
-        describe_own_fd((int)fd, &fds[n]);
+        describe_own_fd(env, (int)fd, &fds[n]);
         if (fds[n].type != LW_CHAN_NONE)
             n++;
     }
@@ -207,38 +186,18 @@ static const struct own_fd *find_own_fd(const struct own_fd *fds, size_t n, int 
     return bsearch(&key, fds, n, sizeof key, compare_own_fd);
 }
 
-/* ---- garbage collection of the channel table ---- */
-
-static void collect_channels(const struct own_fd *fds, size_t n, uint64_t listed_at)
-{
-    uint32_t hw = lw_channels_high_water();
-    if (!hw)
-        return;
-    bool *referenced = calloc(hw, sizeof *referenced);
-    if (!referenced)
-        return;
-    for (size_t i = 0; i < n; i++)
-        if (fds[i].channel >= 0 && (uint32_t)fds[i].channel < hw)
-            referenced[fds[i].channel] = true;
-    for (uint32_t i = 0; i < hw; i++) {
-        struct lw_channel copy;
-        if (!referenced[i] && lw_channel_read(i, &copy) && copy.create_ns < listed_at)
-            lw_channel_release(i, copy.gen);
-    }
-    free(referenced);
-}
-
 /* ---- the other end ---- */
 
 /* Does fd o hold the other end of a wait on `self` (for eventfd, mq and
  * FIFO: the same object, including self)? */
-static bool is_other_end(const struct own_fd *self, const struct own_fd *o, const struct lw_channel *ch)
+static bool is_other_end(const struct own_fd *self, const struct own_fd *o)
 {
     switch (self->type) {
     case LW_CHAN_PIPE:
         return o->type == LW_CHAN_PIPE && o->inode == self->inode && o->access != self->access;
     case LW_CHAN_SOCKETPAIR:
-        return ch && (o->type == LW_CHAN_SOCKETPAIR || o->type == LW_CHAN_SOCKET) && o->inode == ch->ino[1 - self->side];
+        return self->peer_inode && (o->type == LW_CHAN_SOCKETPAIR || o->type == LW_CHAN_SOCKET) &&
+               o->inode == self->peer_inode;
     case LW_CHAN_EVENTFD:
         return o->type == LW_CHAN_EVENTFD && self->eventfd_id && o->eventfd_id == self->eventfd_id;
     case LW_CHAN_FIFO: case LW_CHAN_MQ:
@@ -250,13 +209,13 @@ static bool is_other_end(const struct own_fd *self, const struct own_fd *o, cons
 
 /* The link text another process shows for the other end ("" if there is
  * nothing to look for). */
-static void other_end_link(const struct own_fd *self, const struct lw_channel *ch, char *out, size_t size)
+static void other_end_link(const struct own_fd *self, char *out, size_t size)
 {
     out[0] = 0;
     if (self->type == LW_CHAN_PIPE)
         snprintf(out, size, "pipe:[%llu]", (unsigned long long)self->inode);
-    else if (self->type == LW_CHAN_SOCKETPAIR && ch)
-        snprintf(out, size, "socket:[%llu]", (unsigned long long)ch->ino[1 - self->side]);
+    else if (self->type == LW_CHAN_SOCKETPAIR && self->peer_inode)
+        snprintf(out, size, "socket:[%llu]", (unsigned long long)self->peer_inode);
     else if (self->type == LW_CHAN_EVENTFD || self->type == LW_CHAN_FIFO || self->type == LW_CHAN_MQ)
         snprintf(out, size, "%s", self->link);
 }
@@ -264,6 +223,7 @@ static void other_end_link(const struct own_fd *self, const struct lw_channel *c
 /* ---- building the snapshot's channel entries ---- */
 
 struct build {
+    const struct lw_fdsnap_env *env;
     struct lw_snapshot *snap;
     struct own_fd *fds;
     size_t nfds;
@@ -289,44 +249,6 @@ static const struct lw_snap_thread *live_thread(const struct build *b, int32_t t
 }
 
 
-static void add_peers(struct lw_snap_channel *c, const struct lw_channel *ch, int side, enum lw_direction dir)
-{
-    int peer_side = (ch->type == LW_CH_PIPE || ch->type == LW_CH_SOCKETPAIR) ? 1 - side : side;
-    for (int use = 0; use < 2; use++) {
-        /* a reader needs writers, a writer readers; a poll on both, both */
-        if ((dir == LW_DIR_READ && use != LW_USE_WRITE) || (dir == LW_DIR_WRITE && use != LW_USE_READ))
-            continue;
-        for (unsigned k = 0; k < LW_CHANNEL_USERS && c->npeers < LW_SNAP_PEERS; k++) {
-            const struct lw_channel_user *u = &ch->users[peer_side][use][k];
-            if (!u->tid)
-                continue;
-            bool dup = false;
-            for (size_t j = 0; j < c->npeers; j++)
-                dup |= c->peers[j].tid == u->tid;
-            if (dup)
-                continue;
-            c->peers[c->npeers].tid = u->tid;
-            c->peers[c->npeers].idle = lw_use_seconds_ago(u->last_ns);
-            c->npeers++;
-        }
-    }
-}
-
-static void fill_from_table(struct build *b, struct lw_snap_channel *c, const struct own_fd *o,
-                            enum lw_direction dir, struct lw_channel *copy)
-{
-    if (o->channel < 0 || !lw_channel_read((uint32_t)o->channel, copy))
-        return;
-    c->tracked = true;
-    c->creator = copy->creator;
-    c->age = b->now > copy->create_ns ? (double)(b->now - copy->create_ns) / 1e9 : 0;
-    c->create_stack = copy->create_stack;
-    c->exported = copy->flags & LW_CH_EXPORTED;
-    c->stdio = copy->flags & LW_CH_STDIO;
-    c->users_overflow = copy->flags & LW_CH_OVERFLOW;
-    add_peers(c, copy, o->channel >= 0 ? o->side : 0, dir);
-}
-
 /* A new channel entry for fd (waited on in direction dir); its index, -1. */
 static int32_t add_channel(struct build *b, int fd, enum lw_direction dir)
 {
@@ -341,14 +263,11 @@ static int32_t add_channel(struct build *b, int fd, enum lw_direction dir)
     c->side = o->type == LW_CHAN_PIPE ? (o->access == 1) : o->side;
     c->age = -1;
     c->named = o->named;
-    struct lw_channel copy, *ch = NULL;
-    memset(&copy, 0, sizeof copy);
-    fill_from_table(b, c, o, dir, &copy);
-    if (c->tracked)
-        ch = &copy;
+    if (b->env->history)
+        b->env->history->describe(b->env->history->ctx, c, o, dir, b->now);
     for (size_t i = 0; i < b->nfds; i++) {
         const struct own_fd *x = &b->fds[i];
-        if (!is_other_end(o, x, ch))
+        if (!is_other_end(o, x))
             continue;
         if (c->nother_fds < LW_SNAP_OTHER_FDS)
             c->other_fds[c->nother_fds] = x->fd;
@@ -385,7 +304,7 @@ static void poll_set_from_pollfds(struct build *b, struct lw_snap_wait *w, uint6
     struct pollfd chunk[64];
     for (uint32_t done = 0; done < n; done += 64) {
         uint32_t k = n - done < 64 ? n - done : 64;
-        if (!lw_read_memory(chunk, addr + done * sizeof *chunk, k * sizeof *chunk)) {
+        if (!lw_source_read_all(b->env->source, chunk, addr + done * sizeof *chunk, k * sizeof *chunk)) {
             w->pollfds_truncated = true;
             return;
         }
@@ -403,7 +322,8 @@ static void poll_set_from_fdsets(struct build *b, struct lw_snap_wait *w, const 
     if (nfds > FD_SETSIZE)
         nfds = FD_SETSIZE;
     size_t bytes = (nfds + 63) / 64 * 8;
-    if ((set[0] && !lw_read_memory(&r, set[0], bytes)) || (set[1] && !lw_read_memory(&wr, set[1], bytes))) {
+    const struct lw_source *src = b->env->source;
+    if ((set[0] && !lw_source_read_all(src, &r, set[0], bytes)) || (set[1] && !lw_source_read_all(src, &wr, set[1], bytes))) {
         w->pollfds_truncated = true;
         return;
     }
@@ -414,14 +334,15 @@ static void poll_set_from_fdsets(struct build *b, struct lw_snap_wait *w, const 
     }
 }
 
-/* An epoll set, from /proc/self/fdinfo/EPFD ("tfd: FD events: MASK ..." a
+/* An epoll set, from /proc/PID/fdinfo/EPFD ("tfd: FD events: MASK ..." a
  * line), read with raw syscalls (never through a function we hook). */
 #define FDINFO_MAX (256u << 10)
 
 static void poll_set_from_epoll(struct build *b, struct lw_snap_wait *w, int epfd)
 {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", epfd);
+    char leaf[32], path[64];
+    snprintf(leaf, sizeof leaf, "fdinfo/%d", epfd);
+    proc_path(path, sizeof path, b->env->pid, leaf);
     char *text = malloc(FDINFO_MAX);
     ssize_t len = text ? lw_read_whole_file(path, text, FDINFO_MAX) : -1;
     if (len < 0 || (size_t)len >= FDINFO_MAX - 1) {   /* unreadable, or maybe cut */
@@ -440,34 +361,19 @@ static void poll_set_from_epoll(struct build *b, struct lw_snap_wait *w, int epf
     free(text);
 }
 
-/* Only a set that the thread is still waiting on right now is read. */
-static void add_poll_set(struct build *b, struct lw_snap_thread *t, const struct lw_wait_rec *rec)
+/* Only a set that the thread is known to wait on right now is read. */
+static void add_poll_set(struct build *b, struct lw_snap_thread *t, const struct lw_fd_wait *fw)
 {
     struct lw_snap_wait *w = &t->wait;
     w->pollfd_first = (uint32_t)b->snap->npollfds;
-    if (rec->flags & LW_REC_EPOLL) {
-        poll_set_from_epoll(b, w, (int)rec->fd);
-        return;
-    }
-    uint64_t set[3];
-    for (int i = 0; i < 3; i++)
-        set[i] = rec->set_masked[i] ? rec->set_masked[i] ^ LW_ADDR_MASK : 0;
-    struct lw_task_syscall sc;
-    bool same = false;
-    if (lw_task_syscall(t->tid, &sc) && sc.nr >= 0) {
-        if (rec->flags & LW_REC_POLLFDS)
-            same = (sc.nr == SYS_poll || sc.nr == SYS_ppoll) && sc.args[0] == set[0] && sc.args[1] == rec->nfds;
-        else
-            same = (sc.nr == SYS_select || sc.nr == SYS_pselect6) && sc.args[1] == set[0] && sc.args[2] == set[1];
-    }
-    if (!same) {
+    if (fw->form == LW_POLL_EPOLL)
+        poll_set_from_epoll(b, w, fw->epfd);
+    else if (!fw->set_current)
         w->pollfds_truncated = true;   /* not in that call (any more): the set is unknown */
-        return;
-    }
-    if (rec->flags & LW_REC_POLLFDS)
-        poll_set_from_pollfds(b, w, set[0], rec->nfds);
+    else if (fw->form == LW_POLL_FDS)
+        poll_set_from_pollfds(b, w, fw->set[0], fw->nfds);
     else
-        poll_set_from_fdsets(b, w, set, rec->nfds);
+        poll_set_from_fdsets(b, w, fw->set, fw->nfds);
 }
 
 /* ---- other processes ---- */
@@ -526,7 +432,7 @@ static bool is_descendant(int32_t pid, int32_t self)
     return false;
 }
 
-static void scan_process(int32_t pid, struct target *targets, size_t ntargets, bool tracked_only)
+static void scan_process(int32_t pid, int32_t owner, struct target *targets, size_t ntargets, bool tracked_only)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd", pid);
@@ -534,7 +440,7 @@ static void scan_process(int32_t pid, struct target *targets, size_t ntargets, b
     if (!dir) {
         /* A process we may not look into can hold our channel only if it
          * inherited it (a descendant), unless the channel came from outside. */
-        if (errno != ENOENT && (!tracked_only || is_descendant(pid, getpid())))
+        if (errno != ENOENT && (!tracked_only || is_descendant(pid, owner)))
             for (size_t i = 0; i < ntargets; i++)
                 targets[i].channel->procs_unknown = true;
         return;
@@ -562,7 +468,7 @@ static void scan_process(int32_t pid, struct target *targets, size_t ntargets, b
 
 /* Which other processes hold the other end of each in-process-looking
  * channel wait: every readable /proc/PID/fd, within a time budget. */
-static void scan_other_processes(struct target *targets, size_t ntargets)
+static void scan_other_processes(int32_t owner, struct target *targets, size_t ntargets)
 {
     if (!ntargets)
         return;
@@ -575,21 +481,21 @@ static void scan_other_processes(struct target *targets, size_t ntargets)
             targets[i].channel->procs_unknown = true;
         return;
     }
-    int32_t self = getpid();
+    int32_t self = getpid();   /* (this process holds nothing of the owner's, or is the owner) */
     uint64_t cpu_deadline = lw_thread_cpu_ns() + SCAN_BUDGET_NS, wall_deadline = lw_now_ns() + SCAN_WALL_NS;
     size_t seen = 0;
     struct dirent *de;
     while ((de = readdir(proc))) {
         char *end;
         long pid = strtol(de->d_name, &end, 10);
-        if (*end || pid <= 0 || pid == self)
+        if (*end || pid <= 0 || pid == self || pid == owner)
             continue;
         if (++seen > SCAN_MAX_PROCESSES || lw_thread_cpu_ns() > cpu_deadline || lw_now_ns() > wall_deadline) {
             for (size_t i = 0; i < ntargets; i++)
                 targets[i].channel->procs_unknown = true;
             break;
         }
-        scan_process((int32_t)pid, targets, ntargets, tracked_only);
+        scan_process((int32_t)pid, owner, targets, ntargets, tracked_only);
     }
     closedir(proc);
 }
@@ -626,16 +532,12 @@ static void name_people(const struct build *b)
 
 /* ---- the pass ---- */
 
-static bool wants_fd_info(const struct lw_snap_thread *t, const struct lw_wait_rec *rec)
+static bool wants_fd_info(const struct lw_snap_thread *t, const struct lw_fd_wait *fw)
 {
-    if (!t->waiting)
-        return false;
-    if (rec)
-        return (rec->flags & (LW_REC_FD | LW_REC_POLLFDS | LW_REC_FDSETS)) != 0;
-    return t->wait.fd >= 0;
+    return t->waiting && (fw || t->wait.fd >= 0);
 }
 
-static enum lw_direction syscall_direction(int nr)
+enum lw_direction lw_syscall_direction(int nr)
 {
     switch (nr) {
     case SYS_read: case SYS_readv: case SYS_pread64: case SYS_preadv: case SYS_recvfrom: case SYS_recvmsg:
@@ -649,12 +551,19 @@ static enum lw_direction syscall_direction(int nr)
     }
 }
 
-int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *recs)
+/* The process that holds the channels: the pid given, or this one. */
+static int32_t owner_pid(const struct lw_fdsnap_env *env)
+{
+    return env->pid > 0 ? env->pid : getpid();
+}
+
+int lw_fdsnap_build(struct lw_snapshot *snap, const struct lw_fdsnap_env *env,
+                    const struct lw_fd_wait *const *fd_waits)
 {
     size_t want = 0;
     for (size_t i = 0; i < snap->nthreads; i++) {
         snap->threads[i].wait.channel = -1;
-        if (wants_fd_info(&snap->threads[i], recs[i]))
+        if (wants_fd_info(&snap->threads[i], fd_waits[i]))
             want++;
     }
     uint64_t listed_at = lw_now_ns();
@@ -663,9 +572,10 @@ int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *r
      * this later one. On a busy machine the two can be a tenth of a second
      * apart, and a channel made just after the main thread started would
      * look older than it, making main a possible waker of every channel. */
-    struct build b = { .snap = snap, .now = snap->taken_ns ? snap->taken_ns : listed_at };
-    b.nfds = list_own_fds(&b.fds);
-    collect_channels(b.fds, b.nfds, listed_at);
+    struct build b = { .env = env, .snap = snap, .now = snap->taken_ns ? snap->taken_ns : listed_at };
+    b.nfds = list_own_fds(env, &b.fds);
+    if (env->history)
+        env->history->forget_unused(env->history->ctx, b.fds, b.nfds, listed_at);
     if (!want) {
         free(b.fds);
         return 0;
@@ -685,16 +595,15 @@ int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *r
 
     for (size_t i = 0; i < snap->nthreads; i++) {
         struct lw_snap_thread *t = &snap->threads[i];
-        const struct lw_wait_rec *rec = recs[i];
-        if (!wants_fd_info(t, rec))
+        if (!wants_fd_info(t, fd_waits[i]))
             continue;
         struct lw_snap_wait *w = &t->wait;
-        if (!rec)
-            w->direction = syscall_direction(w->syscall_nr);
+        if (w->source == LW_SOURCE_PROC)
+            w->direction = lw_syscall_direction(w->syscall_nr);
         if (w->fd >= 0 && !w->sysv)
             w->channel = add_channel(&b, (int)w->fd, w->direction);
-        if (rec && (rec->flags & (LW_REC_POLLFDS | LW_REC_FDSETS | LW_REC_EPOLL)))
-            add_poll_set(&b, t, rec);
+        if (fd_waits[i] && fd_waits[i]->form != LW_POLL_NONE)
+            add_poll_set(&b, t, fd_waits[i]);
     }
 
     /* Holders elsewhere, for the channels that could otherwise be in-process. */
@@ -708,10 +617,7 @@ int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *r
                 o = &b.fds[k];
         if (!o)
             continue;
-        struct lw_channel copy, *ch = NULL;
-        if (o->channel >= 0 && lw_channel_read((uint32_t)o->channel, &copy))
-            ch = &copy;
-        other_end_link(o, ch, targets[ntargets].link, sizeof targets[ntargets].link);
+        other_end_link(o, targets[ntargets].link, sizeof targets[ntargets].link);
         if (!targets[ntargets].link[0])
             continue;
         targets[ntargets].eventfd_id = o->type == LW_CHAN_EVENTFD ? o->eventfd_id : 0;
@@ -720,7 +626,7 @@ int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *r
         targets[ntargets].channel = c;
         ntargets++;
     }
-    scan_other_processes(targets, ntargets);
+    scan_other_processes(owner_pid(env), targets, ntargets);
     free(targets);
     name_people(&b);
     free(b.by_tid);

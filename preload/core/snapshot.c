@@ -16,6 +16,7 @@
 #include "core/snapshot.h"
 #include "record/stacks.h"
 #include "core/source.h"
+#include "core/fdsnap.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -396,19 +397,56 @@ static void resolve_join_targets(struct lw_snapshot *snap, const struct reg_copy
     free(index);
 }
 
-/* Channels and poll sets (fdsnap.c), from each thread's hook record. */
+/* A hooked poll-style wait's set, as its record names it; read only if
+ * /proc/self/task/TID/syscall shows the thread inside that very call. */
+static bool poll_set_of(pid_t tid, const struct lw_wait_rec *r, struct lw_fd_wait *fw)
+{
+    memset(fw, 0, sizeof *fw);
+    if (r->flags & LW_REC_EPOLL) {
+        fw->form = LW_POLL_EPOLL;
+        fw->epfd = (int)r->fd;
+        return true;
+    }
+    if (!(r->flags & (LW_REC_POLLFDS | LW_REC_FDSETS)))
+        return false;
+    fw->form = (r->flags & LW_REC_POLLFDS) ? LW_POLL_FDS : LW_POLL_FDSETS;
+    for (int i = 0; i < 3; i++)
+        fw->set[i] = r->set_masked[i] ? r->set_masked[i] ^ LW_ADDR_MASK : 0;
+    fw->nfds = r->nfds;
+    struct lw_task_syscall sc;
+    if (lw_task_syscall(tid, &sc) && sc.nr >= 0) {
+        if (fw->form == LW_POLL_FDS)
+            fw->set_current = (sc.nr == SYS_poll || sc.nr == SYS_ppoll) && sc.args[0] == fw->set[0] &&
+                              sc.args[1] == r->nfds;
+        else
+            fw->set_current = (sc.nr == SYS_select || sc.nr == SYS_pselect6) && sc.args[1] == fw->set[0] &&
+                              sc.args[2] == fw->set[1];
+    }
+    return true;
+}
+
+/* Channels and poll sets (fdsnap.c), from each thread's hook record and
+ * the channel table's history. */
 static void attach_fd_details(struct lw_snapshot *snap, const struct reg_copy *regs, size_t nregs)
 {
-    const struct lw_wait_rec **recs = calloc(snap->nthreads ? snap->nthreads : 1, sizeof *recs);
-    if (!recs)
+    size_t n = snap->nthreads ? snap->nthreads : 1;
+    const struct lw_fd_wait **waits = calloc(n, sizeof *waits);
+    struct lw_fd_wait *sets = calloc(n, sizeof *sets);
+    if (!waits || !sets) {
+        free(waits);
+        free(sets);
         return;
+    }
     for (size_t i = 0; i < snap->nthreads; i++) {
         const struct lw_slot *s = find_slot(regs, nregs, snap->threads[i].tid);
-        if (s && s->wait.kind != LW_WAIT_NONE && snap->threads[i].wait.source == LW_SOURCE_HOOK)
-            recs[i] = &s->wait;
+        if (s && s->wait.kind != LW_WAIT_NONE && snap->threads[i].wait.source == LW_SOURCE_HOOK &&
+            poll_set_of(snap->threads[i].tid, &s->wait, &sets[i]))
+            waits[i] = &sets[i];
     }
-    lw_snapshot_fds(snap, recs);
-    free(recs);
+    struct lw_fdsnap_env env = { .pid = 0, .source = snap->source, .history = &lw_channel_history };
+    lw_fdsnap_build(snap, &env, waits);
+    free(waits);
+    free(sets);
 }
 
 static int compare_u32(const void *a, const void *b)

@@ -280,11 +280,6 @@ uint64_t lw_snapshot_memory_waits(uint64_t now, uint32_t settle_ms, size_t *coun
 int lw_analyze(const struct lw_snapshot *snap, struct lw_analysis *out);
 void lw_analysis_free(struct lw_analysis *a);
 
-/* The fd part of a snapshot (fdsnap.c): channels and poll sets of the
- * waits, given each thread's hook record (NULL for none). 0 or -1. */
-struct lw_wait_rec;
-int lw_snapshot_fds(struct lw_snapshot *snap, const struct lw_wait_rec *const *recs);
-
 /* Rule 3 (reach.c, server thread): scan for the memory waits the analysis
  * left undecided, and record in the snapshot what was found (with the
  * two-scan rule). Then analyse again. 0, or -1 when no scan could be made. */

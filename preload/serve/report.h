@@ -21,4 +21,16 @@ void lw_report_ping(struct jsonw *w);
 void lw_report_hooks(struct jsonw *w);
 void lw_report_error(struct jsonw *w, const char *message);
 
+/* The parts that are the snapshot and its analysis (report_snapshot.c),
+ * shared with the CLI's attach: each writes its key and value. */
+void lw_report_write_settings(struct jsonw *w, const struct lw_snapshot *snap);
+void lw_report_write_summary(struct jsonw *w, const struct lw_snapshot *snap, const struct lw_analysis *a);
+void lw_report_write_paths(struct jsonw *w, const struct lw_snapshot *snap);
+void lw_report_write_threads(struct jsonw *w, const struct lw_snapshot *snap, const struct lw_analysis *a);
+void lw_report_write_exited(struct jsonw *w, const struct lw_snapshot *snap);
+/* Values only: the analysis's and the scan's notes (inside "notes"), and
+ * a fixed-size string of the snapshot (never read past its array). */
+void lw_report_write_judgement_notes(struct jsonw *w, const struct lw_snapshot *snap, const struct lw_analysis *a);
+void lw_report_write_fixed_string(struct jsonw *w, const char *s, size_t size);
+
 #endif
