@@ -34,7 +34,7 @@
 /* ---- the options ---- */
 
 enum opt_id { OPT_JSON, OPT_ALL, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_INTERVAL, OPT_COUNT, OPT_CHECK, OPT_SETTLE,
-              OPT_TIMEOUT, OPT_HELP };
+              OPT_TIMEOUT, OPT_ATTACH, OPT_CORE, OPT_EXE, OPT_SINCE, OPT_AGE, OPT_HELP };
 
 struct optdef {
     enum opt_id id;
@@ -69,6 +69,22 @@ static const struct optdef optdefs[] = {
       "if CMD still runs after SECONDS, report its leaked\n"
       "and deadlocked threads, say it hung, kill its\n"
       "process group, and exit 1" },
+    { OPT_ATTACH, "--attach", NULL,
+      "judge PID from outside (ptrace) even when it has a\n"
+      "leakwatch socket; without a socket that is what\n"
+      "happens anyway" },
+    { OPT_CORE, "--core", "FILE",
+      "judge a core dump (gcore, systemd-coredump) instead\n"
+      "of a running process; no PID" },
+    { OPT_EXE, "--exe", "PATH", "the program of the --core dump, when the core\ndoes not lead to it" },
+    { OPT_SINCE, "--since", "SECONDS",
+      "you know every wait is at least SECONDS old (the\n"
+      "process has hung that long): no sampling; a core\n"
+      "has no other way to age its waits" },
+    { OPT_AGE, "--settle", "MS",
+      "from outside: sample every thread twice, MS\n"
+      "milliseconds apart (default 1000); a wait counts\n"
+      "once the same call lasted that long" },
     { OPT_HELP, "--help", NULL, "this manual (also -h)" },
 };
 
@@ -103,9 +119,12 @@ static int cmd_threads(const struct lwc_options *o);
 static int cmd_help(const struct lwc_options *o);
 static int cmd_version(const struct lwc_options *o);
 
-static const enum opt_id status_opts[] = { OPT_JSON, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
-static const enum opt_id threads_opts[] = { OPT_ALL, OPT_JSON, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
-static const enum opt_id watch_opts[] = { OPT_INTERVAL, OPT_COUNT, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id status_opts[] = { OPT_JSON, OPT_ATTACH, OPT_CORE, OPT_EXE, OPT_SINCE, OPT_AGE, OPT_IGNORE,
+                                           OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id threads_opts[] = { OPT_ALL, OPT_JSON, OPT_ATTACH, OPT_CORE, OPT_EXE, OPT_SINCE, OPT_AGE,
+                                            OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id watch_opts[] = { OPT_INTERVAL, OPT_COUNT, OPT_ATTACH, OPT_AGE, OPT_IGNORE, OPT_SUPPRESSIONS,
+                                          OPT_HELP };
 static const enum opt_id metrics_opts[] = { OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
 static const enum opt_id run_opts[] = { OPT_CHECK, OPT_SETTLE, OPT_TIMEOUT, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
 static const enum opt_id plain_opts[] = { OPT_HELP };
@@ -439,6 +458,15 @@ static int apply_option(const struct verb *v, const struct optdef *d, const char
     case OPT_TIMEOUT:
         return parse_number(value, 0.001, 31536000, &o->timeout)
                    ? EXIT_FINE : usage_error(v, "--timeout: not a positive number of seconds: '%s'", value);
+    case OPT_ATTACH: o->attach = true; return EXIT_FINE;
+    case OPT_CORE: o->core = value; return EXIT_FINE;
+    case OPT_EXE: o->exe = value; return EXIT_FINE;
+    case OPT_SINCE:
+        return parse_number(value, 0, 31536000, &o->since)
+                   ? EXIT_FINE : usage_error(v, "--since: not a number of seconds (0 to a year): '%s'", value);
+    case OPT_AGE:
+        return parse_count(value, 0, 86400000, &o->settle_ms)
+                   ? EXIT_FINE : usage_error(v, "--settle: not a number of milliseconds (0 to 86400000): '%s'", value);
     }
     return EXIT_USAGE;
 }
@@ -513,8 +541,14 @@ static int parse_arguments(const struct verb *v, int argc, char **argv, struct l
     }
     if (o->help)
         return EXIT_FINE;
-    if (v->pid == REQUIRED_PID && !o->pid)
+    if (o->core && (o->pid || o->attach))
+        return usage_error(v, "--core judges a core file: no PID, no --attach%s", "");
+    if (o->exe && !o->core)
+        return usage_error(v, "--exe names the program of a --core dump%s", "");
+    if (v->pid == REQUIRED_PID && !o->pid && !o->core)
         return usage_error(v, "a process id is required%s", "");
+    if (o->attach && !o->pid)
+        return usage_error(v, "--attach needs a PID%s", "");
     if (v->takes_command && !o->cmd)
         return usage_error(v, "a command to run is required%s", "");
     return EXIT_FINE;
@@ -633,9 +667,12 @@ static int cmd_status_all(const struct lwc_options *o)
 
 static int cmd_status(const struct lwc_options *o)
 {
-    if (!o->pid)
+    if (!o->pid && !o->core)
         return cmd_status_all(o);
-    json_object *r = lwc_ask_pid(o->pid, lwc_summary_request(o->supp));
+    struct lwc_asker asker;
+    lwc_asker_init(&asker, o);
+    json_object *r = lwc_asker_ask_or_say(&asker, lwc_summary_request(o->supp));
+    lwc_asker_done(&asker);
     if (!r)
         return EXIT_USAGE;
     json_object *view = lwc_explain(r, o->supp);
@@ -656,7 +693,10 @@ static int cmd_status(const struct lwc_options *o)
 
 static int cmd_threads(const struct lwc_options *o)
 {
-    json_object *r = lwc_ask_pid(o->pid, "threads");
+    struct lwc_asker asker;
+    lwc_asker_init(&asker, o);
+    json_object *r = lwc_asker_ask_or_say(&asker, "threads");
+    lwc_asker_done(&asker);
     if (!r)
         return EXIT_USAGE;
     json_object *view = lwc_explain(r, o->supp);
@@ -701,7 +741,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "leakwatch: unknown verb '%s'; see 'leakwatch help'\n", argv[1]);
         return EXIT_USAGE;
     }
-    struct lwc_options o = { .interval = 2.0, .settle_ms = -1, .supp = lwc_supp_new() };
+    struct lwc_options o = { .interval = 2.0, .settle_ms = -1, .since = -1, .supp = lwc_supp_new() };
     if (!o.supp)
         return EXIT_USAGE;
     int rc = parse_arguments(v, argc - 2, argv + 2, &o);

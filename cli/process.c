@@ -4,11 +4,14 @@
  * applying suppressions, judging growth, and the colour decision.
  */
 #include "verbs.h"
+#include "attach/attach.h"
 #include "client.h"
 #include "history.h"
 #include "symbolize.h"
 
+#include <errno.h>
 #include <langinfo.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +40,80 @@ json_object *lwc_ask_pid(pid_t pid, const char *request)
         fprintf(stderr, "leakwatch: %s\n", err);
     else if (!reply)
         fprintf(stderr, "leakwatch: pid %d: %s\n", (int)pid, err);
+    return reply;
+}
+
+/* ---- where replies come from ---- */
+
+void lwc_asker_init(struct lwc_asker *a, const struct lwc_options *o)
+{
+    a->o = o;
+    a->session = NULL;
+}
+
+void lwc_asker_done(struct lwc_asker *a)
+{
+    lwa_session_free(a->session);
+    a->session = NULL;
+}
+
+static struct lwa_options attach_options(const struct lwc_options *o, const char *request)
+{
+    return (struct lwa_options){ .settle_ms = o->settle_ms >= 0 ? (unsigned)o->settle_ms : 1000u,
+                                 .stall_ms = 30000u, .since = o->since,
+                                 .want_paths = strcmp(request, "threads") == 0 };
+}
+
+/* Judged from outside; "attach": {"why": …} says why it was not asked. */
+static json_object *ask_from_outside(struct lwc_asker *a, const char *request, const char *why_outside, char *err,
+                                     size_t size, bool *gone)
+{
+    if (!a->session && !(a->session = lwa_session_new(a->o->pid))) {
+        snprintf(err, size, "out of memory");
+        return NULL;
+    }
+    struct lwa_options ao = attach_options(a->o, request);
+    json_object *reply = lwa_attach(a->session, &ao, err, size);
+    if (!reply) {
+        *gone = kill(a->o->pid, 0) != 0 && errno == ESRCH;
+        return NULL;
+    }
+    json_object *facts = lwc_get(reply, "attach");
+    if (facts)
+        json_object_object_add(facts, "why", json_object_new_string(why_outside));
+    return reply;
+}
+
+json_object *lwc_asker_ask(struct lwc_asker *a, const char *request, char *err, size_t size, bool *gone)
+{
+    *gone = false;
+    if (a->o->core) {
+        struct lwa_options ao = attach_options(a->o, request);
+        return lwa_judge_core(a->o->core, a->o->exe, &ao, err, size);
+    }
+    if (a->o->attach || a->session)
+        return ask_from_outside(a, request, a->o->attach ? "--attach" : "no leakwatch socket", err, size, gone);
+    struct lwc_target t;
+    enum lwc_failure why = LWC_NOT_LISTENING;
+    json_object *reply = NULL;
+    if (lwc_find_target(a->o->pid, &t, err, size)) {
+        reply = lwc_ask(&t, request, &why, err, size);
+        lwc_clear_target(&t);
+    }
+    if (reply || why == LWC_FAILED)
+        return reply;
+    return ask_from_outside(a, request, "no leakwatch socket", err, size, gone);
+}
+
+json_object *lwc_asker_ask_or_say(struct lwc_asker *a, const char *request)
+{
+    char err[1024] = "";
+    bool gone;
+    json_object *reply = lwc_asker_ask(a, request, err, sizeof err, &gone);
+    if (!reply && a->o->core)
+        fprintf(stderr, "leakwatch: %s\n", err);
+    else if (!reply)
+        fprintf(stderr, "leakwatch: pid %d: %s\n", (int)a->o->pid, err);
     return reply;
 }
 

@@ -18,6 +18,10 @@ enum { EXIT_FINE = 0, EXIT_LEAKS = 1, EXIT_USAGE = 2 };
 
 struct lwc_options {
     bool json, all, check, help;
+    bool attach;                    /* --attach: judge from outside even when a socket exists */
+    const char *core;               /* --core FILE: judge a core dump */
+    const char *exe;                /* --exe PATH: the program of that core */
+    double since;                   /* --since SECONDS: every wait is at least this old; < 0 not given */
     pid_t pid;                      /* 0: none given */
     double interval;                /* watch --interval, seconds */
     long count;                     /* watch --count: refreshes, 0 = until quit */
@@ -37,6 +41,22 @@ struct lwc_style lwc_style_for(int fd);
 /* Ask one process; on failure print "leakwatch: [pid N: ]why" on stderr and
  * return NULL. */
 json_object *lwc_ask_pid(pid_t pid, const char *request);
+
+/* Where one process's replies come from (process.c): its socket; without
+ * one, or with --attach, an attach from outside (cli/attach/, its samples
+ * kept from one refresh to the next); or --core, a core file. */
+struct lwa_session;
+struct lwc_asker {
+    const struct lwc_options *o;
+    struct lwa_session *session;
+};
+void lwc_asker_init(struct lwc_asker *a, const struct lwc_options *o);
+void lwc_asker_done(struct lwc_asker *a);
+/* One reply ("status" or "threads"), or NULL with why in err; *gone: the
+ * process is not there (any more). */
+json_object *lwc_asker_ask(struct lwc_asker *a, const char *request, char *err, size_t size, bool *gone);
+/* The same, printing "leakwatch: why" on stderr when it fails. */
+json_object *lwc_asker_ask_or_say(struct lwc_asker *a, const char *request);
 
 /* The view of one reply every verb shows (new reference): stacks
  * symbolized into frames when the reply has threads (the public JSON

@@ -45,6 +45,7 @@ struct seen {
 
 struct watch {
     const struct lwc_options *o;
+    struct lwc_asker asker;   /* the socket, or an attach from outside kept from one refresh to the next */
     bool tty;              /* stdout: redraw in place */
     bool keys;             /* stdin: a terminal in raw mode */
     bool stdin_open;
@@ -148,16 +149,11 @@ static void draw_in_place(const char *frame, size_t len)
 
 enum ask_result { ASKED, GONE, FAILED };
 
-static enum ask_result ask(pid_t pid, json_object **reply, char *err, size_t errsize)
+static enum ask_result ask(struct watch *w, json_object **reply, char *err, size_t errsize)
 {
-    struct lwc_target t;
-    enum lwc_failure why = LWC_NOT_LISTENING;
-    *reply = NULL;
-    if (lwc_find_target(pid, &t, err, errsize)) {
-        *reply = lwc_ask(&t, "threads", &why, err, errsize);
-        lwc_clear_target(&t);
-    }
-    return *reply ? ASKED : why == LWC_FAILED ? FAILED : GONE;
+    bool gone;
+    *reply = lwc_asker_ask(&w->asker, "threads", err, errsize, &gone);
+    return *reply ? ASKED : gone ? GONE : FAILED;
 }
 
 /* ---- one summary ---- */
@@ -367,7 +363,7 @@ static int watch_loop(struct watch *w, json_object *reply, char *gone, size_t go
             return EXIT_FINE;
         if (wait_interval(w))
             return EXIT_FINE;
-        enum ask_result r = ask(w->o->pid, &reply, err, sizeof err);
+        enum ask_result r = ask(w, &reply, err, sizeof err);
         if (r == GONE) {
             snprintf(gone, gonesize, "pid %d went away (%s)", (int)w->o->pid, err);
             return EXIT_USAGE;
@@ -378,9 +374,12 @@ static int watch_loop(struct watch *w, json_object *reply, char *gone, size_t go
 int lwc_cmd_watch(const struct lwc_options *o)
 {
     struct watch w = { .o = o, .tty = isatty(STDOUT_FILENO), .st = lwc_style_for(STDOUT_FILENO) };
-    json_object *reply = lwc_ask_pid(o->pid, "threads");
-    if (!reply)
+    lwc_asker_init(&w.asker, o);
+    json_object *reply = lwc_asker_ask_or_say(&w.asker, "threads");
+    if (!reply) {
+        lwc_asker_done(&w.asker);
         return EXIT_USAGE;
+    }
     w.keys = w.tty && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &w.saved) == 0;
     w.stdin_open = true;
     sigset_t old;
@@ -391,6 +390,7 @@ int lwc_cmd_watch(const struct lwc_options *o)
     terminal_leave(&w);
     sigprocmask(SIG_SETMASK, &old, NULL);
     forget_groups(&w);
+    lwc_asker_done(&w.asker);
     if (rc != EXIT_FINE)
         fprintf(stderr, "leakwatch watch: %s\n", gone);
     return rc;

@@ -343,7 +343,7 @@ static bool is_live(const struct ctx *c, const struct lw_snap_thread *t)
 static bool has_owner_edge(const struct ctx *c, const struct lw_snap_thread *t)
 {
     const struct lw_snap_wait *w = &t->wait;
-    if (!is_settled(c, t) || w->timed || w->shared || w->owner <= 0 || w->source != LW_SOURCE_HOOK)
+    if (!is_settled(c, t) || w->timed || w->shared || w->owner <= 0 || w->source == LW_SOURCE_PROC)
         return false;
     switch (w->kind) {
     case LW_WAIT_MUTEX:

@@ -405,7 +405,7 @@ static bool has_owner_edge(const struct lw_snapshot *snap, const struct lw_snap_
 {
     const struct lw_snap_wait *w = &t->wait;
     if (!t->waiting || w->seconds * 1000 < snap->settle_ms || w->timed || w->shared || w->owner <= 0 ||
-        w->source != LW_SOURCE_HOOK || w->owner_gone)
+        w->source == LW_SOURCE_PROC || w->owner_gone)
         return false;
     switch (w->kind) {
     case LW_WAIT_MUTEX:
@@ -579,21 +579,28 @@ static bool stack_in_use(const struct thread_info *ti, size_t n, const struct ma
     return false;
 }
 
+static void skip_dead_stack(struct scan *s, const struct thread_info *ti, size_t n, uint64_t tcb)
+{
+    struct mapping *m = tcb ? scan_mapping_at(s, tcb) : NULL;
+    if (!m || m->kind != MAP_ROOT || m->shared || m->hi - tcb > TCB_NEAR_TOP || m == s->maps)
+        return;
+    const struct mapping *below = m - 1;
+    if (below->hi != m->lo || below->readable || below->writable || stack_in_use(ti, n, m))
+        return;
+    scan_skip_range(s, m->lo, tcb & ~7ull);
+}
+
+/* The exited threads the registry remembers, and the descriptors found in
+ * glibc's stack cache from outside (the snapshot's cached_tcbs). */
 static void skip_dead_stacks(struct scan *s, const struct lw_snapshot *snap, const struct thread_info *ti, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (!ti[i].tp)
             return;
-    for (size_t k = 0; k < snap->nexited && snap->exited_pthreads; k++) {
-        uint64_t tcb = snap->exited_pthreads[k];
-        struct mapping *m = tcb ? scan_mapping_at(s, tcb) : NULL;
-        if (!m || m->kind != MAP_ROOT || m->shared || m->hi - tcb > TCB_NEAR_TOP || m == s->maps)
-            continue;
-        const struct mapping *below = m - 1;
-        if (below->hi != m->lo || below->readable || below->writable || stack_in_use(ti, n, m))
-            continue;
-        scan_skip_range(s, m->lo, tcb & ~7ull);
-    }
+    for (size_t k = 0; k < snap->nexited && snap->exited_pthreads; k++)
+        skip_dead_stack(s, ti, n, snap->exited_pthreads[k]);
+    for (size_t k = 0; k < snap->ncached_tcbs && snap->cached_tcbs; k++)
+        skip_dead_stack(s, ti, n, snap->cached_tcbs[k]);
 }
 
 /* Roots we refuse to read: a sanitizer's shadow memory or a huge sparse

@@ -481,35 +481,6 @@ static void collect_stacks(struct lw_snapshot *snap)
     free(ids);
 }
 
-/* ---- process-shared objects in private memory ----
- * A process-shared condvar, semaphore or mutex, or a futex word waited on
- * without FUTEX_PRIVATE_FLAG (libstdc++'s std::future does that), can only
- * be reached by another process through a MAP_SHARED mapping: in private
- * memory (the heap, a stack, a private file mapping, even after fork: the
- * child's copy is its own) the kernel keys the futex by this process's
- * address space, so only this process can wake it. Such waits are private
- * for the analysis, as they are in fact. */
-
-static void unshare_private_objects(struct lw_snapshot *snap)
-{
-    bool any = false;
-    for (size_t i = 0; i < snap->nthreads && !any; i++)
-        any = snap->threads[i].waiting && snap->threads[i].wait.shared;
-    if (!any)
-        return;
-    struct lw_maps maps = LW_MAPS_INIT;
-    if (!lw_maps_read(&maps))
-        return;   /* unknown: they stay shared, which proves less, never more */
-    for (size_t i = 0; i < snap->nthreads; i++) {
-        struct lw_snap_wait *w = &snap->threads[i].wait;
-        if (!snap->threads[i].waiting || !w->shared || !w->object)
-            continue;
-        const struct lw_mapping *where = lw_maps_find(&maps, w->object);
-        if (!where || !where->shared)
-            w->shared = false;
-    }
-    lw_maps_free(&maps);
-}
 
 int lw_snapshot_take(struct lw_snapshot *snap)
 {
@@ -564,24 +535,12 @@ int lw_snapshot_take(struct lw_snapshot *snap)
         check_owner_gone(&snap->threads[i].wait, tids, ntids);
     }
     snap->caught_signals = read_caught_signals();
-    unshare_private_objects(snap);
+    lw_snapshot_unshare_private(snap);
     attach_fd_details(snap, regs, nregs);
     collect_stacks(snap);
     free(regs);
     free(tids);
     return 0;
-}
-
-void lw_snapshot_free(struct lw_snapshot *snap)
-{
-    free(snap->threads);
-    free(snap->exited_threads);
-    free(snap->exited_pthreads);
-    free(snap->stacks);
-    free(snap->channels);
-    free(snap->pollfds);
-    free(snap->paths);
-    memset(snap, 0, sizeof *snap);
 }
 
 /* ---- the background prover's trigger ---- */

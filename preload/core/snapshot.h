@@ -191,6 +191,8 @@ struct lw_snapshot {
     struct lw_snap_exited *exited_threads;
     uint64_t *exited_pthreads;      /* their pthread_self() (TCB addresses), 0 if unknown; nexited entries */
     size_t nexited;
+    uint64_t *cached_tcbs;          /* seen from outside: descriptors of exited threads in glibc's stack cache */
+    size_t ncached_tcbs;
     struct lw_snap_stack *stacks;   /* only the stacks referenced by threads / exited */
     size_t nstacks;
     struct lw_snap_channel *channels;
@@ -294,6 +296,10 @@ void lw_reach_release_idle(void);     /* the server's tick: unmap the arrays of 
 /* All the rules. With want_paths, every candidate that stays reachable gets
  * its path from a root (a thread dump wants them; a count does not). */
 int lw_analyze_with_reach(struct lw_snapshot *snap, struct lw_analysis *a, bool want_paths);
+
+/* Process-shared waits on objects in private memory are private: only
+ * this process can reach them (snapmodel.c, through snap->source). */
+void lw_snapshot_unshare_private(struct lw_snapshot *snap);
 
 /* Syscall names for /proc-only waits (x86-64 numbers); NULL if unknown. */
 const char *lw_syscall_name(int nr);

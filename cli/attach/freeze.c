@@ -1,0 +1,475 @@
+/*
+ * freeze.c — stopping every thread of a process for a moment with ptrace,
+ * and leaving it exactly as it was (see freeze.h).
+ *
+ * PTRACE_SEIZE attaches without stopping and without touching signals;
+ * PTRACE_INTERRUPT then stops the thread wherever it is. A thread asleep
+ * in a syscall comes out of it to stop, and most syscalls are restarted
+ * by the kernel when it is let go (futex, read, poll, nanosleep...). A few
+ * return EINTR to the program instead: epoll_wait, epoll_pwait(2),
+ * sigtimedwait, semop — as under any debugger. Those of them with no
+ * timeout are restarted here at detach, as the kernel restarts the others
+ * (the syscall's number back in rax, rip back over the 2-byte syscall
+ * instruction); a timed one keeps its EINTR (restarting it would lengthen
+ * the wait: the time already waited is not known).
+ *
+ * Threads are listed from /proc/PID/task until a listing finds no new
+ * one (a thread not yet stopped may create others). A signal that arrives
+ * while a thread is held stops it in signal-delivery-stop: the signal is
+ * kept and passed on at detach. A process already stopped by SIGSTOP
+ * stays stopped: PTRACE_DETACH leaves a group-stopped thread stopped.
+ *
+ * Only the calling thread is the tracer; no option that could harm the
+ * process is set (never PTRACE_O_EXITKILL).
+ */
+#include "attach/freeze.h"
+
+#include <errno.h>
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef PTRACE_EVENT_STOP
+#define PTRACE_EVENT_STOP 128
+#endif
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static long ptrace_call(long request, pid_t tid, void *addr, void *data)
+{
+    return syscall(SYS_ptrace, request, (long)tid, addr, data);
+}
+
+/* ---- reading /proc ---- */
+
+static bool read_file(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, size - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return n > 0;
+}
+
+/* The state letter of /proc/PID/stat ('?' unknown). */
+static char process_state(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (!read_file(path, buf, sizeof buf))
+        return '?';
+    const char *close_paren = strrchr(buf, ')');
+    return close_paren && close_paren[1] == ' ' ? close_paren[2] : '?';
+}
+
+static long status_field(pid_t pid, const char *field)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    if (!read_file(path, buf, sizeof buf))
+        return -1;
+    const char *at = strstr(buf, field);
+    return at ? strtol(at + strlen(field), NULL, 10) : -1;
+}
+
+static void command_of(pid_t pid, char *out, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    if (!read_file(path, out, size))
+        snprintf(out, size, "?");
+    out[strcspn(out, "\n")] = 0;
+}
+
+static size_t list_tasks(pid_t pid, pid_t **out)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    size_t n = 0, cap = 64;
+    pid_t *tids = malloc(cap * sizeof *tids);
+    if (!dir || !tids) {
+        if (dir)
+            closedir(dir);
+        free(tids);
+        *out = NULL;
+        return 0;
+    }
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        char *end;
+        long tid = strtol(de->d_name, &end, 10);
+        if (*end || tid <= 0)
+            continue;
+        if (n == cap) {
+            pid_t *bigger = realloc(tids, 2 * cap * sizeof *tids);
+            if (!bigger)
+                break;
+            tids = bigger;
+            cap *= 2;
+        }
+        tids[n++] = (pid_t)tid;
+    }
+    closedir(dir);
+    *out = tids;
+    return n;
+}
+
+/* ---- why we may not attach ---- */
+
+static enum lwa_freeze_failure explain_refusal(pid_t pid, int err, char *why, size_t size)
+{
+    long tracer = status_field(pid, "TracerPid:");
+    if (err == ESRCH || process_state(pid) == 'Z' || process_state(pid) == '?') {
+        snprintf(why, size, "pid %d does not exist (or has exited)", (int)pid);
+        return LWA_NO_PROCESS;
+    }
+    if (tracer > 0) {
+        char comm[64];
+        command_of((pid_t)tracer, comm, sizeof comm);
+        snprintf(why, size, "pid %d is already traced by pid %ld (%s): a process has one tracer at a time; "
+                 "detach the debugger first", (int)pid, tracer, comm);
+        return LWA_TRACED;
+    }
+    if (err != EPERM) {
+        snprintf(why, size, "cannot attach to pid %d: %s", (int)pid, strerror(err));
+        return LWA_FAILED;
+    }
+    char scope[16];
+    long value = read_file("/proc/sys/kernel/yama/ptrace_scope", scope, sizeof scope) ? strtol(scope, NULL, 10) : -1;
+    if (value >= 1 && geteuid() != 0)
+        snprintf(why, size, "cannot attach to pid %d: kernel.yama.ptrace_scope is %ld, which lets a process trace "
+                 "only %s; run leakwatch as root (or with CAP_SYS_PTRACE)%s", (int)pid, value,
+                 value == 1 ? "its own descendants" : value == 2 ? "with CAP_SYS_PTRACE" : "nothing at all",
+                 value == 1 ? ", or set kernel.yama.ptrace_scope=0 (sysctl)" : "");
+    else
+        snprintf(why, size, "cannot attach to pid %d: not permitted (another user's process, or not dumpable: "
+                 "set-user-ID, or PR_SET_DUMPABLE 0)", (int)pid);
+    return LWA_NOT_PERMITTED;
+}
+
+/* ---- the threads ---- */
+
+static bool known(const struct lwa_freeze *f, pid_t tid)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (f->threads[i].tid == tid)
+            return true;
+    return false;
+}
+
+static bool add_thread(struct lwa_freeze *f, pid_t tid)
+{
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? 2 * f->cap : 64;
+        struct lwa_frozen_thread *bigger = realloc(f->threads, cap * sizeof *bigger);
+        if (!bigger)
+            return false;
+        f->threads = bigger;
+        f->cap = cap;
+    }
+    f->threads[f->n++] = (struct lwa_frozen_thread){ .tid = tid };
+    return true;
+}
+
+/* Seize and interrupt every thread listed, until a listing finds no new
+ * one. 0, or the errno of the first seize refused. */
+static int seize_all(struct lwa_freeze *f)
+{
+    for (bool found_new = true; found_new;) {
+        found_new = false;
+        pid_t *tids;
+        size_t n = list_tasks(f->pid, &tids);
+        if (!tids)
+            return f->n ? 0 : ESRCH;
+        for (size_t i = 0; i < n; i++) {
+            if (known(f, tids[i]))
+                continue;
+            if (ptrace_call(PTRACE_SEIZE, tids[i], NULL, NULL) != 0) {
+                int err = errno;
+                if (err == ESRCH)
+                    continue;   /* it exited meanwhile */
+                free(tids);
+                return err;
+            }
+            f->attached = true;
+            if (!add_thread(f, tids[i])) {
+                ptrace_call(PTRACE_DETACH, tids[i], NULL, NULL);   /* (seized, not stopped: detach may fail; */
+                free(tids);                                      /*  our exit releases it) */
+                return ENOMEM;
+            }
+            if (ptrace_call(PTRACE_INTERRUPT, tids[i], NULL, NULL) != 0 && errno == ESRCH)
+                f->threads[f->n - 1].gone = true;
+            found_new = true;
+        }
+        free(tids);
+    }
+    return 0;
+}
+
+/* One state change of a seized thread: stopped (by us, by a group stop,
+ * or by a signal we keep for it), or gone. */
+static void note_wait_status(struct lwa_frozen_thread *t, int status)
+{
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+        t->gone = true;
+        return;
+    }
+    if (!WIFSTOPPED(status))
+        return;
+    if ((status >> 16) == 0)
+        t->pending_signal = WSTOPSIG(status);   /* signal-delivery-stop: pass it on at detach */
+    t->stopped = true;   /* (or PTRACE_EVENT_STOP: our interrupt, or a group stop) */
+}
+
+/* Wait for every seized thread to stop, at most timeout_ms in all. */
+static void wait_for_stops(struct lwa_freeze *f, unsigned timeout_ms)
+{
+    uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        size_t waiting = 0;
+        for (size_t i = 0; i < f->n; i++) {
+            struct lwa_frozen_thread *t = &f->threads[i];
+            if (t->stopped || t->gone)
+                continue;
+            int status;
+            pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
+            if (r == t->tid)
+                note_wait_status(t, status);
+            else if (r < 0 && errno == ECHILD)
+                t->gone = true;
+            if (!t->stopped && !t->gone)
+                waiting++;
+        }
+        if (!waiting || now_ns() >= deadline) {
+            f->unstopped = waiting;
+            return;
+        }
+        struct timespec pause = { 0, 50000 };   /* 50 µs: a stop is a context switch away */
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* ---- EINTR that we caused ---- */
+
+/* A wait without timeout that returns EINTR (not a restart code) when its
+ * thread stops: epoll_wait, epoll_pwait, epoll_pwait2, rt_sigtimedwait,
+ * semop, semtimedop. */
+static bool waits_for_ever_and_returns_eintr(const struct user_regs_struct *r)
+{
+    switch ((long)r->orig_rax) {
+    case SYS_epoll_wait: case SYS_epoll_pwait: return (int)r->r10 < 0;
+    case 441: return r->r10 == 0;                        /* epoll_pwait2: no timeout */
+    case SYS_rt_sigtimedwait: return r->rdx == 0;
+    case SYS_semtimedop: return r->r10 == 0;
+    case SYS_semop: return true;
+    default: return false;
+    }
+}
+
+static bool syscall_instruction_before(pid_t pid, uint64_t rip)
+{
+    unsigned char code[2];
+    struct iovec local = { code, 2 }, remote = { (void *)(uintptr_t)(rip - 2), 2 };
+    return rip >= 2 && process_vm_readv(pid, &local, 1, &remote, 1, 0) == 2 && code[0] == 0x0f && code[1] == 0x05;
+}
+
+static void read_registers(struct lwa_freeze *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        struct lwa_frozen_thread *t = &f->threads[i];
+        if (!t->stopped || t->gone)
+            continue;
+        if (ptrace_call(PTRACE_GETREGS, t->tid, NULL, &t->regs) != 0) {
+            t->stopped = errno == ESRCH ? false : t->stopped;
+            t->gone = errno == ESRCH;
+            continue;
+        }
+        t->restart = !f->was_stopped && !t->pending_signal && (long)t->regs.rax == -EINTR &&
+                     waits_for_ever_and_returns_eintr(&t->regs) && syscall_instruction_before(f->pid, t->regs.rip);
+    }
+}
+
+static int compare_thread(const void *a, const void *b)
+{
+    pid_t x = ((const struct lwa_frozen_thread *)a)->tid, y = ((const struct lwa_frozen_thread *)b)->tid;
+    return (x > y) - (x < y);
+}
+
+/* ---- letting go, also from a signal handler ---- */
+
+/* Async-signal-safe: syscalls only. */
+static void release(struct lwa_frozen_thread *t)
+{
+    if (!t->stopped || t->gone)
+        return;
+    if (t->restart) {
+        struct user_regs_struct r = t->regs;
+        r.rax = r.orig_rax;
+        r.rip -= 2;
+        ptrace_call(PTRACE_SETREGS, t->tid, NULL, &r);
+    }
+    ptrace_call(PTRACE_DETACH, t->tid, NULL, (void *)(long)t->pending_signal);
+    t->stopped = false;
+}
+
+static struct lwa_freeze *volatile held;   /* what the handler lets go */
+static const int fatal_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+#define NFATAL (sizeof fatal_signals / sizeof fatal_signals[0])
+static struct sigaction saved_actions[NFATAL];
+
+static void let_go_and_die(int sig)
+{
+    struct lwa_freeze *f = held;
+    if (f)
+        for (size_t i = 0; i < f->n; i++)
+            release(&f->threads[i]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void block_fatal_signals(sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < NFATAL; i++)
+        sigaddset(&set, fatal_signals[i]);
+    sigprocmask(SIG_BLOCK, &set, old);
+}
+
+/* From here on the thread array does not change: a fatal signal lets
+ * every thread go before leakwatch dies. */
+static void install_handlers(struct lwa_freeze *f)
+{
+    held = f;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = let_go_and_die;
+    sigfillset(&sa.sa_mask);
+    for (size_t i = 0; i < NFATAL; i++)
+        sigaction(fatal_signals[i], &sa, &saved_actions[i]);
+}
+
+static void restore_handlers(void)
+{
+    sigset_t old;
+    block_fatal_signals(&old);
+    for (size_t i = 0; i < NFATAL; i++)
+        sigaction(fatal_signals[i], &saved_actions[i], NULL);
+    held = NULL;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* ---- the freeze ---- */
+
+enum lwa_freeze_failure lwa_freeze(struct lwa_freeze *f, pid_t pid, unsigned timeout_ms, char *why, size_t size)
+{
+    memset(f, 0, sizeof *f);
+    f->pid = pid;
+    if (pid == getpid()) {
+        snprintf(why, size, "pid %d is leakwatch itself", (int)pid);
+        return LWA_FAILED;
+    }
+    char state = process_state(pid);
+    if (state == '?' || state == 'Z' || state == 'X') {
+        snprintf(why, size, "pid %d does not exist (or has exited)", (int)pid);
+        return LWA_NO_PROCESS;
+    }
+    f->was_stopped = state == 'T';
+    sigset_t old;
+    block_fatal_signals(&old);   /* (the handler must never see the array change) */
+    f->began_ns = now_ns();
+    int err = seize_all(f);
+    if (err) {
+        wait_for_stops(f, timeout_ms);   /* whatever was seized is let go as soon as it stops */
+        lwa_thaw(f);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        lwa_freeze_free(f);
+        f->pid = pid;
+        return explain_refusal(pid, err, why, size);
+    }
+    wait_for_stops(f, timeout_ms);
+    read_registers(f);
+    qsort(f->threads, f->n, sizeof *f->threads, compare_thread);
+    f->frozen_ns = now_ns();
+    install_handlers(f);
+    sigprocmask(SIG_SETMASK, &old, NULL);   /* a signal pending since: the handler lets go */
+    return LWA_FROZEN;
+}
+
+/* Threads that had not stopped when we gave up: wait a little longer for
+ * them (a detach needs the stop), else our exit releases them. */
+static void release_latecomers(struct lwa_freeze *f)
+{
+    if (!f->unstopped)
+        return;
+    uint64_t deadline = now_ns() + 2000000000ull;
+    for (size_t i = 0; i < f->n; i++) {
+        struct lwa_frozen_thread *t = &f->threads[i];
+        while (!t->stopped && !t->gone && now_ns() < deadline) {
+            int status;
+            pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
+            if (r == t->tid)
+                note_wait_status(t, status);
+            else if (r < 0)
+                t->gone = true;
+            else
+                usleep(1000);
+        }
+        release(t);
+    }
+}
+
+void lwa_thaw(struct lwa_freeze *f)
+{
+    if (!f->attached)
+        return;
+    for (size_t i = 0; i < f->n; i++) {
+        f->restarted += f->threads[i].restart && f->threads[i].stopped && !f->threads[i].gone;
+        release(&f->threads[i]);
+    }
+    release_latecomers(f);
+    f->attached = false;
+    f->thawed_ns = now_ns();
+    if (held == f)
+        restore_handlers();
+}
+
+void lwa_freeze_free(struct lwa_freeze *f)
+{
+    lwa_thaw(f);
+    free(f->threads);
+    f->threads = NULL;
+    f->n = f->cap = 0;
+}
+
+const struct lwa_frozen_thread *lwa_frozen_thread(const struct lwa_freeze *f, pid_t tid)
+{
+    struct lwa_frozen_thread key = { .tid = tid };
+    return f->threads ? bsearch(&key, f->threads, f->n, sizeof key, compare_thread) : NULL;
+}
+
+void lwa_freeze_hold_for_tests(void)
+{
+    const char *ms = getenv("LEAKWATCH_ATTACH_HOLD_MS");
+    long v = ms ? strtol(ms, NULL, 10) : 0;
+    if (v > 0 && v <= 600000) {
+        fprintf(stderr, "leakwatch: holding the threads stopped for %ld ms (LEAKWATCH_ATTACH_HOLD_MS)\n", v);
+        usleep((useconds_t)v * 1000);
+    }
+}
