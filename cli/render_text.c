@@ -80,6 +80,20 @@ static void print_notes(FILE *out, json_object *reply)
     }
 }
 
+/* The first line of a process judged from outside: where it came from. */
+static void print_source(FILE *out, json_object *p)
+{
+    const char *source = lwc_str(p, "source", NULL);
+    json_object *a = lwc_get(p, "attach");
+    if (source && strcmp(source, "attach") == 0)
+        fprintf(out, "attached to pid %lld from outside (%s): %lld threads stopped for %.1f ms, then let go\n",
+                (long long)lwc_int(p, "pid", 0), lwc_str(a, "why", "ptrace"), (long long)lwc_int(a, "threads_stopped", 0),
+                lwc_double(a, "stopped_ms", 0));
+    else if (source && strcmp(source, "core") == 0)
+        fprintf(out, "core file %s: pid %lld as it was when dumped\n", lwc_str(a, "core", "?"),
+                (long long)lwc_int(p, "pid", 0));
+}
+
 /* ---- status ---- */
 
 static bool stuck(json_object *summary)
@@ -161,15 +175,23 @@ void lwc_render_status_one(FILE *out, json_object *reply, const struct lwc_style
     json_object *s = lwc_get(reply, "summary");
     char up[32];
     format_seconds(up, sizeof up, lwc_double(reply, "uptime", 0));
+    print_source(out, reply);
     fprintf(out, "pid %lld: %s\n", (long long)lwc_int(reply, "pid", 0), lwc_str(reply, "command", "?"));
-    fprintf(out, "uptime %s; %lld threads now (peak %lld); %lld created, %lld exited\n", up,
-            (long long)lwc_int(s, "threads", 0), (long long)lwc_int(reply, "peak", 0),
-            (long long)lwc_int(reply, "created", 0), (long long)lwc_int(reply, "exited", 0));
+    if (lwc_get(reply, "created"))
+        fprintf(out, "uptime %s; %lld threads now (peak %lld); %lld created, %lld exited\n", up,
+                (long long)lwc_int(s, "threads", 0), (long long)lwc_int(reply, "peak", 0),
+                (long long)lwc_int(reply, "created", 0), (long long)lwc_int(reply, "exited", 0));
+    else   /* from outside: no thread history */
+        fprintf(out, "uptime %s; %lld threads now\n", up, (long long)lwc_int(s, "threads", 0));
     fprintf(out, "verdicts: ");
     print_verdict_counts(out, s, st, false);
     fprintf(out, " (%lld parked)\n", (long long)lwc_int(s, "parked", 0));
-    print_history(out, lwc_get(reply, "history"), st);
-    print_growth(out, lwc_get(reply, "growth"), st);
+    if (lwc_get(reply, "source"))   /* from outside: the thread count was never sampled */
+        fprintf(out, "history: none (judged from outside: no thread-count history, no growth alarm)\n");
+    else {
+        print_history(out, lwc_get(reply, "history"), st);
+        print_growth(out, lwc_get(reply, "growth"), st);
+    }
     lwc_render_suppressed(out, NULL, reply);
     print_notes(out, reply);
 }
@@ -546,6 +568,7 @@ static void print_header(FILE *out, json_object *p, const struct lwc_style *st)
 {
     json_object *s = lwc_get(p, "summary");
     long long n = lwc_int(s, "threads", (int64_t)lwc_len(lwc_array(p, "threads")));
+    print_source(out, p);
     fprintf(out, "pid %lld (%s): %lld %s", (long long)lwc_int(p, "pid", 0), lwc_str(p, "command", "?"), n,
             n == 1 ? "thread" : "threads");
     if (s) {

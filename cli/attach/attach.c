@@ -6,7 +6,7 @@
  *      list the target's modules and read their unwind tables, warm the
  *      symbolizer: none of it may lengthen the freeze.
  *   2. Sample every thread through /proc, wait the settle time, sample
- *      again (a watch reuses its last sample as the first): a thread in
+ *      again (every time: our own stop switches every thread out): a thread in
  *      the same syscall with the same arguments and no context switch in
  *      between has waited at least that long. That is the only age a wait
  *      seen from outside has (or --since, the person's word).
@@ -36,10 +36,11 @@
 
 #define STOP_TIMEOUT_MS 2000u
 
+/* What one attach leaves the next (watch). Not the samples: our own stop
+ * switches every thread out, so a sample taken before one freeze cannot
+ * age a wait for the next. */
 struct lwa_session {
     pid_t pid;
-    struct lwa_sample last;    /* the last sample taken: the next attach's first */
-    bool have_last;
 };
 
 static uint64_t now_ns(void)
@@ -59,9 +60,6 @@ struct lwa_session *lwa_session_new(pid_t pid)
 
 void lwa_session_free(struct lwa_session *s)
 {
-    if (!s)
-        return;
-    lwa_sample_free(&s->last);
     free(s);
 }
 
@@ -257,11 +255,7 @@ static bool prepare(struct attach_run *r, char *why, size_t size)
 {
     pid_t pid = r->session->pid;
     lwa_layout_learn_self();
-    if (r->session->have_last) {
-        r->first = r->session->last;
-        memset(&r->session->last, 0, sizeof r->session->last);
-        r->session->have_last = false;
-    } else if (!lwa_sample_take(&r->first, pid)) {
+    if (!lwa_sample_take(&r->first, pid)) {
         snprintf(why, size, "pid %d does not exist (or has exited)", (int)pid);
         return false;
     }
@@ -338,10 +332,7 @@ static void finish_run(struct attach_run *r)
     lwa_memory_free(r->mem);
     lwa_sockpeers_free(r->peers);
     lwa_sample_free(&r->first);
-    /* the second sample is the next attach's first */
-    lwa_sample_free(&r->session->last);
-    r->session->last = r->second;
-    r->session->have_last = r->second.tasks != NULL;
+    lwa_sample_free(&r->second);
 }
 
 json_object *lwa_attach(struct lwa_session *session, const struct lwa_options *o, char *why, size_t size)

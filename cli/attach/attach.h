@@ -22,8 +22,7 @@ struct lwa_options {
     bool want_paths;         /* rule 3's paths for what stays reachable (a thread dump wants them) */
 };
 
-/* The state kept from one attach to the next (watch): the last sample,
- * which is the next one's first. */
+/* One process attached to again and again (watch). */
 struct lwa_session;
 struct lwa_session *lwa_session_new(pid_t pid);
 void lwa_session_free(struct lwa_session *s);

@@ -8,10 +8,11 @@
  * by the kernel when it is let go (futex, read, poll, nanosleep...). A few
  * return EINTR to the program instead: epoll_wait, epoll_pwait(2),
  * sigtimedwait, semop — as under any debugger. Those of them with no
- * timeout are restarted here at detach, as the kernel restarts the others
- * (the syscall's number back in rax, rip back over the 2-byte syscall
- * instruction); a timed one keeps its EINTR (restarting it would lengthen
- * the wait: the time already waited is not known).
+ * timeout are set to restart as soon as they are stopped, as the kernel
+ * restarts the others (the syscall's number back in rax, rip back over
+ * the 2-byte syscall instruction), so that even a leakwatch killed by
+ * SIGKILL leaves them waiting; a timed one keeps its EINTR (restarting it
+ * would lengthen the wait: the time already waited is not known).
  *
  * Threads are listed from /proc/PID/task until a listing finds no new
  * one (a thread not yet stopped may create others). A signal that arrives
@@ -289,6 +290,19 @@ static bool syscall_instruction_before(pid_t pid, uint64_t rip)
     return rip >= 2 && process_vm_readv(pid, &local, 1, &remote, 1, 0) == 2 && code[0] == 0x0f && code[1] == 0x05;
 }
 
+/* Back over the syscall instruction with its number in rax, as the kernel
+ * restarts the others: done at once, so that even a leakwatch killed by
+ * SIGKILL (the kernel then lets go, without us) leaves the wait to go on.
+ * t->regs keeps what the thread was doing, for the judging. */
+static void set_to_restart(struct lwa_frozen_thread *t)
+{
+    struct user_regs_struct r = t->regs;
+    r.rax = r.orig_rax;
+    r.rip -= 2;
+    if (ptrace_call(PTRACE_SETREGS, t->tid, NULL, &r) != 0)
+        t->restart = false;
+}
+
 static void read_registers(struct lwa_freeze *f)
 {
     for (size_t i = 0; i < f->n; i++) {
@@ -302,6 +316,8 @@ static void read_registers(struct lwa_freeze *f)
         }
         t->restart = !f->was_stopped && !t->pending_signal && (long)t->regs.rax == -EINTR &&
                      waits_for_ever_and_returns_eintr(&t->regs) && syscall_instruction_before(f->pid, t->regs.rip);
+        if (t->restart)
+            set_to_restart(t);
     }
 }
 
@@ -318,12 +334,6 @@ static void release(struct lwa_frozen_thread *t)
 {
     if (!t->stopped || t->gone)
         return;
-    if (t->restart) {
-        struct user_regs_struct r = t->regs;
-        r.rax = r.orig_rax;
-        r.rip -= 2;
-        ptrace_call(PTRACE_SETREGS, t->tid, NULL, &r);
-    }
     ptrace_call(PTRACE_DETACH, t->tid, NULL, (void *)(long)t->pending_signal);
     t->stopped = false;
 }

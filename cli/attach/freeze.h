@@ -22,7 +22,7 @@ struct lwa_frozen_thread {
     bool stopped;                  /* in our ptrace stop: its registers are read */
     bool gone;                     /* it exited while we attached */
     int pending_signal;            /* a signal that arrived while we held it: delivered at detach */
-    bool restart;                  /* its wait returned EINTR because of us: restarted at detach */
+    bool restart;                  /* its wait returned EINTR because of us: set to restart */
     struct user_regs_struct regs;
 };
 
@@ -32,7 +32,7 @@ struct lwa_freeze {
     size_t n, cap;
     bool was_stopped;              /* stopped (SIGSTOP) before we came: left stopped */
     size_t unstopped;              /* threads that did not stop in time (uninterruptible sleep) */
-    size_t restarted;              /* waits restarted at detach */
+    size_t restarted;              /* waits set to restart */
     uint64_t began_ns, frozen_ns, thawed_ns;   /* CLOCK_MONOTONIC */
     bool attached;
 };

@@ -30,18 +30,42 @@ static uint64_t now_ns(void)
 
 /* ---- stacks and waits ---- */
 
+static bool in_libc(const char *module)
+{
+    const char *base = module ? strrchr(module, '/') : NULL;
+    return base && strcmp(base, "/libc.so.6") == 0;
+}
+
+/* A wait the preload would have hooked starts its stack, as the preload's
+ * do, at the caller of glibc's function: the frames inside glibc go (a
+ * wait seen only as a syscall keeps them: they are all there is). */
+static void start_at_caller(struct lwa_judgement *j, size_t i, const bool *libc_frame, size_t looked_at)
+{
+    size_t inside = 0;
+    while (inside < looked_at && libc_frame[inside])
+        inside++;
+    if (!j->facts[i].parked || j->facts[i].wait.kind == LW_WAIT_SYSCALL || inside == 0 || inside >= j->depth[i] ||
+        inside == looked_at)
+        return;
+    memmove(j->pcs[i], j->pcs[i] + inside, (j->depth[i] - inside) * sizeof j->pcs[i][0]);
+    j->depth[i] -= (uint32_t)inside;
+}
+
 static void unwind_and_classify(struct lwa_subject *s, struct lwa_judgement *j, size_t i)
 {
     const struct lwa_frozen_thread *t = s->threads[i].t;
     j->depth[i] = (uint32_t)lwa_stacks_unwind(s->stacks, t, j->pcs[i], LW_MAX_FRAMES);
     const char *names[LWA_FRAMES_LOOKED_AT] = { 0 };
+    bool libc_frame[LWA_FRAMES_LOOKED_AT] = { 0 };
     size_t n = j->depth[i] < LWA_FRAMES_LOOKED_AT ? j->depth[i] : LWA_FRAMES_LOOKED_AT;
     for (size_t k = 0; k < n; k++) {
         struct lwc_frame f;
         lwc_symbolize(s->sym, j->pcs[i][k], true, &f);
         names[k] = f.function;
+        libc_frame[k] = in_libc(f.module);
     }
     lwa_classify_wait(t, names, n, s->mem, &j->layout, &j->facts[i]);
+    start_at_caller(j, i, libc_frame, n);
 }
 
 /* Identical stacks share one id (a thousand workers, one stack). */
