@@ -32,7 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <pthread.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -238,32 +240,50 @@ static void note_wait_status(struct lwa_frozen_thread *t, int status)
     t->stopped = true;   /* (or PTRACE_EVENT_STOP: our interrupt, or a group stop) */
 }
 
-/* Wait for every seized thread to stop, at most timeout_ms in all. */
+/* Wait for every seized thread to stop, at most timeout_ms in all. A
+ * blocking waitpid returns the moment its thread stops (polling would
+ * lose a time slice per look on a busy machine); a 10 ms interval timer
+ * interrupts it to look at the clock. */
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
 static void wait_for_stops(struct lwa_freeze *f, unsigned timeout_ms)
 {
     uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
-    for (;;) {
-        size_t waiting = 0;
-        for (size_t i = 0; i < f->n; i++) {
-            struct lwa_frozen_thread *t = &f->threads[i];
-            if (t->stopped || t->gone)
-                continue;
+    struct sigaction alarm_action = { .sa_handler = on_alarm }, saved_action;   /* no SA_RESTART */
+    struct itimerval tick = { { 0, 10000 }, { 0, 10000 } }, saved_timer;
+    sigaction(SIGALRM, &alarm_action, &saved_action);
+    setitimer(ITIMER_REAL, &tick, &saved_timer);
+    sigset_t alarm_only, old;
+    sigemptyset(&alarm_only);
+    sigaddset(&alarm_only, SIGALRM);
+    pthread_sigmask(SIG_UNBLOCK, &alarm_only, &old);
+    bool late = false;
+    for (size_t i = 0; i < f->n && !late; i++) {
+        struct lwa_frozen_thread *t = &f->threads[i];
+        while (!t->stopped && !t->gone) {
             int status;
-            pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
+            pid_t r = waitpid(t->tid, &status, __WALL);
             if (r == t->tid)
                 note_wait_status(t, status);
             else if (r < 0 && errno == ECHILD)
                 t->gone = true;
-            if (!t->stopped && !t->gone)
-                waiting++;
+            else if (r < 0 && errno == EINTR && now_ns() >= deadline) {
+                late = true;
+                break;
+            }
         }
-        if (!waiting || now_ns() >= deadline) {
-            f->unstopped = waiting;
-            return;
-        }
-        struct timespec pause = { 0, 50000 };   /* 50 µs: a stop is a context switch away */
-        nanosleep(&pause, NULL);
     }
+    struct itimerval off = { { 0, 0 }, { 0, 0 } };
+    setitimer(ITIMER_REAL, &off, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    sigaction(SIGALRM, &saved_action, NULL);
+    setitimer(ITIMER_REAL, &saved_timer, NULL);
+    f->unstopped = 0;
+    for (size_t i = 0; i < f->n; i++)
+        f->unstopped += !f->threads[i].stopped && !f->threads[i].gone;
 }
 
 /* ---- EINTR that we caused ---- */

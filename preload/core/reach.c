@@ -977,6 +977,94 @@ static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, 
 #define PATHS_MIN_NS 100000000ull
 #define PATHS_MAX_NS 400000000ull
 
+/* ---- a frozen process whose candidates all wait on globals ----
+ * A module's data is a root, never a block (the heaps walked are
+ * anonymous): an object there is reachable, whatever else the memory
+ * holds. When every candidate's object lies in a file's writable mapping,
+ * a frozen process need not stay stopped for a scan of its whole heap to
+ * learn that. Each gets the path a scan would give it: a data root, no
+ * step. (This process's own scans keep their rhythm: they also serve the
+ * two-scan rule.) */
+/* A module's bss: the anonymous mapping right after its writable file
+ * mapping, which the scan keeps a root: no thread's stack or descriptor
+ * in it (no thread part), not a heap's 64 MiB-aligned start, not starting
+ * with an mmapped chunk's header. */
+static bool is_bss(const struct lw_snapshot *snap, const struct lw_maps *maps, const struct lw_mapping *m)
+{
+    size_t i = (size_t)(m - maps->v);
+    if (i == 0 || m->name[0] || !m->anonymous || m->shared || !(m->lo & (HEAP_MAX_SIZE - 1)))
+        return false;
+    const struct lw_mapping *file = m - 1;
+    if (file->hi != m->lo || !file->writable || file->name[0] != '/')
+        return false;
+    uint64_t hdr[2];
+    if (lw_source_read_all(snap->source, hdr, m->lo, sizeof hdr) && hdr[0] == 0 && (hdr[1] & IS_MMAPPED))
+        return false;
+    struct lw_regs regs;
+    for (size_t k = 0; k < snap->nthreads; k++) {
+        const struct lw_snap_thread *t = &snap->threads[k];
+        uint64_t sp = snap->source->ops->registers(snap->source, t->tid, &regs) ? regs.sp : 0;
+        if ((t->pthread >= m->lo && t->pthread < m->hi) || (sp >= m->lo && sp < m->hi) || !t->pthread)
+            return false;
+    }
+    return true;
+}
+
+static bool in_module_data(const struct lw_snapshot *snap, const struct lw_maps *maps, uint64_t object,
+                           const struct lw_mapping **where)
+{
+    *where = lw_maps_find(maps, object);
+    return *where && (*where)->writable &&
+           ((*where)->name[0] == '/' || is_bss(snap, maps, *where));
+}
+
+static uint32_t global_path(struct lw_snapshot *snap, uint64_t object, const struct lw_mapping *m)
+{
+    for (size_t k = 0; k < snap->npaths; k++)
+        if (snap->paths[k].root_address == object)
+            return (uint32_t)k + 1;
+    struct lw_reach_path *p = &snap->paths[snap->npaths++];
+    memset(p, 0, sizeof *p);
+    p->root = LW_ROOT_DATA;
+    p->root_address = object;
+    p->root_lo = m->lo;
+    p->root_hi = m->hi;
+    p->complete = true;
+    return (uint32_t)snap->npaths;
+}
+
+static bool answer_for_globals(struct lw_snapshot *snap, const struct lw_analysis *a, size_t candidates,
+                               bool want_paths)
+{
+    struct lw_maps maps = LW_MAPS_INIT;
+    if (!snap->source->frozen || !snap->source->ops->maps(snap->source, &maps))
+        return false;
+    const struct lw_mapping *m;
+    bool all = true;
+    for (size_t i = 0; i < snap->nthreads && all; i++)
+        all = !lw_reach_is_candidate(snap, i, &a->verdicts[i]) ||
+              in_module_data(snap, &maps, snap->threads[i].wait.object, &m);
+    struct lw_reach_path *paths = all && want_paths ? calloc(candidates, sizeof *paths) : NULL;
+    if (all) {
+        free(snap->paths);
+        snap->paths = paths;
+        snap->npaths = 0;
+        for (size_t i = 0; i < snap->nthreads; i++) {
+            struct lw_snap_wait *w = &snap->threads[i].wait;
+            if (!lw_reach_is_candidate(snap, i, &a->verdicts[i]))
+                continue;
+            w->reach = LW_REACH_REACHABLE;
+            if (paths && in_module_data(snap, &maps, w->object, &m))
+                w->reach_path = global_path(snap, w->object, m);
+        }
+        snprintf(snap->reach_note, sizeof snap->reach_note,
+                 "reachability: %zu candidate wait%s, every object in a module's data (a global): reachable, no scan",
+                 candidates, candidates == 1 ? "" : "s");
+    }
+    lw_maps_free(&maps);
+    return all;
+}
+
 /* A frozen process waits for the search: a tenth of the time there. */
 static uint64_t paths_budget(const struct lw_source *src, uint64_t mark_took)
 {
@@ -1002,6 +1090,8 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool wa
     }
     uint64_t t0 = lw_now_ns(), cpu0 = lw_thread_cpu_ns();
     if (!snap->source->frozen && answer_from_last_scan(snap, a, t0, want_paths))
+        return 0;
+    if (answer_for_globals(snap, a, candidates, want_paths))
         return 0;
     struct scan s;
     struct scan_memory m;

@@ -29,6 +29,13 @@ The test asserts, under the preload:
     and these results are the same as the bare run's;
   - SIGTERM ends the server with exit status 0, as it does bare.
 A server that is not installed fails the test: scripts/setup installs both.
+
+With "-attach" (memcached-attach, redis-attach) no server runs under the
+preload: a bare one is judged from outside (`leakwatch threads PID`,
+ptrace: issue 17) ATTACHES times in a row while the workload runs again and
+again, and every run of the workload must give the answers of a bare
+server nobody attached to (no lost request, no wrong answer); every report
+judges nothing stuck, with the same threads; SIGTERM still ends it with 0.
 """
 import concurrent.futures
 import hashlib
@@ -44,7 +51,7 @@ import tempfile
 import threading
 import time
 
-from lwtest import SLOW, Process, TestFailure, check, run_test, until
+from lwtest import CLI, SLOW, Process, TestFailure, check, run_cli, run_test, until
 
 STALL_MS = 2000
 SETTLE_S = 1.0          # the preload's default settle time
@@ -372,6 +379,19 @@ def redis_workload(path):
     return results
 
 
+def redis_fresh_workload(path):
+    """The workload on an empty database (FLUSHALL first): the same answers
+    however often it runs on one server."""
+    s = connect(path)
+    f = s.makefile("rb")
+    try:
+        check(resp(f, s, b"FLUSHALL") == b"OK", "FLUSHALL")
+    finally:
+        f.close()
+        s.close()
+    return redis_workload(path)
+
+
 def start_redis(tmp, preload):
     path = os.path.join(tmp, "redis.sock")
     argv = [require("/usr/bin/redis-server"), "--port", "0", "--unixsocket", path, "--unixsocketperm", "700",
@@ -413,6 +433,71 @@ def redis():
           % (runs[False], runs[True]))
 
 
+# ---- judged from outside, under load ----
+
+ATTACHES = 50
+
+
+class Attacher:
+    """Attaches to a bare server ATTACHES times in a row (each a freeze of
+    every thread), checking each report."""
+
+    def __init__(self, pid):
+        self.pid, self.reports, self.failure, self.threads = pid, 0, None, set()
+        self.freezes = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            for _ in range(ATTACHES):
+                p = run_cli(["threads", str(self.pid), "--json", "--all", "--settle", "100"], "/nonexistent")
+                check(p.returncode == 0, "attach %d: exit %d: %s" % (self.reports + 1, p.returncode, p.stderr))
+                r = json.loads(p.stdout)
+                check(r["source"] == "attach", "not from outside: %r" % r.get("source"))
+                bad = bad_threads(r)
+                check(not bad, "attach %d judged stuck: %r" % (self.reports + 1, bad))
+                self.threads.add(tuple(sorted(t["name"] for t in r["threads"])))
+                self.freezes.append(r["attach"]["stopped_ms"])
+                self.reports += 1
+        except Exception as e:   # noqa: BLE001 -- reported by finish()
+            self.failure = e
+
+    def running(self):
+        return self.thread.is_alive()
+
+    def finish(self):
+        self.thread.join(timeout=300 * SLOW)
+        if self.failure:
+            raise self.failure
+        check(self.reports == ATTACHES, "%d attaches of %d" % (self.reports, ATTACHES))
+        check(len(self.threads) == 1, "the threads seen changed: %r" % self.threads)
+        print("%d attaches, threads stopped for %.1f ms at most (median %.1f ms)"
+              % (self.reports, max(self.freezes), sorted(self.freezes)[len(self.freezes) // 2]))
+
+
+def attached_under_load(start, workload):
+    """A bare server without attaches, for the answers to expect; then
+    another through the workload again and again while it is attached to
+    ATTACHES times: every run answers the same."""
+    p, path = start(private_tmp(), False)
+    with p:
+        expected = workload(path)
+        check(stop(p) == 0, "the bare server did not exit 0 after SIGTERM")
+    p, path = start(private_tmp(), False)
+    with p:
+        attacher = Attacher(p.pid)
+        runs = 0
+        while attacher.running() or runs == 0:
+            got = workload(path)
+            runs += 1
+            check(got == expected, "run %d of the workload under attaches answered %r, not %r" % (runs, got, expected))
+        attacher.finish()
+        print("%d runs of the workload under attaches, every one as without" % runs)
+        rc = stop(p)
+        check(rc == 0, "the server exited %r after SIGTERM, having been attached to" % rc)
+
+
 _tmps = []
 
 
@@ -425,7 +510,9 @@ def private_tmp():
 
 def main():
     try:
-        {"memcached": memcached, "redis": redis}[sys.argv[1]]()
+        {"memcached": memcached, "redis": redis,
+         "memcached-attach": lambda: attached_under_load(start_memcached, memcached_client),
+          "redis-attach": lambda: attached_under_load(start_redis, redis_fresh_workload)}[sys.argv[1]]()
     finally:
         for d in _tmps:
             shutil.rmtree(d, ignore_errors=True)
