@@ -72,17 +72,7 @@ static void nothing_to_prepare(struct lw_source *src, struct scan *s) { (void)sr
 /* Every general register of a stopped thread may hold a pointer. */
 static bool frozen_registers(const struct lw_source *src, int32_t tid, struct lw_regs *out)
 {
-    const struct lwa_frozen_thread *t = lwa_frozen_thread(src->ctx, tid);
-    memset(out, 0, sizeof *out);
-    if (!t || !t->stopped || t->gone)
-        return false;
-    const struct user_regs_struct *r = &t->regs;
-    uint64_t words[] = { r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp, r->r8, r->r9, r->r10,
-                         r->r11, r->r12, r->r13, r->r14, r->r15, r->fs_base, r->gs_base };
-    memcpy(out->words, words, sizeof words);
-    out->nwords = sizeof words / sizeof words[0];
-    out->sp = r->rsp;
-    return true;
+    return lwa_thread_registers(lwa_frozen_thread(src->ctx, tid), out);
 }
 
 static const struct lw_source_ops frozen_ops = {

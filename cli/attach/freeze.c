@@ -24,6 +24,7 @@
  * process is set (never PTRACE_O_EXITKILL).
  */
 #include "attach/freeze.h"
+#include "core/source.h"
 
 #include <errno.h>
 #include <dirent.h>
@@ -486,6 +487,20 @@ void lwa_freeze_free(struct lwa_freeze *f)
     free(f->threads);
     f->threads = NULL;
     f->n = f->cap = 0;
+}
+
+bool lwa_thread_registers(const struct lwa_frozen_thread *t, struct lw_regs *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!t || !t->stopped || t->gone)
+        return false;
+    const struct user_regs_struct *r = &t->regs;
+    uint64_t words[] = { r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rbp, r->r8, r->r9, r->r10,
+                         r->r11, r->r12, r->r13, r->r14, r->r15, r->fs_base, r->gs_base };
+    memcpy(out->words, words, sizeof words);
+    out->nwords = sizeof words / sizeof words[0];
+    out->sp = r->rsp;
+    return true;
 }
 
 const struct lwa_frozen_thread *lwa_frozen_thread(const struct lwa_freeze *f, pid_t tid)

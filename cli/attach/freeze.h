@@ -53,6 +53,11 @@ enum lwa_freeze_failure lwa_freeze(struct lwa_freeze *f, pid_t pid, unsigned tim
 void lwa_thaw(struct lwa_freeze *f);
 void lwa_freeze_free(struct lwa_freeze *f);
 
+/* A stopped thread's general registers as the reachability scan counts
+ * them (core/source.h); false if it is not stopped. */
+struct lw_regs;
+bool lwa_thread_registers(const struct lwa_frozen_thread *t, struct lw_regs *out);
+
 /* The frozen thread with this tid, or NULL. */
 const struct lwa_frozen_thread *lwa_frozen_thread(const struct lwa_freeze *f, pid_t tid);
 

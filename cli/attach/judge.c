@@ -147,7 +147,8 @@ static int build_snapshot(struct lwa_subject *s, struct lwa_judgement *j)
         memcpy(snap->cached_tcbs, j->layout.cached_tcbs, j->layout.ncached_tcbs * sizeof *snap->cached_tcbs);
         snap->ncached_tcbs = j->layout.ncached_tcbs;
     }
-    lw_snapshot_unshare_private(snap);
+    if (strcmp(s->kind, "core") != 0)   /* a core does not say which mappings were shared */
+        lw_snapshot_unshare_private(snap);
     return 0;
 }
 

@@ -257,7 +257,8 @@ static int match_module(Dwfl_Module *mod, void **userdata, const char *name, Dwa
     (void)start;
     struct build_id_search *q = arg;
     size_t len = name ? strlen(name) : 0, slen = strlen(q->suffix);
-    if (len < slen || strcmp(name + len - slen, q->suffix) != 0)
+    bool bare = q->suffix[0] == '/' && len == slen - 1 && strcmp(name, q->suffix + 1) == 0;   /* a core's soname */
+    if (!bare && (len < slen || strcmp(name + len - slen, q->suffix) != 0))
         return DWARF_CB_OK;
     const unsigned char *bits;
     GElf_Addr vaddr;

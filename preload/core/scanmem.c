@@ -10,6 +10,7 @@
 #include "base/maps.h"
 #include "base/util.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -94,6 +95,12 @@ void scan_unmap(void *p, size_t cap, size_t elem)
 {
     if (p)
         munmap(p, cap * elem);
+}
+
+void lw_scan_cannot_prove(struct scan *s, const char *why)
+{
+    s->incomplete = true;
+    snprintf(s->problem, sizeof s->problem, "%s", why);
 }
 
 /* ---- the mappings ---- */

@@ -100,6 +100,10 @@ void lw_process_threads_begin(const struct lw_source *src, struct lw_task_dir *d
 bool lw_process_registers(const struct lw_task_dir *dir, int32_t tid, struct lw_regs *out);
 bool lw_process_threads_end(struct lw_task_dir *dir);
 
+/* For a source's prepare_scan: what it cannot show (memory a core file
+ * omits) makes this scan prove nothing, and says why (scanmem.c). */
+void lw_scan_cannot_prove(struct scan *s, const char *why);
+
 /* This process, as the preload reads it (source_self.c, preload only). */
 struct lw_source *lw_self_source(void);
 

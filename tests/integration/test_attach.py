@@ -20,6 +20,10 @@ the preload's own engine). argv[1] is a mode:
   text           the text view's first line says it attached, `status`
                  exits 1 on a leak, `watch` refreshes by attaching again,
                  `--attach` is taken even when a socket exists.
+  core-classic, core-verdicts
+                 the same processes dumped with gdb's gcore and judged from
+                 the core (`leakwatch threads --core FILE --since 5`): the
+                 same verdicts, thread for thread, as the live attach gave.
   harm-*         the process takes no harm: SIGKILL of leakwatch mid-freeze
                  (the kernel lets go), SIGINT and SIGTERM mid-freeze (the
                  handler lets go), a process another tracer holds (exit 2,
@@ -32,6 +36,7 @@ Under the sanitizer pass the fixtures' malloc is ASan's: rule 3 proves
 nothing there (the note says why) and the memory leaks stay `waiting`."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -331,6 +336,79 @@ def mode_harm_other_user():
         check("not permitted" in out.stderr or "does not exist" in out.stderr or "ptrace_scope" in out.stderr,
               out.stderr)
         alive_and_beating(p, "after another user's attempt")
+
+
+# ---- core files ----
+
+def gcore(pid, tmp):
+    """A core of pid, written by gdb's gcore (it attaches, dumps, detaches)."""
+    prefix = os.path.join(tmp, "core")
+    out = subprocess.run(["gcore", "-o", prefix, str(pid)], capture_output=True, text=True, timeout=120 * SLOW)
+    path = "%s.%d" % (prefix, pid)
+    check(out.returncode == 0 and os.path.exists(path), "gcore failed: %s%s" % (out.stdout[-1000:], out.stderr[-1000:]))
+    return path
+
+
+def judge_core(path):
+    p = run_cli(["threads", "--core", path, "--since", "5", "--json", "--all"], "/nonexistent")
+    check(p.returncode == 0, "threads --core: exit %d: %s" % (p.returncode, p.stderr))
+    report = json.loads(p.stdout)
+    check(report["source"] == "core", "source %r" % report.get("source"))
+    return report
+
+
+def by_tid(report):
+    return {t["tid"]: (t["verdict"], (t.get("wait") or {}).get("kind")) for t in report["threads"]}
+
+
+def same_as_live(p, what, tmp, live=None):
+    live = live or attach(p.pid)
+    core = judge_core(gcore(p.pid, tmp))
+    check(by_tid(core) == by_tid(live), "%s: the core says %r, the live attach %r" % (what, by_tid(core), by_tid(live)))
+    return live
+
+
+def mode_core_classic():
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="lwcore.")
+    runs = {}
+    try:
+        for mech in list(MEMORY) + ["pipe"]:
+            for pattern in PATTERNS:
+                runs[(pattern, mech)] = bare([fixture("classic"), pattern, mech, "leak"])
+        for p in runs.values():
+            p.read_line("READY", timeout=20)
+        time.sleep(0.5 * SLOW)
+        for (pattern, mech), p in runs.items():
+            live = same_as_live(p, "%s %s leak" % (pattern, mech), tmp)
+            leaked = [t for t in live["threads"] if t["verdict"] == "leaked"]
+            check(len(leaked) == (3 if mech in MEMORY and not sanitized() else 0), "%s %s: live %r"
+                  % (pattern, mech, by_tid(live)))
+    finally:
+        for p in runs.values():
+            p.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def mode_core_verdicts():
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix="lwcore.")
+    runs = {m: bare([fixture("verdicts"), m]) for m in VERDICTS}
+    try:
+        for m, p in runs.items():
+            r = p.read_line("READY", timeout=20)
+            ids = {k: int(v) for k, v in r.items() if int(v) > 0}
+
+            def proven():
+                report = attach(p.pid)
+                got = {k: (thread_by_tid(report, tid) or {}).get("verdict") for k, tid in ids.items()}
+                check(all(got[k] == v for k, v in VERDICTS[m].items()), "%s: %r" % (m, got))
+                return report
+            same_as_live(p, m, tmp, until(proven, 10, m))
+    finally:
+        for p in runs.values():
+            p.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():
