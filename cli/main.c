@@ -129,6 +129,22 @@ static const enum opt_id metrics_opts[] = { OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HE
 static const enum opt_id run_opts[] = { OPT_CHECK, OPT_SETTLE, OPT_TIMEOUT, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
 static const enum opt_id plain_opts[] = { OPT_HELP };
 
+#define ATTACH_NOTE                                                                                         \
+    "A process with no leakwatch socket (started without the preload), or any\n"                              \
+    "with --attach, is judged from outside: its threads are sampled twice\n"                                \
+    "through /proc (--settle apart, 1 s by default: that is how a wait gets an\n"                            \
+    "age), then stopped for a few milliseconds with ptrace while their stacks,\n"                            \
+    "waits and memory are read and the preload's proofs run, then let go as\n"                              \
+    "they were (a stopped process stays stopped; a wait the stop cut short is\n"                            \
+    "restarted). The first line says so. What attach cannot know (how threads\n"                            \
+    "were created, which exited, who used each fd) is in the notes, and no\n"                               \
+    "verdict relies on it. --core FILE judges a core dump the same way (with\n"                             \
+    "--since: a core has no other way to age its waits).\n"
+
+#define ATTACH_ENVIRONMENT                                                                                  \
+    "LEAKWATCH_ATTACH_HOLD_MS  a testing aid: keep the threads stopped that much\n"                           \
+    "                          longer (to kill leakwatch mid-freeze)"
+
 #define SUPPRESSION_NOTE                                                                                    \
     "Suppressed threads (--ignore, --suppressions, LEAKWATCH_SUPPRESSIONS) are\n"                            \
     "never reported and never counted as stuck; a line (JSON: \"suppressed\",\n"                            \
@@ -137,8 +153,9 @@ static const enum opt_id plain_opts[] = { OPT_HELP };
 static const struct verb verbs[] = {
     { "status", cmd_status, OPTIONAL_PID, false, status_opts,
       "processes under leakwatch and their thread counts by verdict",
-      "leakwatch status [PID] [--json] [--ignore PATTERN]...\n"
-      "                        [--suppressions FILE]...",
+      "leakwatch status [PID] [--json] [--attach] [--settle MS] [--since SECONDS]\n"
+      "                        [--ignore PATTERN]... [--suppressions FILE]...\n"
+      "       leakwatch status --core FILE [--exe PATH] [--since SECONDS] [--json] ...",
       "Without PID: every process running under the preload that this user may\n"
       "ask (root: every one), one line each: threads, parked threads and the\n"
       "count of each verdict (running, waiting, suspect, leaked, deadlocked).\n"
@@ -150,36 +167,40 @@ static const struct verb verbs[] = {
       "last 8 to 64 samples cut in four quarters, the lowest count rose in\n"
       "every quarter, ended above the first quarter's peak, and by 4 threads\n"
       "or more (docs/protocol.md, \"Growth alarm\").\n"
-      "\n" SUPPRESSION_NOTE,
+      "\n" ATTACH_NOTE "(From outside there is no history and no growth alarm.)\n\n" SUPPRESSION_NOTE,
       "0  no process shown has leaked or deadlocked threads\n"
       "1  a process shown has leaked or deadlocked threads (suppressed ones aside)\n"
-      "2  usage error, or a process could not be asked (no socket, timeout,\n"
-      "   error or malformed reply)",
-      NULL,
+      "2  usage error, or a process could not be asked (timeout, error or\n"
+      "   malformed reply) or, without a socket, attached to",
+      ATTACH_ENVIRONMENT,
       "leakwatch status\n"
       "leakwatch status 4242\n"
       "leakwatch status --json | jq '.processes[] | select(.summary.leaked > 0)'\n"
-      "leakwatch status 4242 --ignore 'libfoo_*'" },
+      "leakwatch status 4242 --ignore 'libfoo_*'\n"
+      "leakwatch status --core core.4242 --since 600" },
     { "threads", cmd_threads, REQUIRED_PID, false, threads_opts,
       "what a process's threads wait on, and which can never wake",
-      "leakwatch threads PID [--all] [--json] [--ignore PATTERN]...\n"
-      "                         [--suppressions FILE]...",
+      "leakwatch threads PID [--all] [--json] [--attach] [--settle MS] [--since SECONDS]\n"
+      "                         [--ignore PATTERN]... [--suppressions FILE]...\n"
+      "       leakwatch threads --core FILE [--exe PATH] [--since SECONDS] [--all] [--json] ...",
       "The thread dump of PID: what every thread waits on, for how long, why it\n"
       "is stuck, and where (symbolized wait and creation stacks). By default\n"
       "threads are grouped by verdict, creation site and wait site with a\n"
       "count, stuck groups first; --all lists every thread. --json prints the\n"
       "JSON contract, always with every thread, stacks as frames {pc, module,\n"
       "offset, function, file, line}.\n"
-      "\n" SUPPRESSION_NOTE,
+      "\n" ATTACH_NOTE "\n" SUPPRESSION_NOTE,
       "0  the dump was printed, whatever the verdicts\n"
-      "2  usage error, or the process could not be asked",
-      NULL,
+      "2  usage error, or the process could not be asked or attached to (not\n"
+      "   there, traced by a debugger, ptrace not permitted)",
+      ATTACH_ENVIRONMENT,
       "leakwatch threads 4242\n"
       "leakwatch threads 4242 --all\n"
-      "leakwatch threads 4242 --json | jq '.threads[] | select(.verdict == \"leaked\")'" },
+      "leakwatch threads 4242 --json | jq '.threads[] | select(.verdict == \"leaked\")'\n"
+      "leakwatch threads --core core.4242 --since 120" },
     { "watch", lwc_cmd_watch, REQUIRED_PID, false, watch_opts,
       "a refreshing summary of one process, like top",
-      "leakwatch watch PID [--interval SECONDS] [--count N]\n"
+      "leakwatch watch PID [--interval SECONDS] [--count N] [--attach] [--settle MS]\n"
       "                       [--ignore PATTERN]... [--suppressions FILE]...",
       "Shows PID's summary every interval: counts by verdict, threads now,\n"
       "peak, created and exited, the thread-count history and growth alarm,\n"
@@ -193,11 +214,12 @@ static const struct verb verbs[] = {
       "restores the terminal. Otherwise one summary is printed per interval,\n"
       "separated by a blank line, without escape codes, until SIGINT or SIGTERM\n"
       "or --count refreshes.\n"
-      "\n" SUPPRESSION_NOTE,
+      "\n" ATTACH_NOTE "Each refresh attaches again (and samples again: our own stop switches\n"
+      "every thread out, so an age never carries over).\n\n" SUPPRESSION_NOTE,
       "0  quit: q, Ctrl-C, SIGINT, SIGTERM, or --count refreshes done\n"
       "2  usage error, the process could not be asked at the start, or it went\n"
       "   away while watched",
-      NULL,
+      ATTACH_ENVIRONMENT,
       "leakwatch watch 4242\n"
       "leakwatch watch 4242 --interval 0.5\n"
       "leakwatch watch 4242 --count 3 > watch.log" },
@@ -373,8 +395,9 @@ static void print_verb_help(FILE *out, const struct verb *v)
 static void print_overview(FILE *out)
 {
     fprintf(out, "usage: leakwatch VERB [ARGS]\n\n"
-                 "Finds the threads of processes run with LD_PRELOAD=libleakwatch.so that wait\n"
-                 "on something, and proves which can never wake up.\n\nverbs:\n");
+                 "Finds the threads of a process that wait on something, and proves which can\n"
+                 "never wake up: processes run with LD_PRELOAD=libleakwatch.so over their\n"
+                 "socket, any other process from outside (ptrace), or a core file.\n\nverbs:\n");
     for (size_t i = 0; i < NVERBS; i++)
         fprintf(out, "  %-8s %s\n", verbs[i].name, verbs[i].title);
     fprintf(out, "\n'leakwatch VERB --help' or 'leakwatch help VERB' for a verb's manual.\n"

@@ -102,6 +102,11 @@ json_object *lwc_asker_ask(struct lwc_asker *a, const char *request, char *err, 
     }
     if (reply || why == LWC_FAILED)
         return reply;
+    if (kill(a->o->pid, 0) != 0 && errno == ESRCH) {
+        snprintf(err, size, "no such process: %d", (int)a->o->pid);
+        *gone = true;
+        return NULL;
+    }
     return ask_from_outside(a, request, "no leakwatch socket", err, size, gone);
 }
 
@@ -110,7 +115,7 @@ json_object *lwc_asker_ask_or_say(struct lwc_asker *a, const char *request)
     char err[1024] = "";
     bool gone;
     json_object *reply = lwc_asker_ask(a, request, err, sizeof err, &gone);
-    if (!reply && a->o->core)
+    if (!reply && (a->o->core || gone))
         fprintf(stderr, "leakwatch: %s\n", err);
     else if (!reply)
         fprintf(stderr, "leakwatch: pid %d: %s\n", (int)a->o->pid, err);

@@ -949,6 +949,24 @@ static void forget_findings(void)
     recheck_wanted = false;
 }
 
+/* A frozen process stays stopped while the scan reads it: past this much
+ * memory to read (about a second and a half at the scan's rate) it is let
+ * go unscanned rather than held; rule 3 then proves nothing there. */
+#define FROZEN_SCAN_LIMIT (2ull << 30)
+
+static bool too_much_to_hold(struct scan *s)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < s->nmaps; i++)
+        if (s->maps[i].kind == MAP_ROOT)
+            total += s->maps[i].hi - s->maps[i].lo;
+    if (!s->src->frozen || total <= FROZEN_SCAN_LIMIT)
+        return false;
+    snprintf(s->problem, sizeof s->problem, "%llu MiB of memory is more than a stopped process is held for "
+             "(%llu MiB)", (unsigned long long)(total >> 20), (unsigned long long)(FROZEN_SCAN_LIMIT >> 20));
+    return true;
+}
+
 /* Everything up to the mark: the mappings, our own memory out, the heaps
  * walked, malloc's free chunks, the threads placed. NULL, or why not. */
 static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
@@ -959,6 +977,8 @@ static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, 
     if (!take_scan_memory(m, s, n) || !scan_parse_maps(s))
         return "no scan (out of memory or no /proc)";
     s->src->ops->prepare_scan(s->src, s);
+    if (too_much_to_hold(s))
+        return s->problem;
     if (!scan_filter_alloc(s))
         return "no scan (out of memory)";
     s->recording = true;

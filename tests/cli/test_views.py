@@ -30,9 +30,12 @@ from test_cli import CLI, Env, Failure, check, expect_rc, process, realistic, se
 # ---- the manuals ----
 
 VERBS = {
-    "status": ["--json", "--ignore PATTERN", "--suppressions FILE", "--help"],
-    "threads": ["--all", "--json", "--ignore PATTERN", "--suppressions FILE", "--help"],
-    "watch": ["--interval SECONDS", "--count N", "--ignore PATTERN", "--suppressions FILE", "--help"],
+    "status": ["--json", "--attach", "--core FILE", "--exe PATH", "--since SECONDS", "--settle MS", "--ignore PATTERN",
+               "--suppressions FILE", "--help"],
+    "threads": ["--all", "--json", "--attach", "--core FILE", "--exe PATH", "--since SECONDS", "--settle MS",
+                "--ignore PATTERN", "--suppressions FILE", "--help"],
+    "watch": ["--interval SECONDS", "--count N", "--attach", "--settle MS", "--ignore PATTERN", "--suppressions FILE",
+              "--help"],
     "metrics": ["--ignore PATTERN", "--suppressions FILE", "--help"],
     "run": ["--check", "--settle MS", "--timeout SECONDS", "--ignore PATTERN", "--suppressions FILE", "--help"],
     "help": ["--help"],

@@ -20,6 +20,9 @@ the preload's own engine). argv[1] is a mode:
   text           the text view's first line says it attached, `status`
                  exits 1 on a leak, `watch` refreshes by attaching again,
                  `--attach` is taken even when a socket exists.
+  frames         stacks an unwinder finds hard, from outside: code without
+                 unwind tables (its frame pointer alone leads back) and a
+                 wait inside a signal handler (through the signal frame).
   core-classic, core-verdicts
                  the same processes dumped with gdb's gcore and judged from
                  the core (`leakwatch threads --core FILE --since 5`): the
@@ -244,6 +247,23 @@ def mode_text():
         check(p.alive(), "the process died")
 
 
+# ---- stacks an unwinder finds hard ----
+
+def mode_frames():
+    """Code without unwind tables (only its frame pointer leads back) and a
+    wait inside a signal handler: both stacks whole, from outside."""
+    with bare([fixture("attach_target"), "frames"]) as p:
+        p.read_line("READY")
+        report = attach(p.pid, settle_ms=200)
+        stacks = {t["tid"]: [f.get("function") for f in t.get("wait_stack") or []] for t in report["threads"]}
+        fp = [s for s in stacks.values() if "fp_inner" in s]
+        check(fp and all(f in fp[0] for f in ("fp_inner", "fp_middle", "fp_outer", "in_frame_pointer_code")),
+              "the frame-pointer stack: %r" % list(stacks.values()))
+        sig = [s for s in stacks.values() if "on_signal" in s]
+        check(sig and "signal_victim" in sig[0] and "in_signal_handler" in sig[0],
+              "the signal handler's stack: %r" % list(stacks.values()))
+
+
 # ---- no harm ----
 
 def hold_and_kill(sig):
@@ -368,7 +388,16 @@ def same_as_live(p, what, tmp, live=None):
     return live
 
 
+def skip_core_under_sanitizer():
+    """An ASan process reserves terabytes of shadow memory: gcore would
+    write it all (and fill the disk). Cores are judged in the plain pass."""
+    if sanitized():
+        print("SKIP: no gcore of a sanitized process (its shadow memory fills the disk)")
+        sys.exit(77)
+
+
 def mode_core_classic():
+    skip_core_under_sanitizer()
     import tempfile
     tmp = tempfile.mkdtemp(prefix="lwcore.")
     runs = {}
@@ -391,6 +420,7 @@ def mode_core_classic():
 
 
 def mode_core_verdicts():
+    skip_core_under_sanitizer()
     import tempfile
     tmp = tempfile.mkdtemp(prefix="lwcore.")
     runs = {m: bare([fixture("verdicts"), m]) for m in VERDICTS}
