@@ -302,7 +302,7 @@ static void add_pollfd(struct build *b, struct lw_snap_wait *w, int fd, enum lw_
 static void poll_set_from_pollfds(struct build *b, struct lw_snap_wait *w, uint64_t addr, uint32_t n)
 {
     struct pollfd chunk[64];
-    for (uint32_t done = 0; done < n; done += 64) {
+    for (uint32_t done = 0; done < n && !w->pollfds_truncated; done += 64) {
         uint32_t k = n - done < 64 ? n - done : 64;
         if (!lw_source_read_all(b->env->source, chunk, addr + done * sizeof *chunk, k * sizeof *chunk)) {
             w->pollfds_truncated = true;
