@@ -85,9 +85,10 @@ static void print_source(FILE *out, json_object *p)
 {
     const char *source = lwc_str(p, "source", NULL);
     json_object *a = lwc_get(p, "attach");
+    long long n = (long long)lwc_int(a, "threads_stopped", 0);
     if (source && strcmp(source, "attach") == 0)
-        fprintf(out, "attached to pid %lld from outside (%s): %lld threads stopped for %.1f ms, then let go\n",
-                (long long)lwc_int(p, "pid", 0), lwc_str(a, "why", "ptrace"), (long long)lwc_int(a, "threads_stopped", 0),
+        fprintf(out, "attached to pid %lld from outside (%s): %lld thread%s stopped for %.1f ms, then let go\n",
+                (long long)lwc_int(p, "pid", 0), lwc_str(a, "why", "ptrace"), n, n == 1 ? "" : "s",
                 lwc_double(a, "stopped_ms", 0));
     else if (source && strcmp(source, "core") == 0)
         fprintf(out, "core file %s: pid %lld as it was when dumped\n", lwc_str(a, "core", "?"),

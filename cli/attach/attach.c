@@ -227,6 +227,8 @@ static void write_notes(struct notes *n, const struct lwa_freeze *f, const struc
 
 struct attach_run {
     struct lwa_session *session;
+    pid_t live;                /* whose /proc and memory: the process, or a live thread when its main
+                                  thread has exited (a zombie leader has no memory, maps or fds) */
     const struct lwa_options *o;
     struct lwa_sample first, second;
     struct lwa_freeze freeze;
@@ -240,6 +242,19 @@ struct attach_run {
     struct lwa_sockpeers *peers;
 };
 
+/* The process itself, or, when its main thread has exited, a live thread
+ * of it: /proc/TID/ and process_vm_readv(TID) see the same memory. */
+static pid_t live_thread_of(const struct lwa_sample *s, pid_t pid)
+{
+    const struct lwa_task_sample *main_thread = lwa_sample_find(s, pid);
+    if (!main_thread || (main_thread->state != 'Z' && main_thread->state != 'X'))
+        return pid;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->tasks[i].state != 'Z' && s->tasks[i].state != 'X' && s->tasks[i].state != '?')
+            return s->tasks[i].tid;
+    return pid;
+}
+
 /* Before the freeze: samples, modules, unwind tables, symbols. */
 static bool prepare(struct attach_run *r, char *why, size_t size)
 {
@@ -249,6 +264,8 @@ static bool prepare(struct attach_run *r, char *why, size_t size)
         snprintf(why, size, "pid %d does not exist (or has exited)", (int)pid);
         return false;
     }
+    r->live = live_thread_of(&r->first, pid);
+    pid = r->live;
     r->source = (struct lw_source){ .ops = &frozen_ops, .pid = pid, .ctx = &r->freeze,
                                     .layout = { .cancel_offset = -1 } };
     r->mem = lwa_memory_new(&r->source);
@@ -283,16 +300,17 @@ static bool make_subject(struct attach_run *r)
     struct lwa_subject *s = &r->subject;
     pid_t pid = r->session->pid;
     s->pid = pid;
+    s->proc_pid = r->live;
     s->kind = "attach";
-    read_command(pid, s->command, sizeof s->command);
-    read_exe(pid, s->exe, sizeof s->exe);
+    read_command(r->live, s->command, sizeof s->command);
+    read_exe(r->live, s->exe, sizeof s->exe);
     s->frozen = r->freeze.threads;
     s->nfrozen = r->freeze.n;
     s->source = &r->source;
     s->mem = r->mem;
     s->stacks = r->stacks;
     s->sym = r->sym;
-    s->caught_signals = read_caught_signals(pid);
+    s->caught_signals = read_caught_signals(r->live);
     s->uptime = process_uptime(&r->second, pid);
     s->settle_ms = r->o->settle_ms;
     s->stall_ms = r->o->stall_ms;
@@ -351,7 +369,7 @@ json_object *lwa_attach(struct lwa_session *session, const struct lwa_options *o
     lwa_freeze_hold_for_tests();
     bool judged = make_subject(&r) && lwa_judge_stopped(&r.subject, &r.judgement, o->want_paths) == 0;
     lwa_thaw(&r.freeze);
-    r.peers = lwa_sockpeers_read(session->pid);
+    r.peers = lwa_sockpeers_read(r.live);
     r.subject.history = lwa_sockpeers_history(r.peers);
     if (judged && lwa_judge_finish(&r.subject, &r.judgement) == 0) {
         struct notes notes = { .n = 0 };

@@ -70,7 +70,8 @@ static bool read_file(const char *path, char *buf, size_t size)
     return n > 0;
 }
 
-/* The state letter of /proc/PID/stat ('?' unknown). */
+/* The state letter of /proc/PID/stat, or of any thread's /proc/TID/stat
+ * ('?' unknown). */
 static char process_state(pid_t pid)
 {
     char path[64], buf[1024];
@@ -98,6 +99,29 @@ static void command_of(pid_t pid, char *out, size_t size)
     if (!read_file(path, out, size))
         snprintf(out, size, "?");
     out[strcspn(out, "\n")] = 0;
+}
+
+static bool exited(char state)
+{
+    return state == 'Z' || state == 'X' || state == '?';
+}
+
+static size_t list_tasks(pid_t pid, pid_t **out);
+
+/* The state of a live thread of pid: a process whose main thread has
+ * exited (pthread_exit) is a zombie leader with threads that live on.
+ * '?' when no thread lives. */
+static char live_state(pid_t pid)
+{
+    char state = process_state(pid);
+    if (!exited(state))
+        return state;
+    pid_t *tids;
+    size_t n = list_tasks(pid, &tids);
+    for (size_t i = 0; i < n && exited(state); i++)
+        state = process_state(tids[i]);
+    free(tids);
+    return exited(state) ? '?' : state;
 }
 
 static size_t list_tasks(pid_t pid, pid_t **out)
@@ -139,7 +163,7 @@ static size_t list_tasks(pid_t pid, pid_t **out)
 static enum lwa_freeze_failure explain_refusal(pid_t pid, int err, char *why, size_t size)
 {
     long tracer = status_field(pid, "TracerPid:");
-    if (err == ESRCH || process_state(pid) == 'Z' || process_state(pid) == '?') {
+    if (err == ESRCH || exited(live_state(pid))) {
         snprintf(why, size, "pid %d does not exist (or has exited)", (int)pid);
         return LWA_NO_PROCESS;
     }
@@ -206,8 +230,11 @@ static int seize_all(struct lwa_freeze *f)
                 continue;
             if (ptrace_call(PTRACE_SEIZE, tids[i], NULL, NULL) != 0) {
                 int err = errno;
-                if (err == ESRCH)
-                    continue;   /* it exited meanwhile */
+                /* ESRCH: it exited meanwhile; EPERM for a thread of a process
+                 * we attached to already, or a zombie: it is exiting (permission
+                 * is the process's, not a thread's). */
+                if (err == ESRCH || (err == EPERM && (f->n > 0 || exited(process_state(tids[i])))))
+                    continue;
                 free(tids);
                 return err;
             }
@@ -304,11 +331,12 @@ static bool waits_for_ever_and_returns_eintr(const struct user_regs_struct *r)
     }
 }
 
-static bool syscall_instruction_before(pid_t pid, uint64_t rip)
+/* (read through the thread itself: a zombie leader has no memory) */
+static bool syscall_instruction_before(pid_t tid, uint64_t rip)
 {
     unsigned char code[2];
     struct iovec local = { code, 2 }, remote = { (void *)(uintptr_t)(rip - 2), 2 };
-    return rip >= 2 && process_vm_readv(pid, &local, 1, &remote, 1, 0) == 2 && code[0] == 0x0f && code[1] == 0x05;
+    return rip >= 2 && process_vm_readv(tid, &local, 1, &remote, 1, 0) == 2 && code[0] == 0x0f && code[1] == 0x05;
 }
 
 /* Back over the syscall instruction with its number in rax, as the kernel
@@ -336,7 +364,7 @@ static void read_registers(struct lwa_freeze *f)
             continue;
         }
         t->restart = !f->was_stopped && !t->pending_signal && (long)t->regs.rax == -EINTR &&
-                     waits_for_ever_and_returns_eintr(&t->regs) && syscall_instruction_before(f->pid, t->regs.rip);
+                     waits_for_ever_and_returns_eintr(&t->regs) && syscall_instruction_before(t->tid, t->regs.rip);
         if (t->restart)
             set_to_restart(t);
     }
@@ -416,8 +444,8 @@ enum lwa_freeze_failure lwa_freeze(struct lwa_freeze *f, pid_t pid, unsigned tim
         snprintf(why, size, "pid %d is leakwatch itself", (int)pid);
         return LWA_FAILED;
     }
-    char state = process_state(pid);
-    if (state == '?' || state == 'Z' || state == 'X') {
+    char state = live_state(pid);
+    if (exited(state)) {
         snprintf(why, size, "pid %d does not exist (or has exited)", (int)pid);
         return LWA_NO_PROCESS;
     }

@@ -189,7 +189,8 @@ int lwa_judge_finish(struct lwa_subject *s, struct lwa_judgement *j)
     if (strcmp(s->kind, "core") != 0) {   /* a core has no /proc/PID/fd: its fds stay unknown */
         struct lw_source cached;
         lwa_memory_source(s->mem, &cached);
-        struct lw_fdsnap_env env = { .pid = s->pid, .source = &cached, .history = s->history };
+        struct lw_fdsnap_env env = { .pid = s->proc_pid ? s->proc_pid : s->pid, .source = &cached,
+                                     .history = s->history };
         lw_fdsnap_build(&j->snap, &env, waits);
     }
     free(waits);

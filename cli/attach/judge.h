@@ -30,6 +30,7 @@ struct lwa_thread_view {
 
 struct lwa_subject {
     pid_t pid;
+    pid_t proc_pid;                    /* whose /proc/PID/fd: pid, or a live thread of a zombie leader's */
     const char *kind;                  /* "attach" | "core" */
     char command[4096];                /* its command line, "" unknown */
     char exe[4096];                    /* its program, "" unknown */

@@ -6,6 +6,7 @@
  *
  *   heapwalk.c   glibc's heaps as blocks: the walk, the recorded pointers,
  *                which chunks malloc holds free
+ *   scanthreads.c  the threads: roots or blocks, owner chains, dead stacks
  *   reach.c      the scan: roots, threads, the mark, the two-scan rule
  *   reachpath.c  why a reachable object is: its path from a root
  */
@@ -345,6 +346,18 @@ void scan_filter_fill(struct scan *s);
 void scan_find_heaps(struct scan *s);
 void scan_free_malloc_chunks(struct scan *s);
 int scan_block_around(struct scan *s, uint64_t addr, struct block_ref *ref);
+
+/* scanthreads.c: the threads, their registers (from the source) and
+ * which are roots; the owner chains among those excluded; their stacks
+ * placed (roots, or three blocks each); glibc's cached stacks of exited
+ * threads cut out of the roots. */
+struct lw_snapshot;
+struct lw_analysis;
+void scan_gather_threads(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
+                         struct thread_info *ti);
+void scan_exclude_dependents(struct thread_info *ti, size_t n, uint32_t *path, unsigned char *state);
+void scan_place_stacks(struct scan *s, struct thread_info *ti, size_t n);
+void scan_skip_dead_stacks(struct scan *s, const struct lw_snapshot *snap, const struct thread_info *ti, size_t n);
 
 /* reachpath.c: after the mark, each reachable candidate's path from a root
  * (snap->paths, wait.reach_path), within budget_ns. */

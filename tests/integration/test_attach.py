@@ -33,7 +33,8 @@ the preload's own engine). argv[1] is a mode:
                  a clear message), a stopped process (left stopped), threads
                  exiting mid-attach, waits that a ptrace stop cuts short with
                  EINTR (restarted: the program never sees it), another
-                 user's process (exit 2, says why).
+                 user's process (exit 2, says why), a process whose main
+                 thread has exited (judged through a live thread).
 
 Under the sanitizer pass the fixtures' malloc is ASan's: rule 3 proves
 nothing there (the note says why) and the memory leaks stay `waiting`."""
@@ -324,6 +325,20 @@ def mode_harm_stopped():
         os.kill(p.pid, signal.SIGCONT)
         lines = p.more_output(wait=1.0)
         check(any(l.startswith("BEAT") for l in lines), "no heartbeat after SIGCONT: %r" % lines)
+
+
+def mode_harm_leaderless():
+    """Its main thread gone (pthread_exit: a zombie leader, no memory, maps
+    or fds of its own): judged through a live thread, and left running."""
+    with bare([fixture("attach_target"), "leaderless"]) as p:
+        p.read_line("READY")
+        time.sleep(0.2)
+        report = attach(p.pid, settle_ms=100)
+        check(len(report["threads"]) >= 7 and all(t["tid"] != p.pid for t in report["threads"]),
+              "threads %r" % [(t["tid"], t["name"]) for t in report["threads"]])
+        check(report["command"].endswith("attach_target leaderless"), "command %r" % report["command"])
+        check(not stuck_threads(report), "leaderless: %s" % [brief(t) for t in stuck_threads(report)])
+        alive_and_beating(p, "a leaderless process after an attach")
 
 
 def mode_harm_churn():

@@ -435,7 +435,7 @@ def redis():
 
 # ---- judged from outside, under load ----
 
-ATTACHES = 50
+ATTACHES = int(os.environ.get("LEAKWATCH_TEST_ATTACHES", "50"))   # scripts/soak attach: 500
 
 
 class Attacher:
@@ -467,7 +467,7 @@ class Attacher:
         return self.thread.is_alive()
 
     def finish(self):
-        self.thread.join(timeout=300 * SLOW)
+        self.thread.join(timeout=(300 + 3 * ATTACHES) * SLOW)
         if self.failure:
             raise self.failure
         check(self.reports == ATTACHES, "%d attaches of %d" % (self.reports, ATTACHES))
