@@ -277,6 +277,8 @@ static void on_alarm(int sig)
     (void)sig;
 }
 
+static void take_registers(const struct lwa_freeze *f, struct lwa_frozen_thread *t);
+
 static void wait_for_stops(struct lwa_freeze *f, unsigned timeout_ms)
 {
     uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
@@ -294,8 +296,10 @@ static void wait_for_stops(struct lwa_freeze *f, unsigned timeout_ms)
         while (!t->stopped && !t->gone) {
             int status;
             pid_t r = waitpid(t->tid, &status, __WALL);
-            if (r == t->tid)
+            if (r == t->tid) {
                 note_wait_status(t, status);
+                take_registers(f, t);
+            }
             else if (r < 0 && errno == ECHILD)
                 t->gone = true;
             else if (r < 0 && errno == EINTR && now_ns() >= deadline) {
@@ -352,22 +356,23 @@ static void set_to_restart(struct lwa_frozen_thread *t)
         t->restart = false;
 }
 
-static void read_registers(struct lwa_freeze *f)
+/* A thread that has just stopped: its registers, and its wait set to
+ * restart if our stop cut it short, at once (the window in which a
+ * SIGKILLed leakwatch would leave that EINTR is this thread's own few
+ * microseconds, not the whole freeze's). */
+static void take_registers(const struct lwa_freeze *f, struct lwa_frozen_thread *t)
 {
-    for (size_t i = 0; i < f->n; i++) {
-        struct lwa_frozen_thread *t = &f->threads[i];
-        if (!t->stopped || t->gone)
-            continue;
-        if (ptrace_call(PTRACE_GETREGS, t->tid, NULL, &t->regs) != 0) {
-            t->stopped = errno == ESRCH ? false : t->stopped;
-            t->gone = errno == ESRCH;
-            continue;
-        }
-        t->restart = !f->was_stopped && !t->pending_signal && (long)t->regs.rax == -EINTR &&
-                     waits_for_ever_and_returns_eintr(&t->regs) && syscall_instruction_before(t->tid, t->regs.rip);
-        if (t->restart)
-            set_to_restart(t);
+    if (!t->stopped || t->gone)
+        return;
+    if (ptrace_call(PTRACE_GETREGS, t->tid, NULL, &t->regs) != 0) {
+        t->stopped = errno == ESRCH ? false : t->stopped;
+        t->gone = errno == ESRCH;
+        return;
     }
+    t->restart = !f->was_stopped && !t->pending_signal && (long)t->regs.rax == -EINTR &&
+                 waits_for_ever_and_returns_eintr(&t->regs) && syscall_instruction_before(t->tid, t->regs.rip);
+    if (t->restart)
+        set_to_restart(t);
 }
 
 static int compare_thread(const void *a, const void *b)
@@ -463,7 +468,6 @@ enum lwa_freeze_failure lwa_freeze(struct lwa_freeze *f, pid_t pid, unsigned tim
         return explain_refusal(pid, err, why, size);
     }
     wait_for_stops(f, timeout_ms);
-    read_registers(f);
     qsort(f->threads, f->n, sizeof *f->threads, compare_thread);
     f->frozen_ns = now_ns();
     install_handlers(f);

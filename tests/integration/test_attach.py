@@ -275,7 +275,10 @@ def hold_and_kill(sig):
         cli = subprocess.Popen([CLI, "threads", str(p.pid), "--settle", "100"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, env=env, text=True)
         try:
-            until(lambda: traced_by(p.pid) == cli.pid and state_of(p.pid) == "t", 10, "the freeze")
+            held = cli.stderr.readline()   # once every thread is stopped and its registers read
+            check("holding the threads stopped" in held, "leakwatch said %r" % held)
+            check(traced_by(p.pid) == cli.pid and state_of(p.pid) == "t", "not frozen: tracer %r, state %r"
+                  % (traced_by(p.pid), state_of(p.pid)))
             cli.send_signal(sig)
             rc = cli.wait(timeout=10)
             check(rc == -sig, "leakwatch exited %r after signal %d" % (rc, sig))
