@@ -471,6 +471,7 @@ struct paths {
     struct scan *s;
     struct lw_snapshot *snap;
     struct roots roots;       /* every root word into a marked block, read once */
+    bool roots_read;          /* roots is filled (only once a search needs it) */
     size_t cap;               /* of snap->paths */
     uint32_t *owner;          /* per mapping: the thread whose stack pointer or descriptor lies in it */
     uint64_t *explains;       /* per thread: the node its path ends in (NO_NODE: none looked for) */
@@ -764,6 +765,10 @@ static size_t search_batch(struct paths *ps, const struct wanted *wanted, size_t
                            bool *unresolved)
 {
     uint32_t order[MAX_TARGETS];
+    if (!ps->roots_read) {   /* objects in root memory need no search: often none does */
+        collect_roots(ps->s, &ps->roots);
+        ps->roots_read = true;
+    }
     struct search q = { .s = ps->s, .explains = ps->explains, .order = order, .roots = &ps->roots };
     if (!table_alloc(ps->s, (void **)&q.hops, &q.caphops, 4096, sizeof *q.hops))
         return n;
@@ -849,7 +854,6 @@ void scan_find_paths(struct scan *s, struct lw_snapshot *snap, uint64_t budget_n
     bool *unresolved = calloc(nt, sizeof *unresolved);
     ps.explains = malloc(nt * sizeof *ps.explains);
     if (wanted && unresolved && ps.explains && index_owners(&ps)) {
-        collect_roots(s, &ps.roots);
         for (size_t i = 0; i < s->nthreads; i++) {
             ps.explains[i] = NO_NODE;
             if (s->threads[i].candidate && s->threads[i].reachable)
