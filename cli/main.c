@@ -34,7 +34,7 @@
 /* ---- the options ---- */
 
 enum opt_id { OPT_JSON, OPT_ALL, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_INTERVAL, OPT_COUNT, OPT_CHECK, OPT_SETTLE,
-              OPT_TIMEOUT, OPT_HELP };
+              OPT_TIMEOUT, OPT_LISTEN, OPT_BUDGET, OPT_PPROF, OPT_HELP };
 
 struct optdef {
     enum opt_id id;
@@ -69,6 +69,18 @@ static const struct optdef optdefs[] = {
       "if CMD still runs after SECONDS, report its leaked\n"
       "and deadlocked threads, say it hung, kill its\n"
       "process group, and exit 1" },
+    { OPT_LISTEN, "--listen", "HOST:PORT",
+      "the address to serve on: HOST:PORT, [IPV6]:PORT or\n"
+      ":PORT for every IPv4 address (default\n"
+      "127.0.0.1:9469; port 0 picks a free one)" },
+    { OPT_BUDGET, "--budget", "SECONDS",
+      "the most one scrape may take (default 5, from\n"
+      "0.1 to 300): a process that has not answered by\n"
+      "then is written as leakwatch_up 0" },
+    { OPT_PPROF, "--pprof", "FILE",
+      "write the parked threads to FILE as a gzipped\n"
+      "pprof profile (\"-\": standard output) instead of\n"
+      "printing the dump" },
     { OPT_HELP, "--help", NULL, "this manual (also -h)" },
 };
 
@@ -104,9 +116,10 @@ static int cmd_help(const struct lwc_options *o);
 static int cmd_version(const struct lwc_options *o);
 
 static const enum opt_id status_opts[] = { OPT_JSON, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
-static const enum opt_id threads_opts[] = { OPT_ALL, OPT_JSON, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id threads_opts[] = { OPT_ALL, OPT_JSON, OPT_PPROF, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
 static const enum opt_id watch_opts[] = { OPT_INTERVAL, OPT_COUNT, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
 static const enum opt_id metrics_opts[] = { OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id exporter_opts[] = { OPT_LISTEN, OPT_BUDGET, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
 static const enum opt_id run_opts[] = { OPT_CHECK, OPT_SETTLE, OPT_TIMEOUT, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
 static const enum opt_id plain_opts[] = { OPT_HELP };
 
@@ -208,6 +221,33 @@ static const struct verb verbs[] = {
       "leakwatch metrics\n"
       "leakwatch metrics 4242\n"
       "leakwatch metrics > lw.prom.tmp && mv lw.prom.tmp $TEXTFILE_DIR/lw.prom" },
+    { "exporter", lwc_cmd_exporter, NO_PID, false, exporter_opts,
+      "serve the metrics over HTTP for Prometheus to scrape",
+      "leakwatch exporter [--listen HOST:PORT] [--budget SECONDS]\n"
+      "                          [--ignore PATTERN]... [--suppressions FILE]...",
+      "Serves the families of `leakwatch metrics` at http://HOST:PORT/metrics\n"
+      "(default 127.0.0.1:9469), for every process under leakwatch that this\n"
+      "user may ask (root: every one), until SIGINT, SIGTERM or SIGHUP. Each\n"
+      "scrape asks every process anew, all at once, and waits for the answers\n"
+      "for at most --budget seconds (less when Prometheus's\n"
+      "X-Prometheus-Scrape-Timeout-Seconds header says it gives up sooner): a\n"
+      "process that has not answered by then, hung or slow, is written as\n"
+      "leakwatch_up 0, and the scrape is never held up by it. Concurrent\n"
+      "scrapers are served at once, each with its own answers. Two families are\n"
+      "the exporter's own:\n"
+      "  leakwatch_ask_duration_seconds        gauge: seconds the process took to\n"
+      "                                        answer (the budget when it did not)\n"
+      "  leakwatch_scrape_duration_seconds     gauge: seconds the scrape took\n"
+      "The line \"leakwatch exporter: serving http://HOST:PORT/metrics\" on stderr\n"
+      "says where it listens (the port it got, with port 0). Alert rules for\n"
+      "these metrics: docs/leakwatch-alerts.yml.\n"
+      "\n" SUPPRESSION_NOTE,
+      "0  stopped by SIGINT, SIGTERM or SIGHUP\n"
+      "2  usage error, or it cannot listen on the address",
+      "LEAKWATCH_TIMEOUT_MS            ignored: every ask is bounded by --budget",
+      "leakwatch exporter\n"
+      "leakwatch exporter --listen :9469 --budget 8\n"
+      "curl -s http://127.0.0.1:9469/metrics | promtool check metrics" },
     { "run", lwc_cmd_run, NO_PID, true, run_opts,
       "run a command under leakwatch; --check fails on leaked threads",
       "leakwatch run [--check] [--settle MS] [--timeout SECONDS]\n"
@@ -439,6 +479,12 @@ static int apply_option(const struct verb *v, const struct optdef *d, const char
     case OPT_TIMEOUT:
         return parse_number(value, 0.001, 31536000, &o->timeout)
                    ? EXIT_FINE : usage_error(v, "--timeout: not a positive number of seconds: '%s'", value);
+    case OPT_LISTEN: o->listen = value; return EXIT_FINE;
+    case OPT_BUDGET:
+        return parse_number(value, 0.1, 300, &o->budget)
+                   ? EXIT_FINE : usage_error(v, "--budget: not a number of seconds from 0.1 to 300: '%s'", value);
+    case OPT_PPROF:
+        return *value ? (o->pprof = value, EXIT_FINE) : usage_error(v, "--pprof: an empty file name%s", "");
     }
     return EXIT_USAGE;
 }
@@ -701,7 +747,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "leakwatch: unknown verb '%s'; see 'leakwatch help'\n", argv[1]);
         return EXIT_USAGE;
     }
-    struct lwc_options o = { .interval = 2.0, .settle_ms = -1, .supp = lwc_supp_new() };
+    struct lwc_options o = { .interval = 2.0, .settle_ms = -1, .budget = 5.0, .supp = lwc_supp_new() };
     if (!o.supp)
         return EXIT_USAGE;
     int rc = parse_arguments(v, argc - 2, argv + 2, &o);
