@@ -11,6 +11,7 @@
  * together; run, watch and metrics have files of their own.
  */
 #include "client.h"
+#include "pprof.h"
 #include "render.h"
 #include "suppress.h"
 #include "verbs.h"
@@ -156,21 +157,30 @@ static const struct verb verbs[] = {
       "leakwatch status 4242 --ignore 'libfoo_*'" },
     { "threads", cmd_threads, REQUIRED_PID, false, threads_opts,
       "what a process's threads wait on, and which can never wake",
-      "leakwatch threads PID [--all] [--json] [--ignore PATTERN]...\n"
-      "                         [--suppressions FILE]...",
+      "leakwatch threads PID [--all] [--json] [--pprof FILE]\n"
+      "                         [--ignore PATTERN]... [--suppressions FILE]...",
       "The thread dump of PID: what every thread waits on, for how long, why it\n"
       "is stuck, and where (symbolized wait and creation stacks). By default\n"
       "threads are grouped by verdict, creation site and wait site with a\n"
       "count, stuck groups first; --all lists every thread. --json prints the\n"
       "JSON contract, always with every thread, stacks as frames {pc, module,\n"
       "offset, function, file, line}.\n"
+      "\n"
+      "--pprof FILE writes the parked threads as a gzipped pprof profile\n"
+      "(profile.proto) instead: sample type threads/count, one sample per\n"
+      "parked thread with its wait stack (functions and file:line resolved),\n"
+      "labelled verdict, wait (the wait kind), thread (its name) and tid. `go\n"
+      "tool pprof -top FILE`, `-tagfocus verdict=leaked`, `-http`, Pyroscope\n"
+      "and Parca read it as a goroutine profile.\n"
       "\n" SUPPRESSION_NOTE,
-      "0  the dump was printed, whatever the verdicts\n"
-      "2  usage error, or the process could not be asked",
+      "0  the dump (or the profile) was written, whatever the verdicts\n"
+      "2  usage error, the process could not be asked, or FILE could not be\n"
+      "   written",
       NULL,
       "leakwatch threads 4242\n"
       "leakwatch threads 4242 --all\n"
-      "leakwatch threads 4242 --json | jq '.threads[] | select(.verdict == \"leaked\")'" },
+      "leakwatch threads 4242 --json | jq '.threads[] | select(.verdict == \"leaked\")'\n"
+      "leakwatch threads 4242 --pprof threads.pb.gz && go tool pprof -top threads.pb.gz" },
     { "watch", lwc_cmd_watch, REQUIRED_PID, false, watch_opts,
       "a refreshing summary of one process, like top",
       "leakwatch watch PID [--interval SECONDS] [--count N]\n"
@@ -706,7 +716,10 @@ static int cmd_threads(const struct lwc_options *o)
     if (!r)
         return EXIT_USAGE;
     json_object *view = lwc_explain(r, o->supp);
-    if (o->json) {
+    int rc = EXIT_FINE;
+    if (o->pprof) {
+        rc = lwc_write_pprof(o->pprof, r, view) == 0 ? EXIT_FINE : EXIT_USAGE;
+    } else if (o->json) {
         lwc_print_json(stdout, view);
     } else {
         struct lwc_style st = lwc_style_for(STDOUT_FILENO);
@@ -714,7 +727,7 @@ static int cmd_threads(const struct lwc_options *o)
     }
     json_object_put(view);
     json_object_put(r);
-    return EXIT_FINE;
+    return rc;
 }
 
 static int cmd_version(const struct lwc_options *o)
