@@ -2,7 +2,8 @@
  * lw.h — declarations shared by the preload's subsystems.
  *
  * Everything in libleakwatch.so is compiled with -fvisibility=hidden; only the
- * hooked functions are marked LW_EXPORT. Nothing here may be called from a
+ * hooked functions and the test API of api.c (include/leakwatch.h) are
+ * marked LW_EXPORT. Nothing here may be called from a
  * hook's fast path unless it says so.
  */
 #ifndef LW_H
