@@ -4,13 +4,16 @@
  * row. Each row names the options its verb accepts (rows of the option table,
  * shared so that a flag means the same thing wherever it appears) and carries
  * the verb's manual: synopsis, description, exit status, environment and
- * examples, printed by `leakwatch VERB --help` and `leakwatch help VERB`.
+ * examples, printed by `leakwatch VERB --help` and `leakwatch help VERB`,
+ * and made into the man pages and the bash completion the build installs
+ * (`leakwatch help --man [VERB]`, `--bash-completion`: manual.h).
  * Exit codes: 0 fine, 1 leaks found (where a verb checks), 2 usage or
  * connection error (run passes its command's status through). The verbs
  * here (status, threads) only glue client.c, process.c and the renderers
  * together; run, watch and metrics have files of their own.
  */
 #include "client.h"
+#include "manual.h"
 #include "pprof.h"
 #include "render.h"
 #include "suppress.h"
@@ -35,7 +38,7 @@
 /* ---- the options ---- */
 
 enum opt_id { OPT_JSON, OPT_ALL, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_INTERVAL, OPT_COUNT, OPT_CHECK, OPT_SETTLE,
-              OPT_TIMEOUT, OPT_LISTEN, OPT_BUDGET, OPT_PPROF, OPT_HELP };
+              OPT_TIMEOUT, OPT_LISTEN, OPT_BUDGET, OPT_PPROF, OPT_MAN, OPT_BASH_COMPLETION, OPT_HELP };
 
 struct optdef {
     enum opt_id id;
@@ -82,6 +85,11 @@ static const struct optdef optdefs[] = {
       "write the parked threads to FILE as a gzipped\n"
       "pprof profile (\"-\": standard output) instead of\n"
       "printing the dump" },
+    { OPT_MAN, "--man", NULL,
+      "print the manual as a man page (roff): leakwatch(1),\n"
+      "or with VERB leakwatch-VERB(1), as installed" },
+    { OPT_BASH_COMPLETION, "--bash-completion", NULL,
+      "print the bash completion script, as installed" },
     { OPT_HELP, "--help", NULL, "this manual (also -h)" },
 };
 
@@ -122,6 +130,7 @@ static const enum opt_id watch_opts[] = { OPT_INTERVAL, OPT_COUNT, OPT_IGNORE, O
 static const enum opt_id metrics_opts[] = { OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
 static const enum opt_id exporter_opts[] = { OPT_LISTEN, OPT_BUDGET, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
 static const enum opt_id run_opts[] = { OPT_CHECK, OPT_SETTLE, OPT_TIMEOUT, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id help_opts[] = { OPT_MAN, OPT_BASH_COMPLETION, OPT_HELP };
 static const enum opt_id plain_opts[] = { OPT_HELP };
 
 #define SUPPRESSION_NOTE                                                                                    \
@@ -319,9 +328,13 @@ static const struct verb verbs[] = {
       "leakwatch run --check -- ./test_queue\n"
       "leakwatch run --check --timeout 60 --ignore 'libfoo_*' -- make check\n"
       "leakwatch run -- ./server --port 8080      (then, elsewhere: leakwatch status)" },
-    { "help", cmd_help, NO_PID, false, plain_opts, "the verbs, or one verb's manual", "leakwatch help [VERB]",
+    { "help", cmd_help, NO_PID, false, help_opts, "the verbs, or one verb's manual",
+      "leakwatch help [VERB] [--man]\n"
+      "leakwatch help --bash-completion",
       "Without VERB, lists the verbs. With VERB, prints its manual, as\n"
-      "`leakwatch VERB --help` does.",
+      "`leakwatch VERB --help` does. --man prints the same as a man page, and\n"
+      "--bash-completion the completion script: the build makes the installed\n"
+      "pages and script this way, so they say what --help says.",
       "0  printed\n2  unknown verb", NULL, "leakwatch help run" },
     { "version", cmd_version, NO_PID, false, plain_opts, "the version", "leakwatch version",
       "Prints the version (also `leakwatch --version`).", "0  printed", NULL, "leakwatch version" },
@@ -401,17 +414,66 @@ static void print_verb_help(FILE *out, const struct verb *v)
     print_indented(out, "  ", v->examples);
 }
 
+#define OVERVIEW                                                                                            \
+    "Finds the threads of processes run with LD_PRELOAD=libleakwatch.so that wait\n"                         \
+    "on something, and proves which can never wake up."
+
 static void print_overview(FILE *out)
 {
-    fprintf(out, "usage: leakwatch VERB [ARGS]\n\n"
-                 "Finds the threads of processes run with LD_PRELOAD=libleakwatch.so that wait\n"
-                 "on something, and proves which can never wake up.\n\nverbs:\n");
+    fprintf(out, "usage: leakwatch VERB [ARGS]\n\n" OVERVIEW "\n\nverbs:\n");
     for (size_t i = 0; i < NVERBS; i++)
         fprintf(out, "  %-8s %s\n", verbs[i].name, verbs[i].title);
     fprintf(out, "\n'leakwatch VERB --help' or 'leakwatch help VERB' for a verb's manual.\n"
                  "Exit status: 0 fine, 1 leaks found, 2 usage or connection error.\n\n"
                  "environment:\n");
     print_indented(out, "  ", COMMON_ENVIRONMENT);
+}
+
+/* ---- the manuals as data: man pages, completion ---- */
+
+static struct lwc_manual manual_of(const struct verb *v)
+{
+    struct lwc_manual m = { .verb = v->name, .title = v->title, .synopsis = v->synopsis,
+                            .description = v->description, .exit_status = v->exit_status,
+                            .environment = v->environment, .examples = v->examples,
+                            .takes_pid = v->pid != NO_PID, .takes_command = v->takes_command };
+    for (const enum opt_id *o = v->opts; m.noptions < LWC_MANUAL_OPTIONS; o++) {
+        const struct optdef *d = opt(*o);
+        m.options[m.noptions++] = (struct lwc_manual_option){ d->name, d->arg, d->help };
+        if (*o == OPT_HELP)
+            break;
+    }
+    return m;
+}
+
+static const struct lwc_manual_overview overview = {
+    .version = LEAKWATCH_VERSION,
+    .summary = "find threads that wait for ever, and prove it",
+    .description = OVERVIEW "\n"
+                   "\n"
+                   "Run a program with LD_PRELOAD=libleakwatch.so (libleakwatch(7)), or under\n"
+                   "`leakwatch run`, and ask it with the verbs below. `leakwatch VERB --help`\n"
+                   "prints each verb's manual, the same as its page.",
+    .exit_status = "0  fine\n"
+                   "1  leaked or deadlocked threads found (where a verb checks)\n"
+                   "2  usage or connection error",
+    .environment = COMMON_ENVIRONMENT,
+};
+
+static int print_manuals(const struct lwc_options *o)
+{
+    struct lwc_manual all[NVERBS];
+    for (size_t i = 0; i < NVERBS; i++)
+        all[i] = manual_of(&verbs[i]);
+    if (o->bash_completion) {
+        lwc_bash_completion(stdout, all, NVERBS);
+    } else if (o->topic) {
+        struct lwc_manual m = manual_of(find_verb(o->topic));
+        lwc_manpage_verb(stdout, &overview, &m);
+    } else {
+        lwc_manpage_overview(stdout, &overview, all, NVERBS);
+    }
+    return fflush(stdout) == 0 ? EXIT_FINE : EXIT_USAGE;
 }
 
 /* ---- parsing ---- */
@@ -474,6 +536,8 @@ static int apply_option(const struct verb *v, const struct optdef *d, const char
     case OPT_ALL: o->all = true; return EXIT_FINE;
     case OPT_CHECK: o->check = true; return EXIT_FINE;
     case OPT_HELP: o->help = true; return EXIT_FINE;
+    case OPT_MAN: o->man = true; return EXIT_FINE;
+    case OPT_BASH_COMPLETION: o->bash_completion = true; return EXIT_FINE;
     case OPT_IGNORE:
         return lwc_supp_add(o->supp, value) ? EXIT_FINE : usage_error(v, "--ignore: an empty pattern", value);
     case OPT_SUPPRESSIONS: return load_suppressions(v, o, value);
@@ -534,14 +598,13 @@ static int parse_positional(const struct verb *v, char **argv, int i, struct lwc
         *command_started = true;
         return EXIT_FINE;
     }
-    if (v->run == cmd_help) {
-        const struct verb *target = find_verb(a);
-        if (!target) {
+    if (v->run == cmd_help && !o->topic) {
+        if (!find_verb(a)) {
             fprintf(stderr, "leakwatch: unknown verb '%s'; see 'leakwatch help'\n", a);
             return EXIT_USAGE;
         }
-        print_verb_help(stdout, target);
-        exit(EXIT_FINE);
+        o->topic = a;
+        return EXIT_FINE;
     }
     if (v->pid != NO_PID && !o->pid) {
         if (!parse_pid(a, &o->pid))
@@ -739,8 +802,12 @@ static int cmd_version(const struct lwc_options *o)
 
 static int cmd_help(const struct lwc_options *o)
 {
-    (void)o;
-    print_overview(stdout);
+    if (o && (o->man || o->bash_completion))
+        return print_manuals(o);
+    if (o && o->topic)
+        print_verb_help(stdout, find_verb(o->topic));
+    else
+        print_overview(stdout);
     return EXIT_FINE;
 }
 

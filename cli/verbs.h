@@ -18,6 +18,8 @@ enum { EXIT_FINE = 0, EXIT_LEAKS = 1, EXIT_USAGE = 2 };
 
 struct lwc_options {
     bool json, all, check, help;
+    bool man, bash_completion;      /* help --man, --bash-completion */
+    const char *topic;              /* help VERB */
     pid_t pid;                      /* 0: none given */
     double interval;                /* watch --interval, seconds */
     long count;                     /* watch --count: refreshes, 0 = until quit */
