@@ -15,6 +15,7 @@
  * parked was never shut down. The exiting thread itself is counted as gone
  * (it will never signal anything again).
  */
+#include "journal.h"
 #include "jsonw.h"
 #include "lw.h"
 #include "registry.h"
@@ -239,7 +240,10 @@ static void log_if_due(uint64_t now)
     if (lw_analyze_with_reach(&snap, &a, false) == 0) {
         char line[512];
         format_log_line(line, sizeof line, &snap, &a);
-        emit_log_line(line);
+        if (lw_journal_is_target(log_target))   /* journal.c: structured, never waited for */
+            lw_journal_log(line, &snap, &a);
+        else
+            emit_log_line(line);
         lw_analysis_free(&a);
     }
     lw_snapshot_free(&snap);
