@@ -11,8 +11,8 @@
           header shortens the budget of that scrape (the asks' socket
           deadline stays --budget, so only the scrape's own deadline can end
           it that soon). Eight scrapers at once, three scrapes each: every
-          one answered in full, in time. /other is 404, POST 405, and
-          SIGTERM stops it with status 0.
+          one answered in full, in time. /other is 404, POST 405,
+          SIGTERM stops it with status 0, and a port in use is exit 2.
   alerts  docs/leakwatch-alerts.yml passes `promtool check rules`, and
           `promtool test rules tests/exporter/alerts_test.yml`: each alert
           fires after its `for`, for the process that earned it only."""
@@ -123,7 +123,22 @@ def check_errors(base):
             check(e.code == status, "%s %s: %d, wanted %d" % (method, path, e.code, status))
 
 
+def check_busy_port():
+    """An address it cannot listen on is exit 2, said in one line."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        r = subprocess.run([CLI, "exporter", "--listen", "127.0.0.1:%d" % taken.getsockname()[1]], capture_output=True,
+                           text=True, timeout=30)
+        check(r.returncode == 2 and r.stderr.startswith("leakwatch exporter: cannot listen on 127.0.0.1:")
+              and r.stderr.count("\n") == 1, "a busy port: exit %d, %r" % (r.returncode, r.stderr))
+    finally:
+        taken.close()
+
+
 def test_scrape():
+    check_busy_port()
     with Process([fixture("verdicts"), "deadlock2"]) as p:
         p.read_line("READY")
         hung = subprocess.Popen([sys.executable, "-c", HUNG, p.dir], stdout=subprocess.PIPE, text=True)
