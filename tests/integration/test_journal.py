@@ -8,7 +8,8 @@ With the network namespace's net.unix.max_dgram_qlen set to 0 before the
 socket is made, the journal takes one entry and is full from then on, as a
 journald that has fallen behind: libsystemd's next send blocks. A
 deadlocked fixture (fixtures/verdicts deadlock2) logs every second.
-While the journal stays full, for 4 s, the process must keep answering
+While the journal stays full, for 6 s (12 s under a sanitizer, where
+everything is slower), the process must keep answering
 `leakwatch status` within a second, every time (no thread of the program,
 nor its socket's, waits for the journal). Then the journal is read: the
 entries carry MESSAGE (the summary line), PRIORITY=4, SYSLOG_IDENTIFIER,
@@ -26,6 +27,7 @@ import time
 from lwtest import SLOW, Process, check, fixture, run_test
 
 JOURNAL = "/run/systemd/journal/socket"
+JAM = 6.0 * (2 if SLOW > 1 else 1)   # seconds the journal stays full: room for at least 4 summaries, loaded
 
 
 def decode(datagram):
@@ -75,7 +77,9 @@ def inside():
         p.read_line("READY")
         other.read_line("READY")
         # The journal is full after its first entry: the process must answer all along.
-        jam_end = time.time() + 4
+        # A summary a second: one queued, the next blocked in the writer, the
+        # third waits in the mailbox, the fourth and later replace it.
+        jam_end = time.time() + JAM
         asks = 0
         while time.time() < jam_end:
             start = time.time()

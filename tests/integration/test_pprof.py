@@ -61,8 +61,10 @@ def main():
 
         def fetchers():
             r = p.threads()
-            got = [t for t in r["threads"] if t["name"] == "fetcher" and t["verdict"] == verdict]
-            check(len(got) == 3, "fetchers %r" % [(t["tid"], t["verdict"]) for t in r["threads"]])
+            got = [t for t in r["threads"] if t["name"] == "fetcher" and t["verdict"] == verdict
+                   and (t.get("wait") or {}).get("kind") == "cond"]   # parked where they deliver, not in their work
+            check(len(got) == 3, "fetchers %r" % [(t["tid"], t["verdict"], (t.get("wait") or {}).get("kind"))
+                                                  for t in r["threads"]])
             return sorted(t["tid"] for t in got)
         tids = until(fetchers, 20, "three fetchers %s" % verdict)
         with tempfile.TemporaryDirectory() as tmp:
