@@ -17,6 +17,7 @@
 #include "serve/jsonw.h"
 #include "base/util.h"
 #include "serve/history.h"
+#include "serve/journal.h"
 #include "serve/serve.h"
 #include "record/registry.h"
 #include "serve/report.h"
@@ -159,7 +160,10 @@ static void log_if_due(uint64_t now)
     if (lw_analyze_with_reach(&snap, &a, false) == 0) {
         char line[512];
         format_log_line(line, sizeof line, &snap, &a);
-        emit_log_line(line);
+        if (lw_journal_is_target(log_target))   /* journal.c: structured, never waited for */
+            lw_journal_log(line, &snap, &a);
+        else
+            emit_log_line(line);
         lw_analysis_free(&a);
     }
     lw_snapshot_free(&snap);

@@ -31,11 +31,12 @@ from test_cli import CLI, Env, Failure, check, expect_rc, process, realistic, se
 
 VERBS = {
     "status": ["--json", "--ignore PATTERN", "--suppressions FILE", "--help"],
-    "threads": ["--all", "--json", "--ignore PATTERN", "--suppressions FILE", "--help"],
+    "threads": ["--all", "--json", "--pprof FILE", "--ignore PATTERN", "--suppressions FILE", "--help"],
     "watch": ["--interval SECONDS", "--count N", "--ignore PATTERN", "--suppressions FILE", "--help"],
     "metrics": ["--ignore PATTERN", "--suppressions FILE", "--help"],
+    "exporter": ["--listen HOST:PORT", "--budget SECONDS", "--ignore PATTERN", "--suppressions FILE", "--help"],
     "run": ["--check", "--settle MS", "--timeout SECONDS", "--ignore PATTERN", "--suppressions FILE", "--help"],
-    "help": ["--help"],
+    "help": ["--man", "--bash-completion", "--help"],
     "version": ["--help"],
 }
 SECTIONS = ["usage: leakwatch ", "options:", "exit status:", "environment:", "examples:"]
@@ -54,7 +55,7 @@ def mode_help(env):
         at = [text.find(s) for s in SECTIONS]
         check(all(i >= 0 for i in at) and at == sorted(at), "%s --help sections %r:\n%s" % (verb, at, text))
         opts = text[text.index("options:"):text.index("exit status:")]
-        listed = re.findall(r"^  (--\S+(?: [A-Z]+)?)", opts, re.M)
+        listed = re.findall(r"^  (--\S+(?: [A-Z:]+)?)", opts, re.M)
         check(listed == options, "%s options %r, wanted %r" % (verb, listed, options))
         codes = text[text.index("exit status:"):text.index("environment:")]
         check(re.search(r"^  %s " % ("N" if verb == "run" else "0"), codes, re.M)
