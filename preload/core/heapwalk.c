@@ -19,6 +19,7 @@
  * own, so the heaps do not change under the walk because of it.
  */
 #include "core/scan.h"
+#include "core/glib_slice.h"
 #include "base/util.h"
 
 #include <string.h>
@@ -389,11 +390,14 @@ int scan_block_around(struct scan *s, uint64_t addr, struct block_ref *ref)
     const struct span *sp = span_of(s, addr);
     if (sp) {
         uint64_t g;
-        if (!chunk_holding(s, sp, addr, &g) || chunk_is_free(s, sp, g))
+        if (!chunk_holding(s, sp, addr, &g) || (chunk_is_free(s, sp, g) && !s->slices))
             return -1;
-        ref->start = sp->lo + (g << 4) + CHUNK_HDR;   /* what malloc returned */
-        ref->end = chunk_end(s, sp, g);
-        return (int)(s->pool[sp->word0 + (g >> 6)].marked >> (g & 63) & 1);
+        if (!chunk_is_free(s, sp, g)) {
+            ref->start = sp->lo + (g << 4) + CHUNK_HDR;   /* what malloc returned */
+            ref->end = chunk_end(s, sp, g);
+            return (int)(s->pool[sp->word0 + (g >> 6)].marked >> (g & 63) & 1);
+        }
+        /* (free to malloc: a GLib slab's chunk, whose slices are extents) */
     }
     size_t e = extent_of(s, addr);
     if (e == SIZE_MAX)
@@ -480,4 +484,57 @@ void scan_free_malloc_chunks(struct scan *s)
     for (size_t k = 0; k < s->narenas; k++)
         if (s->arenas[k] != main_arena && lw_malloc_is_arena(&v, s->arenas[k], 0))
             lw_malloc_free_fastbins(&v, s->arenas[k]);
+}
+
+/* ---- GLib's slices: a slab's chunks are blocks, the slab is not ---- */
+
+/* A slab that checked out: its malloc chunk is no block any more (a pointer
+ * into it reaches the slice chunk around it, or nothing), each chunk the
+ * program holds is an extent of its own; the chunks on the slab's free
+ * list, its colour padding and its SlabInfo are none. */
+static void split_slab(void *ctx, const struct lw_gslice_slab *sl)
+{
+    struct scan *s = ctx;
+    const struct span *sp;
+    uint64_t g;
+    if (!walked_chunk(s, sl->mem - CHUNK_HDR, &sp, &g) || chunk_is_free(s, sp, g))
+        return;
+    size_t mark = s->next;
+    for (uint32_t k = 0; k < sl->n_chunks; k++) {
+        if (sl->free_chunks[k >> 6] >> (k & 63) & 1)
+            continue;
+        uint64_t start = sl->mem + sl->color + k * sl->chunk_size;
+        if (!scan_add_extent(s, start, start + sl->chunk_size, NO_THREAD, EXT_SLICE)) {
+            s->next = mark;   /* out of memory: the slab stays one block */
+            return;
+        }
+    }
+    s->pool[sp->word0 + (g >> 6)].freed |= 1ull << (g & 63);   /* (not malloc's free: not counted so) */
+    s->slices += s->next - mark;
+}
+
+/* libglib's writable data and the bss after it: where GSlice's allocator
+ * lives. */
+static bool is_glib_data(const struct scan *s, size_t i)
+{
+    const struct mapping *m = &s->maps[i];
+    const char *base = strrchr(m->name, '/');
+    if (base && strncmp(base, "/libglib-2.0.so", 15) == 0)
+        return m->writable;
+    return i > 0 && m->writable && m->anonymous && !m->name[0] && m->lo == s->maps[i - 1].hi &&
+           is_glib_data(s, i - 1) && s->maps[i - 1].name[0];
+}
+
+void scan_split_gslice(struct scan *s)
+{
+    struct lw_heap_view v = { view_read, view_chunk_at, view_free_chunk, s };
+    for (size_t i = 0; i < s->nmaps; i++) {
+        if (!is_glib_data(s, i))
+            continue;
+        uint64_t allocator = lw_gslice_find_allocator(&v, s->maps[i].lo, s->maps[i].hi);
+        if (allocator) {
+            lw_gslice_slabs(&v, allocator, split_slab, s);
+            return;
+        }
+    }
 }

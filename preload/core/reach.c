@@ -222,7 +222,12 @@ static void mark_address(struct scan *s, uint64_t v)
         return;
     struct span_word *word = &s->pool[sp->word0 + (g >> 6)];
     uint64_t bit = 1ull << (g & 63);
-    if ((word->marked | word->freed) & bit)
+    if (word->freed & bit) {
+        if (s->slices)
+            mark_extent_at(s, v);   /* a GLib slab's: the slice chunk around v, if any */
+        return;
+    }
+    if (word->marked & bit)
         return;
     word->marked |= bit;
     if ((word->listed & bit) || g >= sp->unrecorded_from)
@@ -802,7 +807,7 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
             continue;
         }
         w->reach = LW_REACH_UNREACHABLE;
-        if (ti[i].object_in.start && ti[i].object_in.kind == EXT_CHUNK) {
+        if (ti[i].object_in.start && (ti[i].object_in.kind == EXT_CHUNK || ti[i].object_in.kind == EXT_SLICE)) {
             w->reach_block = ti[i].object_in.start;   /* what malloc returned */
             w->reach_block_size = ti[i].object_in.end - ti[i].object_in.start;
         }
@@ -999,6 +1004,7 @@ static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, 
     scan_filter_fill(s);
     scan_find_heaps(s);
     scan_free_malloc_chunks(s);
+    scan_split_gslice(s);
     gather_threads(s, snap, a, m->ti);
     exclude_dependents(m->ti, n, m->path, m->state);
     place_stacks(s, m->ti, n);
@@ -1070,6 +1076,9 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool wa
     if (snap->npaths && len > 0 && (size_t)len < sizeof snap->reach_note)
         len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; paths in %.1f ms",
                         (double)paths_took / 1e6);
+    if (s.slices && len > 0 && (size_t)len < sizeof snap->reach_note)
+        len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; %zu GLib slices",
+                        s.slices);
     if (s.problem[0] && len > 0 && (size_t)len < sizeof snap->reach_note)
         snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; %s", s.problem);
     remember_scan(snap, a, t0, lw_now_ns(), want_paths);
