@@ -174,8 +174,26 @@ static bool add_tcache_candidate(struct scan *s, uint64_t header)
     return true;
 }
 
+/* glibc's fenceposts at the end of an arena's older heap (sysmalloc, when
+ * it adds a new heap): a header of size 16 followed by one of size 0, or
+ * the size-0 one alone, both marked in use, within the heap. */
+#define FENCE_ROOM 64u   /* the fenceposts and what old_size's rounding leaves after them */
+static bool is_fence(struct scan *s, struct window *w, uint64_t at, uint64_t size, uint64_t limit)
+{
+    if (limit - at > FENCE_ROOM)
+        return false;
+    if (size == 0)
+        return at + CHUNK_HDR <= limit;
+    if (size != CHUNK_HDR || at + 2 * CHUNK_HDR > limit || !window_covers(s, w, at, at + 2 * CHUNK_HDR, limit))
+        return false;
+    uint64_t next;
+    memcpy(&next, s->buf + (at - w->base) + CHUNK_HDR + 8, 8);
+    return (next & ~SIZE_BITS) == 0 && (next & PREV_INUSE);
+}
+
 /* Walk the chunks of [first, limit): every size must be sane and the walk
- * must end exactly at limit (the top chunk). Adds a span and returns true,
+ * must end exactly at limit (the top chunk), or at an older heap's
+ * fenceposts. Adds a span and returns true,
  * or adds nothing and returns false. */
 static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
 {
@@ -188,6 +206,7 @@ static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
     struct span_word *words = s->pool + sp.word0;
     size_t mark_edges = s->nedges, mark_big = s->nbig, mark_tcaches = s->ntcaches, mark_freed = s->freed_chunks;
     size_t filled = 0, prev_entry = SIZE_MAX;
+    bool fenced = false;
     uint64_t mark_bytes = s->bytes_scanned, prev_g = UINT64_MAX;
     uint64_t at = first;
     struct window w = { 0, 0 };
@@ -197,6 +216,17 @@ static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
         uint64_t size_field;
         memcpy(&size_field, s->buf + (at - w.base) + 8, 8);
         uint64_t size = size_field & ~SIZE_BITS;
+        if (prev_g != UINT64_MAX && is_fence(s, &w, at, size, limit)) {
+            /* An arena's older heap ends in glibc's fenceposts: the walk ends
+             * there, and what follows is no chunk. Its old top before them
+             * was freed into the bins like any chunk (or is a fencepost
+             * itself when it was too small to free). */
+            if (!(size_field & PREV_INUSE) && prev_g != UINT64_MAX)
+                free_walked_chunk(s, words, prev_g, prev_entry);
+            sp.hi = at;
+            fenced = true;
+            break;
+        }
         if (size < MIN_CHUNK || (size & 15) || size > limit - at || (size_field & IS_MMAPPED))
             goto bad;
         /* An in-use chunk's user area runs into the next chunk's prev_size
@@ -223,9 +253,9 @@ static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
         prev_g = g;
         at += size;
     }
-    if (at != limit)
+    if (at != limit && !fenced)
         goto bad;
-    if (prev_g != UINT64_MAX) {
+    if (prev_g != UINT64_MAX && !fenced) {
         free_walked_chunk(s, words, prev_g, prev_entry);   /* the last chunk is the top: never handed out */
         s->last_top = first + (prev_g << 4);
     }
@@ -241,6 +271,28 @@ bad:
     s->freed_chunks = mark_freed;
     s->bytes_scanned = mark_bytes;
     return false;
+}
+
+/* A walked heap ends at `end`. What the same mapping holds beyond it is
+ * not its chunks: the kernel merges neighbouring anonymous mappings, so it
+ * may be the arena's next heap (an older heap ends in fenceposts where the
+ * next begins), an mmapped chunk or anything else. It becomes a mapping of
+ * its own, a root unless the rest of the walk finds blocks in it (the
+ * caller's loop visits it next). The caller reserved room for it. */
+static void keep_rest_as_root(struct scan *s, struct mapping *m, uint64_t end)
+{
+    if (end >= m->hi) {
+        m->kind = MAP_HEAP;
+        return;
+    }
+    size_t i = (size_t)(m - s->maps);   /* (room for one more was reserved before the walk) */
+    struct mapping rest = *m;
+    rest.lo = end;
+    m->hi = end;
+    m->kind = MAP_HEAP;
+    memmove(&s->maps[i + 2], &s->maps[i + 1], (s->nmaps - i - 1) * sizeof *s->maps);
+    s->maps[i + 1] = rest;
+    s->nmaps++;
 }
 
 /* The main arena: chunks from the start of [heap] (after alignment padding)
@@ -259,13 +311,18 @@ static bool walk_main_heap(struct scan *s, struct mapping *m)
  * mapped there. */
 static void find_main_heap(struct scan *s, struct mapping *m)
 {
+    size_t i = (size_t)(m - s->maps);
+    if (!scan_reserve_maps(s, 1)) {
+        snprintf(s->problem, sizeof s->problem, "out of memory (the main heap kept as a root)");
+        return;
+    }
+    m = &s->maps[i];
     bool walked = walk_main_heap(s, m);
+    uint64_t old_hi = m->hi;
     if (!walked) {
         uint64_t brk_now = (uint64_t)(uintptr_t)sbrk(0);
-        size_t i = (size_t)(m - s->maps);
         uint64_t next_lo = i + 1 < s->nmaps ? s->maps[i + 1].lo : UINT64_MAX;
         if (brk_now != m->hi && brk_now > m->lo && brk_now <= next_lo) {
-            uint64_t old_hi = m->hi;
             m->hi = brk_now;
             walked = walk_main_heap(s, m);
             if (!walked)
@@ -273,7 +330,11 @@ static void find_main_heap(struct scan *s, struct mapping *m)
         }
     }
     if (walked) {
-        m->kind = MAP_HEAP;
+        /* (a break that moved down leaves the rest of the mapping as it
+         * was: a root, whatever it is now) */
+        uint64_t end = m->hi;
+        m->hi = old_hi > end ? old_hi : end;
+        keep_rest_as_root(s, m, end);
         s->main_top = s->last_top;
     } else {
         snprintf(s->problem, sizeof s->problem, "the main heap could not be walked (kept as a root)");
@@ -320,10 +381,14 @@ static void find_thread_heap(struct scan *s, struct mapping *m)
         return;
     if (m->lo + size > m->hi && !heap_grew_since_maps(s, m, size))
         return;
+    size_t i = (size_t)(m - s->maps);
+    if (!scan_reserve_maps(s, 1))
+        return;   /* (no room to split off what may follow the heap: a root) */
+    m = &s->maps[i];
     for (uint64_t first = m->lo + LW_HEAP_INFO_SIZE; first < m->lo + 4096; first += 16)
         if (walk_chunks(s, first, m->lo + size)) {
-            m->kind = MAP_HEAP;   /* beyond size: heap space not handed out yet, nothing live there */
             note_arena(s, info[0]);
+            keep_rest_as_root(s, m, m->lo + size);
             return;
         }
 }
@@ -375,6 +440,7 @@ void scan_find_heaps(struct scan *s)
             find_main_heap(s, m);
         else if (m->anonymous && !m->name[0] && !(m->lo & (HEAP_MAX_SIZE - 1)))
             find_thread_heap(s, m);
+        m = &s->maps[i];   /* (the array may have grown) */
         if (m->kind == MAP_ROOT && m->anonymous && !m->name[0])
             find_mmapped_chunks(s, m);
     }
