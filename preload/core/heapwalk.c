@@ -388,7 +388,11 @@ static void find_thread_heap(struct scan *s, struct mapping *m)
     for (uint64_t first = m->lo + LW_HEAP_INFO_SIZE; first < m->lo + 4096; first += 16)
         if (walk_chunks(s, first, m->lo + size)) {
             note_arena(s, info[0]);
-            keep_rest_as_root(s, m, m->lo + size);
+            /* Past size but within the heap's 64 MiB: space the heap has
+             * not handed out (or handed out since heap_info was read, to
+             * whoever allocates meanwhile: us too). Past the 64 MiB:
+             * another mapping the kernel merged in. */
+            keep_rest_as_root(s, m, m->lo + HEAP_MAX_SIZE);
             return;
         }
 }

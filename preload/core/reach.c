@@ -509,6 +509,18 @@ static uint32_t thread_with_tid(const struct lw_snapshot *snap, int32_t tid)
     return t ? (uint32_t)(t - snap->threads) : NO_THREAD;
 }
 
+/* Whether every register of a live thread that could hold a pointer is in
+ * memory the scan reads: only while it is parked in a recorded wait, whose
+ * frame holds the caller's callee-saved registers (hookcore.h,
+ * LW_RECORDED_CALL; the others are dead across a call) and whose syscall
+ * arguments /proc shows. A thread running its code (or a signal handler),
+ * or blocked in a call no hook saw, keeps registers nobody can read from
+ * inside the process: a pointer only there would be missed. */
+static bool registers_in_memory(const struct lw_snap_thread *t)
+{
+    return t->waiting && t->wait.source == LW_SOURCE_HOOK && t->proc_state != 'R' && t->proc_state != '?';
+}
+
 static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
                            struct thread_info *ti)
 {
@@ -529,6 +541,10 @@ static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const
                             lw_thread_may_be_cancelled(&s->layout, ti[i].tp);
         if (has_owner_edge(snap, t))
             ti[i].depends_on = thread_with_tid(snap, t->wait.owner);
+        if (!ti[i].excluded && !registers_in_memory(t)) {
+            if (!s->registers_unseen++)
+                s->unseen_tid = t->tid;
+        }
     }
     if (!lw_task_dir_still_ours(&dir))
         s->incomplete = true;   /* the stack pointers read may be another directory's: no proof */
@@ -791,7 +807,7 @@ static void free_scan(struct scan *s)
 }
 
 /* Record this scan's findings in the snapshot, with the two-scan rule. */
-static void record_results(struct lw_snapshot *snap, const struct thread_info *ti)
+static void record_results(struct lw_snapshot *snap, const struct thread_info *ti, bool sound)
 {
     static struct sighting next[MAX_CONFIRM];
     size_t nnext = 0;
@@ -812,6 +828,16 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
             w->reach_block_size = ti[i].object_in.end - ti[i].object_in.start;
         }
         struct sighting *seen = find_sighting(ti[i].tid, w->object, key);
+        if (!sound) {
+            /* A live thread's registers were out of sight: this scan counts
+             * for nothing, neither as a first sighting nor as a second. The
+             * background prover tries again as it backs off (a thread busy
+             * for good would otherwise cost a scan a second). */
+            w->unreachable_for = seen ? (double)(now - seen->first_ns) / 1e9 : 0;
+            if (seen && nnext < MAX_CONFIRM)
+                next[nnext++] = *seen;
+            continue;
+        }
         struct sighting cur = seen ? *seen : (struct sighting){ ti[i].tid, w->object, key, now, 0 };
         cur.scans++;
         w->unreachable_for = (double)(now - cur.first_ns) / 1e9;
@@ -1062,7 +1088,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool wa
         give_back(&m, &s);
         return 0;
     }
-    record_results(snap, m.ti);
+    record_results(snap, m.ti, s.registers_unseen == 0);
     last_scan_cpu_ns = lw_thread_cpu_ns() - cpu0;
     uint64_t mark_took = lw_now_ns() - t0, paths_t0 = lw_now_ns();
     if (want_paths)
@@ -1076,6 +1102,11 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool wa
     if (snap->npaths && len > 0 && (size_t)len < sizeof snap->reach_note)
         len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; paths in %.1f ms",
                         (double)paths_took / 1e6);
+    if (s.registers_unseen && len > 0 && (size_t)len < sizeof snap->reach_note)
+        len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len,
+                        "; proves nothing: %zu live thread%s (tid %d first) not parked in a recorded wait, "
+                        "whose registers cannot be read", s.registers_unseen, s.registers_unseen == 1 ? "" : "s",
+                        (int)s.unseen_tid);
     if (s.slices && len > 0 && (size_t)len < sizeof snap->reach_note)
         len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; %zu GLib slices",
                         s.slices);

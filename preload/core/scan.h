@@ -165,6 +165,8 @@ struct scan {
     uint64_t last_top;       /* the last chunk of the last span walked */
     size_t freed_chunks;     /* how many chunks malloc holds free (top, bins, tcache, fastbins) */
     size_t slices;           /* GLib slice chunks made extents (glib_slice.h) */
+    size_t registers_unseen; /* live threads whose registers may hold pointers unseen: the scan proves nothing */
+    int32_t unseen_tid;      /* the first of them */
     /* the threads, for the parts of a parked thread (see struct extent) */
     struct thread_info *threads;
     size_t nthreads;
