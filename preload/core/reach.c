@@ -767,8 +767,6 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
 static uint64_t remembered_took_ns;   /* how long the last real scan took */
 static uint64_t last_scan_cpu_ns;     /* and its CPU time */
 
-uint64_t lw_reach_last_scan_cpu_ns(void) { return last_scan_cpu_ns; }
-
 static struct scan spare;   /* only the block and edge arrays, with their capacities */
 static uint64_t spare_since_ns;
 
