@@ -421,14 +421,7 @@ static void find_mmapped_chunks(struct scan *s, struct mapping *m)
     } else if (at > m->lo && scan_reserve_maps(s, 1)) {
         /* Chunks, then a neighbour the kernel merged in: keep the chunks,
          * and the rest stays a root. */
-        m = &s->maps[i];
-        struct mapping rest = *m;
-        rest.lo = at;
-        m->hi = at;
-        m->kind = MAP_HEAP;
-        memmove(&s->maps[i + 2], &s->maps[i + 1], (s->nmaps - i - 1) * sizeof *s->maps);
-        s->maps[i + 1] = rest;
-        s->nmaps++;
+        keep_rest_as_root(s, &s->maps[i], at);
     } else {
         s->next = mark;   /* not (only) malloc's: a root */
     }
