@@ -68,6 +68,18 @@ static void complain(const char *fmt, const char *arg)
 
 /* ---- the directory ---- */
 
+/* "/a/b/" and "/a/b//" name "/a/b": lstat of the first would follow b if
+ * it were a symlink, which the directory check exists to refuse. A last
+ * component "." or ".." would be followed the same way: false. */
+static bool drop_trailing_slashes(char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        dir[--n] = 0;
+    const char *last = strrchr(dir, '/') + 1;
+    return strcmp(last, ".") != 0 && strcmp(last, "..") != 0;
+}
+
 /* From the environment, in the constructor (the program is single-threaded
  * then, so nobody is calling setenv). The string is copied; a problem is
  * remembered and reported only if the server is ever started. */
@@ -83,6 +95,10 @@ static void choose_directory(void)
             return;
         }
         n = snprintf(dir_path, sizeof dir_path, "%s", lwdir);
+        if (n > 0 && (size_t)n < sizeof dir_path && !drop_trailing_slashes(dir_path)) {
+            snprintf(dir_problem, sizeof dir_problem, "LEAKWATCH_DIR must not end in \".\" or \"..\"");
+            return;
+        }
     } else if (xdg && xdg[0] == '/') {
         n = snprintf(dir_path, sizeof dir_path, "%s/leakwatch", xdg);
     } else {
