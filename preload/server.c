@@ -13,11 +13,13 @@
  * Building a reply (snapshot, analysis, dl_iterate_phdr, malloc) happens
  * under report_lock, which the fork handlers take: a fork never copies the
  * server in the middle of that work. The lock is never held while talking
- * to a client.
+ * to a client, or while writing anything (the log line is written after the
+ * tick releases it, and never blocks: output.c).
  */
 #include "channels.h"
 #include "lw.h"
 #include "jsonw.h"
+#include "output.h"
 #include "report.h"
 #include "request.h"
 #include "snapshot.h"
@@ -56,14 +58,14 @@ static char dir_problem[160];     /* why dir_path is unusable, "" if it is fine 
 static bool started;
 static bool exiting;              /* lw_server_at_exit ran in the listening process */
 
-/* One line on stderr, written in one call (never through stdio, whose
- * buffers and locks belong to the application). */
+/* One line on stderr, never through stdio (whose buffers and locks belong
+ * to the application), and never blocking (output.c). */
 static void complain(const char *fmt, const char *arg)
 {
     char line[768];
     int n = snprintf(line, sizeof line, fmt, arg);
     if (n > 0)
-        (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        lw_output_stderr(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 /* ---- the directory ---- */
@@ -548,6 +550,7 @@ static void tick_registry_if_due(uint64_t *last_tick)
     lw_monitor_tick();
     lw_reach_release_idle();
     lw_unlock(&report_lock);
+    lw_monitor_flush_log();   /* written without the lock, never blocking */
     *last_tick = now;
 }
 
@@ -605,15 +608,12 @@ void lw_server_start(void)
 }
 
 void lw_server_fork_prepare(void) { lw_lock(&report_lock); }
-
-/* For work that takes snapshots off the server thread (the exit report). */
-void lw_server_with_report_lock(void (*fn)(void))
-{
-    lw_lock(&report_lock);
-    fn();
-    lw_unlock(&report_lock);
-}
 void lw_server_fork_parent(void) { lw_unlock(&report_lock); }
+
+/* For work that takes snapshots off the server thread (the exit report),
+ * only around the snapshot and its analysis. */
+void lw_server_lock_reports(void) { lw_lock(&report_lock); }
+void lw_server_unlock_reports(void) { lw_unlock(&report_lock); }
 
 /* The server starts when the process is first worth asking about: when it
  * creates a thread or parks in a wait (lw_server_start_if_pending, called
