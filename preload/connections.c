@@ -475,7 +475,9 @@ void lw_conns_fork_child(void)
 {
     for (size_t i = 0; i < LW_CONNS_MAX; i++) {
         struct conn *c = &table[i];
-        if (c->state != CONN_FREE && !c->callers && is_ours(c))
+        if (c->state == CONN_FREE)
+            continue;   /* (untouched slots stay untouched: a fork child pays nothing for them) */
+        if (!c->callers && is_ours(c))
             raw(SYS_close, c->fd, 0, 0, 0);   /* a copy in the child's table (the program's table was ours) */
         memset(c, 0, sizeof *c);              /* its reply buffer is the parent's business */
     }

@@ -435,6 +435,20 @@ static bool take_a_descriptor_table_of_our_own(void)
     return true;
 }
 
+/* As many connections as our own table holds (RLIMIT_NOFILE applies to it
+ * too), less a reserve for the snapshot's own files. */
+#define FDS_KEPT_FOR_SNAPSHOTS 64
+
+static size_t connections_our_table_holds(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY)
+        return LW_CONNS_MAX;
+    size_t room = r.rlim_cur > 2 * FDS_KEPT_FOR_SNAPSHOTS ? (size_t)r.rlim_cur - FDS_KEPT_FOR_SNAPSHOTS
+                                                         : (size_t)r.rlim_cur / 2;
+    return room < LW_CONNS_MAX ? room : LW_CONNS_MAX;
+}
+
 /* The connections waiting in the listener's queue, a batch a round, while
  * there is room (a silent connection is shed for a new one). Out of
  * descriptors: a silent connection is shed for it too, or accepting pauses
@@ -464,7 +478,7 @@ static void *server_main(void *arg)
     prctl(PR_SET_NAME, "leakwatch", 0, 0, 0);
     /* Below the program's threads: reports and scans wait for idle CPU. */
     setpriority(PRIO_PROCESS, (id_t)lw_gettid(), 10);
-    lw_conns_setup(take_a_descriptor_table_of_our_own() ? LW_CONNS_MAX : LW_CONNS_SHARED);
+    lw_conns_setup(take_a_descriptor_table_of_our_own() ? connections_our_table_holds() : LW_CONNS_SHARED);
     uint64_t last_tick = lw_now_ns(), accept_paused_until = 0;
     int reopens = 0;
     static struct pollfd fds[1 + LW_CONNS_MAX];
