@@ -15,8 +15,8 @@ nothing it reads; each mode once broke it:
   fifo-module   a module path naming a FIFO: `threads` (text and --json) hung
                 in open(); now it is skipped (module+offset)
   slow-symbols  2,000 modules, each a large debug file: symbolizing took
-                many seconds past LEAKWATCH_TIMEOUT_MS; now it stops by then
-                (a note says so)
+                over two minutes, far past LEAKWATCH_TIMEOUT_MS; now it stops
+                by then (a note says so)
   hung-open     a module file whose open() never returns (a hung filesystem,
                 simulated by hang_open.so preloaded into the CLI): the CLI
                 hung for good; now its watchdog ends it at the deadline
@@ -158,10 +158,10 @@ def mode_slow_symbols(env):
         return process(pid, threads, stacks, modules)
     m = serve(env, reply)
     start = time.monotonic()
-    p = env.cli("threads", m.pid, "--json", env={"LEAKWATCH_TIMEOUT_MS": "1500"}, timeout=120)
+    p = env.cli("threads", m.pid, "--json", env={"LEAKWATCH_TIMEOUT_MS": "3000"}, timeout=120)
     took = time.monotonic() - start
     expect_rc(p, 0, "threads with %d modules to symbolize" % MODULES)
-    check(took < 1.5 + 1.0, "symbolizing took %.1fs with LEAKWATCH_TIMEOUT_MS=1500" % took)
+    check(took < 3.0 + 2.0, "symbolizing took %.1fs with LEAKWATCH_TIMEOUT_MS=3000" % took)
     doc = json.loads(p.stdout)
     check(any("symbolization stopped" in n for n in doc["notes"]), "no note says so: %r" % doc["notes"])
     named = sum(1 for t in doc["threads"] if t["wait_stack"] and t["wait_stack"][0].get("function"))
@@ -183,7 +183,9 @@ def mode_hung_open(env):
     m = serve(env, reply)
     start = time.monotonic()
     try:
-        p = env.cli("threads", m.pid, env={"LEAKWATCH_TIMEOUT_MS": "1000", "LD_PRELOAD": shim}, timeout=30)
+        prefix = os.environ.get("LEAKWATCH_PRELOAD_PREFIX")   # the ASan runtime comes first in a sanitizer pass
+        preload = prefix + ":" + shim if prefix else shim
+        p = env.cli("threads", m.pid, env={"LEAKWATCH_TIMEOUT_MS": "1000", "LD_PRELOAD": preload}, timeout=30)
     except subprocess.TimeoutExpired:
         check(False, "the CLI hung on a module file whose open() never returns")
     took = time.monotonic() - start
@@ -289,7 +291,9 @@ def mode_output(env):
                      ["status", m.pid, "--json"], ["status"], ["metrics", m.pid], ["help"], ["threads", "--help"],
                      ["watch", m.pid, "--count", "2", "--interval", "0.1"]):
             p = run_into(env, args, full)
-            check(p.returncode == 2 and "cannot write the output" in p.stderr and p.stderr.count("\n") == 1,
+            # (`status` also asks other tests' processes, which may fail on their own: the last line is ours)
+            check(p.returncode == 2 and p.stderr.splitlines()[-1:] and
+                  re.match(r"leakwatch( watch)?: cannot write the output: ", p.stderr.splitlines()[-1]),
                   "%s > /dev/full: exit %d, stderr %r" % (args, p.returncode, p.stderr))
     for args, rc in ((["threads", m.pid, "--all"], 0), (["threads", m.pid, "--json"], 0), (["status", m.pid], 1),
                      (["metrics", m.pid], 0), (["watch", m.pid, "--interval", "0.1"], 0)):
