@@ -15,6 +15,11 @@
  * opened anew on it with O_NONBLOCK, so that the program's own file status
  * flags are never changed. Everything goes through raw syscalls: no hook
  * records it, and a write to a pipe nobody reads cannot deliver SIGPIPE.
+ * A descriptor of ours is checked to still be what we opened (device and
+ * inode) before each write, truncation and close: on the program's
+ * threads (the exit report), or where the server shares the program's
+ * table, a program that closes every fd may give our number to a file of
+ * its own in the meantime, and that file is not ours to touch.
  */
 #include "output.h"
 #include "channels.h"
@@ -47,10 +52,32 @@ static long raw(long nr, long a1, long a2, long a3, long a4)
     return lw_raw_syscall6(nr, a1, a2, a3, a4, 0, 0);
 }
 
-static void close_own(long fd)
+/* A descriptor of ours, and what it was when we opened it. */
+struct ours {
+    long fd;
+    struct stat st;
+    bool known;   /* st was read */
+};
+
+static struct ours take(long fd)
 {
-    if (fd >= 0)
-        raw(SYS_close, fd, 0, 0, 0);
+    struct ours o = { .fd = fd };
+    o.known = fd >= 0 && raw(SYS_fstat, fd, (long)&o.st, 0, 0) == 0;
+    return o;
+}
+
+static bool still_ours(const struct ours *o)
+{
+    struct stat now;
+    return o->known && raw(SYS_fstat, o->fd, (long)&now, 0, 0) == 0 && now.st_dev == o->st.st_dev &&
+           now.st_ino == o->st.st_ino;
+}
+
+/* Closed, if it is still ours (else the number is the program's now). */
+static void release(const struct ours *o)
+{
+    if (o->fd >= 0 && (!o->known || still_ours(o)))
+        raw(SYS_close, o->fd, 0, 0, 0);
 }
 
 static uint64_t deadline_after_ms(int ms)
@@ -90,20 +117,21 @@ static long write_without_sigpipe(long fd, const char *buf, size_t len)
 }
 
 /* All of buf, waiting for room until the deadline; false if some was
- * dropped. fd is non-blocking (or a socket written with MSG_DONTWAIT). */
-static bool write_before(long fd, bool socket, const char *buf, size_t len, uint64_t deadline)
+ * dropped. o is non-blocking (or a socket, written with MSG_DONTWAIT). */
+static bool write_before(const struct ours *o, const char *buf, size_t len, uint64_t deadline)
 {
-    while (len > 0) {
-        long n = socket ? raw(SYS_sendto, fd, (long)buf, (long)len, MSG_DONTWAIT | MSG_NOSIGNAL)
-                        : write_without_sigpipe(fd, buf, len);
+    bool socket = S_ISSOCK(o->st.st_mode);
+    while (len > 0 && still_ours(o)) {
+        long n = socket ? raw(SYS_sendto, o->fd, (long)buf, (long)len, MSG_DONTWAIT | MSG_NOSIGNAL)
+                        : write_without_sigpipe(o->fd, buf, len);
         if (n > 0) {
             buf += n;
             len -= (size_t)n;
-        } else if (n != -EINTR && (n != -EAGAIN || !room_before(fd, deadline))) {
+        } else if (n != -EINTR && (n != -EAGAIN || !room_before(o->fd, deadline))) {
             return false;
         }
     }
-    return true;
+    return len == 0;
 }
 
 /* ---- the program's stderr ---- */
@@ -113,40 +141,40 @@ static long copy_of_program_fd(int fd)
 {
     if (!lw_fds_are_private)
         return raw(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 0, 0);
-    long pidfd = raw(SYS_pidfd_open, raw(SYS_getpid, 0, 0, 0, 0), 0, 0, 0);
+    long pidfd = raw(SYS_pidfd_open, raw(SYS_getpid, 0, 0, 0, 0), 0, 0, 0);   /* (in our own table) */
     if (pidfd < 0)
         return -1;
     long copy = raw(SYS_pidfd_getfd, pidfd, fd, 0, 0);   /* close-on-exec, as the man page says */
-    close_own(pidfd);
+    raw(SYS_close, pidfd, 0, 0, 0);
     return copy;
 }
 
 /* A pipe or terminal opened anew, non-blocking: writing through the
  * program's own open file would need its O_NONBLOCK flag changed. */
-static long reopen_nonblocking(long fd)
+static struct ours reopen_nonblocking(const struct ours *copy)
 {
     char path[64];
-    snprintf(path, sizeof path, "/proc/thread-self/fd/%ld", fd);
-    return raw(SYS_openat, AT_FDCWD, (long)path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
+    snprintf(path, sizeof path, "/proc/thread-self/fd/%ld", copy->fd);
+    struct ours o = take(still_ours(copy) ? raw(SYS_openat, AT_FDCWD, (long)path,
+                                                O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0) : -1);
+    if (o.known && (o.st.st_dev != copy->st.st_dev || o.st.st_ino != copy->st.st_ino))
+        o.known = false;   /* (the number was reused under us: not written) */
+    return o;
 }
 
 void lw_output_stderr(const char *buf, size_t len)
 {
     int saved = errno;
     uint64_t deadline = deadline_after_ms(LW_OUTPUT_DEADLINE_MS);
-    long fd = copy_of_program_fd(STDERR_FILENO);
-    struct stat st;
-    if (fd >= 0 && raw(SYS_fstat, fd, (long)&st, 0, 0) == 0) {
-        if (S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode)) {
-            write_before(fd, S_ISSOCK(st.st_mode), buf, len, deadline);
-        } else {
-            long own = reopen_nonblocking(fd);
-            if (own >= 0)
-                write_before(own, false, buf, len, deadline);
-            close_own(own);
-        }
+    struct ours copy = take(copy_of_program_fd(STDERR_FILENO));
+    if (copy.known && (S_ISREG(copy.st.st_mode) || S_ISSOCK(copy.st.st_mode))) {
+        write_before(&copy, buf, len, deadline);
+    } else if (copy.known) {
+        struct ours own = reopen_nonblocking(&copy);
+        write_before(&own, buf, len, deadline);
+        release(&own);
     }
-    close_own(fd);
+    release(&copy);
     errno = saved;
 }
 
@@ -158,11 +186,11 @@ void lw_output_syslog(const char *message)
     struct sockaddr_un addr = { .sun_family = AF_UNIX, .sun_path = "/dev/log" };
     char line[1024];
     int n = snprintf(line, sizeof line, "<%d>%s: %s", LOG_DAEMON | LOG_INFO, program_invocation_short_name, message);
-    long fd = raw(SYS_socket, AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, 0);
-    if (fd >= 0 && n > 0)
-        lw_raw_syscall6(SYS_sendto, fd, (long)line, (size_t)n < sizeof line ? n : (long)sizeof line - 1,
+    struct ours o = take(raw(SYS_socket, AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, 0));
+    if (still_ours(&o) && n > 0)
+        lw_raw_syscall6(SYS_sendto, o.fd, (long)line, (size_t)n < sizeof line ? n : (long)sizeof line - 1,
                         MSG_DONTWAIT | MSG_NOSIGNAL, (long)&addr, sizeof addr);
-    close_own(fd);
+    release(&o);
     errno = saved;
 }
 
@@ -191,12 +219,12 @@ enum lw_append lw_output_append(const char *path, bool fifo, const char *buf, si
         errno = (int)-fd;
         return LW_APPEND_FAILED;
     }
-    struct stat st;
+    struct ours o = take(fd);
     enum lw_append result = LW_APPEND_REFUSED;
-    if (raw(SYS_fstat, fd, (long)&st, 0, 0) == 0 && (fifo ? is_writable_stream(st.st_mode) : S_ISREG(st.st_mode)))
-        result = write_before(fd, false, buf, len, deadline_after_ms(LW_OUTPUT_DEADLINE_MS)) ? LW_APPEND_WRITTEN
-                                                                                           : LW_APPEND_DROPPED;
-    close_own(fd);
+    if (o.known && (fifo ? is_writable_stream(o.st.st_mode) : S_ISREG(o.st.st_mode)))
+        result = write_before(&o, buf, len, deadline_after_ms(LW_OUTPUT_DEADLINE_MS)) ? LW_APPEND_WRITTEN
+                                                                                      : LW_APPEND_DROPPED;
+    release(&o);
     return result;
 }
 
@@ -206,17 +234,16 @@ int lw_output_create(const char *path, const char *buf, size_t len)
         errno = EINVAL;
         return -1;
     }
-    long fd = raw(SYS_openat, AT_FDCWD, (long)path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
-                  0600);
-    struct stat st;
-    long err = fd < 0 ? fd : raw(SYS_fstat, fd, (long)&st, 0, 0) != 0 ? -EIO : !S_ISREG(st.st_mode) ? -EINVAL : 0;
+    struct ours o = take(raw(SYS_openat, AT_FDCWD, (long)path,
+                             O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600));
+    long err = o.fd < 0 ? o.fd : !o.known ? -EIO : !S_ISREG(o.st.st_mode) ? -EINVAL : 0;
     if (!err)
-        err = raw(SYS_ftruncate, fd, 0, 0, 0);
-    if (!err && !write_before(fd, false, buf, len, UINT64_MAX))
+        err = still_ours(&o) ? raw(SYS_ftruncate, o.fd, 0, 0, 0) : -EBADF;
+    if (!err && !write_before(&o, buf, len, UINT64_MAX))
         err = -ENOSPC;
-    if (err && err != -EINVAL && fd >= 0)
+    if (err && err != -EINVAL && o.fd >= 0)
         raw(SYS_unlinkat, AT_FDCWD, (long)path, 0, 0);   /* half-written: ours, gone */
-    close_own(fd);
+    release(&o);
     if (err) {
         errno = (int)-err;
         return -1;
