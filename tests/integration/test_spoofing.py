@@ -15,7 +15,12 @@ an empty LEAKWATCH_DIR (so that it must look through /proc/net/unix and
 the process's environment), must report the real process, never the
 impostor's data, exit 2 for the process that is not under the preload,
 and never even connect to the impostor's sockets: their files are owned by
-neither the process's uid nor root."""
+neither the process's uid nor root.
+
+The test runs in a network namespace of its own (/proc/net/unix is per
+namespace): the impostor's sockets must not mislead, nor be asked by, the
+CLIs of other test runs on the same machine."""
+import ctypes
 import json
 import os
 import pwd
@@ -57,6 +62,8 @@ while True:
             sys.exit(0)
         conn, _ = key.fileobj.accept()
         served += 1
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        print("CLIENT %d" % int.from_bytes(creds[:4], "little"), flush=True)
         fake = {"version": 1, "pid": key.data, "command": "HIJACKED", "uptime": 1.0,
                 "summary": {"threads": 1, "running": 0, "waiting": 0, "suspect": 0, "leaked": 1, "deadlocked": 0,
                             "parked": 1},
@@ -84,14 +91,30 @@ def ensure_user():
     return pwd.getpwnam(USER)
 
 
+CLI_PIDS = set()
+
+
 def cli(args, lwdir):
     e = dict(os.environ, LEAKWATCH_DIR=lwdir)
     e.pop("LD_PRELOAD", None)
-    return subprocess.run([CLI] + [str(a) for a in args], capture_output=True, text=True, env=e, timeout=60 * SLOW)
+    p = subprocess.Popen([CLI] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=e)
+    CLI_PIDS.add(p.pid)   # (the impostor says who connected)
+    out, err = p.communicate(timeout=60 * SLOW)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def own_network_namespace():
+    libc = ctypes.CDLL(None, use_errno=True)
+    check(libc.unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s" % os.strerror(ctypes.get_errno()))
 
 
 def main():
     check(os.geteuid() == 0 and shutil.which("setpriv"), "this test needs root and setpriv (util-linux)")
+    own_network_namespace()
     user = ensure_user()
     python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
     empty = tempfile.mkdtemp(prefix="lwempty.")
@@ -127,9 +150,10 @@ def main():
             check("no leakwatch socket for pid %d" % bystander.pid in r.stderr, "message: %r" % r.stderr)
 
             impostor.stdin.close()
-            served = impostor.stdout.readline()
-            check(served.strip() == "SERVED 0", "the CLI connected to the impostor's sockets: %r" % served)
+            said = impostor.stdout.read().splitlines()
             impostor.wait(timeout=30)
+            clients = {int(line.split()[1]) for line in said if line.startswith("CLIENT ")}
+            check(not clients & CLI_PIDS, "the CLI connected to the impostor's sockets: %r" % said)
             shutil.rmtree(spoof_root, ignore_errors=True)
     finally:
         if impostor and impostor.poll() is None:
