@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #define DEFAULT_TIMEOUT_MS 10000
-#define SYMBOLIZING_MARGIN_MS 500   /* at most this much (a quarter of the timeout) is left for the rest */
+#define SYMBOLIZING_SHARE 4   /* module files are opened in the first three quarters of the time only */
 
 static long long deadline_ms;     /* 0: no question under way */
 static long long symbolizing_until_ms;
@@ -65,11 +65,9 @@ static void arm_watchdog(long long ms)
 
 void lwc_deadline_start(pid_t pid)
 {
-    long long timeout = lwc_timeout_ms(), margin = timeout / 4;
-    if (margin > SYMBOLIZING_MARGIN_MS)
-        margin = SYMBOLIZING_MARGIN_MS;
+    long long timeout = lwc_timeout_ms();
     deadline_ms = lwc_now_ms() + timeout;
-    symbolizing_until_ms = deadline_ms - margin;
+    symbolizing_until_ms = deadline_ms - timeout / SYMBOLIZING_SHARE;   /* the rest: what was found, explained */
     int n = snprintf(expiry_message, sizeof expiry_message,
                      "leakwatch: pid %d: timed out after %lld ms (asking, reading or symbolizing)\n", (int)pid,
                      timeout);

@@ -20,8 +20,9 @@ void lwc_deadline_start(pid_t pid);
  * when none is. */
 long long lwc_deadline(void);
 
-/* Past the point where no more module files are opened (a little before
- * the deadline, so that what was found is still shown in time). */
+/* Past the point where no more module files are opened (three quarters
+ * of the way to the deadline, so that what was found is still shown in
+ * time). */
 bool lwc_deadline_symbolizing_over(void);
 
 /* The question is answered (or abandoned): the watchdog is off. Before
