@@ -529,8 +529,10 @@ static char *read_reply(int fd, long long deadline, size_t limit, size_t threads
             return buf;
         }
         if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-            snprintf(err, errsize, "reading the reply: %s", strerror(errno));
+            int e = errno;
+            snprintf(err, errsize, "reading the reply: %s", strerror(e));
             free(buf);
+            errno = e;
             return NULL;
         }
         if (n > 0)
@@ -622,26 +624,62 @@ static bool check_reply(json_object *obj, char *err, size_t errsize)
     return true;
 }
 
+/* The server sheds the connection that has been silent longest when it is
+ * full (docs/protocol.md): one shed before it read our line ends without a
+ * word, or in a reset. Such a connection is made again, a few times, within
+ * the question's deadline. */
+#define SHED_RETRIES 3
+
+static bool shed_before_the_reply(const char *text, size_t len, int read_errno)
+{
+    return text ? len == 0 : read_errno == ECONNRESET;
+}
+
+/* One connection: the request sent and the whole reply read (NULL, with
+ * *shed when the server dropped it before answering). */
+static char *ask_once(const struct lwc_target *t, const char *line, size_t n, long long deadline, size_t limit,
+                      size_t threads, size_t *len, bool *shed, enum lwc_failure *why, char *err, size_t errsize)
+{
+    *shed = false;
+    int fd = connect_target(t, deadline, why, err, errsize);
+    if (fd < 0)
+        return NULL;
+    *why = LWC_FAILED;
+    if (!send_line(fd, line, n)) {
+        *shed = errno == EPIPE || errno == ECONNRESET;
+        snprintf(err, errsize, "cannot send the request: %s", strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    char *text = read_reply(fd, deadline, limit, threads, len, err, errsize);
+    int read_errno = errno;
+    close(fd);
+    *shed = shed_before_the_reply(text, *len, read_errno);
+    if (*shed && text) {
+        snprintf(err, errsize, "malformed reply: empty");
+        free(text);
+        text = NULL;
+    }
+    return text;
+}
+
 static json_object *ask(const struct lwc_target *t, const char *request, enum lwc_failure *why, char *err,
                         size_t errsize)
 {
     lwc_deadline_start(t->pid);
     long long deadline = lwc_deadline();
-    size_t threads, limit = lwc_reply_limit(t->pid, &threads);
-    int fd = connect_target(t, deadline, why, err, errsize);
-    if (fd < 0)
-        return NULL;
-    *why = LWC_FAILED;
+    size_t threads, limit = lwc_reply_limit(t->pid, &threads), len = 0;
     char line[300];
     int n = snprintf(line, sizeof line, "%s\n", request);
-    if (n <= 0 || (size_t)n >= sizeof line || !send_line(fd, line, (size_t)n)) {
-        snprintf(err, errsize, "cannot send the request: %s", strerror(errno));
-        close(fd);
+    if (n <= 0 || (size_t)n >= sizeof line) {
+        *why = LWC_FAILED;
+        snprintf(err, errsize, "cannot send the request: it is too long");
         return NULL;
     }
-    size_t len = 0;
-    char *text = read_reply(fd, deadline, limit, threads, &len, err, errsize);
-    close(fd);
+    bool shed = true;
+    char *text = NULL;
+    for (int attempt = 0; !text && shed && attempt < SHED_RETRIES && lwc_now_ms() < deadline; attempt++)
+        text = ask_once(t, line, (size_t)n, deadline, limit, threads, &len, &shed, why, err, errsize);
     if (!text)
         return NULL;
     json_object *obj = lwc_parse_reply(text, len, err, errsize);
