@@ -16,6 +16,7 @@
  * leakwatch_scrape_duration_seconds.
  */
 #include "client.h"
+#include "deadline.h"
 #include "metrics.h"
 #include "verbs.h"
 
@@ -390,6 +391,7 @@ int lwc_cmd_exporter(const struct lwc_options *o)
     exporter_supp = o->supp;
     exporter_budget = o->budget;
     bound_asks_by(o->budget);
+    lwc_deadline_without_watchdog();
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);

@@ -8,11 +8,14 @@
  * and made into the man pages and the bash completion the build installs
  * (`leakwatch help --man [VERB]`, `--bash-completion`: manual.h).
  * Exit codes: 0 fine, 1 leaks found (where a verb checks), 2 usage or
- * connection error (run passes its command's status through). The verbs
- * here (status, threads) only glue client.c, process.c and the renderers
- * together; run, watch and metrics have files of their own.
+ * connection error (run passes its command's status through); a failed
+ * write to stdout is an error (2), a reader that went away (head) is not:
+ * the verb ends quietly with its own status. The verbs here (status,
+ * threads) only glue client.c, process.c and the renderers together; run,
+ * watch and metrics have files of their own.
  */
 #include "client.h"
+#include "deadline.h"
 #include "manual.h"
 #include "pprof.h"
 #include "render.h"
@@ -23,6 +26,7 @@
 #include <limits.h>
 #include <locale.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,8 +161,9 @@ static const struct verb verbs[] = {
       "\n" SUPPRESSION_NOTE,
       "0  no process shown has leaked or deadlocked threads\n"
       "1  a process shown has leaked or deadlocked threads (suppressed ones aside)\n"
-      "2  usage error, or a process could not be asked (no socket, timeout,\n"
-      "   error or malformed reply)",
+      "2  usage error, a process could not be asked (no socket, timeout,\n"
+      "   error or malformed reply), or the output could not be written\n"
+      "   (a reader that stops reading early, as head does, is no error)",
       NULL,
       "leakwatch status\n"
       "leakwatch status 4242\n"
@@ -183,8 +188,9 @@ static const struct verb verbs[] = {
       "and Parca read it as a goroutine profile.\n"
       "\n" SUPPRESSION_NOTE,
       "0  the dump (or the profile) was written, whatever the verdicts\n"
-      "2  usage error, the process could not be asked, or FILE could not be\n"
-      "   written",
+      "2  usage error, the process could not be asked, or FILE or the output\n"
+      "   could not be written (a reader that stops early, as head does, is no\n"
+      "   error)",
       NULL,
       "leakwatch threads 4242\n"
       "leakwatch threads 4242 --all\n"
@@ -207,9 +213,10 @@ static const struct verb verbs[] = {
       "separated by a blank line, without escape codes, until SIGINT or SIGTERM\n"
       "or --count refreshes.\n"
       "\n" SUPPRESSION_NOTE,
-      "0  quit: q, Ctrl-C, SIGINT, SIGTERM, or --count refreshes done\n"
-      "2  usage error, the process could not be asked at the start, or it went\n"
-      "   away while watched",
+      "0  quit: q, Ctrl-C, SIGINT, SIGTERM, --count refreshes done, or the\n"
+      "   reader of the output went away\n"
+      "2  usage error, the process could not be asked at the start, it went\n"
+      "   away while watched, or the output could not be written",
       NULL,
       "leakwatch watch 4242\n"
       "leakwatch watch 4242 --interval 0.5\n"
@@ -235,7 +242,8 @@ static const struct verb verbs[] = {
       "Suppressed threads are counted only by leakwatch_threads_suppressed.",
       "0  the metrics were printed (a process that could not be asked shows\n"
       "   as leakwatch_up 0)\n"
-      "2  usage error, or PID could not be asked",
+      "2  usage error, PID could not be asked, or the output could not be\n"
+      "   written",
       NULL,
       "leakwatch metrics\n"
       "leakwatch metrics 4242\n"
@@ -344,7 +352,8 @@ static const struct verb verbs[] = {
 #define COMMON_ENVIRONMENT                                                                                  \
     "LEAKWATCH_DIR, XDG_RUNTIME_DIR  where sockets are looked for first (processes\n"                        \
     "                                elsewhere are found through /proc as well)\n"                            \
-    "LEAKWATCH_TIMEOUT_MS            how long to wait for a process (default 10000)\n"                        \
+    "LEAKWATCH_TIMEOUT_MS            how long one question to a process may take,\n"                         \
+    "                                symbolizing included (default 10000)\n"                                 \
     "LEAKWATCH_SUPPRESSIONS          a suppressions file applied by every verb\n"                             \
     "NO_COLOR                        no colour, even on a terminal (colour is only\n"                         \
     "                                ever used on a terminal)"
@@ -424,7 +433,8 @@ static void print_overview(FILE *out)
     for (size_t i = 0; i < NVERBS; i++)
         fprintf(out, "  %-8s %s\n", verbs[i].name, verbs[i].title);
     fprintf(out, "\n'leakwatch VERB --help' or 'leakwatch help VERB' for a verb's manual.\n"
-                 "Exit status: 0 fine, 1 leaks found, 2 usage or connection error.\n\n"
+                 "Exit status: 0 fine, 1 leaks found, 2 usage or connection error, or output\n"
+                 "that cannot be written.\n\n"
                  "environment:\n");
     print_indented(out, "  ", COMMON_ENVIRONMENT);
 }
@@ -723,11 +733,18 @@ static int cmd_status_all(const struct lwc_options *o)
         char err[1024];
         enum lwc_failure why;
         json_object *r = lwc_ask(&targets[i], lwc_summary_request(o->supp), &why, err, sizeof err);
-        if (r) {
-            views[ok] = lwc_explain(r, o->supp);
+        json_object *view = r ? lwc_explain(r, o->supp) : NULL;
+        lwc_deadline_stop();
+        if (r && !view)
+            snprintf(err, sizeof err, "out of memory explaining the reply");
+        json_object_put(r);
+        if (view) {
+            views[ok] = view;
             drop_thread_lists(views[ok]);
             stuck |= has_stuck_threads(views[ok++]);
-            json_object_put(r);
+        } else if (r) {
+            fprintf(stderr, "leakwatch: pid %d: %s\n", (int)targets[i].pid, err);
+            failed = true;
         } else if (why == LWC_FAILED && !process_went_away(&targets[i])) {
             /* Only a running process that did not answer is an error; one that is
              * gone, stale, another user's, or ended mid-question is not listed. */
@@ -735,11 +752,14 @@ static int cmd_status_all(const struct lwc_options *o)
             failed = true;
         }
     }
+    bool printable = true;
+    for (size_t i = 0; !o->json && i < ok; i++)
+        printable &= lwc_view_printable(views[i]);
     if (o->json) {
         json_object *doc = status_json(views, ok);
         lwc_print_json(stdout, doc);
         json_object_put(doc);
-    } else {
+    } else if (printable) {
         struct lwc_style st = lwc_style_for(STDOUT_FILENO);
         lwc_render_status_table(stdout, views, ok, &st);
     }
@@ -747,7 +767,18 @@ static int cmd_status_all(const struct lwc_options *o)
         json_object_put(views[i]);
     free(views);
     lwc_free_targets(targets, n);
-    return failed ? EXIT_USAGE : stuck ? EXIT_LEAKS : EXIT_FINE;
+    return lwc_finish_output(failed || !printable ? EXIT_USAGE : stuck ? EXIT_LEAKS : EXIT_FINE);
+}
+
+/* The reply explained (NULL, said so, when out of memory); the question's
+ * deadline ends here, before anything is printed. */
+static json_object *explained(pid_t pid, json_object *reply, const struct lwc_options *o)
+{
+    json_object *view = lwc_explain(reply, o->supp);
+    lwc_deadline_stop();
+    if (!view)
+        fprintf(stderr, "leakwatch: pid %d: out of memory explaining the reply\n", (int)pid);
+    return view;
 }
 
 static int cmd_status(const struct lwc_options *o)
@@ -757,20 +788,24 @@ static int cmd_status(const struct lwc_options *o)
     json_object *r = lwc_ask_pid(o->pid, lwc_summary_request(o->supp));
     if (!r)
         return EXIT_USAGE;
-    json_object *view = lwc_explain(r, o->supp);
+    json_object *view = explained(o->pid, r, o);
+    json_object_put(r);
+    if (!view)
+        return EXIT_USAGE;
     drop_thread_lists(view);
+    int rc = has_stuck_threads(view) ? EXIT_LEAKS : EXIT_FINE;
     if (o->json) {
         json_object_object_del(view, "stacks");
         json_object_object_del(view, "modules");
         lwc_print_json(stdout, view);
-    } else {
+    } else if (lwc_view_printable(view)) {
         struct lwc_style st = lwc_style_for(STDOUT_FILENO);
         lwc_render_status_one(stdout, view, &st);
+    } else {
+        rc = EXIT_USAGE;
     }
-    int rc = has_stuck_threads(view) ? EXIT_LEAKS : EXIT_FINE;
     json_object_put(view);
-    json_object_put(r);
-    return rc;
+    return lwc_finish_output(rc);
 }
 
 static int cmd_threads(const struct lwc_options *o)
@@ -778,42 +813,52 @@ static int cmd_threads(const struct lwc_options *o)
     json_object *r = lwc_ask_pid(o->pid, "threads");
     if (!r)
         return EXIT_USAGE;
-    json_object *view = lwc_explain(r, o->supp);
+    json_object *view = explained(o->pid, r, o);
+    if (!view) {
+        json_object_put(r);
+        return EXIT_USAGE;
+    }
     int rc = EXIT_FINE;
     if (o->pprof) {
         rc = lwc_write_pprof(o->pprof, r, view) == 0 ? EXIT_FINE : EXIT_USAGE;
     } else if (o->json) {
         lwc_print_json(stdout, view);
-    } else {
+    } else if (lwc_view_printable(view)) {
         struct lwc_style st = lwc_style_for(STDOUT_FILENO);
         lwc_render_threads(stdout, view, o->all, &st);
+    } else {
+        rc = EXIT_USAGE;
     }
     json_object_put(view);
     json_object_put(r);
-    return rc;
+    return lwc_finish_output(rc);
 }
 
 static int cmd_version(const struct lwc_options *o)
 {
     (void)o;
     printf("leakwatch %s\n", LEAKWATCH_VERSION);
-    return EXIT_FINE;
+    return lwc_finish_output(EXIT_FINE);
 }
 
 static int cmd_help(const struct lwc_options *o)
 {
     if (o && (o->man || o->bash_completion))
-        return print_manuals(o);
+        return lwc_finish_output(print_manuals(o));
     if (o && o->topic)
         print_verb_help(stdout, find_verb(o->topic));
     else
         print_overview(stdout);
-    return EXIT_FINE;
+    return lwc_finish_output(EXIT_FINE);
 }
 
 int main(int argc, char **argv)
 {
     setlocale(LC_CTYPE, "");   /* only to learn whether the terminal takes UTF-8 */
+    /* A closed pipe is then told from other write errors (lwc_finish_output).
+     * Not for run: its CMD inherits the caller's disposition. */
+    if (argc < 2 || strcmp(argv[1], "run") != 0)
+        signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         print_overview(stderr);
         return EXIT_USAGE;
@@ -831,8 +876,10 @@ int main(int argc, char **argv)
     if (!o.supp)
         return EXIT_USAGE;
     int rc = parse_arguments(v, argc - 2, argv + 2, &o);
-    if (rc == EXIT_FINE && o.help)
+    if (rc == EXIT_FINE && o.help) {
         print_verb_help(stdout, v);
+        rc = lwc_finish_output(rc);
+    }
     else if (rc == EXIT_FINE && (rc = environment_suppressions(v, &o)) == EXIT_FINE)
         rc = v->run(&o);
     lwc_supp_free(o.supp);

@@ -4,13 +4,16 @@
  * "# TYPE" line per family, then its samples, each series once; every series
  * labelled pid and command). Label values are escaped as the format says
  * (backslash, double quote, line feed), made valid UTF-8 (a bad byte becomes
- * U+FFFD) and cut at 256 bytes. Every process is asked for its `threads`
+ * U+FFFD), rid of every other control character (a C0 or C1 control or DEL
+ * becomes U+FFFD too: the exposition may well be read on a terminal, and
+ * the command comes from the process) and cut at 256 bytes. Every process is asked for its `threads`
  * reply: waits by kind and the oldest stuck wait need the thread list; the
  * stacks are symbolized only when suppressions need them. The exporter
  * (exporter.c) serves the same families over HTTP (metrics.h).
  */
 #include "verbs.h"
 #include "client.h"
+#include "deadline.h"
 #include "history.h"
 #include "metrics.h"
 
@@ -51,16 +54,24 @@ static size_t utf8_length(const unsigned char *s, size_t n)
     return len;
 }
 
-/* dst (LABEL_MAX + 1 bytes) = src as valid UTF-8, cut at a character
- * boundary; escaping happens when printed. */
+/* A control character a terminal may act on: C0 but the line feed (which
+ * the format escapes), DEL, C1 (U+0080..U+009F). */
+static bool is_control(const unsigned char *s, size_t len)
+{
+    return (len == 1 && ((s[0] < 0x20 && s[0] != '\n') || s[0] == 0x7f)) || (len == 2 && s[0] == 0xc2 && s[1] < 0xa0);
+}
+
+/* dst (LABEL_MAX + 1 bytes) = src as valid UTF-8 without controls, cut at a
+ * character boundary; escaping happens when printed. */
 static void set_label(char *dst, const char *src)
 {
     const unsigned char *s = (const unsigned char *)src;
     size_t n = strlen(src), out = 0;
     while (n) {
         size_t len = utf8_length(s, n);
-        const char *piece = len ? (const char *)s : "\xef\xbf\xbd";
-        size_t plen = len ? len : 3;
+        bool keep = len && !is_control(s, len);
+        const char *piece = keep ? (const char *)s : "\xef\xbf\xbd";
+        size_t plen = keep ? len : 3;
         if (out + plen > LABEL_MAX)
             break;
         memcpy(dst + out, piece, plen);
@@ -153,6 +164,7 @@ static int gather_one(pid_t pid, const struct lwc_suppressions *supp, struct lwc
         return EXIT_USAGE;
     p->pid = pid;
     lwc_metrics_fill(p, r, supp);
+    lwc_deadline_stop();
     json_object_put(r);
     return EXIT_FINE;
 }
@@ -170,8 +182,10 @@ static size_t gather_all(const struct lwc_suppressions *supp, struct lwc_metrics
         json_object *r = lwc_ask(&targets[i], "threads", &why, err, sizeof err);
         struct lwc_metrics_proc *p = &procs[k];
         p->pid = targets[i].pid;
-        if (r) {
+        if (r)
             lwc_metrics_fill(p, r, supp);
+        lwc_deadline_stop();
+        if (r) {
             json_object_put(r);
             k++;
         } else if (why == LWC_FAILED) {
@@ -300,5 +314,5 @@ int lwc_cmd_metrics(const struct lwc_options *o)
     }
     lwc_metrics_print(stdout, procs, n);
     free(procs);
-    return fflush(stdout) == 0 ? EXIT_FINE : EXIT_USAGE;
+    return lwc_finish_output(EXIT_FINE);
 }

@@ -53,4 +53,14 @@ json_object *lwc_explain(json_object *reply, const struct lwc_suppressions *supp
 /* Replies to ask for: "threads" when suppressions need the stacks. */
 const char *lwc_summary_request(const struct lwc_suppressions *supp);
 
+/* A view about to be shown as text: every string escaped for a terminal
+ * (printable.h). false, with a message, when out of memory. */
+bool lwc_view_printable(json_object *view);
+
+/* The verb's exit code rc once stdout is flushed: a write that failed is
+ * an error (exit 2 and a message, /dev/full), except that a reader that
+ * went away (a closed pipe: head) ends the command quietly with rc.
+ * SIGPIPE is ignored (main.c) so that it can be told. */
+int lwc_finish_output(int rc);
+
 #endif

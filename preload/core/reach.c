@@ -510,15 +510,18 @@ static uint32_t thread_with_tid(const struct lw_snapshot *snap, int32_t tid)
 }
 
 /* Whether every register of a live thread that could hold a pointer is in
- * memory the scan reads: only while it is parked in a recorded wait, whose
+ * memory the scan reads: only while it is inside a recorded wait, whose
  * frame holds the caller's callee-saved registers (hookcore.h,
  * LW_RECORDED_CALL; the others are dead across a call) and whose syscall
- * arguments /proc shows. A thread running its code (or a signal handler),
- * or blocked in a call no hook saw, keeps registers nobody can read from
- * inside the process: a pointer only there would be missed. */
+ * arguments /proc shows — asleep there, or woken and not yet returned
+ * (runnable: our code and glibc's run then, not the program's; a signal
+ * handler that ran for seconds in the middle of a wait would be the one
+ * exception). A thread running its own code, or blocked in a call no hook
+ * saw, keeps registers nobody can read from inside the process: a pointer
+ * only there would be missed. */
 static bool registers_in_memory(const struct lw_snap_thread *t)
 {
-    return t->waiting && t->wait.source == LW_SOURCE_HOOK && t->proc_state != 'R' && t->proc_state != '?';
+    return t->waiting && t->wait.source == LW_SOURCE_HOOK;
 }
 
 static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,

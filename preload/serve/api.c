@@ -233,7 +233,9 @@ static char *describe_threads_left(size_t nleft, const pid_t *tids, size_t ntids
         job.tids = tids;
         job.ntids = ntids;
         job.out = listed;
-        lw_server_with_report_lock(judge_left_threads);
+        lw_server_lock_reports();
+        judge_left_threads();
+        lw_server_unlock_reports();
         nlisted = job.nout;
     }
     char *text = report(nleft, timeout_ms, listed, nlisted);

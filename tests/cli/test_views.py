@@ -307,7 +307,9 @@ def mode_metrics(env):
     check(value(series, "leakwatch_up", b) == 1 and value(series, "leakwatch_uptime_seconds", b) == 3.25
           and value(series, "leakwatch_oldest_stuck_wait_seconds", b) == 0, "the oddly named process")
     check('command="a \\"quoted\\" \\\\path\\nnext é"' in p.stdout, "label escaping:\n" + p.stdout)
-    c = {"pid": str(down.pid), "command": "sleep 600"}
+    with open("/proc/%d/cmdline" % down.pid, "rb") as f:   # (the mock's listener process)
+        down_command = f.read().replace(b"\0", b" ").decode().rstrip(" ")[:256]
+    c = {"pid": str(down.pid), "command": down_command}
     check(value(series, "leakwatch_up", c) == 0, "a process that could not be asked is up 0")
     check(not any(k[0] != "leakwatch_up" and dict(k[1]).get("pid") == str(down.pid) for k in series),
           "a down process has only leakwatch_up")
@@ -536,12 +538,10 @@ def mode_watch_pty(env):
 
 def mode_watch_gone(env):
     m = watch_mock(env)
-    child = env.children[-1]
     t = Pty(env, ["watch", m.pid, "--interval", "0.2"])
     try:
         t.read_until(rb"stuck groups: ")
-        child.kill()
-        child.wait()
+        m.kill_process()
         m.close()
         env.mocks.remove(m)
         rc = t.finish()
