@@ -544,6 +544,7 @@ static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const
                             lw_thread_may_be_cancelled(&s->layout, ti[i].tp);
         if (has_owner_edge(snap, t))
             ti[i].depends_on = thread_with_tid(snap, t->wait.owner);
+        ti[i].in_recorded_wait = registers_in_memory(t);
         if (!ti[i].excluded && !registers_in_memory(t)) {
             if (!s->registers_unseen++)
                 s->unseen_tid = t->tid;
@@ -598,8 +599,19 @@ static bool place_tls_apart(struct scan *s, const struct thread_info *t, uint32_
     return scan_add_extent(s, tls_lo, t->tp, i, EXT_TLS) && scan_add_extent(s, t->tp, tcb_hi, i, EXT_TCB);
 }
 
+/* How much below a parked thread's stack pointer may still be live: the
+ * red zone (128 bytes a leaf function may use without moving the stack
+ * pointer) of whatever made the syscall. Inside a recorded wait that is
+ * glibc's syscall path, under our frame: nothing of the program's lives
+ * there (the waited object is in the syscall's arguments, read from /proc),
+ * and what a returned call left there is stale. */
+static uint64_t red_zone(const struct thread_info *t)
+{
+    return t->in_recorded_wait ? 0 : 128;
+}
+
 /* An excluded thread's stack mapping as three blocks (see struct extent):
- * its frames from the saved stack pointer (less the red zone) up to its
+ * its frames from the saved stack pointer (less any red zone) up to its
  * static TLS, the TLS up to its descriptor, the descriptor to the top.
  * What lies below the stack pointer is dead. false: no stack found. */
 static bool place_parts(struct scan *s, const struct thread_info *t, uint32_t i)
@@ -610,7 +622,8 @@ static bool place_parts(struct scan *s, const struct thread_info *t, uint32_t i)
     if (!m || m->kind != MAP_ROOT)
         return false;
     uint64_t mlo = m->lo, mhi = m->hi;
-    uint64_t lo = t->sp && t->sp >= mlo ? (t->sp > mlo + 128 ? t->sp - 128 : mlo) : mlo;   /* the red zone */
+    uint64_t red = red_zone(t);
+    uint64_t lo = t->sp && t->sp >= mlo ? (t->sp > mlo + red ? t->sp - red : mlo) : mlo;
     bool tcb_here = t->tp > lo && t->tp < mhi;
     uint64_t tls_lo = tcb_here ? t->tp : mhi;
     if (tcb_here && s->layout.tls_low && t->tp + (uint64_t)s->layout.tls_low > lo)
@@ -635,11 +648,12 @@ static void place_stacks(struct scan *s, struct thread_info *ti, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (!ti[i].excluded) {
             /* A live parked thread: its stack below the saved stack pointer
-             * (and the red zone) is dead, and stale pointers there prove
+             * (and any red zone) is dead, and stale pointers there prove
              * nothing. */
             struct mapping *m = ti[i].sp ? scan_mapping_at(s, ti[i].sp) : NULL;
-            if (m && m->kind == MAP_ROOT && ti[i].sp - 128 > m->lo)
-                scan_skip_range(s, m->lo, (ti[i].sp - 128) & ~7ull);
+            uint64_t red = red_zone(&ti[i]);
+            if (m && m->kind == MAP_ROOT && ti[i].sp - red > m->lo)
+                scan_skip_range(s, m->lo, (ti[i].sp - red) & ~7ull);
             continue;
         }
         if (!place_parts(s, &ti[i], (uint32_t)i))
@@ -819,8 +833,17 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
             continue;
         struct lw_snap_wait *w = &snap->threads[i].wait;
         uint64_t key = w->start_ns;   /* the wait's own start: unchanged wait, same key */
+        struct sighting *seen = find_sighting(ti[i].tid, w->object, key);
         if (ti[i].reachable) {
+            /* A sound scan that reaches the object restarts its clock. An
+             * unsound one counts for nothing here either: a running thread's
+             * whole stack is a root to it, stale frames included, so it
+             * "reaches" what the sound scans before and after found
+             * unreachable (a main that wakes each second would otherwise
+             * reset the proof of its leaked worker again and again). */
             w->reach = LW_REACH_REACHABLE;
+            if (!sound && seen && nnext < MAX_CONFIRM)
+                next[nnext++] = *seen;
             continue;
         }
         w->reach = LW_REACH_UNREACHABLE;
@@ -828,7 +851,6 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
             w->reach_block = ti[i].object_in.start;   /* what malloc returned */
             w->reach_block_size = ti[i].object_in.end - ti[i].object_in.start;
         }
-        struct sighting *seen = find_sighting(ti[i].tid, w->object, key);
         if (!sound) {
             /* A live thread's registers were out of sight: this scan counts
              * for nothing, neither as a first sighting nor as a second. The

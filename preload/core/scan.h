@@ -121,6 +121,7 @@ struct thread_info {
     bool candidate;           /* judged here */
     bool excluded;            /* not a root: a candidate, stuck by another rule, or waiting on one of those */
     bool cancellable;         /* parked in a cancellation point, cancellation enabled */
+    bool in_recorded_wait;    /* inside a hooked wait: registers in memory, no red zone of the program's */
     bool may_run;             /* found able to run again: its parts are marked (roots now) */
     bool by_handle;           /* ...because a live pthread_t could cancel it */
     uint32_t run_order;       /* when it was found able to run (1, 2, ...: causes come first), 0 never */
