@@ -85,6 +85,7 @@ struct lwc_symbolizer {
     size_t cache_size, cache_used;
     char **owned;             /* demangled names of inlined functions */
     size_t nowned, owned_size;
+    bool cut_short;           /* a module was left unread: the question's deadline was near */
 };
 
 /* symtab.c */

@@ -20,14 +20,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- ELF files ---- */
 
+/* A regular file only, opened without blocking (a FIFO's open waits for a
+ * writer for ever; a device's may do anything). */
+static int open_regular(const char *path)
+{
+    int fd = path[0] == '/' ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : -1;
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 bool lwc_elf_open(const char *path, struct elf_file *f)
 {
     f->elf = NULL;
-    f->fd = path[0] == '/' ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    f->fd = open_regular(path);
     if (f->fd < 0)
         return false;
     f->elf = elf_begin(f->fd, ELF_C_READ_MMAP, NULL);

@@ -161,7 +161,7 @@ static size_t list_own_fds(const struct lw_fdsnap_env *env, struct own_fd **out)
     while ((de = readdir(dir))) {
         char *end;
         long fd = strtol(de->d_name, &end, 10);
-        if (*end || fd < 0 || fd == skip)
+        if (*end || fd < 0 || (fd == skip && !env->private_fds))   /* (a private dirfd is not listed) */
             continue;
         if (n == cap) {
             struct own_fd *bigger = realloc(fds, 2 * cap * sizeof *fds);

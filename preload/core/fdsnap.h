@@ -59,6 +59,8 @@ struct lw_fdsnap_env {
     int32_t pid;                           /* whose /proc/PID/fd */
     const struct lw_source *source;        /* to read poll sets from its memory */
     const struct lw_fd_history *history;   /* NULL: none */
+    bool private_fds;                      /* the caller's descriptor table is not the target's (the
+                                              preload's server thread): its listing's fd is none of the target's */
 };
 
 /* Channels and poll sets of the fd waits of snap's threads; fd_waits[i]

@@ -147,7 +147,12 @@ static void mark_address(struct scan *s, uint64_t v)
         return;
     struct span_word *word = &s->pool[sp->word0 + (g >> 6)];
     uint64_t bit = 1ull << (g & 63);
-    if ((word->marked | word->freed) & bit)
+    if (word->freed & bit) {
+        if (s->slices)
+            mark_extent_at(s, v);   /* a GLib slab's: the slice chunk around v, if any */
+        return;
+    }
+    if (word->marked & bit)
         return;
     word->marked |= bit;
     if ((word->listed & bit) || g >= sp->unrecorded_from)
@@ -470,8 +475,6 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
 static uint64_t remembered_took_ns;   /* how long the last real scan took */
 static uint64_t last_scan_cpu_ns;     /* and its CPU time */
 
-uint64_t lw_reach_last_scan_cpu_ns(void) { return last_scan_cpu_ns; }
-
 static struct scan spare;   /* only the block and edge arrays, with their capacities */
 static uint64_t spare_since_ns;
 
@@ -512,15 +515,17 @@ static void free_scan(struct scan *s)
 /* A frozen process: nothing moved while the scan read it and every
  * register was read, so one scan that finds an object unreachable is the
  * proof (the two-scan rule is for a program that runs on meanwhile). */
-static void record_frozen_results(struct lw_snapshot *snap, const struct thread_info *ti)
+static void record_frozen_results(struct lw_snapshot *snap, const struct thread_info *ti, bool sound)
 {
-    snap->reach_frozen = true;
+    snap->reach_frozen = sound;
     for (size_t i = 0; i < snap->nthreads; i++) {
         if (!ti[i].candidate)
             continue;
         struct lw_snap_wait *w = &snap->threads[i].wait;
-        w->reach = ti[i].reachable ? LW_REACH_REACHABLE : LW_REACH_CONFIRMED;
-        if (!ti[i].reachable && ti[i].object_in.start && ti[i].object_in.kind == EXT_CHUNK) {
+        /* (a thread whose registers could not be read leaves it unproven) */
+        w->reach = ti[i].reachable ? LW_REACH_REACHABLE : sound ? LW_REACH_CONFIRMED : LW_REACH_UNREACHABLE;
+        if (!ti[i].reachable && ti[i].object_in.start &&
+            (ti[i].object_in.kind == EXT_CHUNK || ti[i].object_in.kind == EXT_SLICE)) {
             w->reach_block = ti[i].object_in.start;
             w->reach_block_size = ti[i].object_in.end - ti[i].object_in.start;
         }
@@ -528,10 +533,10 @@ static void record_frozen_results(struct lw_snapshot *snap, const struct thread_
 }
 
 /* Record this scan's findings in the snapshot, with the two-scan rule. */
-static void record_results(struct lw_snapshot *snap, const struct thread_info *ti)
+static void record_results(struct lw_snapshot *snap, const struct thread_info *ti, bool sound)
 {
     if (snap->source->frozen) {
-        record_frozen_results(snap, ti);
+        record_frozen_results(snap, ti, sound);
         return;
     }
     static struct sighting next[MAX_CONFIRM];
@@ -543,16 +548,34 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
             continue;
         struct lw_snap_wait *w = &snap->threads[i].wait;
         uint64_t key = w->start_ns;   /* the wait's own start: unchanged wait, same key */
+        struct sighting *seen = find_sighting(ti[i].tid, w->object, key);
         if (ti[i].reachable) {
+            /* A sound scan that reaches the object restarts its clock. An
+             * unsound one counts for nothing here either: a running thread's
+             * whole stack is a root to it, stale frames included, so it
+             * "reaches" what the sound scans before and after found
+             * unreachable (a main that wakes each second would otherwise
+             * reset the proof of its leaked worker again and again). */
             w->reach = LW_REACH_REACHABLE;
+            if (!sound && seen && nnext < MAX_CONFIRM)
+                next[nnext++] = *seen;
             continue;
         }
         w->reach = LW_REACH_UNREACHABLE;
-        if (ti[i].object_in.start && ti[i].object_in.kind == EXT_CHUNK) {
+        if (ti[i].object_in.start && (ti[i].object_in.kind == EXT_CHUNK || ti[i].object_in.kind == EXT_SLICE)) {
             w->reach_block = ti[i].object_in.start;   /* what malloc returned */
             w->reach_block_size = ti[i].object_in.end - ti[i].object_in.start;
         }
-        struct sighting *seen = find_sighting(ti[i].tid, w->object, key);
+        if (!sound) {
+            /* A live thread's registers were out of sight: this scan counts
+             * for nothing, neither as a first sighting nor as a second. The
+             * background prover tries again as it backs off (a thread busy
+             * for good would otherwise cost a scan a second). */
+            w->unreachable_for = seen ? (double)(now - seen->first_ns) / 1e9 : 0;
+            if (seen && nnext < MAX_CONFIRM)
+                next[nnext++] = *seen;
+            continue;
+        }
         struct sighting cur = seen ? *seen : (struct sighting){ ti[i].tid, w->object, key, now, 0 };
         cur.scans++;
         w->unreachable_for = (double)(now - cur.first_ns) / 1e9;
@@ -765,6 +788,7 @@ static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, 
     scan_filter_fill(s);
     scan_find_heaps(s);
     scan_free_malloc_chunks(s);
+    scan_split_gslice(s);
     scan_gather_threads(s, snap, a, m->ti);
     scan_exclude_dependents(m->ti, n, m->path, m->state);
     scan_place_stacks(s, m->ti, n);
@@ -923,7 +947,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool wa
         give_back(&m, &s);
         return 0;
     }
-    record_results(snap, m.ti);
+    record_results(snap, m.ti, s.registers_unseen == 0);
     last_scan_cpu_ns = lw_thread_cpu_ns() - cpu0;
     uint64_t mark_took = lw_now_ns() - t0, paths_t0 = lw_now_ns();
     if (want_paths)
@@ -936,6 +960,15 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool wa
     if (snap->npaths && len > 0 && (size_t)len < sizeof snap->reach_note)
         len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; paths in %.1f ms",
                         (double)paths_took / 1e6);
+    if (s.registers_unseen && len > 0 && (size_t)len < sizeof snap->reach_note)
+        len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len,
+                        "; proves nothing: %zu live thread%s (tid %d first) %s", s.registers_unseen,
+                        s.registers_unseen == 1 ? "" : "s", (int)s.unseen_tid,
+                        s.src->frozen ? "whose registers could not be read"
+                                      : "not parked in a recorded wait, whose registers cannot be read");
+    if (s.slices && len > 0 && (size_t)len < sizeof snap->reach_note)
+        len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; %zu GLib slices",
+                        s.slices);
     if (s.problem[0] && len > 0 && (size_t)len < sizeof snap->reach_note)
         snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; %s", s.problem);
     remember_scan(snap, a, t0, lw_now_ns(), want_paths);

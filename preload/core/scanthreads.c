@@ -59,16 +59,35 @@ static uint32_t thread_with_tid(const struct lw_snapshot *snap, int32_t tid)
     return t ? (uint32_t)(t - snap->threads) : NO_THREAD;
 }
 
+/* Whether, from inside the process, every register of a live thread that
+ * could hold a pointer is in memory the scan reads: only while it is
+ * inside a recorded wait, whose frame holds the caller's callee-saved
+ * registers (hookcore.h, LW_RECORDED_CALL; the others are dead across a
+ * call) and whose syscall arguments /proc shows — asleep there, or woken
+ * and not yet returned (runnable: our code and glibc's run then, not the
+ * program's; a signal handler that ran for seconds in the middle of a wait
+ * would be the one exception). A thread running its own code, or blocked
+ * in a call no hook saw, keeps registers nobody can read from inside the
+ * process: a pointer only there would be missed. */
+static bool in_recorded_wait(const struct lw_snap_thread *t)
+{
+    return t->waiting && t->wait.source == LW_SOURCE_HOOK;
+}
+
 /* A thread's registers, as the source shows them (a frozen source: every
- * thread's; this process: a parked thread's syscall arguments). */
-static void read_registers(struct scan *s, const struct lw_snap_thread *t, struct thread_info *ti)
+ * thread's, all of them; this process: a parked thread's stack pointer and
+ * syscall arguments). true: every register that may hold a pointer is
+ * seen, in the registers read or in memory the scan reads. */
+static bool read_registers(struct scan *s, const struct lw_snap_thread *t, struct thread_info *ti)
 {
     struct lw_regs regs;
-    if ((!t->waiting && !s->src->frozen) || !s->src->ops->registers(s->src, t->tid, &regs))
-        return;
-    ti->sp = regs.sp;
-    ti->nregs = regs.nwords < LW_REGS_MAX ? regs.nwords : LW_REGS_MAX;
-    memcpy(ti->regs, regs.words, ti->nregs * sizeof *ti->regs);
+    bool got = (t->waiting || s->src->frozen) && s->src->ops->registers(s->src, t->tid, &regs);
+    if (got) {
+        ti->sp = regs.sp;
+        ti->nregs = regs.nwords < LW_REGS_MAX ? regs.nwords : LW_REGS_MAX;
+        memcpy(ti->regs, regs.words, ti->nregs * sizeof *ti->regs);
+    }
+    return s->src->frozen ? got : ti->in_recorded_wait;
 }
 
 void scan_gather_threads(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
@@ -84,7 +103,12 @@ void scan_gather_threads(struct scan *s, const struct lw_snapshot *snap, const s
         ti[i].candidate = lw_reach_is_candidate(snap, i, &a->verdicts[i]);
         ti[i].excluded = ti[i].candidate || v == LW_LEAKED || v == LW_DEADLOCKED;
         ti[i].object = t->wait.object;
-        read_registers(s, t, &ti[i]);
+        ti[i].in_recorded_wait = !s->src->frozen && in_recorded_wait(t);
+        if (!read_registers(s, t, &ti[i]) && !ti[i].excluded) {
+            /* a live thread's registers out of sight: this scan proves nothing */
+            if (!s->registers_unseen++)
+                s->unseen_tid = t->tid;
+        }
         ti[i].cancellable = t->waiting && waits_in_cancellation_point(&t->wait) &&
                             lw_thread_may_be_cancelled(s->src, ti[i].tp);
         if (has_owner_edge(snap, t))
@@ -139,8 +163,20 @@ static bool place_tls_apart(struct scan *s, const struct thread_info *t, uint32_
     return scan_add_extent(s, tls_lo, t->tp, i, EXT_TLS) && scan_add_extent(s, t->tp, tcb_hi, i, EXT_TCB);
 }
 
+/* How much below a parked thread's stack pointer may still be live: the
+ * red zone (128 bytes a leaf function may use without moving the stack
+ * pointer) of whatever made the syscall. Inside a recorded wait that is
+ * glibc's syscall path, under our frame: nothing of the program's lives
+ * there (the waited object is in the syscall's arguments, read from /proc),
+ * and what a returned call left there is stale. A frozen thread stopped
+ * wherever it was: its red zone stays. */
+static uint64_t red_zone(const struct thread_info *t)
+{
+    return t->in_recorded_wait ? 0 : 128;
+}
+
 /* An excluded thread's stack mapping as three blocks (see struct extent):
- * its frames from the saved stack pointer (less the red zone) up to its
+ * its frames from the saved stack pointer (less any red zone) up to its
  * static TLS, the TLS up to its descriptor, the descriptor to the top.
  * What lies below the stack pointer is dead. false: no stack found. */
 static bool place_parts(struct scan *s, const struct thread_info *t, uint32_t i)
@@ -151,7 +187,8 @@ static bool place_parts(struct scan *s, const struct thread_info *t, uint32_t i)
     if (!m || m->kind != MAP_ROOT)
         return false;
     uint64_t mlo = m->lo, mhi = m->hi;
-    uint64_t lo = t->sp && t->sp >= mlo ? (t->sp > mlo + 128 ? t->sp - 128 : mlo) : mlo;   /* the red zone */
+    uint64_t red = red_zone(t);
+    uint64_t lo = t->sp && t->sp >= mlo ? (t->sp > mlo + red ? t->sp - red : mlo) : mlo;
     bool tcb_here = t->tp > lo && t->tp < mhi;
     uint64_t tls_lo = tcb_here ? t->tp : mhi;
     if (tcb_here && s->src->layout.tls_low && t->tp + (uint64_t)s->src->layout.tls_low > lo)
@@ -176,11 +213,12 @@ void scan_place_stacks(struct scan *s, struct thread_info *ti, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (!ti[i].excluded) {
             /* A live parked thread: its stack below the saved stack pointer
-             * (and the red zone) is dead, and stale pointers there prove
+             * (and any red zone) is dead, and stale pointers there prove
              * nothing. */
             struct mapping *m = ti[i].sp ? scan_mapping_at(s, ti[i].sp) : NULL;
-            if (m && m->kind == MAP_ROOT && ti[i].sp - 128 > m->lo)
-                scan_skip_range(s, m->lo, (ti[i].sp - 128) & ~7ull);
+            uint64_t red = red_zone(&ti[i]);
+            if (m && m->kind == MAP_ROOT && ti[i].sp - red > m->lo)
+                scan_skip_range(s, m->lo, (ti[i].sp - red) & ~7ull);
             continue;
         }
         if (!place_parts(s, &ti[i], (uint32_t)i))

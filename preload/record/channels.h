@@ -81,7 +81,13 @@ static inline int lw_fd_side(uint64_t entry) { return (entry & LW_FD_SIDE) ? 1 :
  * a handful of loads and, a few hundred times a second at most, a store. */
 void lw_channel_note_use(uint64_t entry, enum lw_use use);
 
-/* Hooks' bookkeeping (all async-signal-safe, errno untouched). */
+/* A thread whose descriptors live in a table of its own (the server
+ * thread, server.c): the numbers it opens, copies and closes name nothing of
+ * the program's, so the bookkeeping below ignores them. */
+extern __thread bool lw_fds_are_private __attribute__((tls_model("initial-exec")));
+
+/* Hooks' bookkeeping (all async-signal-safe, errno untouched; nothing for
+ * a thread whose descriptors are private). */
 void lw_fd_created_channel(const int *fds, int nfds, enum lw_channel_type type);
 /* mkfifo/mkfifoat made a FIFO with this inode: its fds join it when first used. */
 void lw_fifo_created(uint64_t dev, uint64_t ino);
