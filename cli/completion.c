@@ -72,7 +72,10 @@ static void put_words(FILE *out, const struct lwc_manual *m, bool (*want)(const 
 
 static bool any_option(const struct lwc_manual_option *o) { (void)o; return true; }
 static bool takes_value(const struct lwc_manual_option *o) { return o->arg != NULL; }
-static bool takes_file(const struct lwc_manual_option *o) { return o->arg && strcmp(o->arg, "FILE") == 0; }
+static bool takes_file(const struct lwc_manual_option *o)
+{
+    return o->arg && (strcmp(o->arg, "FILE") == 0 || strcmp(o->arg, "PATH") == 0);
+}
 
 /* One case arm: what the verb accepts. */
 static void put_verb(FILE *out, const struct lwc_manual *m)

@@ -23,6 +23,9 @@ the preload's own engine). argv[1] is a mode:
   frames         stacks an unwinder finds hard, from outside: code without
                  unwind tables (its frame pointer alone leads back) and a
                  wait inside a signal handler (through the signal frame).
+  glib           fixtures/glib_leak.c's abandoned GLib workers proven (GSlice's
+                 slabs read from outside, each slice a block), its twins
+                 kept by a global or a GList node (a slice) `waiting`.
   core-classic, core-verdicts
                  the same processes dumped with gdb's gcore and judged from
                  the core (`leakwatch threads --core FILE --since 5`): the
@@ -222,6 +225,44 @@ def mode_verdicts():
             p.close()
 
 
+# ---- GLib's slices ----
+
+GLIB = {"queue-leak": "leaked", "gate-leak": "leaked", "gate-list": "waiting", "queue-global": "waiting"}
+
+
+def mode_glib():
+    """fixtures/glib_leak.c bare: GSlice's slabs read from outside (through
+    process_vm_readv, not dereferenced), each slice a block of its own, so
+    the abandoned GLib workers are proven in one frozen scan, the twins kept
+    (by a global, by a GList whose node is a slice) are not."""
+    runs = {m: bare([fixture("glib_leak")] + m.split("-")) for m in GLIB}
+    try:
+        ready = {m: p.read_line("READY", timeout=30) for m, p in runs.items()}
+        for m, want in GLIB.items():
+            victim = int(ready[m]["victims"].split(",")[0])
+            obj, size = int(ready[m]["obj"], 16), int(ready[m]["size"])
+            if sanitized():
+                want = "waiting"   # (ASan's malloc: no scan)
+
+            def judged():
+                report = attach(runs[m].pid)
+                t = thread_by_tid(report, victim)
+                check(t is not None and t["verdict"] == want, "%s: the worker %s, want %s (notes %r)"
+                      % (m, brief(t) if t else "missing", want, report.get("notes")))
+                return report, t
+            report, t = until(judged, 10, m)
+            others = [o for o in stuck_threads(report) if o["tid"] != victim]
+            check(not others, "%s: others stuck: %s" % (m, [brief(o) for o in others]))
+            if want == "leaked":
+                check("GLib slices" in " ".join(report.get("notes") or []), "%s: notes %r" % (m, report.get("notes")))
+                block, bsize = int(t["counterpart"]["block"], 16), t["counterpart"]["block_size"]
+                check(block <= obj and obj + size <= block + bsize, "%s: block %#x+%d does not hold the object %#x+%d"
+                      % (m, block, bsize, obj, size))
+    finally:
+        for p in runs.values():
+            p.close()
+
+
 # ---- the verbs ----
 
 def mode_text():
@@ -401,7 +442,11 @@ def by_tid(report):
 
 def same_as_live(p, what, tmp, live=None):
     live = live or attach(p.pid)
-    core = judge_core(gcore(p.pid, tmp))
+    path = gcore(p.pid, tmp)
+    try:
+        core = judge_core(path)
+    finally:
+        os.unlink(path)   # one core on disk at a time
     check(by_tid(core) == by_tid(live), "%s: the core says %r, the live attach %r" % (what, by_tid(core), by_tid(live)))
     return live
 

@@ -151,14 +151,20 @@ def test_completion():
         check(sorted(complete(script, "leakwatch", "")) == sorted(verbs()), "verbs: %r" % complete(script, "leakwatch", ""))
         check(complete(script, "leakwatch", "ex") == ["exporter"], "ex: %r" % complete(script, "leakwatch", "ex"))
         opts = complete(script, "leakwatch", "threads", "--")
-        check(sorted(opts) == sorted(["--all", "--json", "--pprof", "--ignore", "--suppressions", "--help"]),
+        check(sorted(opts) == sorted(["--all", "--json", "--pprof", "--attach", "--core", "--exe", "--since",
+                                      "--settle", "--ignore", "--suppressions", "--help"]),
               "threads options: %r" % opts)
+        check(complete(script, "leakwatch", "watch", "--a") == ["--attach"], "watch --a")
         check(complete(script, "leakwatch", "exporter", "--l") == ["--listen"], "exporter --l")
         with open(os.path.join(tmp, "prof.pb.gz"), "w"):
             pass
         check(complete(script, "leakwatch", "threads", "1", "--pprof", os.path.join(tmp, "pro")) ==
               [os.path.join(tmp, "prof.pb.gz")], "a file after --pprof")
+        for opt in ("--core", "--exe"):
+            check(complete(script, "leakwatch", "threads", opt, os.path.join(tmp, "pro")) ==
+                  [os.path.join(tmp, "prof.pb.gz")], "a file after %s" % opt)
         check(complete(script, "leakwatch", "exporter", "--budget", "") == [], "nothing after --budget")
+        check(complete(script, "leakwatch", "status", "--since", "") == [], "nothing after --since")
         check("echo" in complete(script, "leakwatch", "run", "--check", "--", "ech"), "a command after run --")
         check(complete(script, "leakwatch", "help", "thr") == ["threads"], "help VERB")
         bare = subprocess.Popen(["sleep", "60"])
