@@ -26,6 +26,10 @@ the preload's own engine). argv[1] is a mode:
   glib           fixtures/glib_leak.c's abandoned GLib workers proven (GSlice's
                  slabs read from outside, each slice a block), its twins
                  kept by a global or a GList node (a slice) `waiting`.
+  registers      fixtures/reachfix.c's register_ref and register_parked_ref
+                 (the only pointer to a worker's condvar in another thread's
+                 register) stay `waiting`: a frozen scan reads every register;
+                 fetch_cond (no pointer left) is proven `leaked`.
   core-classic, core-verdicts
                  the same processes dumped with gdb's gcore and judged from
                  the core (`leakwatch threads --core FILE --since 5`): the
@@ -258,6 +262,39 @@ def mode_glib():
                 block, bsize = int(t["counterpart"]["block"], 16), t["counterpart"]["block_size"]
                 check(block <= obj and obj + size <= block + bsize, "%s: block %#x+%d does not hold the object %#x+%d"
                       % (m, block, bsize, obj, size))
+    finally:
+        for p in runs.values():
+            p.close()
+
+
+# ---- registers ----
+
+REGISTERS = {"register_ref": "waiting", "register_parked_ref": "waiting", "fetch_cond": "leaked"}
+
+
+def mode_registers():
+    """fixtures/reachfix.c bare: the only pointer to a worker's condvar in a
+    register of a running thread (register_ref) or of a parked one
+    (register_parked_ref). From inside such a scan proves nothing; frozen,
+    every register is read: the worker is `waiting` (reachable), on every
+    attach, while the same fixture with no pointer left (fetch_cond) is
+    proven `leaked` in one scan."""
+    runs = {m: bare([fixture("reachfix"), m]) for m in REGISTERS}
+    try:
+        ready = {m: p.read_line("READY", timeout=30) for m, p in runs.items()}
+        time.sleep(0.3)
+        for _ in range(3):
+            for m, want in REGISTERS.items():
+                if sanitized():
+                    want = "waiting"
+                report = attach(runs[m].pid, settle_ms=300)
+                t = thread_by_tid(report, int(ready[m]["worker"]))
+                check(t is not None and t["verdict"] == want, "%s: the worker %s, want %s (notes %r)"
+                      % (m, brief(t) if t else "missing", want, report.get("notes")))
+                if m != "fetch_cond":
+                    check(t["wait"].get("reach") in ("reachable", None), "%s: %r" % (m, t["wait"]))
+                    check("proves nothing" not in " ".join(report.get("notes") or []), "%s: notes %r"
+                          % (m, report.get("notes")))
     finally:
         for p in runs.values():
             p.close()
