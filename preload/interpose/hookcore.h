@@ -61,9 +61,11 @@ uint64_t lw_rel_deadline_copied(const struct timespec *req);                /* N
 uint64_t lw_sleep_deadline(clockid_t clock, int flags, const struct timespec *req);
 uint64_t lw_ms_deadline(int timeout_ms);                                     /* < 0: none */
 
-/* Record the wait described by rec (kind, object, fd, deadline... ; start
- * time and stack are filled in here) in the calling thread's slot, keeping
- * what it displaces in f for lw_wait_end. */
+/* Record the wait described by rec (kind, object, fd, deadline... ; the
+ * start time, unless rec has one, and where its stack is are filled in
+ * here, from f->at) in the calling thread's slot, keeping what it displaces
+ * in f for lw_wait_end. The stack itself is walked only if someone asks
+ * while the wait lasts (registry.h). */
 void lw_wait_record(struct lw_wait_frame *f, struct lw_wait_rec *rec, uint64_t deadline);
 void lw_wait_end(struct lw_wait_frame *f);
 void lw_wait_cancelled(void *frame);
@@ -84,16 +86,19 @@ bool lw_may_start_server_in(enum lw_wait_kind kind);
 /* Make `call` (of type `type`) with a wait recorded around it: `begin` is a
  * statement that records into the frame named frame_ (errno is restored
  * after it); cancel (0 or 1) says whether `call` is a cancellation point.
- * The value is the call's; its errno reaches the caller untouched. */
+ * The value is the call's; its errno reaches the caller untouched. The
+ * function that expands it is the frame the wait's stack is walked from
+ * (LW_FRAME_HERE): it stays live for as long as `call` runs. */
 #define LW_RECORDED_CALL(type, begin, call, cancel)      \
     ({                                                   \
         int lw_saved_errno_ = errno;                     \
         struct lw_wait_frame frame_;                     \
+        LW_FRAME_HERE(frame_.at);                        \
         begin;                                           \
         errno = lw_saved_errno_;                         \
         volatile type lw_result_;                        \
         CALL_##cancel(lw_result_ = (call), &frame_);     \
-        lw_wait_end(&frame_);                            \
+        lw_wait_end(&frame_);   /* (stores only: errno stays) */ \
         lw_result_;                                      \
     })
 

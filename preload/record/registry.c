@@ -306,6 +306,13 @@ void lw_wait_publish(struct lw_slot *s, const struct lw_wait_rec *rec)
     slot_write_end(s);
 }
 
+void lw_wait_publish_none(struct lw_slot *s)
+{
+    slot_write_begin(s);
+    s->wait.kind = LW_WAIT_NONE;
+    slot_write_end(s);
+}
+
 /* A consistent copy of slot s. A writer preempted inside its (short) write
  * leaves the sequence odd for as long as it is off the CPU: after a few
  * spins, yield to let it finish, a bounded number of times (a thread
@@ -314,7 +321,7 @@ void lw_wait_publish(struct lw_slot *s, const struct lw_wait_rec *rec)
 #define READ_SPINS 64
 #define READ_YIELDS 200
 
-bool lw_wait_read(const struct lw_slot *s, struct lw_slot *copy)
+static bool read_consistent(const struct lw_slot *s, struct lw_slot *copy, uint32_t *seq)
 {
     for (int tries = 0; tries < READ_SPINS + READ_YIELDS; tries++) {
         if (tries >= READ_SPINS)
@@ -324,10 +331,52 @@ bool lw_wait_read(const struct lw_slot *s, struct lw_slot *copy)
             continue;
         memcpy(copy, (const void *)s, sizeof *copy);
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) == before)
+        if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) == before) {
+            *seq = before;
             return true;
+        }
     }
     return false;
+}
+
+/* The stack of the wait in copy (read at sequence number seq), walked from
+ * the frame its hook recorded, or remembered from an earlier reader of the
+ * same record. false: the thread left that wait meanwhile, so what the walk
+ * read may be anything. */
+static bool walk_wait_stack(const struct lw_slot *s, uint32_t seq, struct lw_slot *copy)
+{
+    uint64_t walked = __atomic_load_n(&s->walked_stack, __ATOMIC_ACQUIRE);
+    if ((uint32_t)(walked >> 32) == seq) {
+        copy->wait.stack_id = (uint32_t)walked;
+        return true;
+    }
+    const struct lw_wait_rec *w = &copy->wait;
+    struct lw_frame_state at = { w->at_pc, w->at_sp_masked ^ LW_ADDR_MASK, w->at_bp_masked ^ LW_ADDR_MASK,
+                                 w->at_ra_masked };
+    uint32_t id = lw_stack_capture_at(&at);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) != seq)
+        return false;
+    /* Only readers write it; any of them stores the same answer. */
+    __atomic_store_n((uint64_t *)&s->walked_stack, (uint64_t)seq << 32 | id, __ATOMIC_RELEASE);
+    copy->wait.stack_id = id;
+    return true;
+}
+
+#define WALK_ATTEMPTS 4
+
+bool lw_wait_read(const struct lw_slot *s, struct lw_slot *copy)
+{
+    for (int attempt = 0; attempt < WALK_ATTEMPTS; attempt++) {
+        uint32_t seq;
+        if (!read_consistent(s, copy, &seq))
+            return false;
+        const struct lw_wait_rec *w = &copy->wait;
+        if (w->kind == LW_WAIT_NONE || w->stack_id || !w->at_pc || copy->tid == lw_gettid() ||
+            walk_wait_stack(s, seq, copy))
+            return true;
+    }
+    return true;   /* a thread that keeps moving: its latest wait, without a stack */
 }
 
 uint32_t lw_registry_high_water(void) { return __atomic_load_n(&high_water, __ATOMIC_ACQUIRE); }

@@ -4,13 +4,17 @@
  * One fixed slot per live thread in a table mapped once at start-up (nothing
  * is allocated afterwards). A slot's wait record is written only by the thread
  * that owns it, under a per-slot sequence counter, so hooks take no lock and
- * the server thread reads a consistent copy or retries. Exited threads leave a
- * line in a bounded ring, which the proof rules need ("owner 1234 exited").
+ * the server thread reads a consistent copy or retries; a wait's stack is
+ * walked by whoever reads the record first, from the frame its hook
+ * recorded, so a call that returns without parking costs a few stores.
+ * Exited threads leave a line in a bounded ring, which the proof rules need
+ * ("owner 1234 exited").
  */
 #ifndef LW_REGISTRY_H
 #define LW_REGISTRY_H
 
 #include "record/records.h"
+#include "record/unwind.h"
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -46,6 +50,11 @@ struct lw_wait_rec {
     uint64_t set_masked[3];  /* poll/select sets in the waiter's memory, masked like objects */
     uint32_t nfds;
     uint32_t pad;
+    /* Where the wait's stack is walked from when it is asked for (stack_id
+     * 0): the hook's frame, live for as long as the wait lasts
+     * (LW_FRAME_HERE; its stack and frame pointers masked like objects, its
+ * return address as lw_frame_state keeps it). */
+    uint64_t at_pc, at_sp_masked, at_bp_masked, at_ra_masked;
 };
 
 enum lw_slot_state { LW_SLOT_FREE = 0, LW_SLOT_STARTING, LW_SLOT_LIVE };
@@ -64,12 +73,17 @@ struct lw_slot {
     uint64_t arg;            /* only while STARTING */
     uint64_t birth_ns;
     struct lw_wait_rec wait;
+    /* The wait stack a reader walked for the record of sequence number
+     * seq: (seq << 32) | stack id. Written by readers, never by the owner. */
+    uint64_t walked_stack;
 };
 
-/* A wait in progress on the calling thread: what begin saved, for end. */
+/* A wait in progress on the calling thread: where its stack is, and what
+ * begin saved, for end. */
 struct lw_wait_frame {
+    struct lw_frame_state at;   /* the frame making the call (LW_FRAME_HERE) */
     struct lw_slot *slot;       /* NULL: nothing recorded */
-    struct lw_wait_rec saved;   /* the record this wait displaced (nesting) */
+    struct lw_wait_rec saved;   /* the record this wait displaced (nesting; kind NONE: none) */
 };
 
 void lw_registry_init(void);
@@ -96,8 +110,11 @@ void *lw_registry_child_trampoline(void *slot);
 uintptr_t lw_registry_child_enter(void *slot, void **arg);
 void lw_registry_mark_self_internal(void);
 
-/* Wait records. */
+/* Wait records. A record may leave its stack to be walked when first
+ * read (stack_id 0, at_* set): lw_wait_read walks it, once per record,
+ * while the thread is still in that wait, and the copy carries its id. */
 void lw_wait_publish(struct lw_slot *slot, const struct lw_wait_rec *rec);
+void lw_wait_publish_none(struct lw_slot *slot);   /* no wait any more */
 bool lw_wait_read(const struct lw_slot *slot, struct lw_slot *copy);
 
 /* For snapshots (server thread). */
