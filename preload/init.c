@@ -47,7 +47,7 @@ static void fork_child(void)
 __attribute__((constructor)) static void leakwatch_init(void)
 {
     int saved = errno;
-    lw_start_ns = lw_now_ns();
+    lw_start_ns = lw_stamp_ns();
     lw_settings_load();
     lw_hooks_resolve_all();
     lw_note_signal_handlers_at_start();

@@ -176,7 +176,7 @@ void lw_fd_created_channel(const int *fds, int nfds, enum lw_channel_type type)
     if (nfds == 1)
         ch->ino[1] = ch->ino[0];
     ch->creator = lw_gettid();
-    ch->create_ns = lw_now_ns();
+    ch->create_ns = lw_stamp_ns();
     ch->create_stack = lw_stack_capture();
     __atomic_store_n(&ch->gen, gen, __ATOMIC_RELAXED);
     __atomic_store_n(&ch->state, SLOT_LIVE, __ATOMIC_RELEASE);
@@ -200,7 +200,7 @@ void lw_fifo_created(uint64_t dev, uint64_t ino)
     ch->ino[0] = ch->ino[1] = ino;
     ch->dev = dev;
     ch->creator = lw_gettid();
-    ch->create_ns = lw_now_ns();
+    ch->create_ns = lw_stamp_ns();
     ch->create_stack = lw_stack_capture();
     __atomic_store_n(&ch->gen, ch->gen + 1, __ATOMIC_RELAXED);
     __atomic_store_n(&ch->state, SLOT_LIVE, __ATOMIC_RELEASE);

@@ -136,7 +136,7 @@ static void fill_identity(struct lw_slot *s, uint32_t origin, int32_t parent, ui
     s->create_stack = stack;
     s->pthread = 0;
     s->start_routine = fn;
-    s->birth_ns = lw_now_ns();
+    s->birth_ns = lw_stamp_ns();
     memset(&s->wait, 0, sizeof s->wait);
     s->wait.fd = -1;
     slot_write_end(s);
@@ -168,7 +168,7 @@ static void record_exit(const struct lw_slot *s)
     memset(e->name, 0, sizeof e->name);
     if (s->tid == lw_gettid())
         prctl(PR_GET_NAME, e->name, 0, 0, 0);
-    e->exit_ns = lw_now_ns();
+    e->exit_ns = lw_stamp_ns();
     e->start_routine = s->start_routine;
     e->pthread = s->pthread;
     e->create_stack = s->create_stack;
