@@ -10,7 +10,11 @@
  * cannot block (O_NONBLOCK, a regular file, a zero timeout, MSG_DONTWAIT)
  * is not a wait and records nothing; a use of a channel is noted whatever
  * the call does, because the proof rules need every thread that ever used
- * it. Pointers the caller hands to the kernel are read only after the
+ * it. A call that may block is recorded with a few stores (the stack is
+ * walked later, if asked for while it waits); before the server has
+ * started it is first tried without blocking where the kernel returns
+ * exactly what the call would (reads, small pipe writes, datagrams), so a
+ * program that never parks never starts it. Pointers the caller hands to the kernel are read only after the
  * kernel accepted them, or copied with process_vm_readv, so a bad one still
  * costs the caller its EFAULT and never a crash of ours.
  */
@@ -30,6 +34,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <mqueue.h>
 #include <poll.h>
 #include <signal.h>
@@ -75,6 +80,9 @@ struct fd_wait {
     uint32_t nfds;
 };
 
+/* The record costs a few stores (its stack is walked only if asked for
+ * while the wait lasts: hookcore.h), and its start time is the coarse
+ * clock's: seconds parked need no better. */
 static void fd_wait_begin(struct lw_wait_frame *f, const struct fd_wait *w, uint64_t deadline)
 {
     struct lw_wait_rec rec = {
@@ -83,36 +91,86 @@ static void fd_wait_begin(struct lw_wait_frame *f, const struct fd_wait *w, uint
         .fd = w->fd,
         .flags = w->flags,
         .nfds = w->nfds,
+        .start_ns = lw_coarse_ns(),
     };
     for (int i = 0; i < 3; i++)
         rec.set_masked[i] = w->set[i] ? (uint64_t)(uintptr_t)w->set[i] ^ LW_ADDR_MASK : 0;
     lw_wait_record(f, &rec, deadline);
-    /* After the record, so the first client already sees it. Asking the
-     * kernel first whether the call would block (a poll) would cost more
-     * than the server: a program that waits on an fd is not a tight
-     * syscall loop. */
+    /* After the record, so the first client already sees it. A call that
+     * could be tried without blocking got here only because it would have
+     * blocked (try_first): the server costs a program that does not park
+     * nothing. */
     if (LW_UNLIKELY(lw_lifecycle_armed()) && lw_may_start_server_in(w->kind))
         lw_lifecycle_first_activity();
 }
 
-/* The slow path's verdict on one fd: note the use of its channel, and say
- * whether the call may block (so must be recorded). */
-static bool fd_call_may_block(int fd, enum lw_use use, bool nonblocking_call)
+/* The slow path's look at one fd: classify it (once), note the use of its
+ * channel; its cache entry. */
+static uint64_t fd_entry_noting(int fd, enum lw_use use)
 {
     uint64_t entry = lw_fd_classify(fd);
     if (entry & LW_FD_CHANNEL)
         lw_channel_note_use(entry, use);
-    return !nonblocking_call && !(entry & LW_FD_NEVER_BLOCKS);
+    return entry;
 }
+
+/* ---- calls tried without blocking first ----
+ * Only while the server has not started, in a process where a wait of
+ * this kind would start it (no signal handler: hookcore.c): a program
+ * that never parks then stays as it was, single-threaded, and pays no
+ * record. Once the server runs, a call is made once, as it came, with a
+ * record around it that costs a few stores: a failed try would cost a
+ * syscall on every call that parks.
+ *
+ * The try goes through glibc's own wrapper, a cancellation point like
+ * the call itself (a pending cancellation is acted on at entry the same
+ * way), and never sleeps (so no signal can interrupt it). Its result is
+ * the call's unless it is EAGAIN (nothing done: the call would block) or
+ * EOPNOTSUPP (the file refuses RWF_NOWAIT before doing anything: never
+ * again on this fd); then the real call is made, recorded, as it came. */
+static bool try_first(enum lw_wait_kind kind)
+{
+    return LW_UNLIKELY(lw_lifecycle_armed()) && lw_may_start_server_in(kind);
+}
+
+/* Reads of any size; writes up to PIPE_BUF bytes on a pipe (all or
+ * nothing, as POSIX says), of any size on an AF_UNIX datagram socket. */
+#define TRY_READS(entry) (((entry) & LW_FD_TRY_READ) != 0)
+#define TRY_WRITES(entry, n) ((((entry) & LW_FD_TRY_SMALL_WRITE) && (n) <= PIPE_BUF) || ((entry) & LW_FD_TRY_WRITE))
+#define TRY_MESSAGES(entry) (((entry) & LW_FD_TRY_WRITE) != 0)
+
+/* Whether the try's outcome is not the call's: the call must be made. */
+static bool try_failed(int fd, int err)
+{
+    if (err == EOPNOTSUPP)
+        lw_fd_no_tries(fd);
+    return err == EAGAIN || err == EWOULDBLOCK || err == EOPNOTSUPP;
+}
+
+/* read, write and readv made without blocking (preadv2 at the file's
+ * position is readv; defined after the table, which binds preadv64v2). */
+static ssize_t attempt_read(int fd, void *buf, size_t n);
+static ssize_t attempt_write(int fd, const void *buf, size_t n);
+static ssize_t attempt_readv(int fd, const struct iovec *iov, int n, int flags);
 
 /* ---- the generated wrappers (DECLARE_REAL: hookcore.h) ---- */
 
-#define FDWAIT(ret, name, params, args, version, wkind, wfd, wuse, nonblocking, deadline, cancel) \
+#define FDWAIT(ret, name, params, args, version, wkind, wfd, wuse, nonblocking, tryable, attempt, deadline, cancel) \
     DECLARE_REAL(ret, name, params, args, version)                                             \
     static __attribute__((noinline, cold)) ret slow_##name params                              \
     {                                                                                          \
-        if (lw_hooks_bypassed() || !fd_call_may_block((wfd), (wuse), (nonblocking)))           \
+        if (lw_hooks_bypassed())                                                               \
             return real_##name args;                                                           \
+        uint64_t entry_ = fd_entry_noting((wfd), (wuse));                                      \
+        if ((nonblocking) || (entry_ & LW_FD_NEVER_BLOCKS))                                    \
+            return real_##name args;                                                           \
+        if (try_first(wkind) && (tryable)) {                                                   \
+            int saved_ = errno;                                                                \
+            ret tried_ = (attempt);                                                            \
+            if (tried_ >= 0 || !try_failed((wfd), errno))                                      \
+                return tried_;                                                                 \
+            errno = saved_;                                                                    \
+        }                                                                                      \
         struct fd_wait w = { .kind = (wkind), .fd = (wfd), .direction = direction_of(wuse),    \
                              .flags = LW_REC_FD };                                             \
         return LW_RECORDED_CALL(ret, fd_wait_begin(&frame_, &w, (deadline)), real_##name args, cancel); \
@@ -147,6 +205,23 @@ static bool fd_call_may_block(int fd, enum lw_use use, bool nonblocking_call)
 #include "fdhooks.def"
 #undef FDWAIT
 #undef XWAIT
+
+static ssize_t attempt_readv(int fd, const struct iovec *iov, int n, int flags)
+{
+    return real_preadv64v2(fd, iov, n, -1, flags | RWF_NOWAIT);
+}
+
+static ssize_t attempt_read(int fd, void *buf, size_t n)
+{
+    struct iovec v = { buf, n };
+    return attempt_readv(fd, &v, 1, 0);
+}
+
+static ssize_t attempt_write(int fd, const void *buf, size_t n)
+{
+    struct iovec v = { (void *)buf, n };
+    return real_pwritev64v2(fd, &v, 1, -1, RWF_NOWAIT);
+}
 
 /* ---- the poll family ---- */
 
@@ -412,8 +487,18 @@ static void note_passed_fds(const struct msghdr *msg)
 
 static __attribute__((noinline, cold)) ssize_t slow_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    if (lw_hooks_bypassed() || !fd_call_may_block(fd, LW_USE_WRITE, flags & MSG_DONTWAIT))
+    if (lw_hooks_bypassed())
         return real_sendmsg(fd, msg, flags);
+    uint64_t entry = fd_entry_noting(fd, LW_USE_WRITE);
+    if ((flags & MSG_DONTWAIT) || (entry & LW_FD_NEVER_BLOCKS))
+        return real_sendmsg(fd, msg, flags);
+    if (try_first(LW_WAIT_FD_WRITE) && TRY_MESSAGES(entry)) {
+        int saved = errno;
+        ssize_t tried = real_sendmsg(fd, msg, flags | MSG_DONTWAIT);
+        if (tried >= 0 || !try_failed(fd, errno))
+            return tried;
+        errno = saved;
+    }
     struct fd_wait w = { .kind = LW_WAIT_FD_WRITE, .fd = fd, .direction = LW_DIR_WRITE, .flags = LW_REC_FD };
     return LW_RECORDED_CALL(ssize_t, fd_wait_begin(&frame_, &w, NO_DEADLINE), real_sendmsg(fd, msg, flags), 1);
 }
@@ -680,11 +765,24 @@ LW_EXPORT int ioctl(int fd, unsigned long request, ...)
     return result;
 }
 
+/* A receive low-water mark makes a blocking read wait for more than a
+ * non-blocking one returns: classify the socket again. */
+DECLARE_REAL(int, setsockopt, (int fd, int level, int name, const void *value, socklen_t len),
+             (fd, level, name, value, len), NULL)
+
+LW_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen_t len)
+{
+    int result = real_setsockopt(fd, level, name, value, len);
+    if (result == 0 && level == SOL_SOCKET && name == SO_RCVLOWAT)
+        lw_fd_flags_changed(fd);
+    return result;
+}
+
 /* ---- the binding list ---- */
 
 #define BIND(name) { #name, NULL, (void **)&real_##name }
 const struct lw_binding lw_fd_bindings[] = {
-#define FDWAIT(ret, name, params, args, version, kind, fd, use, nonblocking, deadline, cancel) \
+#define FDWAIT(ret, name, params, args, version, kind, fd, use, nonblocking, tryable, attempt, deadline, cancel) \
     { #name, version, (void **)&real_##name },
 #define XWAIT(ret, name, params, args, version, kind, may_park, id, rec_flags, direction, deadline, cancel) \
     { #name, version, (void **)&real_##name },
@@ -696,6 +794,6 @@ const struct lw_binding lw_fd_bindings[] = {
     BIND(pipe), BIND(pipe2), BIND(socketpair), BIND(eventfd), BIND(mq_open),
     BIND(mkfifo), BIND(mkfifoat), BIND(mknod), BIND(mknodat),
     BIND(dup), BIND(dup2), BIND(dup3), BIND(close), BIND(close_range), BIND(closefrom),
-    BIND(fclose), BIND(fdopen), BIND(fcntl), BIND(fcntl64), BIND(ioctl),
+    BIND(fclose), BIND(fdopen), BIND(fcntl), BIND(fcntl64), BIND(ioctl), BIND(setsockopt),
 };
 const size_t lw_fd_binding_count = sizeof lw_fd_bindings / sizeof lw_fd_bindings[0];

@@ -13,6 +13,7 @@
 
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -53,6 +54,37 @@ static bool never_blocks(int fd, const struct stat *st, long status_flags)
     return S_ISDIR(st->st_mode) || S_ISBLK(st->st_mode);
 }
 
+static int socket_option(int fd, int name)
+{
+    int value = 0;
+    socklen_t len = sizeof value;
+    return lw_raw_syscall6(SYS_getsockopt, fd, SOL_SOCKET, name, (long)&value, (long)&len, 0) == 0 ? value : -1;
+}
+
+/* Which calls on this fd may be tried without blocking first (channels.h).
+ * A socket's receive low-water mark makes a blocking read wait for that
+ * much where a non-blocking one returns what there is; a stream socket's
+ * write may be cut short without blocking where the blocking one goes on;
+ * an eventfd write and FIFOs (on this kernel) refuse RWF_NOWAIT. */
+static uint64_t try_bits(int fd, const struct stat *st, uint64_t entry)
+{
+    if (S_ISFIFO(st->st_mode))
+        return LW_FD_TRY_READ | LW_FD_TRY_SMALL_WRITE;
+    if (S_ISSOCK(st->st_mode)) {
+        int type = socket_option(fd, SO_TYPE);
+        uint64_t bits = socket_option(fd, SO_RCVLOWAT) == 1 ? LW_FD_TRY_READ : 0;
+        if ((type == SOCK_DGRAM || type == SOCK_SEQPACKET) && socket_option(fd, SO_DOMAIN) == AF_UNIX)
+            bits |= LW_FD_TRY_WRITE;
+        return bits;
+    }
+    const struct lw_channel *ch = lw_channel_of(entry);
+    if ((st->st_mode & S_IFMT) == 0 && ch && ch->type == LW_CH_EVENTFD)
+        return LW_FD_TRY_READ;
+    return 0;
+}
+
+#define CLASS_BITS (LW_FD_KNOWN | LW_FD_NEVER_BLOCKS | LW_FD_TRIES)
+
 uint64_t lw_fd_classify(int fd)
 {
     uint64_t entry = lw_fd_entry(fd);
@@ -64,15 +96,19 @@ uint64_t lw_fd_classify(int fd)
     long status = lw_raw_syscall6(SYS_fcntl, fd, F_GETFL, 0, 0, 0, 0);
     if (status < 0 || !stat_fd(fd, &st))
         return entry;   /* not an open fd: the call will fail by itself */
-    uint64_t bits = LW_FD_KNOWN | (never_blocks(fd, &st, status) ? LW_FD_NEVER_BLOCKS : 0);
+    uint64_t bits = LW_FD_KNOWN;
+    if (never_blocks(fd, &st, status))
+        bits |= LW_FD_NEVER_BLOCKS;
+    else
+        bits |= try_bits(fd, &st, entry);
     if (S_ISFIFO(st.st_mode) && !(entry & LW_FD_CHANNEL))
         bits |= fifo_entry(&st);
     /* Keep whatever channel bits another thread set meanwhile. */
     uint64_t seen = entry;
-    while (!__atomic_compare_exchange_n(&lw_fdmap[fd], &seen, (seen & ~(LW_FD_KNOWN | LW_FD_NEVER_BLOCKS)) | bits,
+    while (!__atomic_compare_exchange_n(&lw_fdmap[fd], &seen, (seen & ~CLASS_BITS) | bits,
                                         true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         ;
-    return (seen & ~(LW_FD_KNOWN | LW_FD_NEVER_BLOCKS)) | bits;
+    return (seen & ~CLASS_BITS) | bits;
 }
 
 /* ---- the channel table ---- */
@@ -246,7 +282,13 @@ void lw_fd_copy(int from, int to)
 void lw_fd_flags_changed(int fd)
 {
     if ((unsigned)fd < LW_FDMAP_SIZE)
-        __atomic_fetch_and(&lw_fdmap[fd], ~(LW_FD_KNOWN | LW_FD_NEVER_BLOCKS), __ATOMIC_RELAXED);
+        __atomic_fetch_and(&lw_fdmap[fd], ~CLASS_BITS, __ATOMIC_RELAXED);
+}
+
+void lw_fd_no_tries(int fd)
+{
+    if ((unsigned)fd < LW_FDMAP_SIZE && (lw_fd_entry(fd) & LW_FD_TRIES))
+        __atomic_fetch_and(&lw_fdmap[fd], ~LW_FD_TRIES, __ATOMIC_RELAXED);
 }
 
 void lw_fd_mark(int fd, uint32_t channel_flag)

@@ -27,6 +27,13 @@
 #define LW_FD_NEVER_BLOCKS 2ull /* regular file, directory, block device or O_NONBLOCK */
 #define LW_FD_CHANNEL 4ull      /* bits 16..63 name a channel and its side */
 #define LW_FD_SIDE 8ull         /* side 1 of the channel (pipe write end, socketpair's second) */
+/* Calls a hook may first make without blocking (RWF_NOWAIT, MSG_DONTWAIT)
+ * because the kernel then returns exactly what the blocking call would
+ * have, whenever the blocking call would not have waited: */
+#define LW_FD_TRY_READ 16ull        /* reads: a pipe or FIFO, an eventfd, a socket with no receive low-water mark */
+#define LW_FD_TRY_SMALL_WRITE 32ull /* writes of up to PIPE_BUF bytes (a pipe or FIFO: all or nothing) */
+#define LW_FD_TRY_WRITE 64ull       /* writes of any size (an AF_UNIX datagram or seqpacket socket: all or nothing) */
+#define LW_FD_TRIES (LW_FD_TRY_READ | LW_FD_TRY_SMALL_WRITE | LW_FD_TRY_WRITE)
 
 extern uint64_t lw_fdmap[LW_FDMAP_SIZE];
 
@@ -88,7 +95,8 @@ void lw_fifo_created(uint64_t dev, uint64_t ino);
 void lw_fd_forget(int fd);                 /* closed */
 void lw_fd_forget_range(unsigned first, unsigned last);
 void lw_fd_copy(int from, int to);         /* dup2/dup3/F_DUPFD: `to` is the same open file as `from` */
-void lw_fd_flags_changed(int fd);          /* F_SETFL, FIONBIO: classify again on next use */
+void lw_fd_flags_changed(int fd);          /* F_SETFL, FIONBIO, SO_RCVLOWAT: classify again on next use */
+void lw_fd_no_tries(int fd);               /* the kernel refused a non-blocking try (EOPNOTSUPP) */
 void lw_fd_mark(int fd, uint32_t channel_flag);
 void lw_channels_fork_child(int32_t old_tid, int32_t new_tid);
 
