@@ -33,7 +33,11 @@
 #include <pthread.h>
 
 static void fork_prepare(void) { lw_server_fork_prepare(); }
-static void fork_parent(void) { lw_server_fork_parent(); }
+static void fork_parent(void)
+{
+    lw_channels_shared();   /* the child holds every fd we have */
+    lw_server_fork_parent();
+}
 
 static void fork_child(void)
 {

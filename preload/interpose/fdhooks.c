@@ -38,6 +38,7 @@
 #include <mqueue.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,6 +48,7 @@
 #include <sys/msg.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -104,13 +106,17 @@ static void fd_wait_begin(struct lw_wait_frame *f, const struct fd_wait *w, uint
         lw_lifecycle_first_activity();
 }
 
-/* The slow path's look at one fd: classify it (once), note the use of its
- * channel; its cache entry. */
-static uint64_t fd_entry_noting(int fd, enum lw_use use)
+/* The slow path's look at one fd: its cache entry (classified once) and
+ * its channel, if any, whose use by this thread is noted. */
+static inline __attribute__((always_inline)) uint64_t fd_entry_noting(int fd, enum lw_use use,
+                                                                      struct lw_channel **ch)
 {
-    uint64_t entry = lw_fd_classify(fd);
-    if (entry & LW_FD_CHANNEL)
-        lw_channel_note_use(entry, use);
+    uint64_t entry = lw_fd_entry(fd);
+    if (LW_UNLIKELY(!(entry & LW_FD_KNOWN)))
+        entry = lw_fd_classify(fd);
+    *ch = (entry & LW_FD_CHANNEL) ? lw_channel_of(entry) : NULL;
+    if (*ch)
+        lw_channel_used(*ch, entry, use);
     return entry;
 }
 
@@ -128,10 +134,31 @@ static uint64_t fd_entry_noting(int fd, enum lw_use use)
  * the call's unless it is EAGAIN (nothing done: the call would block) or
  * EOPNOTSUPP (the file refuses RWF_NOWAIT before doing anything: never
  * again on this fd); then the real call is made, recorded, as it came. */
-static bool try_first(enum lw_wait_kind kind)
+static inline __attribute__((always_inline)) bool try_first(enum lw_wait_kind kind)
 {
-    return LW_UNLIKELY(lw_lifecycle_armed()) && lw_may_start_server_in(kind);
+    (void)kind;   /* every kind of this file's tables is one of "the others" there */
+    return LW_UNLIKELY(lw_lifecycle_armed()) && !lw_app_has_signal_handlers();
 }
+
+/* A pipe this single-threaded program made, whose bytes the hooks count,
+ * says the call cannot block (record/channels.h): no try, no record. */
+#define PIPE_READY(entry, use, n) (ch_ && lw_pipe_cannot_block(ch_, (entry), (use), (n)))
+
+/* The bytes a call moved through a counted pipe (while the server has not
+ * started: afterwards nothing reads the count again). */
+static inline __attribute__((always_inline)) void count_moved(struct lw_channel *ch, uint64_t entry,
+                                                             enum lw_use use, int64_t n)
+{
+    if (n > 0 && ch && LW_UNLIKELY(lw_lifecycle_armed()))
+        lw_pipe_moved(ch, entry, use, n);
+}
+
+#define COUNTED(type, entry, use, call)                      \
+    ({                                                       \
+        type counted_ = (call);                              \
+        count_moved(ch_, (entry), (use), (int64_t)counted_); \
+        counted_;                                            \
+    })
 
 /* Reads of any size; writes up to PIPE_BUF bytes on a pipe (all or
  * nothing, as POSIX says), of any size on an AF_UNIX datagram socket. */
@@ -148,40 +175,62 @@ static bool try_failed(int fd, int err)
 }
 
 /* read, write and readv made without blocking (preadv2 at the file's
- * position is readv; defined after the table, which binds preadv64v2). */
-static ssize_t attempt_read(int fd, void *buf, size_t n);
+ * position is readv; read on a socket is recv; defined after the table,
+ * which binds preadv64v2 and recv). */
+static ssize_t attempt_read(int fd, void *buf, size_t n, uint64_t entry);
 static ssize_t attempt_write(int fd, const void *buf, size_t n);
 static ssize_t attempt_readv(int fd, const struct iovec *iov, int n, int flags);
 
 /* ---- the generated wrappers (DECLARE_REAL: hookcore.h) ---- */
 
-#define FDWAIT(ret, name, params, args, version, wkind, wfd, wuse, nonblocking, tryable, attempt, deadline, cancel) \
+#define FDWAIT(ret, name, params, args, version, wkind, wfd, wuse, nonblocking, ready, tryable, attempt, deadline, \
+               cancel)                                                                         \
     DECLARE_REAL(ret, name, params, args, version)                                             \
-    static __attribute__((noinline, cold)) ret slow_##name params                              \
+    static __attribute__((noinline)) ret recorded_##name params                                \
     {                                                                                          \
-        if (lw_hooks_bypassed())                                                               \
-            return real_##name args;                                                           \
-        uint64_t entry_ = fd_entry_noting((wfd), (wuse));                                      \
-        if ((nonblocking) || (entry_ & LW_FD_NEVER_BLOCKS))                                    \
-            return real_##name args;                                                           \
-        if (try_first(wkind) && (tryable)) {                                                   \
-            int saved_ = errno;                                                                \
-            ret tried_ = (attempt);                                                            \
-            if (tried_ >= 0 || !try_failed((wfd), errno))                                      \
-                return tried_;                                                                 \
-            errno = saved_;                                                                    \
-        }                                                                                      \
         struct fd_wait w = { .kind = (wkind), .fd = (wfd), .direction = direction_of(wuse),    \
                              .flags = LW_REC_FD };                                             \
         return LW_RECORDED_CALL(ret, fd_wait_begin(&frame_, &w, (deadline)), real_##name args, cancel); \
+    }                                                                                          \
+    static __attribute__((noinline)) ret slow_##name params                                    \
+    {                                                                                          \
+        if (lw_hooks_bypassed())                                                               \
+            return real_##name args;                                                           \
+        struct lw_channel *ch_;                                                                \
+        uint64_t entry_ = fd_entry_noting((wfd), (wuse), &ch_);                                \
+        if ((nonblocking) || (entry_ & LW_FD_NEVER_BLOCKS))                                    \
+            return COUNTED(ret, entry_, (wuse), real_##name args);                             \
+        if (try_first(wkind)) {                                                                \
+            if (ready)                                                                         \
+                return COUNTED(ret, entry_, (wuse), real_##name args);                         \
+            if (tryable) {                                                                     \
+                int saved_ = errno;                                                            \
+                ret tried_ = (attempt);                                                        \
+                if (tried_ >= 0 || !try_failed((wfd), errno))                                  \
+                    return COUNTED(ret, entry_, (wuse), tried_);                               \
+                errno = saved_;                                                                \
+            }                                                                                  \
+        }                                                                                      \
+        return COUNTED(ret, entry_, (wuse), recorded_##name args);                             \
+    }                                                                                          \
+    /* A non-blocking end of a channel: who uses it, and (while counted) what it moves. */   \
+    static __attribute__((noinline)) ret channel_end_##name params                             \
+    {                                                                                          \
+        uint64_t entry_ = lw_fd_entry(wfd);                                                    \
+        struct lw_channel *ch_ = lw_channel_of(entry_);                                        \
+        if (ch_)                                                                               \
+            lw_channel_used(ch_, entry_, (wuse));                                              \
+        if (LW_LIKELY(!lw_lifecycle_armed()))                                                  \
+            return real_##name args;                                                           \
+        return COUNTED(ret, entry_, (wuse), real_##name args);                                 \
     }                                                                                          \
     LW_EXPORT ret name params                                                                  \
     {                                                                                          \
         uint64_t entry_ = lw_fd_entry(wfd);                                                    \
         if (LW_LIKELY(lw_fd_never_blocks(entry_))) {                                           \
-            if (entry_ & LW_FD_CHANNEL)   /* a non-blocking channel end: note who uses it */    \
-                lw_channel_note_use(entry_, (wuse));                                           \
-            return real_##name args;                                                           \
+            if (LW_LIKELY(!(entry_ & LW_FD_CHANNEL)))                                          \
+                return real_##name args;                                                       \
+            return channel_end_##name args;                                                    \
         }                                                                                      \
         return slow_##name args;                                                               \
     }
@@ -211,8 +260,10 @@ static ssize_t attempt_readv(int fd, const struct iovec *iov, int n, int flags)
     return real_preadv64v2(fd, iov, n, -1, flags | RWF_NOWAIT);
 }
 
-static ssize_t attempt_read(int fd, void *buf, size_t n)
+static ssize_t attempt_read(int fd, void *buf, size_t n, uint64_t entry)
 {
+    if ((entry & LW_FD_SOCKET) && n > 0)   /* (a read of 0 bytes consumes no datagram; a recv would) */
+        return real_recv(fd, buf, n, MSG_DONTWAIT);
     struct iovec v = { buf, n };
     return attempt_readv(fd, &v, 1, 0);
 }
@@ -485,11 +536,18 @@ static void note_passed_fds(const struct msghdr *msg)
     }
 }
 
-static __attribute__((noinline, cold)) ssize_t slow_sendmsg(int fd, const struct msghdr *msg, int flags)
+static __attribute__((noinline)) ssize_t recorded_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    struct fd_wait w = { .kind = LW_WAIT_FD_WRITE, .fd = fd, .direction = LW_DIR_WRITE, .flags = LW_REC_FD };
+    return LW_RECORDED_CALL(ssize_t, fd_wait_begin(&frame_, &w, NO_DEADLINE), real_sendmsg(fd, msg, flags), 1);
+}
+
+static __attribute__((noinline)) ssize_t slow_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     if (lw_hooks_bypassed())
         return real_sendmsg(fd, msg, flags);
-    uint64_t entry = fd_entry_noting(fd, LW_USE_WRITE);
+    struct lw_channel *ch;
+    uint64_t entry = fd_entry_noting(fd, LW_USE_WRITE, &ch);
     if ((flags & MSG_DONTWAIT) || (entry & LW_FD_NEVER_BLOCKS))
         return real_sendmsg(fd, msg, flags);
     if (try_first(LW_WAIT_FD_WRITE) && TRY_MESSAGES(entry)) {
@@ -499,8 +557,7 @@ static __attribute__((noinline, cold)) ssize_t slow_sendmsg(int fd, const struct
             return tried;
         errno = saved;
     }
-    struct fd_wait w = { .kind = LW_WAIT_FD_WRITE, .fd = fd, .direction = LW_DIR_WRITE, .flags = LW_REC_FD };
-    return LW_RECORDED_CALL(ssize_t, fd_wait_begin(&frame_, &w, NO_DEADLINE), real_sendmsg(fd, msg, flags), 1);
+    return recorded_sendmsg(fd, msg, flags);
 }
 
 LW_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -723,6 +780,8 @@ static void after_fcntl(int fd, int cmd, int result)
         lw_fd_copy(fd, result);
     else if (cmd == F_SETFL)
         lw_fd_flags_changed(fd);
+    else if (cmd == F_SETPIPE_SZ)
+        lw_fd_pipe_uncounted(fd);   /* its slots are not what we counted against */
 }
 
 /* The third argument, whatever it is, travels in one register: pass it on
@@ -765,6 +824,136 @@ LW_EXPORT int ioctl(int fd, unsigned long request, ...)
     return result;
 }
 
+/* ---- other processes made: any fd of ours may now be held by one ----
+ * (fork runs the atfork handlers: init.c.) The pipes a single-threaded
+ * program counts (channels.h) are counted no more. */
+
+DECLARE_REAL(int, posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                                const posix_spawnattr_t *attr, char *const argv[], char *const envp[]),
+             (pid, path, actions, attr, argv, envp), NULL)
+DECLARE_REAL(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+                                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[]),
+             (pid, file, actions, attr, argv, envp), NULL)
+DECLARE_REAL(int, system, (const char *command), (command), NULL)
+DECLARE_REAL(FILE *, popen, (const char *command, const char *mode), (command, mode), NULL)
+DECLARE_REAL(pid_t, _Fork, (void), (), NULL)
+
+LW_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                          const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    lw_channels_shared();
+    return real_posix_spawn(pid, path, actions, attr, argv, envp);
+}
+
+LW_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+                           const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    lw_channels_shared();
+    return real_posix_spawnp(pid, file, actions, attr, argv, envp);
+}
+
+LW_EXPORT int system(const char *command)
+{
+    lw_channels_shared();
+    return real_system(command);
+}
+
+LW_EXPORT FILE *popen(const char *command, const char *mode)
+{
+    lw_channels_shared();
+    return real_popen(command, mode);
+}
+
+LW_EXPORT pid_t _Fork(void)
+{
+    lw_channels_shared();
+    return real__Fork();
+}
+
+static int (*real_clone)(int (*)(void *), void *, int, void *, ...);
+
+/* The three optional arguments are passed on whatever the caller passed, as
+ * glibc's own clone reads them (so the unwritten slots are not ASan's). */
+LW_EXPORT __attribute__((no_sanitize("address"))) int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    void *parent_tid = va_arg(ap, void *), *tls = va_arg(ap, void *), *child_tid = va_arg(ap, void *);
+    va_end(ap);
+    if (LW_UNLIKELY(!real_clone))
+        lw_resolve((void **)&real_clone, "clone", NULL);
+    lw_channels_shared();
+    return real_clone(fn, stack, flags, arg, parent_tid, tls, child_tid);
+}
+
+/* vfork's child returns into its caller's frame on the parent's stack: a
+ * wrapper with a frame of its own would be popped under the parent. So the
+ * hook is a jump: note the sharing (in a function that returns the real
+ * vfork), then jump to it with the caller's return address in place. */
+static pid_t (*real_vfork)(void);
+
+__attribute__((used)) void *lw_vfork_prepare(void)
+{
+    if (LW_UNLIKELY(!real_vfork))
+        lw_resolve((void **)&real_vfork, "vfork", NULL);
+    lw_channels_shared();
+    return (void *)real_vfork;
+}
+
+LW_EXPORT __attribute__((naked)) pid_t vfork(void)
+{
+    __asm__("endbr64\n\t"
+            "sub $8, %rsp\n\t"
+            "call lw_vfork_prepare\n\t"
+            "add $8, %rsp\n\t"
+            "jmp *%rax");
+}
+
+/* Bytes moved through a pipe where no hook counts them. */
+DECLARE_REAL(ssize_t, splice, (int in, loff_t *in_off, int out, loff_t *out_off, size_t len, unsigned int flags),
+             (in, in_off, out, out_off, len, flags), NULL)
+DECLARE_REAL(ssize_t, tee, (int in, int out, size_t len, unsigned int flags), (in, out, len, flags), NULL)
+DECLARE_REAL(ssize_t, vmsplice, (int fd, const struct iovec *iov, size_t n, unsigned int flags), (fd, iov, n, flags),
+             NULL)
+DECLARE_REAL(ssize_t, sendfile, (int out, int in, off_t *off, size_t count), (out, in, off, count), NULL)
+DECLARE_REAL(ssize_t, sendfile64, (int out, int in, off64_t *off, size_t count), (out, in, off, count), NULL)
+
+static void uncounted(int a, int b)
+{
+    lw_fd_pipe_uncounted(a);
+    lw_fd_pipe_uncounted(b);
+}
+
+LW_EXPORT ssize_t splice(int in, loff_t *in_off, int out, loff_t *out_off, size_t len, unsigned int flags)
+{
+    uncounted(in, out);
+    return real_splice(in, in_off, out, out_off, len, flags);
+}
+
+LW_EXPORT ssize_t tee(int in, int out, size_t len, unsigned int flags)
+{
+    uncounted(in, out);
+    return real_tee(in, out, len, flags);
+}
+
+LW_EXPORT ssize_t vmsplice(int fd, const struct iovec *iov, size_t n, unsigned int flags)
+{
+    uncounted(fd, fd);
+    return real_vmsplice(fd, iov, n, flags);
+}
+
+LW_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
+{
+    uncounted(out, in);
+    return real_sendfile(out, in, off, count);
+}
+
+LW_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t count)
+{
+    uncounted(out, in);
+    return real_sendfile64(out, in, off, count);
+}
+
 /* A receive low-water mark makes a blocking read wait for more than a
  * non-blocking one returns: classify the socket again. */
 DECLARE_REAL(int, setsockopt, (int fd, int level, int name, const void *value, socklen_t len),
@@ -782,7 +971,7 @@ LW_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen
 
 #define BIND(name) { #name, NULL, (void **)&real_##name }
 const struct lw_binding lw_fd_bindings[] = {
-#define FDWAIT(ret, name, params, args, version, kind, fd, use, nonblocking, tryable, attempt, deadline, cancel) \
+#define FDWAIT(ret, name, params, args, version, kind, fd, use, nonblocking, ready, tryable, attempt, deadline, cancel) \
     { #name, version, (void **)&real_##name },
 #define XWAIT(ret, name, params, args, version, kind, may_park, id, rec_flags, direction, deadline, cancel) \
     { #name, version, (void **)&real_##name },
@@ -795,5 +984,7 @@ const struct lw_binding lw_fd_bindings[] = {
     BIND(mkfifo), BIND(mkfifoat), BIND(mknod), BIND(mknodat),
     BIND(dup), BIND(dup2), BIND(dup3), BIND(close), BIND(close_range), BIND(closefrom),
     BIND(fclose), BIND(fdopen), BIND(fcntl), BIND(fcntl64), BIND(ioctl), BIND(setsockopt),
+    BIND(posix_spawn), BIND(posix_spawnp), BIND(system), BIND(popen), BIND(_Fork), BIND(clone), BIND(vfork),
+    BIND(splice), BIND(tee), BIND(vmsplice), BIND(sendfile), BIND(sendfile64),
 };
 const size_t lw_fd_binding_count = sizeof lw_fd_bindings / sizeof lw_fd_bindings[0];

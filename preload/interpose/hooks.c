@@ -17,6 +17,7 @@
 #include "base/glibc_sync.h"
 #include "base/lifecycle.h"
 #include "interpose/interpose.h"
+#include "record/channels.h"
 #include "record/registry.h"
 #include "record/stacks.h"
 
@@ -236,6 +237,8 @@ LW_EXPORT __attribute__((no_sanitize("address"))) long syscall(long nr, ...)
     va_end(ap);
     if (LW_UNLIKELY(!real_syscall))
         lw_resolve((void **)&real_syscall, "syscall", NULL);
+    if (LW_UNLIKELY(nr == SYS_clone || nr == SYS_clone3 || nr == SYS_fork || nr == SYS_vfork))
+        lw_channels_shared();   /* another process may hold our fds: record/channels.h */
     if (LW_LIKELY(!futex_call_will_park(nr, a2)) || lw_hooks_bypassed())
         return real_syscall(nr, a1, a2, a3, a4, a5, a6);
     return LW_RECORDED_CALL(long, futex_wait_begin(&frame_, nr, a1, a2, a4, a5),

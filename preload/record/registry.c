@@ -24,8 +24,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* The slot pointer of a thread that must never be recorded. */
-#define SLOT_NONE ((struct lw_slot *)1)
 
 struct exit_entry {
     uint32_t seq;
@@ -51,12 +49,11 @@ static bool ready;
 #define MAX_INTERNAL 8
 static pid_t internal_tids[MAX_INTERNAL];
 
-static __thread struct lw_slot *self_slot __attribute__((tls_model("initial-exec")));
-static __thread int bypass_depth __attribute__((tls_model("initial-exec")));
+__thread struct lw_slot *lw_self_slot __attribute__((tls_model("initial-exec")));
+__thread int lw_bypass_depth __attribute__((tls_model("initial-exec")));
 
-bool lw_hooks_bypassed(void) { return bypass_depth != 0 || self_slot == SLOT_NONE; }
-void lw_bypass_enter(void) { bypass_depth++; }
-void lw_bypass_leave(void) { bypass_depth--; }
+void lw_bypass_enter(void) { lw_bypass_depth++; }
+void lw_bypass_leave(void) { lw_bypass_depth--; }
 bool lw_registry_ready(void) { return __atomic_load_n(&ready, __ATOMIC_ACQUIRE); }
 
 /* ---- slot allocation ---- */
@@ -151,7 +148,7 @@ static void become_owner(struct lw_slot *s)
     s->arg = 0;
     slot_write_end(s);
     __atomic_store_n(&s->state, LW_SLOT_LIVE, __ATOMIC_RELEASE);
-    self_slot = s;
+    lw_self_slot = s;
     pthread_setspecific(exit_key, s);
 }
 
@@ -197,8 +194,8 @@ static void on_thread_exit(void *p)
 {
     int saved = errno;
     struct lw_slot *s = p;
-    self_slot = SLOT_NONE;
-    if (s && s != SLOT_NONE)
+    lw_self_slot = LW_SLOT_NONE;
+    if (s && s != LW_SLOT_NONE)
         release_live_slot(s);
     errno = saved;
 }
@@ -224,14 +221,14 @@ void lw_registry_init(void)
 
 struct lw_slot *lw_registry_self(void)
 {
-    struct lw_slot *s = self_slot;
+    struct lw_slot *s = lw_self_slot;
     if (LW_LIKELY(s != NULL))
-        return s == SLOT_NONE ? NULL : s;
+        return s == LW_SLOT_NONE ? NULL : s;
     if (!lw_registry_ready())
         return NULL;
     s = claim_slot();
     if (!s) {
-        self_slot = SLOT_NONE;
+        lw_self_slot = LW_SLOT_NONE;
         return NULL;
     }
     pid_t tid = lw_gettid();
@@ -288,7 +285,7 @@ void lw_registry_mark_self_internal(void)
         if (__atomic_compare_exchange_n(&internal_tids[i], &expected, tid, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
             break;
     }
-    self_slot = SLOT_NONE;
+    lw_self_slot = LW_SLOT_NONE;
 }
 
 bool lw_is_internal_tid(pid_t tid)
@@ -458,14 +455,14 @@ void lw_registry_fork_child(void)
     memset(internal_tids, 0, sizeof internal_tids);
     if (!lw_registry_ready())
         return;
-    struct lw_slot *mine = self_slot;
+    struct lw_slot *mine = lw_self_slot;
     free_head = 0;
     exit_pos = 0;
     n_created = n_exited = 0;
     n_live = n_peak = 0;
-    if (mine == SLOT_NONE || mine == NULL) {
+    if (mine == LW_SLOT_NONE || mine == NULL) {
         high_water = 0;
-        self_slot = NULL;
+        lw_self_slot = NULL;
         lw_registry_self();
         return;
     }
@@ -478,7 +475,7 @@ void lw_registry_fork_child(void)
     s->tid = lw_gettid();
     s->origin = getpid() == s->tid ? LW_ORIGIN_MAIN : s->origin;
     s->pthread = (uint64_t)pthread_self();
-    self_slot = s;
+    lw_self_slot = s;
     pthread_setspecific(exit_key, s);
     count_live_thread();
 }

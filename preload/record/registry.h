@@ -97,8 +97,15 @@ struct lw_slot *lw_registry_self(void);
  * and was not recorded; the report's notes say so. */
 uint64_t lw_registry_full_count(void);
 
-/* Re-entrancy guard: non-zero while leakwatch itself runs on this thread. */
-bool lw_hooks_bypassed(void);
+/* The calling thread's slot (NULL until it has one; LW_SLOT_NONE: never
+ * recorded) and its re-entrancy depth: registry.c's, read here inline. */
+#define LW_SLOT_NONE ((struct lw_slot *)1)
+extern __thread struct lw_slot *lw_self_slot __attribute__((tls_model("initial-exec")));
+extern __thread int lw_bypass_depth __attribute__((tls_model("initial-exec")));
+
+/* Re-entrancy guard: true while leakwatch itself runs on this thread, or
+ * on a thread that is never recorded (ours, or one past the table). */
+static inline bool lw_hooks_bypassed(void) { return lw_bypass_depth != 0 || lw_self_slot == LW_SLOT_NONE; }
 void lw_bypass_enter(void);
 void lw_bypass_leave(void);
 
