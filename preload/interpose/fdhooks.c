@@ -87,17 +87,20 @@ struct fd_wait {
  * clock's: seconds parked need no better. */
 static void fd_wait_begin(struct lw_wait_frame *f, const struct fd_wait *w, uint64_t deadline)
 {
-    struct lw_wait_rec rec = {
-        .kind = (uint8_t)w->kind,
-        .direction = (uint8_t)w->direction,
-        .fd = w->fd,
-        .flags = w->flags,
-        .nfds = w->nfds,
-        .start_ns = lw_coarse_ns(),
-    };
-    for (int i = 0; i < 3; i++)
-        rec.set_masked[i] = w->set[i] ? (uint64_t)(uintptr_t)w->set[i] ^ LW_ADDR_MASK : 0;
-    lw_wait_record(f, &rec, deadline);
+    struct lw_wait_rec *rec = lw_wait_begin(f);
+    if (rec) {
+        rec->kind = (uint8_t)w->kind;
+        rec->shared = 0;
+        rec->direction = (uint8_t)w->direction;
+        rec->owner = 0;
+        rec->object_masked = rec->aux_masked = 0;
+        rec->fd = w->fd;
+        rec->flags = w->flags;
+        for (int i = 0; i < 3; i++)
+            rec->set_masked[i] = w->set[i] ? (uint64_t)(uintptr_t)w->set[i] ^ LW_ADDR_MASK : 0;
+        rec->nfds = w->nfds;
+        lw_wait_stamp(f, rec, lw_coarse_ns(), deadline);
+    }
     /* After the record, so the first client already sees it. A call that
      * could be tried without blocking got here only because it would have
      * blocked (try_first): the server costs a program that does not park

@@ -94,44 +94,23 @@ uint64_t lw_ms_deadline(int timeout_ms)
 
 /* The stack is not captured here: the record names the frame that makes
  * the call (f->at, live until the call returns), and the first reader of
- * the record walks it from there (registry.c), so a call that does not
- * park costs these stores and nothing else. */
-void lw_wait_record(struct lw_wait_frame *f, struct lw_wait_rec *rec, uint64_t deadline)
+ * the record walks it from there (registry.c). The caller has set every
+ * field but these; the record is written in place, so a call that does
+ * not park costs these stores and nothing else. */
+void lw_wait_stamp(struct lw_wait_frame *f, struct lw_wait_rec *rec, uint64_t start, uint64_t deadline)
 {
-    lw_bypass_enter();
-    f->slot = lw_registry_self();
-    if (f->slot) {
-        /* What this wait displaces: nothing, or a signal handler's caller's
-         * wait. Written whole either way: stale words left in our frame by
-         * the caller's earlier calls would be taken for its references by a
-         * reachability scan of this stack. */
-        if (LW_UNLIKELY(f->slot->wait.kind != LW_WAIT_NONE))
-            f->saved = f->slot->wait;
-        else
-            memset(&f->saved, 0, sizeof f->saved);
-        rec->timed = deadline != NO_DEADLINE;
-        rec->deadline_ns = deadline == UNKNOWN_DEADLINE ? 0 : deadline;
-        if (!rec->start_ns)
-            rec->start_ns = lw_now_ns();
-        rec->stack_id = 0;
-        rec->at_pc = f->at.pc;
-        rec->at_sp_masked = f->at.sp ^ LW_ADDR_MASK;
-        rec->at_bp_masked = f->at.bp ^ LW_ADDR_MASK;
-        rec->at_ra_masked = f->at.ra_masked;
-        lw_wait_publish(f->slot, rec);
-    }
-    lw_bypass_leave();
+    rec->timed = deadline != NO_DEADLINE;
+    rec->deadline_ns = deadline == UNKNOWN_DEADLINE ? 0 : deadline;
+    rec->start_ns = start;
+    rec->stack_id = 0;
+    rec->at_pc = f->at.pc;
+    rec->at_sp_masked = f->at.sp ^ LW_ADDR_MASK;
+    rec->at_bp_masked = f->at.bp ^ LW_ADDR_MASK;
+    rec->at_ra_masked = f->at.ra_masked;
+    lw_wait_close(f->slot);
 }
 
-void lw_wait_end(struct lw_wait_frame *f)
-{
-    if (f->slot) {
-        if (LW_LIKELY(f->saved.kind == LW_WAIT_NONE))
-            lw_wait_publish_none(f->slot);
-        else
-            lw_wait_publish(f->slot, &f->saved);
-    }
-}
+void lw_wait_end(struct lw_wait_frame *f) { lw_wait_closed(f); }
 
 void lw_wait_cancelled(void *frame) { lw_wait_end(frame); }
 

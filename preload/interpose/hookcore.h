@@ -61,12 +61,25 @@ uint64_t lw_rel_deadline_copied(const struct timespec *req);                /* N
 uint64_t lw_sleep_deadline(clockid_t clock, int flags, const struct timespec *req);
 uint64_t lw_ms_deadline(int timeout_ms);                                     /* < 0: none */
 
-/* Record the wait described by rec (kind, object, fd, deadline... ; the
- * start time, unless rec has one, and where its stack is are filled in
- * here, from f->at) in the calling thread's slot, keeping what it displaces
- * in f for lw_wait_end. The stack itself is walked only if someone asks
- * while the wait lasts (registry.h). */
-void lw_wait_record(struct lw_wait_frame *f, struct lw_wait_rec *rec, uint64_t deadline);
+/* Record a wait in the calling thread's slot, in place:
+ *     struct lw_wait_rec *w = lw_wait_begin(f);   (NULL: this thread is not recorded)
+ *     w->kind = ...; every field of what is waited on (kind, shared,
+ *     direction, owner, object, aux, fd, flags, sets, nfds);
+ *     lw_wait_stamp(f, w, start, deadline);       (times, where the stack is: f->at; published)
+ * and lw_wait_end when the call returns (what the wait displaced comes
+ * back). The stack itself is walked only if someone asks while the wait
+ * lasts (registry.h). */
+static inline struct lw_wait_rec *lw_wait_begin(struct lw_wait_frame *f)
+{
+    struct lw_slot *slot = lw_registry_self();
+    if (!slot) {
+        f->slot = NULL;
+        f->displaced = 0;
+        return NULL;
+    }
+    return lw_wait_open(slot, f);
+}
+void lw_wait_stamp(struct lw_wait_frame *f, struct lw_wait_rec *rec, uint64_t start, uint64_t deadline);
 void lw_wait_end(struct lw_wait_frame *f);
 void lw_wait_cancelled(void *frame);
 

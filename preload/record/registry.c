@@ -36,6 +36,7 @@ struct exit_entry {
 };
 
 static struct lw_slot *slots;            /* LW_MAX_THREADS entries */
+static struct lw_wait_rec (*displaced)[LW_NESTED_WAITS];   /* per slot: records nested waits displaced */
 static struct exit_entry *exit_ring;     /* LW_EXIT_RING entries */
 static uint64_t free_head;               /* (tag << 32) | (index + 1) */
 static uint32_t high_water;              /* slots ever handed out */
@@ -206,12 +207,14 @@ void lw_registry_init(void)
 {
     size_t slot_bytes = sizeof(struct lw_slot) * LW_MAX_THREADS;
     size_t ring_bytes = sizeof(struct exit_entry) * LW_EXIT_RING;
-    void *p = mmap(NULL, slot_bytes + ring_bytes, PROT_READ | PROT_WRITE,
+    size_t nested_bytes = sizeof *displaced * LW_MAX_THREADS;
+    void *p = mmap(NULL, slot_bytes + ring_bytes + nested_bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return;
     slots = p;
     exit_ring = (struct exit_entry *)((char *)p + slot_bytes);
+    displaced = (struct lw_wait_rec (*)[LW_NESTED_WAITS])((char *)p + slot_bytes + ring_bytes);
     if (pthread_key_create(&exit_key, on_thread_exit) != 0)
         return;
     __atomic_store_n(&ready, true, __ATOMIC_RELEASE);
@@ -219,10 +222,10 @@ void lw_registry_init(void)
     lw_registry_self();
 }
 
-struct lw_slot *lw_registry_self(void)
+struct lw_slot *lw_registry_self_slow(void)
 {
     struct lw_slot *s = lw_self_slot;
-    if (LW_LIKELY(s != NULL))
+    if (s != NULL)
         return s == LW_SLOT_NONE ? NULL : s;
     if (!lw_registry_ready())
         return NULL;
@@ -231,6 +234,7 @@ struct lw_slot *lw_registry_self(void)
         lw_self_slot = LW_SLOT_NONE;
         return NULL;
     }
+    lw_bypass_enter();   /* (a hook adopting its thread: nothing here may record) */
     pid_t tid = lw_gettid();
     bool is_main = tid == getpid();
     fill_identity(s, is_main ? LW_ORIGIN_MAIN : LW_ORIGIN_ADOPTED, 0, 0, 0);
@@ -238,6 +242,7 @@ struct lw_slot *lw_registry_self(void)
         s->birth_ns = lw_start_ns;
     count_live_thread();
     become_owner(s);
+    lw_bypass_leave();
     return s;
 }
 
@@ -296,17 +301,37 @@ bool lw_is_internal_tid(pid_t tid)
     return false;
 }
 
-void lw_wait_publish(struct lw_slot *s, const struct lw_wait_rec *rec)
+/* The depth of nested waits each slot's owner is in (owner-only). */
+static __thread uint32_t nested_depth __attribute__((tls_model("initial-exec")));
+
+struct lw_wait_rec *lw_wait_open(struct lw_slot *s, struct lw_wait_frame *f)
 {
+    f->slot = s;
+    f->displaced = 0;
+    if (__builtin_expect(s->wait.kind != LW_WAIT_NONE, 0)) {
+        /* A wait inside a wait: a signal handler's (or a record a
+         * cancellation or a longjmp left behind, kept alike). */
+        if (nested_depth < LW_NESTED_WAITS) {
+            displaced[s - slots][nested_depth++] = s->wait;
+            f->displaced = 1;
+        }
+    }
     slot_write_begin(s);
-    s->wait = *rec;
-    slot_write_end(s);
+    return &s->wait;
 }
 
-void lw_wait_publish_none(struct lw_slot *s)
+void lw_wait_close(struct lw_slot *s) { slot_write_end(s); }
+
+void lw_wait_closed(struct lw_wait_frame *f)
 {
+    struct lw_slot *s = f->slot;
+    if (!s)
+        return;
     slot_write_begin(s);
-    s->wait.kind = LW_WAIT_NONE;
+    if (__builtin_expect(f->displaced, 0) && nested_depth > 0)
+        s->wait = displaced[s - slots][--nested_depth];
+    else
+        s->wait.kind = LW_WAIT_NONE;
     slot_write_end(s);
 }
 
@@ -384,7 +409,9 @@ uint64_t lw_registry_full_count(void) { return __atomic_load_n(&full_count, __AT
 void lw_registry_extent(uintptr_t *lo, uintptr_t *hi)
 {
     *lo = (uintptr_t)slots;
-    *hi = slots ? (uintptr_t)slots + sizeof(struct lw_slot) * LW_MAX_THREADS + sizeof(struct exit_entry) * LW_EXIT_RING : 0;
+    *hi = slots ? (uintptr_t)slots + sizeof(struct lw_slot) * LW_MAX_THREADS + sizeof(struct exit_entry) * LW_EXIT_RING +
+                      sizeof *displaced * LW_MAX_THREADS
+                : 0;
 }
 
 uint32_t lw_registry_live(void) { return __atomic_load_n(&n_live, __ATOMIC_RELAXED); }
@@ -466,8 +493,10 @@ void lw_registry_fork_child(void)
         lw_registry_self();
         return;
     }
-    if (mine != &slots[0])
+    if (mine != &slots[0]) {
         memcpy(&slots[0], mine, sizeof *mine);
+        memcpy(displaced[0], displaced[mine - slots], sizeof displaced[0]);   /* (forked in a handler, in a wait) */
+    }
     high_water = 1;
     struct lw_slot *s = &slots[0];
     s->seq &= ~1u;

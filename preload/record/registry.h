@@ -15,6 +15,7 @@
 
 #include "record/records.h"
 #include "record/unwind.h"
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -79,12 +80,19 @@ struct lw_slot {
 };
 
 /* A wait in progress on the calling thread: where its stack is, and what
- * begin saved, for end. */
+ * begin did, for end. Small and written whole: stale words in a frame of
+ * ours would read as references to a reachability scan of this stack. */
 struct lw_wait_frame {
     struct lw_frame_state at;   /* the frame making the call (LW_FRAME_HERE) */
     struct lw_slot *slot;       /* NULL: nothing recorded */
-    struct lw_wait_rec saved;   /* the record this wait displaced (nesting; kind NONE: none) */
+    uint32_t displaced;         /* 1: the record it displaced was kept (lw_wait_open) */
+    uint32_t pad;
 };
+
+/* How many waits inside waits (a signal handler's wait while its thread
+ * was in one) keep the record they displaced; a deeper one shows the
+ * thread waiting in none once it returns. */
+#define LW_NESTED_WAITS 2
 
 void lw_registry_init(void);
 void lw_registry_fork_child(void);
@@ -92,7 +100,8 @@ bool lw_registry_ready(void);
 
 /* The calling thread's slot, adopting the thread if it has none; NULL when the
  * thread must not be recorded (internal, exiting, or the table is full). */
-struct lw_slot *lw_registry_self(void);
+struct lw_slot *lw_registry_self_slow(void);
+static inline struct lw_slot *lw_registry_self(void);
 /* How many times a thread found the table full (LW_MAX_THREADS live threads)
  * and was not recorded; the report's notes say so. */
 uint64_t lw_registry_full_count(void);
@@ -106,6 +115,14 @@ extern __thread int lw_bypass_depth __attribute__((tls_model("initial-exec")));
 /* Re-entrancy guard: true while leakwatch itself runs on this thread, or
  * on a thread that is never recorded (ours, or one past the table). */
 static inline bool lw_hooks_bypassed(void) { return lw_bypass_depth != 0 || lw_self_slot == LW_SLOT_NONE; }
+
+static inline struct lw_slot *lw_registry_self(void)
+{
+    struct lw_slot *s = lw_self_slot;
+    if (__builtin_expect(s != NULL, 1))
+        return s == LW_SLOT_NONE ? NULL : s;
+    return lw_registry_self_slow();
+}
 void lw_bypass_enter(void);
 void lw_bypass_leave(void);
 
@@ -119,9 +136,15 @@ void lw_registry_mark_self_internal(void);
 
 /* Wait records. A record may leave its stack to be walked when first
  * read (stack_id 0, at_* set): lw_wait_read walks it, once per record,
- * while the thread is still in that wait, and the copy carries its id. */
-void lw_wait_publish(struct lw_slot *slot, const struct lw_wait_rec *rec);
-void lw_wait_publish_none(struct lw_slot *slot);   /* no wait any more */
+ * while the thread is still in that wait, and the copy carries its id.
+ *
+ * The owner writes its record in place: lw_wait_open (the record it
+ * displaces, if any, kept; the slot's sequence counter odd) returns it,
+ * the caller sets every field, lw_wait_close publishes it; lw_wait_closed
+ * restores what it displaced (or no wait) when the call returns. */
+struct lw_wait_rec *lw_wait_open(struct lw_slot *slot, struct lw_wait_frame *f);
+void lw_wait_close(struct lw_slot *slot);
+void lw_wait_closed(struct lw_wait_frame *f);
 bool lw_wait_read(const struct lw_slot *slot, struct lw_slot *copy);
 
 /* For snapshots (server thread). */
