@@ -86,14 +86,23 @@ void lw_wait_cancelled(void *frame);
 /* Whether a wait of this kind may start the server (which allocates). */
 bool lw_may_start_server_in(enum lw_wait_kind kind);
 
+/* glibc's cleanup buffers of the first kind: a handler and its argument
+ * chained on the thread (four stores), which the unwinding of a
+ * cancellation runs as it leaves the frame holding the buffer. Exported at
+ * the default version (GLIBC_2.34), no longer declared by pthread.h, whose
+ * pthread_cleanup_push costs a sigsetjmp on every call. */
+extern void _pthread_cleanup_push(struct _pthread_cleanup_buffer *buffer, void (*routine)(void *), void *arg);
+extern void _pthread_cleanup_pop(struct _pthread_cleanup_buffer *buffer, int execute);
+
 /* Run stmt; with cancel = 1 (a cancellation point), a thread cancelled
  * inside it still clears its record. */
 #define CALL_0(stmt, frame) stmt
-#define CALL_1(stmt, frame)                             \
-    do {                                                \
-        pthread_cleanup_push(lw_wait_cancelled, frame); \
-        stmt;                                           \
-        pthread_cleanup_pop(0);                         \
+#define CALL_1(stmt, frame)                                               \
+    do {                                                                  \
+        struct _pthread_cleanup_buffer lw_cleanup_;                       \
+        _pthread_cleanup_push(&lw_cleanup_, lw_wait_cancelled, (frame));  \
+        stmt;                                                             \
+        _pthread_cleanup_pop(&lw_cleanup_, 0);                            \
     } while (0)
 
 /* Make `call` (of type `type`) with a wait recorded around it: `begin` is a

@@ -28,7 +28,9 @@ to block from the bytes counted in a pipe). argv[1]:
             park_W, the same in two reports a while apart; for nested,
             the handler's wait (its stack through the signal frame down to
             park_nested), then, once the handler returned, the outer wait
-            again with its own stack.
+            again with its own stack. park-cancelled: a thread cancelled in
+            a read, whose cleanup handler then spins, is reported with no
+            record of the read left.
 
 `test_fdsemantics.py --modes MODE...` checks tests/meson.build's list
 against this driver's."""
@@ -41,7 +43,7 @@ import subprocess
 from lwtest import Process, check, fixture, functions, private_dir, run_program, run_test, thread_by_tid, until
 
 MODES = ["single", "threads", "park-read", "park-readv", "park-write", "park-write_packets", "park-recv",
-         "park-nested"]
+         "park-nested", "park-cancelled"]
 # park mode: (wait kind, channel type)
 PARKS = {"read": ("fd-read", "pipe"), "readv": ("fd-read", "pipe"), "write": ("fd-write", "pipe"),
          "write_packets": ("fd-write", "pipe"), "recv": ("fd-read", "socketpair"), "nested": ("fd-read", "pipe")}
@@ -92,7 +94,28 @@ def check_parked(r, ready, kind, ctype, top, what):
     return fns
 
 
+def cancelled():
+    """A thread cancelled in a read runs a cleanup handler that spins: no
+    record of the read may be left behind (the hook's own cleanup ran as
+    the cancellation unwound its frame)."""
+    with Process([fixture("fdsemantics"), "park", "cancelled"]) as p:
+        ready = p.read_line("READY", timeout=30)
+        p.wait_socket(timeout=10)
+
+        def unrecorded():
+            r = p.threads()
+            t = thread_by_tid(r, ready["tid"])
+            check(t is not None, "the cancelled thread %s is not reported" % ready["tid"])
+            w = t.get("wait") or {}
+            check(w.get("source") != "hook", "the cancelled thread still has the read's record: %r" % w)
+            return t
+        until(unrecorded, 5, "the cancelled thread without a record")
+        print("park cancelled: no record left of the read the cancellation unwound")
+
+
 def park(what):
+    if what == "cancelled":
+        return cancelled()
     kind, ctype = PARKS[what]
     env = {"FDSEMANTICS_INNER_S": "4"} if what == "nested" else None
     with Process([fixture("fdsemantics"), "park", what], env=env) as p:
