@@ -45,11 +45,15 @@ uint64_t lw_stamp_ns(void)
     return now;
 }
 
-uint64_t lw_coarse_ns(void)
+uint64_t lw_coarse_raw_ns(void) { return clock_ns(CLOCK_MONOTONIC_COARSE); }
+
+uint64_t lw_coarse_floor(uint64_t raw_ns)
 {
-    uint64_t coarse = clock_ns(CLOCK_MONOTONIC_COARSE), floor = __atomic_load_n(&stamped, __ATOMIC_ACQUIRE);
-    return coarse > floor ? coarse : floor;
+    uint64_t floor = __atomic_load_n(&stamped, __ATOMIC_ACQUIRE);
+    return raw_ns > floor ? raw_ns : floor;
 }
+
+uint64_t lw_coarse_ns(void) { return lw_coarse_floor(lw_coarse_raw_ns()); }
 uint64_t lw_thread_cpu_ns(void) { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
 
 long lw_raw_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)

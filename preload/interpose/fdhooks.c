@@ -82,10 +82,24 @@ struct fd_wait {
     uint32_t nfds;
 };
 
+/* The coarse clock as the slow path of this thread's current read, write,
+ * recv or send read it (to note the use of a channel; 0: it did not), for
+ * the wait's start if the call is recorded: set by every such slow path,
+ * taken by its recorded call. */
+static __thread uint64_t call_coarse_ns __attribute__((tls_model("initial-exec")));
+
+static inline uint64_t take_call_coarse(void)
+{
+    uint64_t raw = call_coarse_ns;
+    call_coarse_ns = 0;
+    return raw;
+}
+
 /* The record costs a few stores (its stack is walked only if asked for
  * while the wait lasts: hookcore.h), and its start time is the coarse
- * clock's: seconds parked need no better. */
-static void fd_wait_begin(struct lw_wait_frame *f, const struct fd_wait *w, uint64_t deadline)
+ * clock's (raw: a reading of it this call made, or 0): seconds parked
+ * need no better. */
+static void fd_wait_begin_at(struct lw_wait_frame *f, const struct fd_wait *w, uint64_t deadline, uint64_t raw)
 {
     struct lw_wait_rec *rec = lw_wait_begin(f);
     if (rec) {
@@ -99,7 +113,7 @@ static void fd_wait_begin(struct lw_wait_frame *f, const struct fd_wait *w, uint
         for (int i = 0; i < 3; i++)
             rec->set_masked[i] = w->set[i] ? (uint64_t)(uintptr_t)w->set[i] ^ LW_ADDR_MASK : 0;
         rec->nfds = w->nfds;
-        lw_wait_stamp(f, rec, lw_coarse_ns(), deadline);
+        lw_wait_stamp(f, rec, lw_coarse_floor(raw ? raw : lw_coarse_raw_ns()), deadline);
     }
     /* After the record, so the first client already sees it. A call that
      * could be tried without blocking got here only because it would have
@@ -107,6 +121,11 @@ static void fd_wait_begin(struct lw_wait_frame *f, const struct fd_wait *w, uint
      * nothing. */
     if (LW_UNLIKELY(lw_lifecycle_armed()) && lw_may_start_server_in(w->kind))
         lw_lifecycle_first_activity();
+}
+
+static void fd_wait_begin(struct lw_wait_frame *f, const struct fd_wait *w, uint64_t deadline)
+{
+    fd_wait_begin_at(f, w, deadline, 0);
 }
 
 /* The slow path's look at one fd: its cache entry (classified once) and
@@ -118,8 +137,12 @@ static inline __attribute__((always_inline)) uint64_t fd_entry_noting(int fd, en
     if (LW_UNLIKELY(!(entry & LW_FD_KNOWN)))
         entry = lw_fd_classify(fd);
     *ch = (entry & LW_FD_CHANNEL) ? lw_channel_of(entry) : NULL;
-    if (*ch)
-        lw_channel_used(*ch, entry, use);
+    uint64_t now = 0;
+    if (*ch) {
+        now = lw_coarse_raw_ns();
+        lw_channel_used(*ch, entry, use, now);
+    }
+    call_coarse_ns = now;   /* the wait's start, if it is recorded */
     return entry;
 }
 
@@ -193,7 +216,8 @@ static ssize_t attempt_readv(int fd, const struct iovec *iov, int n, int flags);
     {                                                                                          \
         struct fd_wait w = { .kind = (wkind), .fd = (wfd), .direction = direction_of(wuse),    \
                              .flags = LW_REC_FD };                                             \
-        return LW_RECORDED_CALL(ret, fd_wait_begin(&frame_, &w, (deadline)), real_##name args, cancel); \
+        return LW_RECORDED_CALL(ret, fd_wait_begin_at(&frame_, &w, (deadline), take_call_coarse()), \
+                                real_##name args, cancel);                                     \
     }                                                                                          \
     static __attribute__((noinline)) ret slow_##name params                                    \
     {                                                                                          \
@@ -214,6 +238,8 @@ static ssize_t attempt_readv(int fd, const struct iovec *iov, int n, int flags);
                 errno = saved_;                                                                \
             }                                                                                  \
         }                                                                                      \
+        if (LW_LIKELY(!lw_lifecycle_armed()))   /* (nothing to count: a tail call) */          \
+            return recorded_##name args;                                                       \
         return COUNTED(ret, entry_, (wuse), recorded_##name args);                             \
     }                                                                                          \
     /* A non-blocking end of a channel: who uses it, and (while counted) what it moves. */   \
@@ -222,7 +248,7 @@ static ssize_t attempt_readv(int fd, const struct iovec *iov, int n, int flags);
         uint64_t entry_ = lw_fd_entry(wfd);                                                    \
         struct lw_channel *ch_ = lw_channel_of(entry_);                                        \
         if (ch_)                                                                               \
-            lw_channel_used(ch_, entry_, (wuse));                                              \
+            lw_channel_used(ch_, entry_, (wuse), lw_coarse_raw_ns());                          \
         if (LW_LIKELY(!lw_lifecycle_armed()))                                                  \
             return real_##name args;                                                           \
         return COUNTED(ret, entry_, (wuse), real_##name args);                                 \
@@ -542,7 +568,8 @@ static void note_passed_fds(const struct msghdr *msg)
 static __attribute__((noinline)) ssize_t recorded_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     struct fd_wait w = { .kind = LW_WAIT_FD_WRITE, .fd = fd, .direction = LW_DIR_WRITE, .flags = LW_REC_FD };
-    return LW_RECORDED_CALL(ssize_t, fd_wait_begin(&frame_, &w, NO_DEADLINE), real_sendmsg(fd, msg, flags), 1);
+    return LW_RECORDED_CALL(ssize_t, fd_wait_begin_at(&frame_, &w, NO_DEADLINE, take_call_coarse()),
+                            real_sendmsg(fd, msg, flags), 1);
 }
 
 static __attribute__((noinline)) ssize_t slow_sendmsg(int fd, const struct msghdr *msg, int flags)

@@ -123,12 +123,7 @@ static uint64_t entry_for(uint32_t index, uint32_t gen, int side)
            LW_FD_CHANNEL | (side ? LW_FD_SIDE : 0);
 }
 
-static uint64_t coarse_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+static uint64_t coarse_now(void) { return lw_coarse_raw_ns(); }
 
 double lw_use_seconds_ago(uint64_t last_ns)
 {
@@ -140,14 +135,13 @@ void lw_channel_note_use(uint64_t entry, enum lw_use use)
 {
     struct lw_channel *ch = lw_channel_of(entry);
     if (ch)
-        lw_channel_used(ch, entry, use);
+        lw_channel_used(ch, entry, use, coarse_now());
 }
 
-void lw_channel_used(struct lw_channel *ch, uint64_t entry, enum lw_use use)
+void lw_channel_used(struct lw_channel *ch, uint64_t entry, enum lw_use use, uint64_t now)
 {
     struct lw_channel_user *users = ch->users[lw_fd_side(entry)][use];
     int32_t tid = lw_gettid();
-    uint64_t now = coarse_now();
     for (unsigned k = 0; k < LW_CHANNEL_USERS; k++) {
         int32_t seen = __atomic_load_n(&users[k].tid, __ATOMIC_RELAXED);
         /* On failure another thread took this entry, and `seen` is its tid. */

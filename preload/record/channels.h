@@ -115,9 +115,10 @@ static inline int lw_fd_side(uint64_t entry) { return (entry & LW_FD_SIDE) ? 1 :
 
 /* The calling thread used the channel of entry in direction use. Cheap:
  * a handful of loads and, a few hundred times a second at most, a store.
- * lw_channel_used does it for a channel already found (lw_channel_of). */
+ * lw_channel_used does it for a channel already found (lw_channel_of),
+ * at now, a reading of lw_coarse_raw_ns the caller had. */
 void lw_channel_note_use(uint64_t entry, enum lw_use use);
-void lw_channel_used(struct lw_channel *ch, uint64_t entry, enum lw_use use);
+void lw_channel_used(struct lw_channel *ch, uint64_t entry, enum lw_use use, uint64_t now);
 
 /* ---- pipes a single-threaded program made ----
  * While the server has not started (a single-threaded program, as a rule),
