@@ -9,12 +9,25 @@
  * socket's bind-time path, ".leakwatch.PID.tmp" mapped to its final name),
  * from the CLI's default directory, and from the directory the process's own
  * environment implies; a path not reachable as is is tried under
- * /proc/PID/root. Discovery makes no connection: the server handles one
- * connection at a time, so the CLI connects once per question. Connecting,
- * sending and reading are bounded by one deadline (LEAKWATCH_TIMEOUT_MS,
- * default 10 s), replies by 256 MiB.
+ * /proc/PID/root. Discovery makes no connection; the CLI connects once per
+ * question. Connecting, sending, reading and symbolizing are bounded by one
+ * deadline (LEAKWATCH_TIMEOUT_MS, default 10 s: deadline.c), a reply by what
+ * a process with its thread count can send, and its parse by a small
+ * multiple of its size (replybound.c).
+ *
+ * Who answers is checked, not assumed (anyone can bind a socket named
+ * leakwatch.PID.sock, in any directory, and /proc/net/unix lists it): a
+ * candidate socket file is tried only when its owner is the process's
+ * effective uid or root (nobody else can make such a file), and a
+ * connection is used only when SO_PEERCRED says its peer is the process
+ * itself, running as its effective uid or as root. Another user's socket
+ * for a root process once made root's `status PID` print that user's
+ * threads.
  */
 #include "client.h"
+#include "deadline.h"
+#include "printable.h"
+#include "replybound.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -31,9 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REPLY_MAX ((size_t)256 << 20)
 #define ENVIRON_MAX ((size_t)1 << 20)
-#define DEFAULT_TIMEOUT_MS 10000
 
 /* ---- where sockets are ---- */
 
@@ -87,6 +98,25 @@ struct list {
     size_t n, cap;
 };
 
+/* The effective uid of pid, from the second field of "Uid:" in its status. */
+static bool process_euid(pid_t pid, uid_t *out)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool found = false;
+    unsigned real, effective;
+    while (!found && fgets(line, sizeof line, f))
+        if (sscanf(line, "Uid: %u %u", &real, &effective) == 2)
+            found = true;
+    fclose(f);
+    if (found)
+        *out = (uid_t)effective;
+    return found;
+}
+
 static struct lwc_target *target_for(struct list *l, pid_t pid)
 {
     for (size_t i = 0; i < l->n; i++)
@@ -99,17 +129,34 @@ static struct lwc_target *target_for(struct list *l, pid_t pid)
     struct lwc_target *t = &l->items[l->n++];
     memset(t, 0, sizeof *t);
     t->pid = pid;
+    t->euid_known = process_euid(pid, &t->euid);
     return t;
 }
 
-/* Remember <dir>/leakwatch.<pid>.sock as a candidate for pid, once. */
+/* The socket file at path (or, not reachable as is, under /proc/PID/root)
+ * is owned by the process's effective uid or by root: nobody else can make
+ * such a file, so no one else's socket is ever tried in its name. */
+static bool socket_file_owned_by(const char *path, const struct lwc_target *t)
+{
+    struct stat st;
+    char alt[PATH_MAX];
+    int rc = lstat(path, &st);
+    if (rc != 0 && (errno == ENOENT || errno == ENOTDIR) &&
+        (size_t)snprintf(alt, sizeof alt, "/proc/%d/root%s", (int)t->pid, path) < sizeof alt)
+        rc = lstat(alt, &st);
+    return rc == 0 && S_ISSOCK(st.st_mode) && t->euid_known && (st.st_uid == t->euid || st.st_uid == 0);
+}
+
+/* Remember <dir>/leakwatch.<pid>.sock as a candidate for pid, once: a live
+ * process's only if its owner is right; a dead one's whatever it is (only
+ * to remove it if stale and ours: it is never asked). */
 static void add_candidate(struct list *l, pid_t pid, const char *dir)
 {
     char path[PATH_MAX];
     if ((size_t)snprintf(path, sizeof path, "%s/leakwatch.%d.sock", dir, (int)pid) >= sizeof path)
         return;
     struct lwc_target *t = target_for(l, pid);
-    if (!t || t->npaths == LWC_MAX_PATHS)
+    if (!t || t->npaths == LWC_MAX_PATHS || (process_exists(pid) && !socket_file_owned_by(path, t)))
         return;
     for (size_t i = 0; i < t->npaths; i++)
         if (strcmp(t->paths[i], path) == 0)
@@ -164,25 +211,6 @@ static void scan_dir(struct list *l, const char *dir, pid_t only)
 static bool cli_default_dir(char *out, size_t size)
 {
     return default_dir(out, size, getenv("LEAKWATCH_DIR"), getenv("XDG_RUNTIME_DIR"), geteuid());
-}
-
-/* The effective uid of pid, from the second field of "Uid:" in its status. */
-static bool process_euid(pid_t pid, uid_t *out)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return false;
-    bool found = false;
-    unsigned real, effective;
-    while (!found && fgets(line, sizeof line, f))
-        if (sscanf(line, "Uid: %u %u", &real, &effective) == 2)
-            found = true;
-    fclose(f);
-    if (found)
-        *out = (uid_t)effective;
-    return found;
 }
 
 /* All of /proc/PID/environ (bounded), NUL-terminated; NULL if unreadable. */
@@ -278,7 +306,7 @@ size_t lwc_list_targets(struct lwc_target **out)
     size_t kept = 0;
     for (size_t i = 0; i < l.n; i++) {
         struct lwc_target *t = &l.items[i];
-        if (process_exists(t->pid)) {
+        if (process_exists(t->pid) && t->npaths > 0) {
             l.items[kept++] = *t;
             continue;
         }
@@ -296,10 +324,17 @@ size_t lwc_list_targets_in(const char *dir, struct lwc_target **out)
 {
     struct list l = { 0 };
     scan_dir(&l, dir, 0);
-    if (l.n)
-        qsort(l.items, l.n, sizeof *l.items, compare_targets);
+    size_t kept = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        if (l.items[i].npaths > 0)
+            l.items[kept++] = l.items[i];
+        else
+            lwc_clear_target(&l.items[i]);
+    }
+    if (kept)
+        qsort(l.items, kept, sizeof *l.items, compare_targets);
     *out = l.items;
-    return l.n;
+    return kept;
 }
 
 bool lwc_find_target(pid_t pid, struct lwc_target *out, char *err, size_t errsize)
@@ -326,22 +361,26 @@ bool lwc_find_target(pid_t pid, struct lwc_target *out, char *err, size_t errsiz
     return out->npaths > 0;
 }
 
+/* ---- who answers ---- */
+
+/* The peer of fd is the target itself, running as its euid or root; if
+ * not, false and why. */
+static bool peer_is_target(int fd, const struct lwc_target *t, char *why, size_t size)
+{
+    struct ucred c;
+    socklen_t len = sizeof c;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) != 0 || len != sizeof c) {
+        snprintf(why, size, "its peer's credentials are unknown");
+        return false;
+    }
+    if (c.pid == t->pid && t->euid_known && (c.uid == t->euid || c.uid == 0))
+        return true;
+    snprintf(why, size, "it is served by pid %d (uid %u), not by pid %d (uid %u)", (int)c.pid, (unsigned)c.uid,
+             (int)t->pid, t->euid_known ? (unsigned)t->euid : (unsigned)-1);
+    return false;
+}
+
 /* ---- connecting ---- */
-
-static int timeout_ms(void)
-{
-    const char *s = getenv("LEAKWATCH_TIMEOUT_MS");
-    char *end;
-    long v = s ? strtol(s, &end, 10) : 0;
-    return s && *s && !*end && v > 0 && v < INT_MAX ? (int)v : DEFAULT_TIMEOUT_MS;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static void set_socket_timeouts(int fd, long long ms)
 {
@@ -363,11 +402,11 @@ static int connect_path(const char *path, long long deadline)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    set_socket_timeouts(fd, deadline - now_ms());
+    set_socket_timeouts(fd, deadline - lwc_now_ms());
     int rc;
     do
         rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
-    while (rc != 0 && errno == EINTR && now_ms() < deadline);
+    while (rc != 0 && errno == EINTR && lwc_now_ms() < deadline);
     if (rc != 0) {
         int e = errno == EAGAIN || errno == EINPROGRESS ? ETIMEDOUT : errno;
         close(fd);
@@ -407,8 +446,14 @@ static int connect_target(const struct lwc_target *t, long long deadline, enum l
              (int)t->pid);
     for (size_t i = 0; i < t->npaths; i++) {
         int fd = connect_candidate(t->paths[i], t->pid, deadline);
-        if (fd >= 0)
+        char why_not[160];
+        if (fd >= 0 && peer_is_target(fd, t, why_not, sizeof why_not))
             return fd;
+        if (fd >= 0) {
+            close(fd);
+            snprintf(err, errsize, "not asking %s: %s", t->paths[i], why_not);
+            continue;
+        }
         int e = errno;
         if (e == ECONNREFUSED || e == ENOENT) {
             remove_if_stale_and_ours(t->paths[i], t->pid, e);
@@ -439,35 +484,43 @@ static bool send_line(int fd, const char *line, size_t len)
     return true;
 }
 
-/* Read until EOF within the deadline; NULL with a message on failure. */
-static char *read_reply(int fd, long long deadline, size_t *len_out, char *err, size_t errsize)
+/* Read until EOF within the deadline and the limit (what a process of
+ * `threads` threads can send); NULL with a message on failure. */
+static char *read_reply(int fd, long long deadline, size_t limit, size_t threads, size_t *len_out, char *err,
+                        size_t errsize)
 {
     size_t len = 0, cap = 65536;
     char *buf = malloc(cap + 1);
     while (buf) {
-        long long left = deadline - now_ms();
+        long long left = deadline - lwc_now_ms();
         struct pollfd p = { .fd = fd, .events = POLLIN };
         int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
         if (ready < 0 && errno == EINTR)
             continue;
         if (ready <= 0) {
             if (ready == 0)
-                snprintf(err, errsize, "timed out after %d ms waiting for the reply", timeout_ms());
+                snprintf(err, errsize, "timed out after %d ms waiting for the reply", lwc_timeout_ms());
             else
                 snprintf(err, errsize, "waiting for the reply: %s", strerror(errno));
             free(buf);
             return NULL;
         }
+        if (len == limit) {
+            snprintf(err, errsize, "the reply is larger than what a process of its thread count can send "
+                     "(%zu threads: %zu MiB)", threads, limit >> 20);
+            free(buf);
+            return NULL;
+        }
         if (len == cap) {
-            char *bigger = cap < REPLY_MAX ? realloc(buf, 2 * cap + 1) : NULL;
+            size_t more = 2 * cap < limit ? 2 * cap : limit;
+            char *bigger = realloc(buf, more + 1);
             if (!bigger) {
-                snprintf(err, errsize, cap < REPLY_MAX ? "out of memory reading the reply"
-                                                       : "reply larger than %zu MiB", REPLY_MAX >> 20);
+                snprintf(err, errsize, "out of memory reading the reply (%zu MiB so far)", len >> 20);
                 free(buf);
                 return NULL;
             }
             buf = bigger;
-            cap *= 2;
+            cap = more;
         }
         ssize_t n = recv(fd, buf + len, cap - len, MSG_DONTWAIT);
         if (n == 0) {
@@ -476,8 +529,10 @@ static char *read_reply(int fd, long long deadline, size_t *len_out, char *err, 
             return buf;
         }
         if (n < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-            snprintf(err, errsize, "reading the reply: %s", strerror(errno));
+            int e = errno;
+            snprintf(err, errsize, "reading the reply: %s", strerror(e));
             free(buf);
+            errno = e;
             return NULL;
         }
         if (n > 0)
@@ -495,15 +550,30 @@ static bool only_space(const char *s, size_t n)
     return true;
 }
 
-/* Exactly one JSON object (surrounding white space allowed), else NULL. */
-static json_object *parse_reply(const char *text, size_t len, char *err, size_t errsize)
+/* text is the JSON literal null (json-c's parse of it: no object, and no
+ * error either, exactly as when it runs out of memory). */
+static bool is_null_literal(const char *text, size_t len)
 {
+    size_t i = 0;
+    while (i < len && strchr(" \t\r\n", text[i]))
+        i++;
+    return len - i >= 4 && memcmp(text + i, "null", 4) == 0;
+}
+
+/* Exactly one JSON object (surrounding white space allowed), else NULL. */
+json_object *lwc_parse_reply(const char *text, size_t len, char *err, size_t errsize)
+{
+    char why_not[200];
     if (len == 0 || only_space(text, len)) {
         snprintf(err, errsize, "malformed reply: empty");
         return NULL;
     }
     if (len > INT_MAX || memchr(text, 0, len)) {
         snprintf(err, errsize, "malformed reply: %s", len > INT_MAX ? "too large" : "contains a NUL byte");
+        return NULL;
+    }
+    if (!lwc_reply_affordable(text, len, why_not, sizeof why_not)) {
+        snprintf(err, errsize, "malformed reply: %s", why_not);
         return NULL;
     }
     json_tokener *tok = json_tokener_new_ex(128);
@@ -516,11 +586,15 @@ static json_object *parse_reply(const char *text, size_t len, char *err, size_t 
     size_t used = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
     const char *why = NULL;
+    if (jerr == json_tokener_success && !obj && !is_null_literal(text, len)) {
+        snprintf(err, errsize, "out of memory parsing the reply (%zu MiB)", len >> 20);
+        return NULL;   /* json-c 0.16 reports an allocation failure as success without an object */
+    }
     if (jerr == json_tokener_continue)
         why = "truncated JSON";
-    else if (jerr != json_tokener_success || !obj)
+    else if (jerr != json_tokener_success)
         why = json_tokener_error_desc(jerr);
-    else if (!json_object_is_type(obj, json_type_object))
+    else if (!obj || !json_object_is_type(obj, json_type_object))
         why = "not a JSON object";
     else if (used < len && !only_space(text + used, len - used))
         why = "trailing bytes after the JSON object";
@@ -550,27 +624,65 @@ static bool check_reply(json_object *obj, char *err, size_t errsize)
     return true;
 }
 
-json_object *lwc_ask(const struct lwc_target *t, const char *request, enum lwc_failure *why, char *err,
-                     size_t errsize)
+/* The server sheds the connection that has been silent longest when it is
+ * full (docs/protocol.md): one shed before it read our line ends without a
+ * word, or in a reset. Such a connection is made again, a few times, within
+ * the question's deadline. */
+#define SHED_RETRIES 3
+
+static bool shed_before_the_reply(const char *text, size_t len, int read_errno)
 {
-    long long deadline = now_ms() + timeout_ms();
+    return text ? len == 0 : read_errno == ECONNRESET;
+}
+
+/* One connection: the request sent and the whole reply read (NULL, with
+ * *shed when the server dropped it before answering). */
+static char *ask_once(const struct lwc_target *t, const char *line, size_t n, long long deadline, size_t limit,
+                      size_t threads, size_t *len, bool *shed, enum lwc_failure *why, char *err, size_t errsize)
+{
+    *shed = false;
     int fd = connect_target(t, deadline, why, err, errsize);
     if (fd < 0)
         return NULL;
     *why = LWC_FAILED;
-    char line[300];
-    int n = snprintf(line, sizeof line, "%s\n", request);
-    if (n <= 0 || (size_t)n >= sizeof line || !send_line(fd, line, (size_t)n)) {
+    if (!send_line(fd, line, n)) {
+        *shed = errno == EPIPE || errno == ECONNRESET;
         snprintf(err, errsize, "cannot send the request: %s", strerror(errno));
         close(fd);
         return NULL;
     }
-    size_t len = 0;
-    char *text = read_reply(fd, deadline, &len, err, errsize);
+    char *text = read_reply(fd, deadline, limit, threads, len, err, errsize);
+    int read_errno = errno;
     close(fd);
+    *shed = shed_before_the_reply(text, *len, read_errno);
+    if (*shed && text) {
+        snprintf(err, errsize, "malformed reply: empty");
+        free(text);
+        text = NULL;
+    }
+    return text;
+}
+
+static json_object *ask(const struct lwc_target *t, const char *request, enum lwc_failure *why, char *err,
+                        size_t errsize)
+{
+    lwc_deadline_start(t->pid);
+    long long deadline = lwc_deadline();
+    size_t threads, limit = lwc_reply_limit(t->pid, &threads), len = 0;
+    char line[300];
+    int n = snprintf(line, sizeof line, "%s\n", request);
+    if (n <= 0 || (size_t)n >= sizeof line) {
+        *why = LWC_FAILED;
+        snprintf(err, errsize, "cannot send the request: it is too long");
+        return NULL;
+    }
+    bool shed = true;
+    char *text = NULL;
+    for (int attempt = 0; !text && shed && attempt < SHED_RETRIES && lwc_now_ms() < deadline; attempt++)
+        text = ask_once(t, line, (size_t)n, deadline, limit, threads, &len, &shed, why, err, errsize);
     if (!text)
         return NULL;
-    json_object *obj = parse_reply(text, len, err, errsize);
+    json_object *obj = lwc_parse_reply(text, len, err, errsize);
     free(text);
     if (!obj)
         return NULL;
@@ -580,6 +692,15 @@ json_object *lwc_ask(const struct lwc_target *t, const char *request, enum lwc_f
     }
     *why = LWC_OK;
     return obj;
+}
+
+json_object *lwc_ask(const struct lwc_target *t, const char *request, enum lwc_failure *why, char *err,
+                     size_t errsize)
+{
+    json_object *reply = ask(t, request, why, err, errsize);
+    if (!reply)
+        lwc_printable_in_place(err, errsize);   /* it may quote the process or a path */
+    return reply;
 }
 
 /* ---- accessors ---- */

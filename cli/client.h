@@ -17,6 +17,8 @@
 
 struct lwc_target {
     pid_t pid;
+    uid_t euid;                   /* the process's effective uid (when euid_known) */
+    bool euid_known;
     size_t npaths;
     char *paths[LWC_MAX_PATHS];   /* candidate sockets, best first (malloc'ed) */
 };
@@ -43,9 +45,17 @@ bool lwc_find_target(pid_t pid, struct lwc_target *out, char *err, size_t errsiz
 void lwc_clear_target(struct lwc_target *t);
 
 /* Send one request line and parse the JSON reply (a new reference). NULL with
- * *why set and a message in err on any failure. */
+ * *why set and a message in err on any failure (made printable: it may
+ * quote the process or a path). Starts the question's deadline
+ * (deadline.h): the caller stops it once the reply is explained. Only a
+ * socket whose peer is t->pid itself, running as its euid or root, is
+ * asked. */
 json_object *lwc_ask(const struct lwc_target *t, const char *request, enum lwc_failure *why,
                      char *err, size_t errsize);
+
+/* Exactly one JSON object in text, within what parsing it may cost
+ * (replybound.h); NULL with a message in err (out of memory said so). */
+json_object *lwc_parse_reply(const char *text, size_t len, char *err, size_t errsize);
 
 /* Small accessors that tolerate missing or mistyped fields. */
 int64_t lwc_int(json_object *o, const char *key, int64_t fallback);

@@ -22,6 +22,8 @@
  */
 #include "verbs.h"
 #include "client.h"
+#include "deadline.h"
+#include "replybound.h"
 #include "run.h"
 
 #include <dirent.h>
@@ -32,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -314,7 +317,7 @@ static void report_process(struct run *r, json_object *view, bool all_if_none, s
     t->stuck_threads += stuck;
     t->stuck_processes += stuck > 0;
     add_suppressed(lwc_get(t->suppressed, "suppressed"), view);
-    if (lwc_len(lwc_array(shown, "threads"))) {
+    if (lwc_len(lwc_array(shown, "threads")) && lwc_view_printable(shown)) {
         fprintf(stderr, "\n");
         lwc_render_threads(stderr, shown, false, &r->st);
     }
@@ -358,6 +361,36 @@ static int is_report(const struct dirent *d)
     return report_pid(d->d_name) > 0;
 }
 
+/* An exit report, read as a reply is (a regular file, opened without
+ * blocking, within what a process of the preload's largest registry can
+ * write, parsed within its cost bound); NULL with a message in err. */
+static json_object *read_exit_report(const char *path, char *err, size_t errsize)
+{
+    size_t limit = lwc_reply_limit_for_threads(32768), len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > limit) {
+        snprintf(err, errsize, "%s", fd < 0 ? strerror(errno) : "not a regular file of a sensible size");
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    char *text = malloc((size_t)st.st_size + 1);
+    ssize_t n = 1;
+    while (text && len < (size_t)st.st_size && (n = read(fd, text + len, (size_t)st.st_size - len)) > 0)
+        len += (size_t)n;
+    close(fd);
+    json_object *o = NULL;
+    if (!text)
+        snprintf(err, errsize, "out of memory");
+    else if (n < 0)
+        snprintf(err, errsize, "%s", strerror(errno));
+    else
+        o = lwc_parse_reply(text, len, err, errsize);
+    free(text);
+    return o;
+}
+
 /* Every exit report, by pid; true when CMD itself wrote one. */
 static bool read_reports(struct run *r, struct tally *t)
 {
@@ -365,16 +398,19 @@ static bool read_reports(struct run *r, struct tally *t)
     int n = scandir(r->plan.reports, &names, is_report, compare_names);
     bool own = false;
     for (int i = 0; i < n; i++) {
-        char path[PATH_MAX + 300];
+        char path[PATH_MAX + 300], err[600];
         snprintf(path, sizeof path, "%s/%s", r->plan.reports, names[i]->d_name);
-        json_object *reply = json_object_from_file(path);
-        if (reply && json_object_is_type(reply, json_type_object)) {
-            json_object *view = lwc_explain(reply, r->o->supp);
+        json_object *reply = read_exit_report(path, err, sizeof err);
+        lwc_deadline_start(report_pid(names[i]->d_name));   /* symbolizing its stacks */
+        json_object *view = reply ? lwc_explain(reply, r->o->supp) : NULL;
+        lwc_deadline_stop();
+        if (view) {
             own |= report_pid(names[i]->d_name) == r->child;
             report_process(r, view, false, t);
             json_object_put(view);
         } else {
-            fprintf(stderr, "leakwatch run: cannot read the exit report %s\n", path);
+            fprintf(stderr, "leakwatch run: cannot read the exit report %s: %s\n", path,
+                    reply ? "out of memory" : err);
         }
         json_object_put(reply);
         free(names[i]);
@@ -433,11 +469,14 @@ static void report_hang(struct run *r)
         char err[1024];
         enum lwc_failure why;
         json_object *reply = lwc_ask(&targets[i], "threads", &why, err, sizeof err);
+        json_object *view = reply ? lwc_explain(reply, r->o->supp) : NULL;
+        lwc_deadline_stop();
         if (!reply && why == LWC_FAILED)
             fprintf(stderr, "leakwatch run: pid %d: %s\n", (int)targets[i].pid, err);
-        if (!reply)
+        if (!view) {
+            json_object_put(reply);
             continue;   /* (or it has exited since) */
-        json_object *view = lwc_explain(reply, r->o->supp);
+        }
         report_process(r, view, true, &t);
         json_object_put(view);
         json_object_put(reply);

@@ -4,13 +4,20 @@
  * row. Each row names the options its verb accepts (rows of the option table,
  * shared so that a flag means the same thing wherever it appears) and carries
  * the verb's manual: synopsis, description, exit status, environment and
- * examples, printed by `leakwatch VERB --help` and `leakwatch help VERB`.
+ * examples, printed by `leakwatch VERB --help` and `leakwatch help VERB`,
+ * and made into the man pages and the bash completion the build installs
+ * (`leakwatch help --man [VERB]`, `--bash-completion`: manual.h).
  * Exit codes: 0 fine, 1 leaks found (where a verb checks), 2 usage or
- * connection error (run passes its command's status through). The verbs
- * here (status, threads) only glue client.c, process.c and the renderers
- * together; run, watch and metrics have files of their own.
+ * connection error (run passes its command's status through); a failed
+ * write to stdout is an error (2), a reader that went away (head) is not:
+ * the verb ends quietly with its own status. The verbs here (status,
+ * threads) only glue client.c, process.c and the renderers together; run,
+ * watch and metrics have files of their own.
  */
 #include "client.h"
+#include "deadline.h"
+#include "manual.h"
+#include "pprof.h"
 #include "render.h"
 #include "suppress.h"
 #include "verbs.h"
@@ -19,6 +26,7 @@
 #include <limits.h>
 #include <locale.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +42,7 @@
 /* ---- the options ---- */
 
 enum opt_id { OPT_JSON, OPT_ALL, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_INTERVAL, OPT_COUNT, OPT_CHECK, OPT_SETTLE,
-              OPT_TIMEOUT, OPT_HELP };
+              OPT_TIMEOUT, OPT_LISTEN, OPT_BUDGET, OPT_PPROF, OPT_MAN, OPT_BASH_COMPLETION, OPT_HELP };
 
 struct optdef {
     enum opt_id id;
@@ -69,6 +77,23 @@ static const struct optdef optdefs[] = {
       "if CMD still runs after SECONDS, report its leaked\n"
       "and deadlocked threads, say it hung, kill its\n"
       "process group, and exit 1" },
+    { OPT_LISTEN, "--listen", "HOST:PORT",
+      "the address to serve on: HOST:PORT, [IPV6]:PORT or\n"
+      ":PORT for every IPv4 address (default\n"
+      "127.0.0.1:9469; port 0 picks a free one)" },
+    { OPT_BUDGET, "--budget", "SECONDS",
+      "the most one scrape may take (default 5, from\n"
+      "0.1 to 300): a process that has not answered by\n"
+      "then is written as leakwatch_up 0" },
+    { OPT_PPROF, "--pprof", "FILE",
+      "write the parked threads to FILE as a gzipped\n"
+      "pprof profile (\"-\": standard output) instead of\n"
+      "printing the dump" },
+    { OPT_MAN, "--man", NULL,
+      "print the manual as a man page (roff): leakwatch(1),\n"
+      "or with VERB leakwatch-VERB(1), as installed" },
+    { OPT_BASH_COMPLETION, "--bash-completion", NULL,
+      "print the bash completion script, as installed" },
     { OPT_HELP, "--help", NULL, "this manual (also -h)" },
 };
 
@@ -104,10 +129,12 @@ static int cmd_help(const struct lwc_options *o);
 static int cmd_version(const struct lwc_options *o);
 
 static const enum opt_id status_opts[] = { OPT_JSON, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
-static const enum opt_id threads_opts[] = { OPT_ALL, OPT_JSON, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id threads_opts[] = { OPT_ALL, OPT_JSON, OPT_PPROF, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
 static const enum opt_id watch_opts[] = { OPT_INTERVAL, OPT_COUNT, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
 static const enum opt_id metrics_opts[] = { OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id exporter_opts[] = { OPT_LISTEN, OPT_BUDGET, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
 static const enum opt_id run_opts[] = { OPT_CHECK, OPT_SETTLE, OPT_TIMEOUT, OPT_IGNORE, OPT_SUPPRESSIONS, OPT_HELP };
+static const enum opt_id help_opts[] = { OPT_MAN, OPT_BASH_COMPLETION, OPT_HELP };
 static const enum opt_id plain_opts[] = { OPT_HELP };
 
 #define SUPPRESSION_NOTE                                                                                    \
@@ -134,8 +161,9 @@ static const struct verb verbs[] = {
       "\n" SUPPRESSION_NOTE,
       "0  no process shown has leaked or deadlocked threads\n"
       "1  a process shown has leaked or deadlocked threads (suppressed ones aside)\n"
-      "2  usage error, or a process could not be asked (no socket, timeout,\n"
-      "   error or malformed reply)",
+      "2  usage error, a process could not be asked (no socket, timeout,\n"
+      "   error or malformed reply), or the output could not be written\n"
+      "   (a reader that stops reading early, as head does, is no error)",
       NULL,
       "leakwatch status\n"
       "leakwatch status 4242\n"
@@ -143,21 +171,31 @@ static const struct verb verbs[] = {
       "leakwatch status 4242 --ignore 'libfoo_*'" },
     { "threads", cmd_threads, REQUIRED_PID, false, threads_opts,
       "what a process's threads wait on, and which can never wake",
-      "leakwatch threads PID [--all] [--json] [--ignore PATTERN]...\n"
-      "                         [--suppressions FILE]...",
+      "leakwatch threads PID [--all] [--json] [--pprof FILE]\n"
+      "                         [--ignore PATTERN]... [--suppressions FILE]...",
       "The thread dump of PID: what every thread waits on, for how long, why it\n"
       "is stuck, and where (symbolized wait and creation stacks). By default\n"
       "threads are grouped by verdict, creation site and wait site with a\n"
       "count, stuck groups first; --all lists every thread. --json prints the\n"
       "JSON contract, always with every thread, stacks as frames {pc, module,\n"
       "offset, function, file, line}.\n"
+      "\n"
+      "--pprof FILE writes the parked threads as a gzipped pprof profile\n"
+      "(profile.proto) instead: sample type threads/count, one sample per\n"
+      "parked thread with its wait stack (functions and file:line resolved),\n"
+      "labelled verdict, wait (the wait kind), thread (its name) and tid. `go\n"
+      "tool pprof -top FILE`, `-tagfocus verdict=leaked`, `-http`, Pyroscope\n"
+      "and Parca read it as a goroutine profile.\n"
       "\n" SUPPRESSION_NOTE,
-      "0  the dump was printed, whatever the verdicts\n"
-      "2  usage error, or the process could not be asked",
+      "0  the dump (or the profile) was written, whatever the verdicts\n"
+      "2  usage error, the process could not be asked, or FILE or the output\n"
+      "   could not be written (a reader that stops early, as head does, is no\n"
+      "   error)",
       NULL,
       "leakwatch threads 4242\n"
       "leakwatch threads 4242 --all\n"
-      "leakwatch threads 4242 --json | jq '.threads[] | select(.verdict == \"leaked\")'" },
+      "leakwatch threads 4242 --json | jq '.threads[] | select(.verdict == \"leaked\")'\n"
+      "leakwatch threads 4242 --pprof threads.pb.gz && go tool pprof -top threads.pb.gz" },
     { "watch", lwc_cmd_watch, REQUIRED_PID, false, watch_opts,
       "a refreshing summary of one process, like top",
       "leakwatch watch PID [--interval SECONDS] [--count N]\n"
@@ -175,9 +213,10 @@ static const struct verb verbs[] = {
       "separated by a blank line, without escape codes, until SIGINT or SIGTERM\n"
       "or --count refreshes.\n"
       "\n" SUPPRESSION_NOTE,
-      "0  quit: q, Ctrl-C, SIGINT, SIGTERM, or --count refreshes done\n"
-      "2  usage error, the process could not be asked at the start, or it went\n"
-      "   away while watched",
+      "0  quit: q, Ctrl-C, SIGINT, SIGTERM, --count refreshes done, or the\n"
+      "   reader of the output went away\n"
+      "2  usage error, the process could not be asked at the start, it went\n"
+      "   away while watched, or the output could not be written",
       NULL,
       "leakwatch watch 4242\n"
       "leakwatch watch 4242 --interval 0.5\n"
@@ -203,11 +242,39 @@ static const struct verb verbs[] = {
       "Suppressed threads are counted only by leakwatch_threads_suppressed.",
       "0  the metrics were printed (a process that could not be asked shows\n"
       "   as leakwatch_up 0)\n"
-      "2  usage error, or PID could not be asked",
+      "2  usage error, PID could not be asked, or the output could not be\n"
+      "   written",
       NULL,
       "leakwatch metrics\n"
       "leakwatch metrics 4242\n"
       "leakwatch metrics > lw.prom.tmp && mv lw.prom.tmp $TEXTFILE_DIR/lw.prom" },
+    { "exporter", lwc_cmd_exporter, NO_PID, false, exporter_opts,
+      "serve the metrics over HTTP for Prometheus to scrape",
+      "leakwatch exporter [--listen HOST:PORT] [--budget SECONDS]\n"
+      "                          [--ignore PATTERN]... [--suppressions FILE]...",
+      "Serves the families of `leakwatch metrics` at http://HOST:PORT/metrics\n"
+      "(default 127.0.0.1:9469), for every process under leakwatch that this\n"
+      "user may ask (root: every one), until SIGINT, SIGTERM or SIGHUP. Each\n"
+      "scrape asks every process anew, all at once, and waits for the answers\n"
+      "for at most --budget seconds (less when Prometheus's\n"
+      "X-Prometheus-Scrape-Timeout-Seconds header says it gives up sooner): a\n"
+      "process that has not answered by then, hung or slow, is written as\n"
+      "leakwatch_up 0, and the scrape is never held up by it. Concurrent\n"
+      "scrapers are served at once, each with its own answers. Two families are\n"
+      "the exporter's own:\n"
+      "  leakwatch_ask_duration_seconds        gauge: seconds the process took to\n"
+      "                                        answer (the budget when it did not)\n"
+      "  leakwatch_scrape_duration_seconds     gauge: seconds the scrape took\n"
+      "The line \"leakwatch exporter: serving http://HOST:PORT/metrics\" on stderr\n"
+      "says where it listens (the port it got, with port 0). Alert rules for\n"
+      "these metrics: docs/leakwatch-alerts.yml.\n"
+      "\n" SUPPRESSION_NOTE,
+      "0  stopped by SIGINT, SIGTERM or SIGHUP\n"
+      "2  usage error, or it cannot listen on the address",
+      "LEAKWATCH_TIMEOUT_MS            ignored: every ask is bounded by --budget",
+      "leakwatch exporter\n"
+      "leakwatch exporter --listen :9469 --budget 8\n"
+      "curl -s http://127.0.0.1:9469/metrics | promtool check metrics" },
     { "run", lwc_cmd_run, NO_PID, true, run_opts,
       "run a command under leakwatch; --check fails on leaked threads",
       "leakwatch run [--check] [--settle MS] [--timeout SECONDS]\n"
@@ -269,9 +336,13 @@ static const struct verb verbs[] = {
       "leakwatch run --check -- ./test_queue\n"
       "leakwatch run --check --timeout 60 --ignore 'libfoo_*' -- make check\n"
       "leakwatch run -- ./server --port 8080      (then, elsewhere: leakwatch status)" },
-    { "help", cmd_help, NO_PID, false, plain_opts, "the verbs, or one verb's manual", "leakwatch help [VERB]",
+    { "help", cmd_help, NO_PID, false, help_opts, "the verbs, or one verb's manual",
+      "leakwatch help [VERB] [--man]\n"
+      "leakwatch help --bash-completion",
       "Without VERB, lists the verbs. With VERB, prints its manual, as\n"
-      "`leakwatch VERB --help` does.",
+      "`leakwatch VERB --help` does. --man prints the same as a man page, and\n"
+      "--bash-completion the completion script: the build makes the installed\n"
+      "pages and script this way, so they say what --help says.",
       "0  printed\n2  unknown verb", NULL, "leakwatch help run" },
     { "version", cmd_version, NO_PID, false, plain_opts, "the version", "leakwatch version",
       "Prints the version (also `leakwatch --version`).", "0  printed", NULL, "leakwatch version" },
@@ -281,7 +352,8 @@ static const struct verb verbs[] = {
 #define COMMON_ENVIRONMENT                                                                                  \
     "LEAKWATCH_DIR, XDG_RUNTIME_DIR  where sockets are looked for first (processes\n"                        \
     "                                elsewhere are found through /proc as well)\n"                            \
-    "LEAKWATCH_TIMEOUT_MS            how long to wait for a process (default 10000)\n"                        \
+    "LEAKWATCH_TIMEOUT_MS            how long one question to a process may take,\n"                         \
+    "                                symbolizing included (default 10000)\n"                                 \
     "LEAKWATCH_SUPPRESSIONS          a suppressions file applied by every verb\n"                             \
     "NO_COLOR                        no colour, even on a terminal (colour is only\n"                         \
     "                                ever used on a terminal)"
@@ -351,17 +423,67 @@ static void print_verb_help(FILE *out, const struct verb *v)
     print_indented(out, "  ", v->examples);
 }
 
+#define OVERVIEW                                                                                            \
+    "Finds the threads of processes run with LD_PRELOAD=libleakwatch.so that wait\n"                         \
+    "on something, and proves which can never wake up."
+
 static void print_overview(FILE *out)
 {
-    fprintf(out, "usage: leakwatch VERB [ARGS]\n\n"
-                 "Finds the threads of processes run with LD_PRELOAD=libleakwatch.so that wait\n"
-                 "on something, and proves which can never wake up.\n\nverbs:\n");
+    fprintf(out, "usage: leakwatch VERB [ARGS]\n\n" OVERVIEW "\n\nverbs:\n");
     for (size_t i = 0; i < NVERBS; i++)
         fprintf(out, "  %-8s %s\n", verbs[i].name, verbs[i].title);
     fprintf(out, "\n'leakwatch VERB --help' or 'leakwatch help VERB' for a verb's manual.\n"
-                 "Exit status: 0 fine, 1 leaks found, 2 usage or connection error.\n\n"
+                 "Exit status: 0 fine, 1 leaks found, 2 usage or connection error, or output\n"
+                 "that cannot be written.\n\n"
                  "environment:\n");
     print_indented(out, "  ", COMMON_ENVIRONMENT);
+}
+
+/* ---- the manuals as data: man pages, completion ---- */
+
+static struct lwc_manual manual_of(const struct verb *v)
+{
+    struct lwc_manual m = { .verb = v->name, .title = v->title, .synopsis = v->synopsis,
+                            .description = v->description, .exit_status = v->exit_status,
+                            .environment = v->environment, .examples = v->examples,
+                            .takes_pid = v->pid != NO_PID, .takes_command = v->takes_command };
+    for (const enum opt_id *o = v->opts; m.noptions < LWC_MANUAL_OPTIONS; o++) {
+        const struct optdef *d = opt(*o);
+        m.options[m.noptions++] = (struct lwc_manual_option){ d->name, d->arg, d->help };
+        if (*o == OPT_HELP)
+            break;
+    }
+    return m;
+}
+
+static const struct lwc_manual_overview overview = {
+    .version = LEAKWATCH_VERSION,
+    .summary = "find threads that wait for ever, and prove it",
+    .description = OVERVIEW "\n"
+                   "\n"
+                   "Run a program with LD_PRELOAD=libleakwatch.so (libleakwatch(7)), or under\n"
+                   "`leakwatch run`, and ask it with the verbs below. `leakwatch VERB --help`\n"
+                   "prints each verb's manual, the same as its page.",
+    .exit_status = "0  fine\n"
+                   "1  leaked or deadlocked threads found (where a verb checks)\n"
+                   "2  usage or connection error",
+    .environment = COMMON_ENVIRONMENT,
+};
+
+static int print_manuals(const struct lwc_options *o)
+{
+    struct lwc_manual all[NVERBS];
+    for (size_t i = 0; i < NVERBS; i++)
+        all[i] = manual_of(&verbs[i]);
+    if (o->bash_completion) {
+        lwc_bash_completion(stdout, all, NVERBS);
+    } else if (o->topic) {
+        struct lwc_manual m = manual_of(find_verb(o->topic));
+        lwc_manpage_verb(stdout, &overview, &m);
+    } else {
+        lwc_manpage_overview(stdout, &overview, all, NVERBS);
+    }
+    return fflush(stdout) == 0 ? EXIT_FINE : EXIT_USAGE;
 }
 
 /* ---- parsing ---- */
@@ -424,6 +546,8 @@ static int apply_option(const struct verb *v, const struct optdef *d, const char
     case OPT_ALL: o->all = true; return EXIT_FINE;
     case OPT_CHECK: o->check = true; return EXIT_FINE;
     case OPT_HELP: o->help = true; return EXIT_FINE;
+    case OPT_MAN: o->man = true; return EXIT_FINE;
+    case OPT_BASH_COMPLETION: o->bash_completion = true; return EXIT_FINE;
     case OPT_IGNORE:
         return lwc_supp_add(o->supp, value) ? EXIT_FINE : usage_error(v, "--ignore: an empty pattern", value);
     case OPT_SUPPRESSIONS: return load_suppressions(v, o, value);
@@ -439,6 +563,12 @@ static int apply_option(const struct verb *v, const struct optdef *d, const char
     case OPT_TIMEOUT:
         return parse_number(value, 0.001, 31536000, &o->timeout)
                    ? EXIT_FINE : usage_error(v, "--timeout: not a positive number of seconds: '%s'", value);
+    case OPT_LISTEN: o->listen = value; return EXIT_FINE;
+    case OPT_BUDGET:
+        return parse_number(value, 0.1, 300, &o->budget)
+                   ? EXIT_FINE : usage_error(v, "--budget: not a number of seconds from 0.1 to 300: '%s'", value);
+    case OPT_PPROF:
+        return *value ? (o->pprof = value, EXIT_FINE) : usage_error(v, "--pprof: an empty file name%s", "");
     }
     return EXIT_USAGE;
 }
@@ -478,14 +608,13 @@ static int parse_positional(const struct verb *v, char **argv, int i, struct lwc
         *command_started = true;
         return EXIT_FINE;
     }
-    if (v->run == cmd_help) {
-        const struct verb *target = find_verb(a);
-        if (!target) {
+    if (v->run == cmd_help && !o->topic) {
+        if (!find_verb(a)) {
             fprintf(stderr, "leakwatch: unknown verb '%s'; see 'leakwatch help'\n", a);
             return EXIT_USAGE;
         }
-        print_verb_help(stdout, target);
-        exit(EXIT_FINE);
+        o->topic = a;
+        return EXIT_FINE;
     }
     if (v->pid != NO_PID && !o->pid) {
         if (!parse_pid(a, &o->pid))
@@ -604,11 +733,18 @@ static int cmd_status_all(const struct lwc_options *o)
         char err[1024];
         enum lwc_failure why;
         json_object *r = lwc_ask(&targets[i], lwc_summary_request(o->supp), &why, err, sizeof err);
-        if (r) {
-            views[ok] = lwc_explain(r, o->supp);
+        json_object *view = r ? lwc_explain(r, o->supp) : NULL;
+        lwc_deadline_stop();
+        if (r && !view)
+            snprintf(err, sizeof err, "out of memory explaining the reply");
+        json_object_put(r);
+        if (view) {
+            views[ok] = view;
             drop_thread_lists(views[ok]);
             stuck |= has_stuck_threads(views[ok++]);
-            json_object_put(r);
+        } else if (r) {
+            fprintf(stderr, "leakwatch: pid %d: %s\n", (int)targets[i].pid, err);
+            failed = true;
         } else if (why == LWC_FAILED && !process_went_away(&targets[i])) {
             /* Only a running process that did not answer is an error; one that is
              * gone, stale, another user's, or ended mid-question is not listed. */
@@ -616,11 +752,14 @@ static int cmd_status_all(const struct lwc_options *o)
             failed = true;
         }
     }
+    bool printable = true;
+    for (size_t i = 0; !o->json && i < ok; i++)
+        printable &= lwc_view_printable(views[i]);
     if (o->json) {
         json_object *doc = status_json(views, ok);
         lwc_print_json(stdout, doc);
         json_object_put(doc);
-    } else {
+    } else if (printable) {
         struct lwc_style st = lwc_style_for(STDOUT_FILENO);
         lwc_render_status_table(stdout, views, ok, &st);
     }
@@ -628,7 +767,18 @@ static int cmd_status_all(const struct lwc_options *o)
         json_object_put(views[i]);
     free(views);
     lwc_free_targets(targets, n);
-    return failed ? EXIT_USAGE : stuck ? EXIT_LEAKS : EXIT_FINE;
+    return lwc_finish_output(failed || !printable ? EXIT_USAGE : stuck ? EXIT_LEAKS : EXIT_FINE);
+}
+
+/* The reply explained (NULL, said so, when out of memory); the question's
+ * deadline ends here, before anything is printed. */
+static json_object *explained(pid_t pid, json_object *reply, const struct lwc_options *o)
+{
+    json_object *view = lwc_explain(reply, o->supp);
+    lwc_deadline_stop();
+    if (!view)
+        fprintf(stderr, "leakwatch: pid %d: out of memory explaining the reply\n", (int)pid);
+    return view;
 }
 
 static int cmd_status(const struct lwc_options *o)
@@ -638,20 +788,24 @@ static int cmd_status(const struct lwc_options *o)
     json_object *r = lwc_ask_pid(o->pid, lwc_summary_request(o->supp));
     if (!r)
         return EXIT_USAGE;
-    json_object *view = lwc_explain(r, o->supp);
+    json_object *view = explained(o->pid, r, o);
+    json_object_put(r);
+    if (!view)
+        return EXIT_USAGE;
     drop_thread_lists(view);
+    int rc = has_stuck_threads(view) ? EXIT_LEAKS : EXIT_FINE;
     if (o->json) {
         json_object_object_del(view, "stacks");
         json_object_object_del(view, "modules");
         lwc_print_json(stdout, view);
-    } else {
+    } else if (lwc_view_printable(view)) {
         struct lwc_style st = lwc_style_for(STDOUT_FILENO);
         lwc_render_status_one(stdout, view, &st);
+    } else {
+        rc = EXIT_USAGE;
     }
-    int rc = has_stuck_threads(view) ? EXIT_LEAKS : EXIT_FINE;
     json_object_put(view);
-    json_object_put(r);
-    return rc;
+    return lwc_finish_output(rc);
 }
 
 static int cmd_threads(const struct lwc_options *o)
@@ -659,35 +813,52 @@ static int cmd_threads(const struct lwc_options *o)
     json_object *r = lwc_ask_pid(o->pid, "threads");
     if (!r)
         return EXIT_USAGE;
-    json_object *view = lwc_explain(r, o->supp);
-    if (o->json) {
+    json_object *view = explained(o->pid, r, o);
+    if (!view) {
+        json_object_put(r);
+        return EXIT_USAGE;
+    }
+    int rc = EXIT_FINE;
+    if (o->pprof) {
+        rc = lwc_write_pprof(o->pprof, r, view) == 0 ? EXIT_FINE : EXIT_USAGE;
+    } else if (o->json) {
         lwc_print_json(stdout, view);
-    } else {
+    } else if (lwc_view_printable(view)) {
         struct lwc_style st = lwc_style_for(STDOUT_FILENO);
         lwc_render_threads(stdout, view, o->all, &st);
+    } else {
+        rc = EXIT_USAGE;
     }
     json_object_put(view);
     json_object_put(r);
-    return EXIT_FINE;
+    return lwc_finish_output(rc);
 }
 
 static int cmd_version(const struct lwc_options *o)
 {
     (void)o;
     printf("leakwatch %s\n", LEAKWATCH_VERSION);
-    return EXIT_FINE;
+    return lwc_finish_output(EXIT_FINE);
 }
 
 static int cmd_help(const struct lwc_options *o)
 {
-    (void)o;
-    print_overview(stdout);
-    return EXIT_FINE;
+    if (o && (o->man || o->bash_completion))
+        return lwc_finish_output(print_manuals(o));
+    if (o && o->topic)
+        print_verb_help(stdout, find_verb(o->topic));
+    else
+        print_overview(stdout);
+    return lwc_finish_output(EXIT_FINE);
 }
 
 int main(int argc, char **argv)
 {
     setlocale(LC_CTYPE, "");   /* only to learn whether the terminal takes UTF-8 */
+    /* A closed pipe is then told from other write errors (lwc_finish_output).
+     * Not for run: its CMD inherits the caller's disposition. */
+    if (argc < 2 || strcmp(argv[1], "run") != 0)
+        signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         print_overview(stderr);
         return EXIT_USAGE;
@@ -701,12 +872,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "leakwatch: unknown verb '%s'; see 'leakwatch help'\n", argv[1]);
         return EXIT_USAGE;
     }
-    struct lwc_options o = { .interval = 2.0, .settle_ms = -1, .supp = lwc_supp_new() };
+    struct lwc_options o = { .interval = 2.0, .settle_ms = -1, .budget = 5.0, .supp = lwc_supp_new() };
     if (!o.supp)
         return EXIT_USAGE;
     int rc = parse_arguments(v, argc - 2, argv + 2, &o);
-    if (rc == EXIT_FINE && o.help)
+    if (rc == EXIT_FINE && o.help) {
         print_verb_help(stdout, v);
+        rc = lwc_finish_output(rc);
+    }
     else if (rc == EXIT_FINE && (rc = environment_suppressions(v, &o)) == EXIT_FINE)
         rc = v->run(&o);
     lwc_supp_free(o.supp);

@@ -9,11 +9,14 @@
  * history as a sparkline and the growth alarm; every view says how many
  * threads suppressions took. Colour marks stuck verdicts and the growth
  * alarm only, and only when the caller's style says so (a terminal, no
- * NO_COLOR).
+ * NO_COLOR). Every string a view holds came from a process: the callers
+ * make the view printable first (lwc_view_printable), so that the only
+ * escape sequences printed are these colours.
  */
 #include "render.h"
 #include "client.h"
 #include "history.h"
+#include "printable.h"
 #include "suppress.h"
 
 #include <stdlib.h>
@@ -368,9 +371,13 @@ static void print_reach_path(FILE *out, json_object *t)
 static void print_counterpart(FILE *out, json_object *t)
 {
     json_object *c = lwc_get(t, "counterpart");
-    if (c)
-        fprintf(out, "    counterpart: %s\n",
-                json_object_to_json_string_ext(c, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+    if (!c)
+        return;
+    /* its keys come from the process too, and JSON escapes only C0 controls */
+    char *text = lwc_printable(json_object_to_json_string_ext(c, JSON_C_TO_STRING_SPACED |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+    fprintf(out, "    counterpart: %s\n", text ? text : "(out of memory)");
+    free(text);
 }
 
 static void print_thread(FILE *out, json_object *t, const struct lwc_style *st)

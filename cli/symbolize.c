@@ -12,6 +12,13 @@
  * replaced on disk) is not trusted. Anything odd — a missing file, a
  * truncated or hostile ELF — gives a "module+offset" frame, never a crash.
  *
+ * The paths come from the reply, and a reply is not trusted: a module path
+ * naming a FIFO once hung `threads` in open(). Files are opened O_NONBLOCK
+ * and only regular files are read; no module file is opened once the
+ * question's deadline is near (deadline.h: the frames past that point show
+ * module+offset, and lwc_symbolizer_cut_short says so), and the watchdog
+ * ends a read that a hung filesystem never returns from.
+ *
  * Where DWARF describes a pc, the functions inlined there become frames of
  * their own, innermost first, as `eu-addr2line -i` and gdb show them: the
  * concrete scopes around pc give each DW_TAG_inlined_subroutine, named by
@@ -26,6 +33,7 @@
  */
 #include "symbolize.h"
 #include "client.h"
+#include "deadline.h"
 
 #include <dlfcn.h>
 #include <dwarf.h>
@@ -38,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FALLBACK_SPAN ((uint64_t)1 << 30)   /* how far past an unreadable module's base a pc may be */
@@ -108,14 +117,28 @@ struct lwc_symbolizer {
     size_t cache_size, cache_used;
     char **owned;             /* demangled names of inlined functions */
     size_t nowned, owned_size;
+    bool cut_short;           /* a module was left unread: the question's deadline was near */
 };
 
 /* ---- ELF files ---- */
 
+/* A regular file only, opened without blocking (a FIFO's open waits for a
+ * writer for ever; a device's may do anything). */
+static int open_regular(const char *path)
+{
+    int fd = path[0] == '/' ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : -1;
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static bool open_elf(const char *path, struct elf_file *f)
 {
     f->elf = NULL;
-    f->fd = path[0] == '/' ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    f->fd = open_regular(path);
     if (f->fd < 0)
         return false;
     f->elf = elf_begin(f->fd, ELF_C_READ_MMAP, NULL);
@@ -627,12 +650,16 @@ static void load_module(struct module *m, pid_t pid)
     finish_index(m);
 }
 
-static bool module_contains(struct module *m, uint64_t pc, pid_t pid)
+static bool module_contains(struct lwc_symbolizer *s, struct module *m, uint64_t pc)
 {
     if (pc < m->base)
         return false;
+    if (!m->loaded && lwc_deadline_symbolizing_over()) {
+        m->loaded = true;   /* left unread: module+offset */
+        s->cut_short = true;
+    }
     if (!m->loaded)
-        load_module(m, pid);
+        load_module(m, s->pid);
     uint64_t off = pc - m->base;
     for (size_t i = 0; i < m->nranges; i++)
         if (off >= m->ranges[i].lo && off < m->ranges[i].hi)
@@ -646,7 +673,7 @@ static bool module_contains(struct module *m, uint64_t pc, pid_t pid)
 static struct module *module_for(struct lwc_symbolizer *s, uint64_t pc)
 {
     for (size_t i = 0; i < s->nmods; i++)
-        if (module_contains(&s->mods[i], pc, s->pid))
+        if (module_contains(s, &s->mods[i], pc))
             return &s->mods[i];
     struct module *best = NULL;
     for (size_t i = 0; i < s->nmods; i++) {
@@ -887,6 +914,11 @@ struct lwc_symbolizer *lwc_symbolizer_new(json_object *modules, pid_t pid)
             s->nmods++;
     }
     return s;
+}
+
+bool lwc_symbolizer_cut_short(const struct lwc_symbolizer *s)
+{
+    return s && s->cut_short;
 }
 
 void lwc_symbolizer_free(struct lwc_symbolizer *s)

@@ -27,6 +27,10 @@ struct lwc_symbolizer;
 struct lwc_symbolizer *lwc_symbolizer_new(json_object *modules, pid_t pid);
 void lwc_symbolizer_free(struct lwc_symbolizer *s);
 
+/* Some module was left unread because the question's deadline was near
+ * (deadline.h): its frames show module+offset only. */
+bool lwc_symbolizer_cut_short(const struct lwc_symbolizer *s);
+
 /* Fill f for pc: the real (outermost) function at pc, with its own line
  * (the call site of what is inlined there). return_address: pc is where a
  * call returns to, so pc - 1 is looked up. Strings stay valid until the

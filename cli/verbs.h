@@ -1,8 +1,8 @@
 /*
  * verbs.h — what the verbs share: the options of one command line (parsed
  * by main.c from each verb's own option table), the exit codes, the verbs
- * that live in files of their own (run, watch, metrics), and the steps every
- * verb takes to explain a process (process.c).
+ * that live in files of their own (run, watch, metrics, exporter), and the
+ * steps every verb takes to explain a process (process.c).
  */
 #ifndef LWC_VERBS_H
 #define LWC_VERBS_H
@@ -18,18 +18,24 @@ enum { EXIT_FINE = 0, EXIT_LEAKS = 1, EXIT_USAGE = 2 };
 
 struct lwc_options {
     bool json, all, check, help;
+    bool man, bash_completion;      /* help --man, --bash-completion */
+    const char *topic;              /* help VERB */
     pid_t pid;                      /* 0: none given */
     double interval;                /* watch --interval, seconds */
     long count;                     /* watch --count: refreshes, 0 = until quit */
     long settle_ms;                 /* run --settle, -1 when not given */
     double timeout;                 /* run --timeout, seconds, 0 = none */
     char **cmd;                     /* run: CMD ARGS…, NULL-terminated (inside argv) */
+    const char *listen;             /* exporter --listen, NULL for the default */
+    double budget;                  /* exporter --budget, seconds */
+    const char *pprof;              /* threads --pprof FILE, NULL when not asked */
     struct lwc_suppressions *supp;  /* --ignore, --suppressions, LEAKWATCH_SUPPRESSIONS */
 };
 
 int lwc_cmd_run(const struct lwc_options *o);
 int lwc_cmd_watch(const struct lwc_options *o);
 int lwc_cmd_metrics(const struct lwc_options *o);
+int lwc_cmd_exporter(const struct lwc_options *o);
 
 /* Colour for a stream: a terminal, and NO_COLOR unset or empty. */
 struct lwc_style lwc_style_for(int fd);
@@ -46,5 +52,15 @@ json_object *lwc_explain(json_object *reply, const struct lwc_suppressions *supp
 
 /* Replies to ask for: "threads" when suppressions need the stacks. */
 const char *lwc_summary_request(const struct lwc_suppressions *supp);
+
+/* A view about to be shown as text: every string escaped for a terminal
+ * (printable.h). false, with a message, when out of memory. */
+bool lwc_view_printable(json_object *view);
+
+/* The verb's exit code rc once stdout is flushed: a write that failed is
+ * an error (exit 2 and a message, /dev/full), except that a reader that
+ * went away (a closed pipe: head) ends the command quietly with rc.
+ * SIGPIPE is ignored (main.c) so that it can be told. */
+int lwc_finish_output(int rc);
 
 #endif

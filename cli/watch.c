@@ -12,9 +12,16 @@
  * watch ends. Without a terminal, one summary per interval is printed with
  * no escape codes. Signals are blocked except inside ppoll, so a SIGINT or
  * SIGTERM always ends the wait at once and never interrupts drawing.
+ *
+ * Every write is checked: output that cannot be written ends watch (exit 2
+ * and a message), a reader that went away (a closed pipe) ends it quietly
+ * (exit 0). Each summary's strings are made printable first (they come
+ * from the process). Each question has its deadline (deadline.h), whose
+ * watchdog, should it fire, puts the terminal back first.
  */
 #include "verbs.h"
 #include "client.h"
+#include "deadline.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -34,6 +41,7 @@
 #define RESET "\033[0m"
 
 static volatile sig_atomic_t quit_signal, resized;
+static int output_error;   /* errno of the first write to stdout that failed, 0 if none */
 
 static void on_quit(int sig) { quit_signal = sig; }
 static void on_resize(int sig) { (void)sig; resized = 1; }
@@ -60,12 +68,14 @@ struct watch {
 
 static void write_all(const char *s, size_t n)
 {
-    while (n) {
+    while (n && !output_error) {
         ssize_t k = write(STDOUT_FILENO, s, n);
         if (k < 0 && errno == EINTR)
             continue;
-        if (k <= 0)
+        if (k <= 0) {
+            output_error = k < 0 ? errno : EIO;
             return;
+        }
         s += k;
         n -= (size_t)k;
     }
@@ -90,6 +100,18 @@ static void terminal_leave(struct watch *w)
         write_all(ALT_SCREEN_OFF, strlen(ALT_SCREEN_OFF));
     if (w->keys)
         tcsetattr(STDIN_FILENO, TCSANOW, &w->saved);
+}
+
+/* The watchdog's (deadline.c), in a signal handler: write and tcsetattr
+ * only. */
+static const struct watch *watched;
+
+static void terminal_leave_now(void)
+{
+    if (watched && watched->tty)
+        (void)!write(STDOUT_FILENO, ALT_SCREEN_OFF, strlen(ALT_SCREEN_OFF));
+    if (watched && watched->keys)
+        tcsetattr(STDIN_FILENO, TCSANOW, &watched->saved);
 }
 
 static void window_size(int *rows, int *cols)
@@ -157,6 +179,8 @@ static enum ask_result ask(pid_t pid, json_object **reply, char *err, size_t err
         *reply = lwc_ask(&t, "threads", &why, err, errsize);
         lwc_clear_target(&t);
     }
+    if (!*reply)
+        lwc_deadline_stop();
     return *reply ? ASKED : why == LWC_FAILED ? FAILED : GONE;
 }
 
@@ -255,18 +279,23 @@ static char *render(struct watch *w, json_object *reply, const char *error, size
 {
     char *buf = NULL;
     FILE *f = open_memstream(&buf, len);
-    if (!f)
+    if (!f) {
+        lwc_deadline_stop();
         return NULL;
+    }
     print_title(f, w);
-    if (reply) {
-        json_object *view = lwc_explain(reply, w->o->supp);
+    json_object *view = reply ? lwc_explain(reply, w->o->supp) : NULL;
+    lwc_deadline_stop();   /* the question is answered: what is left is drawing */
+    if (view && lwc_view_printable(view)) {
         lwc_render_status_one(f, view, &w->st);
         fprintf(f, "\n");
         print_stuck_groups(f, w, view);
-        json_object_put(view);
+    } else if (reply) {
+        fprintf(f, "could not show pid %d: out of memory\n", (int)w->o->pid);
     } else {
         fprintf(f, "could not ask pid %d: %s\n", (int)w->o->pid, error);
     }
+    json_object_put(view);
     fclose(f);
     return buf;
 }
@@ -363,6 +392,8 @@ static int watch_loop(struct watch *w, json_object *reply, char *gone, size_t go
     for (;;) {
         show(w, reply, err, shown == 0);
         json_object_put(reply);
+        if (output_error)
+            return EXIT_FINE;   /* (said by lwc_cmd_watch) */
         if (++shown == w->o->count)
             return EXIT_FINE;
         if (wait_interval(w))
@@ -385,13 +416,21 @@ int lwc_cmd_watch(const struct lwc_options *o)
     w.stdin_open = true;
     sigset_t old;
     catch_signals(&w, &old);
+    watched = &w;
+    lwc_deadline_on_expiry(terminal_leave_now);
     terminal_enter(&w);
     char gone[1200] = "";
     int rc = watch_loop(&w, reply, gone, sizeof gone);
     terminal_leave(&w);
+    lwc_deadline_on_expiry(NULL);
+    watched = NULL;
     sigprocmask(SIG_SETMASK, &old, NULL);
     forget_groups(&w);
     if (rc != EXIT_FINE)
         fprintf(stderr, "leakwatch watch: %s\n", gone);
-    return rc;
+    if (output_error && output_error != EPIPE) {
+        fprintf(stderr, "leakwatch watch: cannot write the output: %s\n", strerror(output_error));
+        return EXIT_USAGE;
+    }
+    return rc;   /* (a reader that went away ends watch quietly) */
 }

@@ -70,7 +70,7 @@ __attribute__((constructor)) static void leakwatch_init(void)
 __attribute__((destructor)) static void leakwatch_fini(void)
 {
     int saved = errno;
-    lw_server_with_report_lock(lw_monitor_at_exit);
+    lw_monitor_at_exit();
     lw_server_at_exit();
     errno = saved;
 }

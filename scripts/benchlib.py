@@ -347,7 +347,7 @@ def query_each_second(path, seconds, label, scans, notes):
             raise Failure("%s: the socket answered %r" % (label, reply))
         note = [n for n in reply.get("notes", []) if n.startswith("reachability:")]
         notes.append(note[0] if note else "(no reachability note)")
-        m = re.search(r"([0-9.]+) MiB scanned in ([0-9.]+) ms \(([0-9.]+) ms of CPU\)$", notes[-1])
+        m = re.search(r"([0-9.]+) MiB scanned in ([0-9.]+) ms \(([0-9.]+) ms of CPU\)", notes[-1])
         if m:
             scans.append((float(m.group(1)), float(m.group(2)), float(m.group(3))))
     time.sleep(max(0.0, start + seconds - time.monotonic()))
@@ -356,9 +356,9 @@ def query_each_second(path, seconds, label, scans, notes):
 def reach_run(prog, mib, env, lwdir, seconds, pairs, label, raw):
     """One process of reach_heap: wait until its heap is built and its
     candidate has settled, then `pairs` pairs of windows of `seconds`: one
-    with a query each second, one without any (no scan runs then: the
-    candidate is confirmed at the first window, and only an unconfirmed one
-    is looked at again unasked), in alternating order. The same process,
+    with a query each second, one without any (few scans run then: main
+    computes all the while, so no scan can prove the candidate, and the
+    background prover backs off while nothing changes), in alternating order. The same process,
     heap and page layout on both sides: separate processes differ by tens of
     percent in this memory-bound work. Returns ([(work/s with scans, work/s
     without)] per pair, [(MiB, ms, ms of CPU)] of the real scans, the notes,

@@ -5,8 +5,9 @@
  * do not own without ever faulting.
  *
  * Everything in libleakwatch.so is compiled with -fvisibility=hidden; only
- * the hooked functions are exported (interpose/interpose.h). Nothing here
- * may be called from a hook's fast path unless it says so.
+ * the hooked functions (interpose/interpose.h) and the test API of
+ * serve/api.c (include/leakwatch.h) are exported. Nothing here may be
+ * called from a hook's fast path unless it says so.
  */
 #ifndef LW_UTIL_H
 #define LW_UTIL_H

@@ -81,15 +81,31 @@ static void read_fdinfo(int fd, struct own_fd *o)
         o->eventfd_id = strtoull(id + 11, NULL, 10) + 1;   /* +1: ids start at 0 */
 }
 
+/* What the program's fd is, through /proc/self/fd/N: this thread's own
+ * descriptor table may not be the program's (server.c keeps ours apart). */
+static bool stat_program_fd(int fd, struct stat *st)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return stat(path, st) == 0;
+}
+
+static bool program_fd_is_mqueue(int fd)
+{
+    char path[64];
+    struct statfs sfs;
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return statfs(path, &sfs) == 0 && sfs.f_type == MQUEUE_MAGIC;
+}
+
 static void classify_path(int fd, struct own_fd *o)
 {
     struct stat st;
-    struct statfs sfs;
     o->type = LW_CHAN_OTHER;
-    if (fstat(fd, &st) != 0)
+    if (!stat_program_fd(fd, &st))
         return;
     o->inode = st.st_ino;
-    if (fstatfs(fd, &sfs) == 0 && sfs.f_type == MQUEUE_MAGIC) {
+    if (program_fd_is_mqueue(fd)) {
         o->type = LW_CHAN_MQ;
         o->named = st.st_nlink > 0;
     } else if (S_ISFIFO(st.st_mode)) {
@@ -150,7 +166,7 @@ static void describe_own_fd(int fd, struct own_fd *o)
         o->type = LW_CHAN_SOCKET;
     } else if (strncmp(o->link, "anon_inode:", 11) == 0) {
         struct stat st;
-        o->inode = fstat(fd, &st) == 0 ? st.st_ino : 0;   /* one inode shared by every anonymous file */
+        o->inode = stat_program_fd(fd, &st) ? st.st_ino : 0;   /* one inode shared by every anonymous file */
         o->type = strcmp(o->link, "anon_inode:[eventfd]") == 0 ? LW_CHAN_EVENTFD : LW_CHAN_OTHER;
         if (o->type == LW_CHAN_EVENTFD)
             read_fdinfo(fd, o);
@@ -182,7 +198,7 @@ static size_t list_own_fds(struct own_fd **out)
     while ((de = readdir(dir))) {
         char *end;
         long fd = strtol(de->d_name, &end, 10);
-        if (*end || fd < 0 || fd == skip)
+        if (*end || fd < 0 || (fd == skip && !lw_fds_are_private))   /* (a private dirfd is not listed) */
             continue;
         if (n == cap) {
             struct own_fd *bigger = realloc(fds, 2 * cap * sizeof *fds);

@@ -19,6 +19,7 @@
  * own, so the heaps do not change under the walk because of it.
  */
 #include "core/scan.h"
+#include "core/glib_slice.h"
 #include "base/util.h"
 
 #include <string.h>
@@ -173,8 +174,26 @@ static bool add_tcache_candidate(struct scan *s, uint64_t header)
     return true;
 }
 
+/* glibc's fenceposts at the end of an arena's older heap (sysmalloc, when
+ * it adds a new heap): a header of size 16 followed by one of size 0, or
+ * the size-0 one alone, both marked in use, within the heap. */
+#define FENCE_ROOM 64u   /* the fenceposts and what old_size's rounding leaves after them */
+static bool is_fence(struct scan *s, struct window *w, uint64_t at, uint64_t size, uint64_t limit)
+{
+    if (limit - at > FENCE_ROOM)
+        return false;
+    if (size == 0)
+        return at + CHUNK_HDR <= limit;
+    if (size != CHUNK_HDR || at + 2 * CHUNK_HDR > limit || !window_covers(s, w, at, at + 2 * CHUNK_HDR, limit))
+        return false;
+    uint64_t next;
+    memcpy(&next, s->buf + (at - w->base) + CHUNK_HDR + 8, 8);
+    return (next & ~SIZE_BITS) == 0 && (next & PREV_INUSE);
+}
+
 /* Walk the chunks of [first, limit): every size must be sane and the walk
- * must end exactly at limit (the top chunk). Adds a span and returns true,
+ * must end exactly at limit (the top chunk), or at an older heap's
+ * fenceposts. Adds a span and returns true,
  * or adds nothing and returns false. */
 static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
 {
@@ -187,6 +206,7 @@ static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
     struct span_word *words = s->pool + sp.word0;
     size_t mark_edges = s->nedges, mark_big = s->nbig, mark_tcaches = s->ntcaches, mark_freed = s->freed_chunks;
     size_t filled = 0, prev_entry = SIZE_MAX;
+    bool fenced = false;
     uint64_t mark_bytes = s->bytes_scanned, prev_g = UINT64_MAX;
     uint64_t at = first;
     struct window w = { 0, 0 };
@@ -196,6 +216,17 @@ static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
         uint64_t size_field;
         memcpy(&size_field, s->buf + (at - w.base) + 8, 8);
         uint64_t size = size_field & ~SIZE_BITS;
+        if (prev_g != UINT64_MAX && is_fence(s, &w, at, size, limit)) {
+            /* An arena's older heap ends in glibc's fenceposts: the walk ends
+             * there, and what follows is no chunk. Its old top before them
+             * was freed into the bins like any chunk (or is a fencepost
+             * itself when it was too small to free). */
+            if (!(size_field & PREV_INUSE) && prev_g != UINT64_MAX)
+                free_walked_chunk(s, words, prev_g, prev_entry);
+            sp.hi = at;
+            fenced = true;
+            break;
+        }
         if (size < MIN_CHUNK || (size & 15) || size > limit - at || (size_field & IS_MMAPPED))
             goto bad;
         /* An in-use chunk's user area runs into the next chunk's prev_size
@@ -222,9 +253,9 @@ static bool walk_chunks(struct scan *s, uint64_t first, uint64_t limit)
         prev_g = g;
         at += size;
     }
-    if (at != limit)
+    if (at != limit && !fenced)
         goto bad;
-    if (prev_g != UINT64_MAX) {
+    if (prev_g != UINT64_MAX && !fenced) {
         free_walked_chunk(s, words, prev_g, prev_entry);   /* the last chunk is the top: never handed out */
         s->last_top = first + (prev_g << 4);
     }
@@ -240,6 +271,28 @@ bad:
     s->freed_chunks = mark_freed;
     s->bytes_scanned = mark_bytes;
     return false;
+}
+
+/* A walked heap ends at `end`. What the same mapping holds beyond it is
+ * not its chunks: the kernel merges neighbouring anonymous mappings, so it
+ * may be the arena's next heap (an older heap ends in fenceposts where the
+ * next begins), an mmapped chunk or anything else. It becomes a mapping of
+ * its own, a root unless the rest of the walk finds blocks in it (the
+ * caller's loop visits it next). The caller reserved room for it. */
+static void keep_rest_as_root(struct scan *s, struct mapping *m, uint64_t end)
+{
+    if (end >= m->hi) {
+        m->kind = MAP_HEAP;
+        return;
+    }
+    size_t i = (size_t)(m - s->maps);   /* (room for one more was reserved before the walk) */
+    struct mapping rest = *m;
+    rest.lo = end;
+    m->hi = end;
+    m->kind = MAP_HEAP;
+    memmove(&s->maps[i + 2], &s->maps[i + 1], (s->nmaps - i - 1) * sizeof *s->maps);
+    s->maps[i + 1] = rest;
+    s->nmaps++;
 }
 
 /* The main arena: chunks from the start of [heap] (after alignment padding)
@@ -258,13 +311,18 @@ static bool walk_main_heap(struct scan *s, struct mapping *m)
  * mapped there. */
 static void find_main_heap(struct scan *s, struct mapping *m)
 {
+    size_t i = (size_t)(m - s->maps);
+    if (!scan_reserve_maps(s, 1)) {
+        snprintf(s->problem, sizeof s->problem, "out of memory (the main heap kept as a root)");
+        return;
+    }
+    m = &s->maps[i];
     bool walked = walk_main_heap(s, m);
+    uint64_t old_hi = m->hi;
     if (!walked) {
         uint64_t brk_now = (uint64_t)(uintptr_t)sbrk(0);
-        size_t i = (size_t)(m - s->maps);
         uint64_t next_lo = i + 1 < s->nmaps ? s->maps[i + 1].lo : UINT64_MAX;
         if (brk_now != m->hi && brk_now > m->lo && brk_now <= next_lo) {
-            uint64_t old_hi = m->hi;
             m->hi = brk_now;
             walked = walk_main_heap(s, m);
             if (!walked)
@@ -272,7 +330,11 @@ static void find_main_heap(struct scan *s, struct mapping *m)
         }
     }
     if (walked) {
-        m->kind = MAP_HEAP;
+        /* (a break that moved down leaves the rest of the mapping as it
+         * was: a root, whatever it is now) */
+        uint64_t end = m->hi;
+        m->hi = old_hi > end ? old_hi : end;
+        keep_rest_as_root(s, m, end);
         s->main_top = s->last_top;
     } else {
         snprintf(s->problem, sizeof s->problem, "the main heap could not be walked (kept as a root)");
@@ -319,10 +381,18 @@ static void find_thread_heap(struct scan *s, struct mapping *m)
         return;
     if (m->lo + size > m->hi && !heap_grew_since_maps(s, m, size))
         return;
+    size_t i = (size_t)(m - s->maps);
+    if (!scan_reserve_maps(s, 1))
+        return;   /* (no room to split off what may follow the heap: a root) */
+    m = &s->maps[i];
     for (uint64_t first = m->lo + LW_HEAP_INFO_SIZE; first < m->lo + 4096; first += 16)
         if (walk_chunks(s, first, m->lo + size)) {
-            m->kind = MAP_HEAP;   /* beyond size: heap space not handed out yet, nothing live there */
             note_arena(s, info[0]);
+            /* Past size but within the heap's 64 MiB: space the heap has
+             * not handed out (or handed out since heap_info was read, to
+             * whoever allocates meanwhile: us too). Past the 64 MiB:
+             * another mapping the kernel merged in. */
+            keep_rest_as_root(s, m, m->lo + HEAP_MAX_SIZE);
             return;
         }
 }
@@ -351,14 +421,7 @@ static void find_mmapped_chunks(struct scan *s, struct mapping *m)
     } else if (at > m->lo && scan_reserve_maps(s, 1)) {
         /* Chunks, then a neighbour the kernel merged in: keep the chunks,
          * and the rest stays a root. */
-        m = &s->maps[i];
-        struct mapping rest = *m;
-        rest.lo = at;
-        m->hi = at;
-        m->kind = MAP_HEAP;
-        memmove(&s->maps[i + 2], &s->maps[i + 1], (s->nmaps - i - 1) * sizeof *s->maps);
-        s->maps[i + 1] = rest;
-        s->nmaps++;
+        keep_rest_as_root(s, &s->maps[i], at);
     } else {
         s->next = mark;   /* not (only) malloc's: a root */
     }
@@ -374,6 +437,7 @@ void scan_find_heaps(struct scan *s)
             find_main_heap(s, m);
         else if (m->anonymous && !m->name[0] && !(m->lo & (HEAP_MAX_SIZE - 1)))
             find_thread_heap(s, m);
+        m = &s->maps[i];   /* (the array may have grown) */
         if (m->kind == MAP_ROOT && m->anonymous && !m->name[0])
             find_mmapped_chunks(s, m);
     }
@@ -389,11 +453,14 @@ int scan_block_around(struct scan *s, uint64_t addr, struct block_ref *ref)
     const struct span *sp = span_of(s, addr);
     if (sp) {
         uint64_t g;
-        if (!chunk_holding(s, sp, addr, &g) || chunk_is_free(s, sp, g))
+        if (!chunk_holding(s, sp, addr, &g) || (chunk_is_free(s, sp, g) && !s->slices))
             return -1;
-        ref->start = sp->lo + (g << 4) + CHUNK_HDR;   /* what malloc returned */
-        ref->end = chunk_end(s, sp, g);
-        return (int)(s->pool[sp->word0 + (g >> 6)].marked >> (g & 63) & 1);
+        if (!chunk_is_free(s, sp, g)) {
+            ref->start = sp->lo + (g << 4) + CHUNK_HDR;   /* what malloc returned */
+            ref->end = chunk_end(s, sp, g);
+            return (int)(s->pool[sp->word0 + (g >> 6)].marked >> (g & 63) & 1);
+        }
+        /* (free to malloc: a GLib slab's chunk, whose slices are extents) */
     }
     size_t e = extent_of(s, addr);
     if (e == SIZE_MAX)
@@ -480,4 +547,57 @@ void scan_free_malloc_chunks(struct scan *s)
     for (size_t k = 0; k < s->narenas; k++)
         if (s->arenas[k] != main_arena && lw_malloc_is_arena(&v, s->arenas[k], 0))
             lw_malloc_free_fastbins(&v, s->arenas[k]);
+}
+
+/* ---- GLib's slices: a slab's chunks are blocks, the slab is not ---- */
+
+/* A slab that checked out: its malloc chunk is no block any more (a pointer
+ * into it reaches the slice chunk around it, or nothing), each chunk the
+ * program holds is an extent of its own; the chunks on the slab's free
+ * list, its colour padding and its SlabInfo are none. */
+static void split_slab(void *ctx, const struct lw_gslice_slab *sl)
+{
+    struct scan *s = ctx;
+    const struct span *sp;
+    uint64_t g;
+    if (!walked_chunk(s, sl->mem - CHUNK_HDR, &sp, &g) || chunk_is_free(s, sp, g))
+        return;
+    size_t mark = s->next;
+    for (uint32_t k = 0; k < sl->n_chunks; k++) {
+        if (sl->free_chunks[k >> 6] >> (k & 63) & 1)
+            continue;
+        uint64_t start = sl->mem + sl->color + k * sl->chunk_size;
+        if (!scan_add_extent(s, start, start + sl->chunk_size, NO_THREAD, EXT_SLICE)) {
+            s->next = mark;   /* out of memory: the slab stays one block */
+            return;
+        }
+    }
+    s->pool[sp->word0 + (g >> 6)].freed |= 1ull << (g & 63);   /* (not malloc's free: not counted so) */
+    s->slices += s->next - mark;
+}
+
+/* libglib's writable data and the bss after it: where GSlice's allocator
+ * lives. */
+static bool is_glib_data(const struct scan *s, size_t i)
+{
+    const struct mapping *m = &s->maps[i];
+    const char *base = strrchr(m->name, '/');
+    if (base && strncmp(base, "/libglib-2.0.so", 15) == 0)
+        return m->writable;
+    return i > 0 && m->writable && m->anonymous && !m->name[0] && m->lo == s->maps[i - 1].hi &&
+           is_glib_data(s, i - 1) && s->maps[i - 1].name[0];
+}
+
+void scan_split_gslice(struct scan *s)
+{
+    struct lw_heap_view v = { view_read, view_chunk_at, view_free_chunk, s };
+    for (size_t i = 0; i < s->nmaps; i++) {
+        if (!is_glib_data(s, i))
+            continue;
+        uint64_t allocator = lw_gslice_find_allocator(&v, s->maps[i].lo, s->maps[i].hi);
+        if (allocator) {
+            lw_gslice_slabs(&v, allocator, split_slab, s);
+            return;
+        }
+    }
 }

@@ -222,7 +222,12 @@ static void mark_address(struct scan *s, uint64_t v)
         return;
     struct span_word *word = &s->pool[sp->word0 + (g >> 6)];
     uint64_t bit = 1ull << (g & 63);
-    if ((word->marked | word->freed) & bit)
+    if (word->freed & bit) {
+        if (s->slices)
+            mark_extent_at(s, v);   /* a GLib slab's: the slice chunk around v, if any */
+        return;
+    }
+    if (word->marked & bit)
         return;
     word->marked |= bit;
     if ((word->listed & bit) || g >= sp->unrecorded_from)
@@ -504,6 +509,21 @@ static uint32_t thread_with_tid(const struct lw_snapshot *snap, int32_t tid)
     return t ? (uint32_t)(t - snap->threads) : NO_THREAD;
 }
 
+/* Whether every register of a live thread that could hold a pointer is in
+ * memory the scan reads: only while it is inside a recorded wait, whose
+ * frame holds the caller's callee-saved registers (hookcore.h,
+ * LW_RECORDED_CALL; the others are dead across a call) and whose syscall
+ * arguments /proc shows — asleep there, or woken and not yet returned
+ * (runnable: our code and glibc's run then, not the program's; a signal
+ * handler that ran for seconds in the middle of a wait would be the one
+ * exception). A thread running its own code, or blocked in a call no hook
+ * saw, keeps registers nobody can read from inside the process: a pointer
+ * only there would be missed. */
+static bool registers_in_memory(const struct lw_snap_thread *t)
+{
+    return t->waiting && t->wait.source == LW_SOURCE_HOOK;
+}
+
 static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
                            struct thread_info *ti)
 {
@@ -524,6 +544,11 @@ static void gather_threads(struct scan *s, const struct lw_snapshot *snap, const
                             lw_thread_may_be_cancelled(&s->layout, ti[i].tp);
         if (has_owner_edge(snap, t))
             ti[i].depends_on = thread_with_tid(snap, t->wait.owner);
+        ti[i].in_recorded_wait = registers_in_memory(t);
+        if (!ti[i].excluded && !registers_in_memory(t)) {
+            if (!s->registers_unseen++)
+                s->unseen_tid = t->tid;
+        }
     }
     if (!lw_task_dir_still_ours(&dir))
         s->incomplete = true;   /* the stack pointers read may be another directory's: no proof */
@@ -574,8 +599,19 @@ static bool place_tls_apart(struct scan *s, const struct thread_info *t, uint32_
     return scan_add_extent(s, tls_lo, t->tp, i, EXT_TLS) && scan_add_extent(s, t->tp, tcb_hi, i, EXT_TCB);
 }
 
+/* How much below a parked thread's stack pointer may still be live: the
+ * red zone (128 bytes a leaf function may use without moving the stack
+ * pointer) of whatever made the syscall. Inside a recorded wait that is
+ * glibc's syscall path, under our frame: nothing of the program's lives
+ * there (the waited object is in the syscall's arguments, read from /proc),
+ * and what a returned call left there is stale. */
+static uint64_t red_zone(const struct thread_info *t)
+{
+    return t->in_recorded_wait ? 0 : 128;
+}
+
 /* An excluded thread's stack mapping as three blocks (see struct extent):
- * its frames from the saved stack pointer (less the red zone) up to its
+ * its frames from the saved stack pointer (less any red zone) up to its
  * static TLS, the TLS up to its descriptor, the descriptor to the top.
  * What lies below the stack pointer is dead. false: no stack found. */
 static bool place_parts(struct scan *s, const struct thread_info *t, uint32_t i)
@@ -586,7 +622,8 @@ static bool place_parts(struct scan *s, const struct thread_info *t, uint32_t i)
     if (!m || m->kind != MAP_ROOT)
         return false;
     uint64_t mlo = m->lo, mhi = m->hi;
-    uint64_t lo = t->sp && t->sp >= mlo ? (t->sp > mlo + 128 ? t->sp - 128 : mlo) : mlo;   /* the red zone */
+    uint64_t red = red_zone(t);
+    uint64_t lo = t->sp && t->sp >= mlo ? (t->sp > mlo + red ? t->sp - red : mlo) : mlo;
     bool tcb_here = t->tp > lo && t->tp < mhi;
     uint64_t tls_lo = tcb_here ? t->tp : mhi;
     if (tcb_here && s->layout.tls_low && t->tp + (uint64_t)s->layout.tls_low > lo)
@@ -611,11 +648,12 @@ static void place_stacks(struct scan *s, struct thread_info *ti, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (!ti[i].excluded) {
             /* A live parked thread: its stack below the saved stack pointer
-             * (and the red zone) is dead, and stale pointers there prove
+             * (and any red zone) is dead, and stale pointers there prove
              * nothing. */
             struct mapping *m = ti[i].sp ? scan_mapping_at(s, ti[i].sp) : NULL;
-            if (m && m->kind == MAP_ROOT && ti[i].sp - 128 > m->lo)
-                scan_skip_range(s, m->lo, (ti[i].sp - 128) & ~7ull);
+            uint64_t red = red_zone(&ti[i]);
+            if (m && m->kind == MAP_ROOT && ti[i].sp - red > m->lo)
+                scan_skip_range(s, m->lo, (ti[i].sp - red) & ~7ull);
             continue;
         }
         if (!place_parts(s, &ti[i], (uint32_t)i))
@@ -746,8 +784,6 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
 static uint64_t remembered_took_ns;   /* how long the last real scan took */
 static uint64_t last_scan_cpu_ns;     /* and its CPU time */
 
-uint64_t lw_reach_last_scan_cpu_ns(void) { return last_scan_cpu_ns; }
-
 static struct scan spare;   /* only the block and edge arrays, with their capacities */
 static uint64_t spare_since_ns;
 
@@ -786,7 +822,7 @@ static void free_scan(struct scan *s)
 }
 
 /* Record this scan's findings in the snapshot, with the two-scan rule. */
-static void record_results(struct lw_snapshot *snap, const struct thread_info *ti)
+static void record_results(struct lw_snapshot *snap, const struct thread_info *ti, bool sound)
 {
     static struct sighting next[MAX_CONFIRM];
     size_t nnext = 0;
@@ -797,16 +833,34 @@ static void record_results(struct lw_snapshot *snap, const struct thread_info *t
             continue;
         struct lw_snap_wait *w = &snap->threads[i].wait;
         uint64_t key = w->start_ns;   /* the wait's own start: unchanged wait, same key */
+        struct sighting *seen = find_sighting(ti[i].tid, w->object, key);
         if (ti[i].reachable) {
+            /* A sound scan that reaches the object restarts its clock. An
+             * unsound one counts for nothing here either: a running thread's
+             * whole stack is a root to it, stale frames included, so it
+             * "reaches" what the sound scans before and after found
+             * unreachable (a main that wakes each second would otherwise
+             * reset the proof of its leaked worker again and again). */
             w->reach = LW_REACH_REACHABLE;
+            if (!sound && seen && nnext < MAX_CONFIRM)
+                next[nnext++] = *seen;
             continue;
         }
         w->reach = LW_REACH_UNREACHABLE;
-        if (ti[i].object_in.start && ti[i].object_in.kind == EXT_CHUNK) {
+        if (ti[i].object_in.start && (ti[i].object_in.kind == EXT_CHUNK || ti[i].object_in.kind == EXT_SLICE)) {
             w->reach_block = ti[i].object_in.start;   /* what malloc returned */
             w->reach_block_size = ti[i].object_in.end - ti[i].object_in.start;
         }
-        struct sighting *seen = find_sighting(ti[i].tid, w->object, key);
+        if (!sound) {
+            /* A live thread's registers were out of sight: this scan counts
+             * for nothing, neither as a first sighting nor as a second. The
+             * background prover tries again as it backs off (a thread busy
+             * for good would otherwise cost a scan a second). */
+            w->unreachable_for = seen ? (double)(now - seen->first_ns) / 1e9 : 0;
+            if (seen && nnext < MAX_CONFIRM)
+                next[nnext++] = *seen;
+            continue;
+        }
         struct sighting cur = seen ? *seen : (struct sighting){ ti[i].tid, w->object, key, now, 0 };
         cur.scans++;
         w->unreachable_for = (double)(now - cur.first_ns) / 1e9;
@@ -999,6 +1053,7 @@ static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, 
     scan_filter_fill(s);
     scan_find_heaps(s);
     scan_free_malloc_chunks(s);
+    scan_split_gslice(s);
     gather_threads(s, snap, a, m->ti);
     exclude_dependents(m->ti, n, m->path, m->state);
     place_stacks(s, m->ti, n);
@@ -1056,7 +1111,7 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool wa
         give_back(&m, &s);
         return 0;
     }
-    record_results(snap, m.ti);
+    record_results(snap, m.ti, s.registers_unseen == 0);
     last_scan_cpu_ns = lw_thread_cpu_ns() - cpu0;
     uint64_t mark_took = lw_now_ns() - t0, paths_t0 = lw_now_ns();
     if (want_paths)
@@ -1070,6 +1125,14 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool wa
     if (snap->npaths && len > 0 && (size_t)len < sizeof snap->reach_note)
         len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; paths in %.1f ms",
                         (double)paths_took / 1e6);
+    if (s.registers_unseen && len > 0 && (size_t)len < sizeof snap->reach_note)
+        len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len,
+                        "; proves nothing: %zu live thread%s (tid %d first) not parked in a recorded wait, "
+                        "whose registers cannot be read", s.registers_unseen, s.registers_unseen == 1 ? "" : "s",
+                        (int)s.unseen_tid);
+    if (s.slices && len > 0 && (size_t)len < sizeof snap->reach_note)
+        len += snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; %zu GLib slices",
+                        s.slices);
     if (s.problem[0] && len > 0 && (size_t)len < sizeof snap->reach_note)
         snprintf(snap->reach_note + len, sizeof snap->reach_note - (size_t)len, "; %s", s.problem);
     remember_scan(snap, a, t0, lw_now_ns(), want_paths);

@@ -218,7 +218,9 @@ static uint64_t node_of(struct scan *s, uint64_t v)
         if (!chunk_holding(s, sp, v, &g))
             return NO_NODE;
         const struct span_word *w = &s->pool[sp->word0 + (g >> 6)];
-        return (w->marked & ~w->freed) >> (g & 63) & 1 ? ((uint64_t)sp->word0 << 6) + g : NO_NODE;
+        if (!(w->freed >> (g & 63) & 1) || !s->slices)
+            return (w->marked & ~w->freed) >> (g & 63) & 1 ? ((uint64_t)sp->word0 << 6) + g : NO_NODE;
+        /* (a GLib slab's chunk: its slices are extents) */
     }
     size_t e = extent_of(s, v);
     if (e == SIZE_MAX || !s->ext[e].marked)
@@ -234,7 +236,7 @@ static bool is_extent(uint64_t node) { return node & EXTENT_ITEM; }
 static bool is_root_part(const struct scan *s, size_t e)
 {
     const struct extent *x = &s->ext[e];
-    return x->kind != EXT_CHUNK && x->thread != NO_THREAD && s->threads[x->thread].may_run;
+    return x->kind != EXT_CHUNK && x->kind != EXT_SLICE && x->thread != NO_THREAD && s->threads[x->thread].may_run;
 }
 
 static void node_range(const struct scan *s, uint64_t node, uint64_t *lo, uint64_t *hi)
@@ -471,6 +473,7 @@ struct paths {
     struct scan *s;
     struct lw_snapshot *snap;
     struct roots roots;       /* every root word into a marked block, read once */
+    bool roots_read;          /* roots is filled (only once a search needs it) */
     size_t cap;               /* of snap->paths */
     uint32_t *owner;          /* per mapping: the thread whose stack pointer or descriptor lies in it */
     uint64_t *explains;       /* per thread: the node its path ends in (NO_NODE: none looked for) */
@@ -627,7 +630,8 @@ static struct lw_path_step describe_step(const struct scan *s, uint64_t node)
     step.size = hi - lo;
     if (is_extent(node)) {
         const struct extent *x = &s->ext[node & ~(uint64_t)EXTENT_ITEM];
-        step.kind = x->kind == EXT_CHUNK ? LW_STEP_MMAPPED : x->kind == EXT_STACK ? LW_STEP_STACK
+        step.kind = x->kind == EXT_CHUNK ? LW_STEP_MMAPPED : x->kind == EXT_SLICE ? LW_STEP_HEAP
+                  : x->kind == EXT_STACK ? LW_STEP_STACK
                   : x->kind == EXT_TLS ? LW_STEP_TLS : LW_STEP_THREAD;
         step.tid = x->thread != NO_THREAD ? s->threads[x->thread].tid : 0;
     }
@@ -764,6 +768,10 @@ static size_t search_batch(struct paths *ps, const struct wanted *wanted, size_t
                            bool *unresolved)
 {
     uint32_t order[MAX_TARGETS];
+    if (!ps->roots_read) {   /* objects in root memory need no search: often none does */
+        collect_roots(ps->s, &ps->roots);
+        ps->roots_read = true;
+    }
     struct search q = { .s = ps->s, .explains = ps->explains, .order = order, .roots = &ps->roots };
     if (!table_alloc(ps->s, (void **)&q.hops, &q.caphops, 4096, sizeof *q.hops))
         return n;
@@ -849,7 +857,6 @@ void scan_find_paths(struct scan *s, struct lw_snapshot *snap, uint64_t budget_n
     bool *unresolved = calloc(nt, sizeof *unresolved);
     ps.explains = malloc(nt * sizeof *ps.explains);
     if (wanted && unresolved && ps.explains && index_owners(&ps)) {
-        collect_roots(s, &ps.roots);
         for (size_t i = 0; i < s->nthreads; i++) {
             ps.explains[i] = NO_NODE;
             if (s->threads[i].candidate && s->threads[i].reachable)

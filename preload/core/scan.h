@@ -64,6 +64,9 @@ struct mapping {
  *
  * Every other block (an mmapped chunk, a parked thread's stack part) is an
  * extent of its own, in a list sorted by address: they are few and large.
+ * So is each chunk of a GLib slab (glib_slice.h): those lie inside a span,
+ * in the slab's malloc chunk, which is marked free (no block itself) so
+ * that a pointer into it is looked up among the extents.
  *
  * The worklist holds 32-bit items: a chunk's slot (its span's first word
  * times 64, plus its granule), or EXTENT_ITEM plus an extent's index. */
@@ -93,7 +96,7 @@ struct big_chunk {
  * run again (its stack marked) reaches all three; its descriptor is
  * reached only through its pthread_t, the exact address (glibc's own
  * lists point inside it), and only as a way to cancel the thread. */
-enum extent_kind { EXT_CHUNK, EXT_STACK, EXT_TLS, EXT_TCB };
+enum extent_kind { EXT_CHUNK, EXT_STACK, EXT_TLS, EXT_TCB, EXT_SLICE };
 
 struct extent {
     uint64_t start, end;
@@ -118,6 +121,7 @@ struct thread_info {
     bool candidate;           /* judged here */
     bool excluded;            /* not a root: a candidate, stuck by another rule, or waiting on one of those */
     bool cancellable;         /* parked in a cancellation point, cancellation enabled */
+    bool in_recorded_wait;    /* inside a hooked wait: registers in memory, no red zone of the program's */
     bool may_run;             /* found able to run again: its parts are marked (roots now) */
     bool by_handle;           /* ...because a live pthread_t could cancel it */
     uint32_t run_order;       /* when it was found able to run (1, 2, ...: causes come first), 0 never */
@@ -161,6 +165,9 @@ struct scan {
     uint64_t main_top;       /* the main heap's last chunk (glibc's top), 0 if not walked */
     uint64_t last_top;       /* the last chunk of the last span walked */
     size_t freed_chunks;     /* how many chunks malloc holds free (top, bins, tcache, fastbins) */
+    size_t slices;           /* GLib slice chunks made extents (glib_slice.h) */
+    size_t registers_unseen; /* live threads whose registers may hold pointers unseen: the scan proves nothing */
+    int32_t unseen_tid;      /* the first of them */
     /* the threads, for the parts of a parked thread (see struct extent) */
     struct thread_info *threads;
     size_t nthreads;
@@ -334,6 +341,7 @@ bool scan_filter_alloc(struct scan *s);
 void scan_filter_fill(struct scan *s);
 void scan_find_heaps(struct scan *s);
 void scan_free_malloc_chunks(struct scan *s);
+void scan_split_gslice(struct scan *s);
 int scan_block_around(struct scan *s, uint64_t addr, struct block_ref *ref);
 
 /* reachpath.c: after the mark, each reachable candidate's path from a root

@@ -36,24 +36,25 @@ static int compare_tid(const void *a, const void *b)
 /* ---- small /proc readers ---- */
 
 
-static void read_thread_name(const struct lw_task_dir *dir, pid_t tid, char name[16])
-{
-    char buf[64];
-    name[0] = 0;
-    if (lw_read_task_file(dir, tid, "comm", buf, sizeof buf) <= 0)
-        return;
-    buf[strcspn(buf, "\n")] = 0;
-    buf[15] = 0;
-    memcpy(name, buf, strlen(buf) + 1);
-}
-
-static char read_thread_state(const struct lw_task_dir *dir, pid_t tid)
+/* A thread's name and scheduler state, from one read of its stat line
+ * ("tid (comm) S ..."; comm may contain anything, parentheses too: it ends
+ * at the last ')'). Name "" and state '?' when it cannot be read. */
+static char read_name_and_state(const struct lw_task_dir *dir, pid_t tid, char name[16])
 {
     char buf[512];
-    if (lw_read_task_file(dir, tid, "stat", buf, sizeof buf) <= 0)
+    name[0] = 0;
+    ssize_t n = lw_read_task_file(dir, tid, "stat", buf, sizeof buf - 1);
+    if (n <= 0)
         return '?';
-    const char *close_paren = strrchr(buf, ')');   /* comm may contain anything */
-    return close_paren && close_paren[1] == ' ' ? close_paren[2] : '?';
+    buf[n] = 0;
+    const char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
+    if (!open_paren || !close_paren || close_paren < open_paren || close_paren[1] != ' ' || !close_paren[2])
+        return '?';
+    size_t len = (size_t)(close_paren - open_paren - 1);
+    len = len > 15 ? 15 : len;
+    memcpy(name, open_paren + 1, len);
+    name[len] = 0;
+    return close_paren[2];
 }
 
 /* ---- /proc waits: classify the syscall a thread is blocked in ---- */
@@ -325,9 +326,8 @@ static void fill_thread(struct lw_snap_thread *t, pid_t tid, const struct lw_slo
     memset(t, 0, sizeof *t);
     t->tid = tid;
     t->is_main = tid == getpid();
-    read_thread_name(dir, tid, t->name);
+    t->proc_state = read_name_and_state(dir, tid, t->name);
     t->age = -1;
-    t->proc_state = '?';
     t->wait.fd = -1;
     t->wait.syscall_nr = -1;
     if (s) {
@@ -346,7 +346,6 @@ static void fill_thread(struct lw_snap_thread *t, pid_t tid, const struct lw_slo
         t->origin = t->is_main ? LW_ORIGIN_MAIN : LW_ORIGIN_PROC;
     }
     struct lw_task_syscall sc;
-    t->proc_state = read_thread_state(dir, tid);
     if (t->proc_state != 'R' && lw_task_syscall_in(dir, tid, &sc) && sc.nr >= 0)
         proc_wait(t, &sc, now, nnext);
 }

@@ -105,15 +105,34 @@ extern void _pthread_cleanup_pop(struct _pthread_cleanup_buffer *buffer, int exe
         _pthread_cleanup_pop(&lw_cleanup_, 0);                            \
     } while (0)
 
+/* The caller's callee-saved registers (rbx, rbp, r12-r15), stored in the
+ * recording frame for as long as the wait is recorded: while a thread is
+ * parked, a pointer its code keeps only in one of them is in memory, where
+ * the reachability scan reads it (reach.c counts a live thread's registers
+ * as known only while it is parked in a recorded wait). LW_KEEP_REGISTERS
+ * after the wait keeps the stores from being dropped. */
+#define LW_SAVE_REGISTERS(regs)                                                      \
+    __asm__ volatile("mov %%rbx, 0(%0)\n\tmov %%rbp, 8(%0)\n\tmov %%r12, 16(%0)\n\t"  \
+                     "mov %%r13, 24(%0)\n\tmov %%r14, 32(%0)\n\tmov %%r15, 40(%0)"      \
+                     : : "r"(regs) : "memory")
+#define LW_KEEP_REGISTERS(regs) __asm__ volatile("" : : "r"(regs) : "memory")
+
 /* Make `call` (of type `type`) with a wait recorded around it: `begin` is a
  * statement that records into the frame named frame_ (errno is restored
  * after it); cancel (0 or 1) says whether `call` is a cancellation point.
  * The value is the call's; its errno reaches the caller untouched. The
  * function that expands it is the frame the wait's stack is walked from
- * (LW_FRAME_HERE): it stays live for as long as `call` runs. */
+ * (LW_FRAME_HERE): it stays live for as long as `call` runs, and holds the
+ * caller's callee-saved registers meanwhile (above). A hook that makes
+ * its call without a record makes it without blocking (tried first, or
+ * known unable to block: fdhooks.c): a thread parked in the kernel is in
+ * a recorded wait, or a scan sees it as running, registers unseen, and
+ * proves nothing (reach.c). */
 #define LW_RECORDED_CALL(type, begin, call, cancel)      \
     ({                                                   \
         int lw_saved_errno_ = errno;                     \
+        uint64_t lw_regs_[6];                            \
+        LW_SAVE_REGISTERS(lw_regs_);                     \
         struct lw_wait_frame frame_;                     \
         LW_FRAME_HERE(frame_.at);                        \
         begin;                                           \
@@ -121,6 +140,7 @@ extern void _pthread_cleanup_pop(struct _pthread_cleanup_buffer *buffer, int exe
         volatile type lw_result_;                        \
         CALL_##cancel(lw_result_ = (call), &frame_);     \
         lw_wait_end(&frame_);   /* (stores only: errno stays) */ \
+        LW_KEEP_REGISTERS(lw_regs_);                     \
         lw_result_;                                      \
     })
 

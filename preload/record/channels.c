@@ -240,7 +240,7 @@ static void start_counting(struct lw_channel *ch, const int *fds, int nfds)
 
 void lw_fd_pipe_uncounted(int fd)
 {
-    struct lw_channel *ch = lw_channel_of(lw_fd_entry(fd));
+    struct lw_channel *ch = lw_fds_are_private ? NULL : lw_channel_of(lw_fd_entry(fd));
     if (ch && __atomic_load_n(&ch->private_gen, __ATOMIC_RELAXED))
         __atomic_store_n(&ch->private_gen, 0, __ATOMIC_RELEASE);
 }
@@ -283,14 +283,18 @@ static uint64_t fifo_entry(const struct stat *st)
 
 /* ---- descriptor bookkeeping ---- */
 
+__thread bool lw_fds_are_private __attribute__((tls_model("initial-exec")));
+
 void lw_fd_forget(int fd)
 {
-    if ((unsigned)fd < LW_FDMAP_SIZE)
+    if ((unsigned)fd < LW_FDMAP_SIZE && !lw_fds_are_private)
         __atomic_store_n(&lw_fdmap[fd], 0, __ATOMIC_RELAXED);
 }
 
 void lw_fd_forget_range(unsigned first, unsigned last)
 {
+    if (lw_fds_are_private)
+        return;
     if (last >= LW_FDMAP_SIZE)
         last = LW_FDMAP_SIZE - 1;
     for (unsigned fd = first; fd <= last && fd < LW_FDMAP_SIZE; fd++)
@@ -300,25 +304,25 @@ void lw_fd_forget_range(unsigned first, unsigned last)
 
 void lw_fd_copy(int from, int to)
 {
-    if ((unsigned)to < LW_FDMAP_SIZE)
+    if ((unsigned)to < LW_FDMAP_SIZE && !lw_fds_are_private)
         __atomic_store_n(&lw_fdmap[to], lw_fd_entry(from), __ATOMIC_RELAXED);
 }
 
 void lw_fd_flags_changed(int fd)
 {
-    if ((unsigned)fd < LW_FDMAP_SIZE)
+    if ((unsigned)fd < LW_FDMAP_SIZE && !lw_fds_are_private)
         __atomic_fetch_and(&lw_fdmap[fd], ~CLASS_BITS, __ATOMIC_RELAXED);
 }
 
 void lw_fd_no_tries(int fd)
 {
-    if ((unsigned)fd < LW_FDMAP_SIZE && (lw_fd_entry(fd) & LW_FD_TRIES))
+    if ((unsigned)fd < LW_FDMAP_SIZE && !lw_fds_are_private && (lw_fd_entry(fd) & LW_FD_TRIES))
         __atomic_fetch_and(&lw_fdmap[fd], ~LW_FD_TRIES, __ATOMIC_RELAXED);
 }
 
 void lw_fd_mark(int fd, uint32_t channel_flag)
 {
-    struct lw_channel *ch = lw_channel_of(lw_fd_entry(fd));
+    struct lw_channel *ch = lw_fds_are_private ? NULL : lw_channel_of(lw_fd_entry(fd));
     if (ch && !(__atomic_load_n(&ch->flags, __ATOMIC_RELAXED) & channel_flag))
         __atomic_fetch_or(&ch->flags, channel_flag, __ATOMIC_RELAXED);
 }

@@ -174,7 +174,13 @@ static inline __attribute__((always_inline)) void lw_pipe_moved(struct lw_channe
         __atomic_store_n(&ch->private_gen, 0, __ATOMIC_RELAXED);
 }
 
-/* Hooks' bookkeeping (all async-signal-safe, errno untouched). */
+/* A thread whose descriptors live in a table of its own (the server
+ * thread, server.c): the numbers it opens, copies and closes name nothing of
+ * the program's, so the bookkeeping below ignores them. */
+extern __thread bool lw_fds_are_private __attribute__((tls_model("initial-exec")));
+
+/* Hooks' bookkeeping (all async-signal-safe, errno untouched; nothing for
+ * a thread whose descriptors are private). */
 void lw_fd_created_channel(const int *fds, int nfds, enum lw_channel_type type);
 /* mkfifo/mkfifoat made a FIFO with this inode: its fds join it when first used. */
 void lw_fifo_created(uint64_t dev, uint64_t ino);

@@ -8,33 +8,39 @@
  * the report written at exit for `leakwatch run --check`
  * (LEAKWATCH_EXIT_REPORT=DIR).
  *
- * The tick runs on the server thread under the report lock. The exit report
- * runs on the exiting thread, in our destructor: by then the program's
- * atexit handlers and static destructors have run, so whatever is still
- * parked was never shut down. The exiting thread itself is counted as gone
- * (it will never signal anything again).
+ * The tick runs on the server thread under the report lock; the log line it
+ * makes is written after the lock is released (lw_monitor_flush_log), and
+ * never blocks (output.c): a FIFO or a stalled pipe named by LEAKWATCH_LOG
+ * once held the lock for good, and with it the program's fork() and exit.
+ * The exit report runs on the exiting thread, in our destructor: by then the
+ * program's atexit handlers and static destructors have run, so whatever is
+ * still parked was never shut down. The exiting thread itself is counted as
+ * gone (it will never signal anything again). It holds the report lock only
+ * to judge, never while it waits or writes.
  */
 #include "serve/jsonw.h"
 #include "base/util.h"
 #include "serve/history.h"
+#include "serve/journal.h"
+#include "serve/output.h"
 #include "serve/serve.h"
 #include "record/registry.h"
 #include "serve/report.h"
 #include "core/snapshot.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
-static char log_target[512];     /* "", "stderr", "syslog" or a path */
+static char log_target[512];     /* "", "stderr", "syslog", "journal", "fifo:PATH" or a path */
 static uint32_t log_interval_ms;
 static uint64_t last_log_ns;
+static char pending_line[512];   /* made under the report lock, written after it */
+static bool log_complained;      /* the target was refused or failed once: said so once */
 static char exit_report_dir[512];
 
 void lw_monitor_init(void)
@@ -55,7 +61,8 @@ bool lw_monitor_wants_server_now(void) { return log_target[0] != 0; }
  * can become unreachable while its waiter sleeps on: a caller that gives
  * up later); and a second time once a finding can be confirmed. Its cost
  * is bounded: never more often than PROVER_CPU_SHARE of one CPU, measured
- * by each scan's own CPU time (a scan of a huge heap waits longer). A
+ * by each pass's own CPU time, snapshot and analysis included (a scan of a
+ * huge heap waits longer). A
  * query that finds a finding not yet confirmed waits for that scan itself
  * (server.c), so the budget only delays the background, never a proof. */
 #define PROVER_MAX_NS 64000000000ull
@@ -67,6 +74,7 @@ static struct {
     uint64_t last_ns;        /* the last scan of ours */
     uint64_t interval_ns;    /* the back-off while nothing changes */
     uint64_t next_ns;
+    uint64_t pass_cpu_ns;    /* the CPU time our last pass took */
 } prover;
 
 static void prove_in_background(uint64_t now)
@@ -74,7 +82,7 @@ static void prove_in_background(uint64_t now)
     size_t count;
     uint64_t fingerprint = lw_snapshot_memory_waits(now, lw_settings.settle_ms, &count);
     bool changed = fingerprint != prover.fingerprint || count != prover.count;
-    uint64_t due = lw_reach_confirmation_due_ns(), budget = lw_reach_last_scan_cpu_ns() * PROVER_CPU_SHARE;
+    uint64_t due = lw_reach_confirmation_due_ns(), budget = prover.pass_cpu_ns * PROVER_CPU_SHARE;
     if (!due || now < due) {
         if (!count) {
             prover.fingerprint = fingerprint;
@@ -87,17 +95,20 @@ static void prove_in_background(uint64_t now)
     }
     struct lw_snapshot snap;
     struct lw_analysis a;
+    uint64_t cpu0 = lw_thread_cpu_ns();
     if (lw_snapshot_take(&snap) != 0)
         return;
     if (lw_analyze_with_reach(&snap, &a, false) == 0)
         lw_analysis_free(&a);
     lw_snapshot_free(&snap);
+    /* the whole pass (snapshot, analysis, scan) is what the program pays */
+    prover.pass_cpu_ns = lw_thread_cpu_ns() - cpu0;
     prover.fingerprint = fingerprint;
     prover.count = count;
     prover.last_ns = now;
     prover.interval_ns = changed || !prover.interval_ns ? 1000000000ull
                        : prover.interval_ns * 2 < PROVER_MAX_NS ? prover.interval_ns * 2 : PROVER_MAX_NS;
-    budget = lw_reach_last_scan_cpu_ns() * PROVER_CPU_SHARE;
+    budget = prover.pass_cpu_ns * PROVER_CPU_SHARE;
     prover.next_ns = now + (prover.interval_ns > budget ? prover.interval_ns : budget);
 }
 
@@ -106,6 +117,7 @@ void lw_monitor_fork_child(void)
 {
     lw_history_fork_child();
     last_log_ns = 0;
+    pending_line[0] = 0;
     memset(&prover, 0, sizeof prover);
 }
 
@@ -121,19 +133,44 @@ static void format_log_line(char *line, size_t size, const struct lw_snapshot *s
              (unsigned long long)snap->exited, snap->peak);
 }
 
+#define FIFO_PREFIX "fifo:"
+
+/* Once, on stderr: why the log goes nowhere. */
+static void complain_about_log(enum lw_append result, const char *path, bool fifo)
+{
+    if (log_complained || result == LW_APPEND_WRITTEN || result == LW_APPEND_DROPPED)
+        return;
+    log_complained = true;
+    char msg[700];
+    int n = snprintf(msg, sizeof msg, "leakwatch: LEAKWATCH_LOG=%s%s: %s; not logging there\n", fifo ? FIFO_PREFIX : "",
+                     path, result == LW_APPEND_FAILED ? strerror(errno)
+                           : fifo ? "not a FIFO or character device" : "not a regular file (fifo:PATH writes to a FIFO)");
+    lw_output_stderr(msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0);
+}
+
+/* Without blocking, and never with the report lock held. */
 static void emit_log_line(const char *line)
 {
+    bool fifo = strncmp(log_target, FIFO_PREFIX, strlen(FIFO_PREFIX)) == 0;
+    const char *path = fifo ? log_target + strlen(FIFO_PREFIX) : log_target;
     if (strcmp(log_target, "stderr") == 0) {
-        (void)!write(STDERR_FILENO, line, strlen(line));
+        lw_output_stderr(line, strlen(line));
     } else if (strcmp(log_target, "syslog") == 0) {
-        syslog(LOG_DAEMON | LOG_INFO, "%.*s", (int)strlen(line) - 1, line);
+        char message[sizeof pending_line];
+        snprintf(message, sizeof message, "%.*s", (int)strcspn(line, "\n"), line);
+        lw_output_syslog(message);
     } else {
-        int fd = open(log_target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd >= 0) {
-            (void)!write(fd, line, strlen(line));
-            close(fd);
-        }
+        complain_about_log(lw_output_append(path, fifo, line, strlen(line)), path, fifo);
     }
+}
+
+/* On the server thread, after the tick, the report lock released. */
+void lw_monitor_flush_log(void)
+{
+    if (!pending_line[0])
+        return;
+    emit_log_line(pending_line);
+    pending_line[0] = 0;
 }
 
 /* A line is held back (at most LOG_HOLD_NS) while a finding waits for the
@@ -159,7 +196,10 @@ static void log_if_due(uint64_t now)
     if (lw_analyze_with_reach(&snap, &a, false) == 0) {
         char line[512];
         format_log_line(line, sizeof line, &snap, &a);
-        emit_log_line(line);
+        if (lw_journal_is_target(log_target))   /* journal.c: structured, handed over, never waited for */
+            lw_journal_log(line, &snap, &a);
+        else   /* written by lw_monitor_flush_log, the report lock released */
+            memcpy(pending_line, line, sizeof pending_line);
         lw_analysis_free(&a);
     }
     lw_snapshot_free(&snap);
@@ -217,78 +257,84 @@ static int write_report_file(const struct jsonw *w)
 {
     char path[600];
     snprintf(path, sizeof path, "%s/leakwatch-exit.%d.json", exit_report_dir, (int)getpid());
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return -1;
-    size_t done = 0;
-    while (done < w->len) {
-        ssize_t n = write(fd, w->buf + done, w->len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int err = n < 0 ? errno : ENOSPC;
-            close(fd);
-            unlink(path);
-            errno = err;
-            return -1;
-        }
-        done += (size_t)n;
-    }
-    return close(fd);
+    return lw_output_create(path, w->buf, w->len);
 }
 
+enum exit_judgement { EXIT_NOT_JUDGED, EXIT_TOO_YOUNG, EXIT_AWAITS_CONFIRMATION, EXIT_RENDERED };
+
+/* One look, under the report lock (and only that long): a snapshot with
+ * the exiting thread counted as gone, judged and rendered into w; unless
+ * some wait is younger than the settle time (and may_wait_young), or a
+ * finding's confirming scan is due at *due (and may_wait_confirmation). */
+static enum exit_judgement judge_exit_once(struct jsonw *w, bool may_wait_young, bool may_wait_confirmation,
+                                           uint64_t *due)
+{
+    struct lw_snapshot snap;
+    struct lw_analysis a;
+    enum exit_judgement result = EXIT_NOT_JUDGED;
+    lw_server_lock_reports();
+    if (lw_snapshot_take(&snap) == 0) {
+        count_self_as_gone(&snap);
+        if (may_wait_young && has_young_waits(&snap)) {
+            result = EXIT_TOO_YOUNG;
+        } else if (lw_analyze_with_reach(&snap, &a, false) == 0) {
+            *due = lw_reach_confirmation_due_ns();
+            if (may_wait_confirmation && *due) {
+                result = EXIT_AWAITS_CONFIRMATION;
+            } else {
+                lw_report_process(w, &snap, &a, LW_REPORT_THREADS);
+                result = EXIT_RENDERED;
+            }
+            lw_analysis_free(&a);
+        }
+        lw_snapshot_free(&snap);
+    }
+    lw_server_unlock_reports();
+    return result;
+}
+
+/* Young waits get the settle time (judged by the snapshot's own ages; the
+ * wall-clock cap is generous, since on a loaded machine a snapshot itself
+ * takes a while); something unreachable once gets its second look a second
+ * after the first (which the background prover may have taken). The waits
+ * happen without the lock. false: nothing to report (out of memory). */
+static bool judge_exit(struct jsonw *w)
+{
+    uint64_t start = lw_now_ns(), cap = 3ull * lw_settings.settle_ms * 1000000u + 1000000000u, due = 0;
+    bool may_wait_confirmation = true;
+    for (;;) {
+        switch (judge_exit_once(w, lw_now_ns() - start < cap, may_wait_confirmation, &due)) {
+        case EXIT_NOT_JUDGED:
+            return false;
+        case EXIT_RENDERED:
+            return true;
+        case EXIT_TOO_YOUNG:
+            pause_ms(20);
+            break;
+        case EXIT_AWAITS_CONFIRMATION:
+            may_wait_confirmation = false;
+            uint64_t now = lw_now_ns();
+            if (due > now)
+                pause_ms((long)((due - now) / 1000000u) + 1);
+            break;
+        }
+    }
+}
+
+/* The destructor's: the report lock is taken only to judge. */
 void lw_monitor_at_exit(void)
 {
     if (!exit_report_dir[0] || !lw_registry_ready())
         return;
     int saved = errno;
-    uint64_t start = lw_now_ns();
-    struct lw_snapshot snap;
-    for (;;) {
-        if (lw_snapshot_take(&snap) != 0) {
-            errno = saved;
-            return;
-        }
-        count_self_as_gone(&snap);
-        /* Judged by the snapshot's own ages; the wall-clock cap is generous,
-         * since on a loaded machine a snapshot itself takes a while. */
-        if (!has_young_waits(&snap) || lw_now_ns() - start >= 3ull * snap.settle_ms * 1000000u + 1000000000u)
-            break;
-        lw_snapshot_free(&snap);
-        pause_ms(20);
-    }
-    struct lw_analysis a;
     struct jsonw w;
     jsonw_init(&w);
-    int judged = lw_analyze_with_reach(&snap, &a, false);
-    uint64_t due = lw_reach_confirmation_due_ns();
-    if (judged == 0 && due) {
-        /* Unreachable once: the two-scan rule wants a second look a second
-         * after the first (which the background prover may have taken). */
-        lw_analysis_free(&a);
-        lw_snapshot_free(&snap);
-        uint64_t now = lw_now_ns();
-        if (due > now)
-            pause_ms((long)((due - now) / 1000000u) + 1);
-        if (lw_snapshot_take(&snap) != 0) {
-            jsonw_free(&w);
-            errno = saved;
-            return;
-        }
-        count_self_as_gone(&snap);
-        judged = lw_analyze_with_reach(&snap, &a, false);
-    }
-    if (judged == 0) {
-        lw_report_process(&w, &snap, &a, LW_REPORT_THREADS);
-        lw_analysis_free(&a);
-        if (w.failed || write_report_file(&w) != 0) {
-            char msg[700];
-            int n = snprintf(msg, sizeof msg, "leakwatch: cannot write the exit report to %s: %s\n", exit_report_dir,
-                             w.failed ? "out of memory" : strerror(errno));
-            (void)!write(STDERR_FILENO, msg, (size_t)(n > 0 && (size_t)n < sizeof msg ? n : 0));
-        }
+    if (judge_exit(&w) && (w.failed || write_report_file(&w) != 0)) {
+        char msg[700];
+        int n = snprintf(msg, sizeof msg, "leakwatch: cannot write the exit report to %s: %s\n", exit_report_dir,
+                         w.failed ? "out of memory" : strerror(errno));
+        lw_output_stderr(msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0);
     }
     jsonw_free(&w);
-    lw_snapshot_free(&snap);
     errno = saved;
 }

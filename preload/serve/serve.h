@@ -21,8 +21,10 @@ void lw_server_serve_connection(int fd); /* one accepted connection (server thre
 void lw_monitor_init(void);              /* constructor: reads its settings */
 bool lw_monitor_wants_server_now(void);  /* LEAKWATCH_LOG asks for the timer from the start */
 void lw_monitor_tick(void);              /* server thread, under the report lock */
+void lw_monitor_flush_log(void);         /* server thread, after the tick, the report lock released */
 void lw_monitor_fork_child(void);
-void lw_monitor_at_exit(void);           /* destructor, under the report lock */
-void lw_server_with_report_lock(void (*fn)(void));
+void lw_monitor_at_exit(void);           /* destructor; takes the report lock only to judge */
+void lw_server_lock_reports(void);       /* the report lock, for work off the server thread (the exit report) */
+void lw_server_unlock_reports(void);
 
 #endif

@@ -3,25 +3,36 @@
  * one-line requests with versioned JSON (docs/protocol.md).
  *
  * Safety first: the thread blocks every signal (no signal of the application
- * is ever delivered to it), handles one connection at a time, and bounds
- * every read and write by a deadline, so nothing a client sends can crash,
- * block or slow the host beyond a bounded cost. Peers are checked with
- * SO_PEERCRED: same uid or root. The socket lives in a private directory
- * (0700, owned by us, never a symlink), is bound under a temporary name and
- * renamed into place once it listens, and is unlinked at exit.
+ * is ever delivered to it), serves its clients without ever blocking
+ * (connections.c: many at once, each bounded by deadlines), so nothing a
+ * client sends can crash, block or slow the host beyond a bounded cost.
+ * Peers are checked with SO_PEERCRED: same uid or root. The socket lives in
+ * a private directory (0700, owned by us, never a symlink), is bound under a
+ * temporary name and renamed into place once it listens, and is unlinked at
+ * exit.
+ *
+ * The thread keeps its descriptors in a table of its own (close_range's
+ * CLOSE_RANGE_UNSHARE, at its start): the program's close, closefrom, dup2
+ * and fork never reach our connections, our connections never take a
+ * number the program may need, and we can never read, answer or close a
+ * descriptor of the program's that was given the number of one of ours.
+ * (Where the kernel cannot, every descriptor is checked before each use.)
  *
  * Building a reply (snapshot, analysis, dl_iterate_phdr, malloc) happens
  * under report_lock, which the fork handlers take: a fork never copies the
  * server in the middle of that work. The lock is never held while talking
- * to a client.
+ * to a client, while waiting, or while writing anything (the log line is
+ * written after the tick releases it).
  */
 #include "record/channels.h"
 #include "base/util.h"
 #include "base/lifecycle.h"
 #include "record/internal.h"
 #include "record/registry.h"
+#include "serve/connections.h"
 #include "serve/serve.h"
 #include "serve/jsonw.h"
+#include "serve/output.h"
 #include "serve/report.h"
 #include "serve/request.h"
 #include "core/snapshot.h"
@@ -38,15 +49,14 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#define REQUEST_MAX LW_REQUEST_MAX
-#define READ_DEADLINE_MS 2000
-#define WRITE_DEADLINE_MS 5000
 #define TICK_MS 1000
 #define STALE_SCAN_LIMIT 1000    /* directory entries looked at for stale sockets */
 #define ACCEPT_BACKOFF_MS 100    /* after accept fails for lack of fds or memory */
+#define ACCEPT_BATCH 64          /* connections taken from the listener's queue per round */
 #define MAX_REOPENS 16
 
 static lw_lock_t report_lock = LW_LOCK_INIT;   /* held while building a reply; fork waits for it */
@@ -60,17 +70,29 @@ static char dir_problem[160];     /* why dir_path is unusable, "" if it is fine 
 static bool started;
 static bool exiting;              /* lw_server_at_exit ran in the listening process */
 
-/* One line on stderr, written in one call (never through stdio, whose
- * buffers and locks belong to the application). */
+/* One line on stderr, never through stdio (whose buffers and locks belong
+ * to the application), and never blocking (output.c). */
 static void complain(const char *fmt, const char *arg)
 {
     char line[768];
     int n = snprintf(line, sizeof line, fmt, arg);
     if (n > 0)
-        (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        lw_output_stderr(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 /* ---- the directory ---- */
+
+/* "/a/b/" and "/a/b//" name "/a/b": lstat of the first would follow b if
+ * it were a symlink, which the directory check exists to refuse. A last
+ * component "." or ".." would be followed the same way: false. */
+static bool drop_trailing_slashes(char *dir)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        dir[--n] = 0;
+    const char *last = strrchr(dir, '/') + 1;
+    return strcmp(last, ".") != 0 && strcmp(last, "..") != 0;
+}
 
 /* From the environment, in the constructor (the program is single-threaded
  * then, so nobody is calling setenv). The string is copied; a problem is
@@ -87,6 +109,10 @@ static void choose_directory(void)
             return;
         }
         n = snprintf(dir_path, sizeof dir_path, "%s", lwdir);
+        if (n > 0 && (size_t)n < sizeof dir_path && !drop_trailing_slashes(dir_path)) {
+            snprintf(dir_problem, sizeof dir_problem, "LEAKWATCH_DIR must not end in \".\" or \"..\"");
+            return;
+        }
     } else if (xdg && xdg[0] == '/') {
         n = snprintf(dir_path, sizeof dir_path, "%s/leakwatch", xdg);
     } else {
@@ -252,12 +278,21 @@ static bool listener_still_ours(void)
     return listen_fd >= 0 && fstat(listen_fd, &st) == 0 && st.st_dev == listen_dev && st.st_ino == listen_ino;
 }
 
-/* Our fd was taken away: forget it (it is not ours to close), remove the
- * file nobody listens on any more, and listen anew, unless the process is
- * exiting or keeps doing it. */
+/* The listener is not ours any more. In a table of our own the number is
+ * still ours to close (a copy of whatever the program gave that number
+ * before we took the table); in the program's it is not. */
+static void forget_listener(void)
+{
+    if (lw_fds_are_private && listen_fd >= 0)
+        lw_raw_syscall6(SYS_close, listen_fd, 0, 0, 0, 0, 0);
+    listen_fd = -1;
+}
+
+/* Our fd was taken away: forget it, remove the file nobody listens on any
+ * more, and listen anew, unless the process is exiting or keeps doing it. */
 static bool reopen_listener(int *reopens)
 {
-    listen_fd = -1;
+    forget_listener();
     if (__atomic_load_n(&exiting, __ATOMIC_ACQUIRE))
         return false;
     if (socket_path[0])
@@ -270,127 +305,7 @@ static bool reopen_listener(int *reopens)
     return open_listener();
 }
 
-/* ---- one connection ---- */
-
-static uint64_t deadline_in_ms(int ms)
-{
-    return lw_now_ns() + (uint64_t)ms * 1000000u;
-}
-
-static int ms_until(uint64_t deadline)
-{
-    uint64_t now = lw_now_ns();
-    return now >= deadline ? 0 : (int)((deadline - now) / 1000000u) + 1;
-}
-
-/* Send everything, or give up at the deadline: a client that stops reading
- * is dropped. MSG_NOSIGNAL: a client that hung up costs EPIPE, not SIGPIPE. */
-static void send_all(int fd, const char *buf, size_t len)
-{
-    uint64_t deadline = deadline_in_ms(WRITE_DEADLINE_MS);
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            buf += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno != EAGAIN && errno != EINTR)
-            return;   /* the client went away */
-        struct pollfd p = { .fd = fd, .events = POLLOUT };
-        int left = ms_until(deadline);
-        if (left == 0 || poll(&p, 1, left) <= 0)
-            return;
-    }
-}
-
-static void send_error(int fd, const char *message)
-{
-    struct jsonw w;
-    jsonw_init(&w);
-    lw_report_error(&w, message);
-    if (!w.failed)
-        send_all(fd, w.buf, w.len);
-    jsonw_free(&w);
-}
-
-static void send_reply(int fd, struct jsonw *w)
-{
-    if (w->failed)
-        send_error(fd, "out of memory while building the reply");
-    else
-        send_all(fd, w->buf, w->len);
-}
-
-/* Read one request line into line (REQUEST_MAX + 1 bytes) within the read
- * deadline. Returns 1 with the line NUL-terminated (a trailing "\r"
- * dropped; *more set when bytes followed the newline), 0 when the client
- * hung up without saying anything, or -1 with *error set for a bad request.
- * What makes a line, and a bad one, is request.c's. */
-static int read_request(int fd, char *line, bool *more, const char **error)
-{
-    size_t len = 0;
-    uint64_t deadline = deadline_in_ms(READ_DEADLINE_MS);
-    for (;;) {
-        struct pollfd p = { .fd = fd, .events = POLLIN };
-        int left = ms_until(deadline);
-        if (left == 0 || poll(&p, 1, left) <= 0) {
-            *error = "request timed out: send one line within 2 seconds";
-            return -1;
-        }
-        ssize_t n = recv(fd, line + len, REQUEST_MAX - len, MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
-        if (n <= 0) {
-            *error = "bad request: the connection ended before a newline";
-            return len > 0 ? -1 : 0;
-        }
-        len += (size_t)n;
-        switch (lw_request_examine(line, len, more, error)) {
-        case LW_REQUEST_LINE:
-            return 1;
-        case LW_REQUEST_BAD:
-            return -1;
-        case LW_REQUEST_INCOMPLETE:
-            break;
-        }
-    }
-}
-
-/* Closing a socket with unread input resets it, and the peer may lose our
- * reply; read what it sent (a little, briefly) before closing. */
-static void drain_briefly(int fd)
-{
-    char sink[REQUEST_MAX];
-    shutdown(fd, SHUT_WR);
-    struct pollfd p = { .fd = fd, .events = POLLIN };
-    if (poll(&p, 1, 100) > 0)
-        for (int i = 0; i < 64 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
-            ;   /* at most 16 KiB: a client that streams for ever is simply closed */
-}
-
-static void refuse_peer(int fd)
-{
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-    char msg[128];
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-        snprintf(msg, sizeof msg, "permission denied: the peer's credentials are unknown");
-    else
-        snprintf(msg, sizeof msg, "permission denied: uid %u may not query process %d", (unsigned)cred.uid,
-                 (int)getpid());
-    send_error(fd, msg);
-    drain_briefly(fd);
-}
-
-static bool peer_is_allowed(int fd)
-{
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
-        return false;
-    return cred.uid == 0 || cred.uid == geteuid();
-}
+/* ---- answers (connections.c sends them) ---- */
 
 /* A snapshot judged by every rule, under report_lock. NULL, or what failed. */
 static const char *judge_now(struct lw_snapshot *snap, struct lw_analysis *analysis, bool want_paths)
@@ -407,7 +322,8 @@ static const char *judge_now(struct lw_snapshot *snap, struct lw_analysis *analy
 /* A person asks once: when the scan just found an object unreachable (or
  * an earlier one did) and the second scan that could confirm it is due
  * within CONFIRM_WAIT_MS, the answer waits for that scan rather than say
- * "waiting" about a proof a second away. The lock is not held meanwhile. */
+ * "waiting" about a proof a second away. It waits as a connection of its
+ * own (connections.c), holding no lock and no other client up. */
 #define CONFIRM_WAIT_MS 1200
 
 static bool confirmation_is_near(void)
@@ -416,112 +332,68 @@ static bool confirmation_is_near(void)
     return due && due - now <= (uint64_t)CONFIRM_WAIT_MS * 1000000u;
 }
 
-static void wait_for_confirmation(void)
-{
-    uint64_t due = lw_reach_confirmation_due_ns();
-    int ms = ms_until(due);
-    if (ms > 0)
-        poll(NULL, 0, ms);
-}
-
 /* Snapshot, analysis and rendering under report_lock; the reply is sent
  * after the lock is released. */
-static void answer_with_process_report(int fd, enum lw_report_kind kind)
+static enum lw_answer answer_with_process_report(struct jsonw *w, enum lw_report_kind kind, bool waited,
+                                                 uint64_t *due)
 {
-    struct jsonw w;
     struct lw_snapshot snap;
     struct lw_analysis analysis;
-    jsonw_init(&w);
     lw_lock(&report_lock);
     bool want_paths = kind == LW_REPORT_THREADS;   /* a thread dump explains what stays reachable */
     const char *failure = judge_now(&snap, &analysis, want_paths);
-    if (!failure && confirmation_is_near()) {
+    if (!failure && !waited && confirmation_is_near()) {
         lw_analysis_free(&analysis);
         lw_snapshot_free(&snap);
+        *due = lw_reach_confirmation_due_ns();
         lw_unlock(&report_lock);
-        wait_for_confirmation();
-        lw_lock(&report_lock);
-        failure = judge_now(&snap, &analysis, want_paths);
+        return LW_ANSWER_LATER;
     }
     if (!failure) {
-        lw_report_process(&w, &snap, &analysis, kind);
+        lw_report_process(w, &snap, &analysis, kind);
         lw_analysis_free(&analysis);
         lw_snapshot_free(&snap);
     }
     lw_unlock(&report_lock);
     if (failure)
-        send_error(fd, failure);
-    else
-        send_reply(fd, &w);
-    jsonw_free(&w);
+        lw_report_error(w, failure);
+    return LW_ANSWER_READY;
 }
 
-static void answer_with(int fd, void (*render)(struct jsonw *))
+static void answer_with(struct jsonw *w, void (*render)(struct jsonw *))
 {
-    struct jsonw w;
-    jsonw_init(&w);
     lw_lock(&report_lock);
-    render(&w);
+    render(w);
     lw_unlock(&report_lock);
-    send_reply(fd, &w);
-    jsonw_free(&w);
 }
 
-static void answer_request(int fd, const char *line)
+enum lw_answer lw_server_answer(const char *line, struct jsonw *w, bool waited, uint64_t *due)
 {
     switch (lw_request_verb(line)) {
     case LW_VERB_THREADS:
-        answer_with_process_report(fd, LW_REPORT_THREADS);
-        break;
+        return answer_with_process_report(w, LW_REPORT_THREADS, waited, due);
     case LW_VERB_STATUS:
-        answer_with_process_report(fd, LW_REPORT_STATUS);
-        break;
+        return answer_with_process_report(w, LW_REPORT_STATUS, waited, due);
     case LW_VERB_PING:
-        answer_with(fd, lw_report_ping);
+        answer_with(w, lw_report_ping);
         break;
     case LW_VERB_HOOKS:
-        answer_with(fd, lw_report_hooks);
+        answer_with(w, lw_report_hooks);
         break;
     case LW_VERB_UNKNOWN:
-        send_error(fd, LW_REQUEST_UNKNOWN_VERB);
+        lw_report_error(w, LW_REQUEST_UNKNOWN_VERB);
         break;
     }
-}
-
-/* The client closed its socket after sending (a half-close, shutdown of
- * its writing side only, still waits for the reply and is no hang-up). */
-static bool peer_hung_up(int fd)
-{
-    struct pollfd p = { .fd = fd, .events = POLLOUT };
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+    return LW_ANSWER_READY;
 }
 
 /* One accepted connection, from the peer check to the reply (the caller
  * closes fd). Not static only so that tests/fuzz/fuzz_serve.c can feed it
- * one end of a socketpair; the server thread is its one caller in the
- * preload. */
+ * one end of a socketpair; the server thread serves its connections through
+ * the same steps (connections.c). */
 void lw_server_serve_connection(int fd)
 {
-    if (!peer_is_allowed(fd)) {
-        refuse_peer(fd);
-        return;
-    }
-    char line[REQUEST_MAX + 1];
-    const char *error = NULL;
-    bool more = false;
-    int got = read_request(fd, line, &more, &error);
-    if (got == 0)
-        return;
-    if (got < 0) {
-        send_error(fd, error);
-        drain_briefly(fd);
-        return;
-    }
-    if (peer_hung_up(fd))
-        return;   /* nobody to read it: no snapshot, scan or report for nothing */
-    answer_request(fd, line);
-    if (more)
-        drain_briefly(fd);   /* one request per connection: the rest is ignored */
+    lw_conns_serve_one(fd);
 }
 
 /* ---- the thread ---- */
@@ -536,16 +408,72 @@ static void tick_registry_if_due(uint64_t *last_tick)
     lw_monitor_tick();
     lw_reach_release_idle();
     lw_unlock(&report_lock);
+    lw_monitor_flush_log();   /* written without the lock, never blocking */
     *last_tick = now;
 }
 
-/* accept4 failed: a connection the client dropped (try the next) or no fd
- * or memory to take it (the connection stays queued, so poll would wake at
- * once again: pause rather than spin). */
-static void back_off_after_accept_failure(int err)
+static int ms_until_tick(uint64_t last_tick)
 {
-    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
-        poll(NULL, 0, ACCEPT_BACKOFF_MS);
+    uint64_t due = last_tick + (uint64_t)TICK_MS * 1000000u, now = lw_now_ns();
+    return due <= now ? 0 : (int)((due - now) / 1000000u) + 1;
+}
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1u << 1)
+#endif
+
+/* A descriptor table of our own, holding a copy of the listener and nothing
+ * else (the copy's range ends at the listener, so no descriptor of the
+ * program's is held even for a moment past it, and those below it are
+ * closed at once). Kernels before 5.9 cannot: false, and the program's
+ * table is shared, every descriptor checked before each use. The
+ * program's own copy of the listener stays where it was, as before. */
+static bool take_a_descriptor_table_of_our_own(void)
+{
+    if (listen_fd < 0 ||
+        lw_raw_syscall6(SYS_close_range, (long)listen_fd + 1, (long)~0u, CLOSE_RANGE_UNSHARE, 0, 0, 0) != 0)
+        return false;
+    if (listen_fd > 0)
+        lw_raw_syscall6(SYS_close_range, 0, (long)listen_fd - 1, 0, 0, 0, 0);
+    lw_fds_are_private = true;
+    return true;
+}
+
+/* As many connections as our own table holds (RLIMIT_NOFILE applies to it
+ * too), less a reserve for the snapshot's own files. */
+#define FDS_KEPT_FOR_SNAPSHOTS 64
+
+static size_t connections_our_table_holds(void)
+{
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY)
+        return LW_CONNS_MAX;
+    size_t room = r.rlim_cur > 2 * FDS_KEPT_FOR_SNAPSHOTS ? (size_t)r.rlim_cur - FDS_KEPT_FOR_SNAPSHOTS
+                                                         : (size_t)r.rlim_cur / 2;
+    return room < LW_CONNS_MAX ? room : LW_CONNS_MAX;
+}
+
+/* The connections waiting in the listener's queue, a batch a round, while
+ * there is room (a silent connection is shed for a new one). Out of
+ * descriptors: a silent connection is shed for it too, or accepting pauses
+ * for a moment (the connection stays queued; poll would wake at once
+ * again). */
+static void accept_waiting(uint64_t *paused_until)
+{
+    for (int i = 0; i < ACCEPT_BATCH && lw_conns_can_take_more(); i++) {
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            lw_conns_add(fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;   /* a connection the client dropped: the next */
+        if (errno == EMFILE && lw_conns_shed_oldest_silent())
+            continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            *paused_until = lw_now_ns() + (uint64_t)ACCEPT_BACKOFF_MS * 1000000u;
+        return;   /* (EAGAIN: the queue is empty) */
+    }
 }
 
 static void *server_main(void *arg)
@@ -554,23 +482,24 @@ static void *server_main(void *arg)
     prctl(PR_SET_NAME, "leakwatch", 0, 0, 0);
     /* Below the program's threads: reports and scans wait for idle CPU. */
     setpriority(PRIO_PROCESS, (id_t)lw_gettid(), 10);
-    uint64_t last_tick = lw_now_ns();
+    lw_conns_setup(take_a_descriptor_table_of_our_own() ? connections_our_table_holds() : LW_CONNS_SHARED);
+    uint64_t last_tick = lw_now_ns(), accept_paused_until = 0;
     int reopens = 0;
+    static struct pollfd fds[1 + LW_CONNS_MAX];
     for (;;) {
         if (!listener_still_ours() && !reopen_listener(&reopens))
             return NULL;
-        struct pollfd p = { .fd = listen_fd, .events = POLLIN };
-        int ready = poll(&p, 1, TICK_MS);
+        bool accepting = lw_now_ns() >= accept_paused_until && lw_conns_can_take_more();
+        fds[0] = (struct pollfd){ .fd = accepting ? listen_fd : -1, .events = POLLIN };
+        size_t n = lw_conns_poll_set(fds + 1, LW_CONNS_MAX);
+        int timeout = lw_conns_poll_timeout(ms_until_tick(last_tick));
+        if (!accepting && accept_paused_until && timeout > ACCEPT_BACKOFF_MS)
+            timeout = ACCEPT_BACKOFF_MS;
+        poll(fds, 1 + n, timeout);
         tick_registry_if_due(&last_tick);
-        if (ready <= 0 || !(p.revents & POLLIN) || !listener_still_ours())
-            continue;
-        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) {
-            back_off_after_accept_failure(errno);
-            continue;
-        }
-        lw_server_serve_connection(fd);
-        close(fd);
+        lw_conns_step(fds + 1, n);
+        if (accepting && (fds[0].revents & POLLIN) && listener_still_ours())
+            accept_waiting(&accept_paused_until);
     }
     return NULL;
 }
@@ -593,15 +522,12 @@ void lw_server_start(void)
 }
 
 void lw_server_fork_prepare(void) { lw_lock(&report_lock); }
-
-/* For work that takes snapshots off the server thread (the exit report). */
-void lw_server_with_report_lock(void (*fn)(void))
-{
-    lw_lock(&report_lock);
-    fn();
-    lw_unlock(&report_lock);
-}
 void lw_server_fork_parent(void) { lw_unlock(&report_lock); }
+
+/* For work that takes snapshots off the server thread (the exit report),
+ * only around the snapshot and its analysis. */
+void lw_server_lock_reports(void) { lw_lock(&report_lock); }
+void lw_server_unlock_reports(void) { lw_unlock(&report_lock); }
 
 /* The server starts when the process is first worth asking about: when it
  * creates a thread or parks in a wait (the hooks ring the lifecycle, whose
@@ -626,6 +552,7 @@ void lw_server_fork_child(void)
     if (listener_still_ours())
         close(listen_fd);
     listen_fd = -1;
+    lw_conns_fork_child();
     socket_path[0] = 0;
     listening_pid = 0;
     started = false;

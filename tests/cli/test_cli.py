@@ -59,9 +59,11 @@ class Env:
         self.children.append(p)
         return p.pid
 
-    def mock(self, replies, delay=0.0, directory=None):
-        pid = self.live_pid()
-        m = MockServer(directory or self.dir, pid, replies, delay)
+    def mock(self, replies, delay=0.0, directory=None, env=None, threads=0, impostor_for=None):
+        """A mock server whose socket is named after its own listener
+        process (whose pid is m.pid), or, with impostor_for, a socket in that
+        pid's name served by this process."""
+        m = MockServer(directory or self.dir, replies, delay, env=env, threads=threads, impostor_for=impostor_for)
         self.mocks.append(m)
         return m
 
@@ -437,6 +439,7 @@ MALFORMED = [
     (b"\xff\xfe\xfd" * 100, "binary"),
     (b"[" * 200000, "deep nesting"),
     (b'{"version":1,"error":42}', "an error that is not a string"),
+    (b"null\n", "null"),
 ]
 
 ODD_BUT_VALID = [
@@ -463,7 +466,7 @@ def mode_malformed(env):
             expect_rc(p, 2, "%s with a reply that is %s" % (" ".join(map(str, args)), what))
             check(p.stderr.startswith("leakwatch: pid %d: " % m.pid) and "\n" == p.stderr[-1]
                   and p.stderr.count("\n") == 1, "%s: message %r" % (what, p.stderr))
-            check(what != "an array" or "malformed" in p.stderr, "%s: %r" % (what, p.stderr))
+            check(what not in ("an array", "null") or "not a JSON object" in p.stderr, "%s: %r" % (what, p.stderr))
     for body in ODD_BUT_VALID:
         m = env.mock({"*": body})
         for args in (["threads", m.pid], ["threads", m.pid, "--all"], ["threads", m.pid, "--json"],

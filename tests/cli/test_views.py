@@ -31,11 +31,12 @@ from test_cli import CLI, Env, Failure, check, expect_rc, process, realistic, se
 
 VERBS = {
     "status": ["--json", "--ignore PATTERN", "--suppressions FILE", "--help"],
-    "threads": ["--all", "--json", "--ignore PATTERN", "--suppressions FILE", "--help"],
+    "threads": ["--all", "--json", "--pprof FILE", "--ignore PATTERN", "--suppressions FILE", "--help"],
     "watch": ["--interval SECONDS", "--count N", "--ignore PATTERN", "--suppressions FILE", "--help"],
     "metrics": ["--ignore PATTERN", "--suppressions FILE", "--help"],
+    "exporter": ["--listen HOST:PORT", "--budget SECONDS", "--ignore PATTERN", "--suppressions FILE", "--help"],
     "run": ["--check", "--settle MS", "--timeout SECONDS", "--ignore PATTERN", "--suppressions FILE", "--help"],
-    "help": ["--help"],
+    "help": ["--man", "--bash-completion", "--help"],
     "version": ["--help"],
 }
 SECTIONS = ["usage: leakwatch ", "options:", "exit status:", "environment:", "examples:"]
@@ -54,7 +55,7 @@ def mode_help(env):
         at = [text.find(s) for s in SECTIONS]
         check(all(i >= 0 for i in at) and at == sorted(at), "%s --help sections %r:\n%s" % (verb, at, text))
         opts = text[text.index("options:"):text.index("exit status:")]
-        listed = re.findall(r"^  (--\S+(?: [A-Z]+)?)", opts, re.M)
+        listed = re.findall(r"^  (--\S+(?: [A-Z:]+)?)", opts, re.M)
         check(listed == options, "%s options %r, wanted %r" % (verb, listed, options))
         codes = text[text.index("exit status:"):text.index("environment:")]
         check(re.search(r"^  %s " % ("N" if verb == "run" else "0"), codes, re.M)
@@ -306,7 +307,9 @@ def mode_metrics(env):
     check(value(series, "leakwatch_up", b) == 1 and value(series, "leakwatch_uptime_seconds", b) == 3.25
           and value(series, "leakwatch_oldest_stuck_wait_seconds", b) == 0, "the oddly named process")
     check('command="a \\"quoted\\" \\\\path\\nnext é"' in p.stdout, "label escaping:\n" + p.stdout)
-    c = {"pid": str(down.pid), "command": "sleep 600"}
+    with open("/proc/%d/cmdline" % down.pid, "rb") as f:   # (the mock's listener process)
+        down_command = f.read().replace(b"\0", b" ").decode().rstrip(" ")[:256]
+    c = {"pid": str(down.pid), "command": down_command}
     check(value(series, "leakwatch_up", c) == 0, "a process that could not be asked is up 0")
     check(not any(k[0] != "leakwatch_up" and dict(k[1]).get("pid") == str(down.pid) for k in series),
           "a down process has only leakwatch_up")
@@ -535,12 +538,10 @@ def mode_watch_pty(env):
 
 def mode_watch_gone(env):
     m = watch_mock(env)
-    child = env.children[-1]
     t = Pty(env, ["watch", m.pid, "--interval", "0.2"])
     try:
         t.read_until(rb"stuck groups: ")
-        child.kill()
-        child.wait()
+        m.kill_process()
         m.close()
         env.mocks.remove(m)
         rc = t.finish()

@@ -23,8 +23,40 @@ PRELOAD = os.environ.get("LEAKWATCH_PRELOAD", "")
 CLI = os.environ.get("LEAKWATCH_CLI", "")
 FIXTURES = os.environ.get("FIXTURES", "")
 PRELOAD_PREFIX = os.environ.get("LEAKWATCH_PRELOAD_PREFIX", "")
-# Polling budgets are scaled under a sanitizer (everything runs slower there).
-SLOW = 3.0 if PRELOAD_PREFIX else 1.0
+
+
+def machine_factor():
+    """How much slower than a quiet machine this one runs right now, measured:
+    the wall time a fixed piece of CPU work takes over the CPU time it got
+    (2 when another runnable thread shares our CPU), and the load average per
+    CPU; the larger of the two, from 1 to 4. LEAKWATCH_TEST_SLOW overrides it
+    (a number). Measured once per test program (about 60 ms)."""
+    forced = os.environ.get("LEAKWATCH_TEST_SLOW")
+    if forced:
+        try:
+            return max(1.0, float(forced))
+        except ValueError:
+            pass
+    ratios = []
+    for _ in range(3):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        n = 0
+        while time.thread_time() - c0 < 0.02:
+            n += 1
+        w1, c1 = time.perf_counter(), time.thread_time()
+        ratios.append((w1 - w0) / max(c1 - c0, 1e-6))
+    ratios.sort()
+    try:
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        load = 0.0
+    return min(4.0, max(1.0, ratios[1], load))
+
+
+# Polling budgets and deadlines are scaled by the measured machine factor,
+# and by 3 more under a sanitizer (everything runs slower there).
+MACHINE = machine_factor()
+SLOW = (3.0 if PRELOAD_PREFIX else 1.0) * MACHINE
 
 
 class TestFailure(Exception):

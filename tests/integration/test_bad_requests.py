@@ -163,8 +163,9 @@ def slow_and_half_open_clients(path):
     half_closer(path, b"ping", None)   # the line never ends: an error, not a hang
     reading(30)
 
-    # Slow senders hold the server (one connection at a time) for at most
-    # the 2 s read deadline; a ping queued behind waits no longer than that.
+    # Slow senders hold only their own connection (the server serves its
+    # connections side by side, each bounded by the 2 s read deadline): a
+    # ping meanwhile is answered within the same generous bound as ever.
     slow_sender(path, b"ping\n", 0.1, "ok")
     sending = in_background(slow_sender, path, b"status\n", 0.6, None)
     time.sleep(0.3)
@@ -212,7 +213,7 @@ def host_intact(p, tid):
 
 
 def main():
-    # Two hosts, each served by its own server (one connection at a time):
+    # Two hosts, each served by its own server:
     # the bad requests on one, the slow and half-open clients on the other,
     # at once (each phase's delays are the server's deadlines, seconds each).
     with Process([fixture("park"), "sem", str(EXTRA)]) as p, Process([fixture("park"), "sem", str(EXTRA)]) as q:
@@ -238,7 +239,7 @@ def main():
         ping(path)
 
         # A client that sends nothing is dropped after ~2 s; another client
-        # is served once it is (the server takes one connection at a time).
+        # is served meanwhile (the server serves connections side by side).
         silent = connect(path)
         start = time.time()
         waited = silent_wait = timed_ping(path)

@@ -54,7 +54,8 @@ def live_service(demo):
         else:
             for t in workers:
                 if t["verdict"] == "waiting":
-                    check(t["wait"]["reach"] == "reachable", "a waiting worker: %r" % t["wait"])
+                    check(t["wait"]["reach"] == "reachable" and t["wait"].get("reach_path") is not None,
+                          "a waiting worker, and what keeps it reachable: %r" % t["wait"])
                     continue
                 check("no live thread can reach" in t["reason"] and "heap block" in t["reason"], t["reason"])
                 check(t["counterpart"]["unreachable"] is True and t["counterpart"]["block_size"] >= 48,

@@ -218,6 +218,30 @@ def status_rows(text, pid):
 
 # ---- comparing ----
 
+def without_paths(name, text):
+    """Under a sanitizer the reachability scan never runs (ASan's malloc is
+    not glibc's: the note says so), so no wait has rule 3's path ("kept
+    reachable from ..."): compare without them there, both sides alike."""
+    if name.endswith(".json"):
+        def strip(v):
+            if isinstance(v, dict):
+                return {k: (None if k == "reach_path" else strip(x)) for k, x in v.items()}
+            if isinstance(v, list):
+                return [strip(x) for x in v]
+            return v
+        return json.dumps(strip(json.loads(text)), indent=2, sort_keys=True) + "\n"
+    out, skipping = [], False
+    for line in text.splitlines(True):
+        if line.startswith("    kept reachable from "):
+            skipping = True
+            continue
+        if skipping and line.startswith("      -> "):
+            continue
+        skipping = False
+        out.append(line)
+    return "".join(out)
+
+
 def compare(name, got):
     """Compare with (or, with --update, write) tests/cli/golden/NAME; a
     difference is reported as a unified diff."""
@@ -232,6 +256,8 @@ def compare(name, got):
     check(os.path.exists(path), "no golden file %s (run test_golden.py --update)" % path)
     with open(path) as f:
         want = f.read()
+    if sanitized():
+        want, got = without_paths(name, want), without_paths(name, got)
     if got != want:
         diff = "".join(difflib.unified_diff(want.splitlines(True), got.splitlines(True),
                                             "golden/" + name, "this run"))

@@ -3,19 +3,29 @@
 workers stirring a table under a shared mutex, 20 parked threads): each
 client connects the way the CLI does (a blocking connect bounded by
 SO_SNDTIMEO, so a full listen backlog makes it wait, not fail) and asks
-`threads`, `status`, `threads`. Every one of the 300 replies must be
-complete, valid JSON
-of the right kind (a data reply, never an error), describing the host's 20
-parked threads and no leaked, deadlocked or suspect thread (the host is
-healthy). Meanwhile the host must stay responsive: its workers keep
-counting and its main thread keeps printing its 100 ms OPS line (no gap of
-seconds); afterwards it answers a ping, is alive, and printed nothing of ours.
-Timing is not judged here beyond those generous bounds: scripts/bench-clients
-measures the slowdown. LEAKWATCH_SETTLE_MS is set so high that no wait
-becomes a candidate: each reply would otherwise also run a reachability scan
-of the whole heap and every stack (~30 ms of CPU here, 300 times over),
-which is the benchmark's business, not this test's."""
+`threads`, `status`, `threads`, over and over until the loaded window
+(WINDOW_S, at least 2 s) has passed. Every reply must be complete, valid
+JSON of the right kind (a data reply, never an error), describing the
+host's 20 parked threads and no leaked, deadlocked or suspect thread (the
+host is healthy).
+
+Meanwhile the host must stay responsive: its main thread keeps printing its
+100 ms OPS line (no gap of seconds), and its workers make progress in
+proportion to the CPU time they were given. That is measured, not assumed:
+a quiet window of the same length before the clients start gives the ops
+per CPU-second the workers achieve alone (their CPU time from
+/proc/PID/task/TID/schedstat), and in the loaded window they must get CPU
+and achieve at least a quarter of that rate per CPU-second. (A window as
+short as the replies are fast once measured whether the scheduler gave the
+workers any CPU at all, not whether leakwatch blocked them.) Afterwards the
+host answers a ping, is alive, and printed nothing of ours. Timing beyond
+these generous bounds is scripts/bench-clients' business.
+LEAKWATCH_SETTLE_MS is set so high that no wait becomes a candidate: each
+reply would otherwise also run a reachability scan of the whole heap and
+every stack (~30 ms of CPU here, many times over), which is the benchmark's
+business, not this test's."""
 import json
+import os
 import socket
 import struct
 import threading
@@ -27,6 +37,9 @@ PARKED = 20
 REQUESTS = (b"threads\n", b"status\n", b"threads\n")
 NEVER = "86400000"   # LEAKWATCH_SETTLE_MS no wait reaches: no candidate, no reachability scan
 MAX_OPS_GAP_S = 3.0   # the host's 100 ms OPS line, late by seconds: the host stalled
+WINDOW_S = 2.5        # each window, quiet and loaded: long enough for the scheduler to be fair
+MIN_WORKER_CPU_S = 0.05   # the CPU the workers must get in the loaded window (of 2 x 2.5 s)
+MIN_RATE_RATIO = 0.25     # loaded ops per worker CPU-second, at least this part of the quiet rate
 
 
 def cli_like_request(path, data, timeout):
@@ -74,19 +87,25 @@ def reply_problem(data, request):
     return None
 
 
-def client(path, start, results, index):
+def client(path, start, until, results, index):
+    """The requests, again and again until `until` (a time.monotonic()
+    value) has passed, at least once; (replies, problems)."""
     start.wait()
-    problems = []
-    for request in REQUESTS:
-        try:
-            data = cli_like_request(path, request, 60 * SLOW)
-        except OSError as e:
-            problems.append("%s: %s" % (request.strip().decode(), e))
-            continue
-        why = reply_problem(data, request)
-        if why:
-            problems.append("%s: %s" % (request.strip().decode(), why))
-    results[index] = problems
+    problems, replies = [], 0
+    while True:
+        for request in REQUESTS:
+            try:
+                data = cli_like_request(path, request, 60 * SLOW)
+            except OSError as e:
+                problems.append("%s: %s" % (request.strip().decode(), e))
+                continue
+            replies += 1
+            why = reply_problem(data, request)
+            if why:
+                problems.append("%s: %s" % (request.strip().decode(), why))
+        if time.monotonic() >= until[0]:
+            break
+    results[index] = (replies, problems)
 
 
 def ops_lines(p):
@@ -99,43 +118,109 @@ def ops_lines(p):
     return out
 
 
+def worker_cpu_s(pid):
+    """CPU seconds used so far by the host's threads other than main and
+    leakwatch's own (the workers; the parked threads use none), from
+    /proc/PID/task/TID/schedstat (its first field: ns on a CPU)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                comm = f.read().strip()
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                ns = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue   # a thread that ended meanwhile
+        if int(tid) != pid and comm != "leakwatch":
+            total += ns
+    return total / 1e9
+
+
+class Window:
+    """The host's work (from its OPS lines) and its workers' CPU time over
+    one window."""
+
+    def __init__(self, p):
+        self.p, self.cpu0, self.samples = p, worker_cpu_s(p.pid), []
+
+    def sample(self):
+        self.samples += ops_lines(self.p)
+
+    def close(self):
+        self.sample()
+        self.cpu = worker_cpu_s(self.p.pid) - self.cpu0
+        check(len(self.samples) >= 2, "the host printed %d OPS lines in a window" % len(self.samples))
+        first, last = self.samples[0], self.samples[-1]
+        self.ops = last[0] - first[0]
+        self.seconds = (last[1] - first[1]) / 1e9
+        self.gaps = [(b[1] - a[1]) / 1e9 for a, b in zip(self.samples, self.samples[1:])]
+        return self
+
+    def per_cpu_s(self):
+        return self.ops / self.cpu if self.cpu > 0 else 0.0
+
+
+def quiet_window(p):
+    ops_lines(p)
+    w = Window(p)
+    end = time.monotonic() + WINDOW_S
+    while time.monotonic() < end:
+        time.sleep(0.25)
+        w.sample()
+    return w.close()
+
+
+def loaded_window(p, path):
+    """CLIENTS clients asking until WINDOW_S has passed; the window and the
+    clients' results."""
+    results = [None] * CLIENTS
+    start = threading.Barrier(CLIENTS + 1)
+    until = [float("inf")]
+    threads = [threading.Thread(target=client, args=(path, start, until, results, i), daemon=True)
+               for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    ops_lines(p)
+    w = Window(p)
+    began = time.monotonic()
+    until[0] = began + WINDOW_S
+    start.wait()
+    for t in threads:
+        while t.is_alive() and time.monotonic() - began < 240 * SLOW:
+            t.join(timeout=0.25)
+            w.sample()
+        check(not t.is_alive(), "a client was still waiting after %.0fs" % (time.monotonic() - began))
+    return w.close(), results, time.monotonic() - began
+
+
 def main():
     with Process([fixture("busy_host"), "2", str(PARKED)], env={"LEAKWATCH_SETTLE_MS": NEVER}) as p:
         p.read_line("READY", timeout=30)
         path = p.wait_socket()
         ping(path)
-        ops_lines(p)
 
-        results = [None] * CLIENTS
-        start = threading.Barrier(CLIENTS + 1)
-        threads = [threading.Thread(target=client, args=(path, start, results, i), daemon=True)
-                   for i in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        began = time.time()
-        start.wait()
-        samples = []
-        for t in threads:
-            while t.is_alive() and time.time() - began < 240 * SLOW:
-                t.join(timeout=0.5)
-                samples += ops_lines(p)
-            check(not t.is_alive(), "a client was still waiting after %.0fs" % (time.time() - began))
-        took = time.time() - began
-        samples += ops_lines(p)
+        quiet = quiet_window(p)
+        loaded, results, took = loaded_window(p, path)
 
-        failures = ["client %d: %s" % (i, why) for i, problems in enumerate(results) for why in problems or []]
         check(all(r is not None for r in results), "a client thread died without a result")
-        check(not failures, "%d of %d replies were bad:\n  %s"
-              % (len(failures), CLIENTS * len(REQUESTS), "\n  ".join(failures[:20])))
+        failures = ["client %d: %s" % (i, why) for i, (_, problems) in enumerate(results) for why in problems]
+        replies = sum(n for n, _ in results)
+        check(not failures, "%d of %d replies were bad:\n  %s" % (len(failures), replies, "\n  ".join(failures[:20])))
 
-        check(len(samples) >= 2, "the host printed %d OPS lines during %.1fs of queries" % (len(samples), took))
-        gaps = [(b[1] - a[1]) / 1e9 for a, b in zip(samples, samples[1:])]
-        check(max(gaps) < MAX_OPS_GAP_S * SLOW,
-              "the host's main thread went %.1fs without printing its 100 ms line" % max(gaps))
-        check(samples[-1][0] > samples[0][0], "the host's workers made no progress during the queries")
-        rate = (samples[-1][0] - samples[0][0]) / ((samples[-1][1] - samples[0][1]) / 1e9)
-        print("%d clients x %d requests: %.1fs; host ops/s during it %.0f; longest OPS gap %.2fs"
-              % (CLIENTS, len(REQUESTS), took, rate, max(gaps)))
+        check(max(loaded.gaps) < MAX_OPS_GAP_S * SLOW,
+              "the host's main thread went %.1fs without printing its 100 ms line" % max(loaded.gaps))
+        check(quiet.ops > 0 and quiet.cpu > 0, "the host's workers did no work even without clients "
+              "(%d ops, %.3fs of CPU in %.1fs)" % (quiet.ops, quiet.cpu, quiet.seconds))
+        check(loaded.cpu >= MIN_WORKER_CPU_S, "the host's workers got %.3fs of CPU in %.1fs of queries"
+              % (loaded.cpu, loaded.seconds))
+        check(loaded.ops > 0, "the host's workers made no progress in %.1fs of queries, with %.3fs of CPU"
+              % (loaded.seconds, loaded.cpu))
+        ratio = loaded.per_cpu_s() / quiet.per_cpu_s()
+        check(ratio >= MIN_RATE_RATIO, "the host's workers did %.0f ops per CPU-second during the queries, %.0f "
+              "without (%.2f of it)" % (loaded.per_cpu_s(), quiet.per_cpu_s(), ratio))
+        print("%d clients, %d replies in %.1fs; workers quiet: %d ops on %.2f CPU-s; during the queries: %d ops on "
+              "%.2f CPU-s (%.2f of the quiet rate per CPU-second); longest OPS gap %.2fs"
+              % (CLIENTS, replies, took, quiet.ops, quiet.cpu, loaded.ops, loaded.cpu, ratio, max(loaded.gaps)))
 
         ping(path)
         check(p.alive(), "the host died")

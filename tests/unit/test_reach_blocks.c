@@ -345,6 +345,109 @@ static void broken_header(void)
     scan_close(&s);
 }
 
+/* An arena's older heap ends in glibc's fenceposts (sysmalloc): the freed
+ * old top, a 16-byte chunk whose PREV_INUSE is clear, a 0-byte one, and a
+ * few bytes to the heap's end. The walk ends there, the old top free, the
+ * span ending at the fencepost; a 0-byte header anywhere else, or first,
+ * fails the walk. */
+static void fenceposts(unsigned char *base)
+{
+    uint64_t first = (uint64_t)(uintptr_t)base + 4096, at = first;
+    uint64_t *w;
+    for (int k = 0; k < 4; k++, at += 48) {   /* four chunks in use */
+        w = (uint64_t *)(uintptr_t)at;
+        w[1] = 48 | PREV_INUSE;
+    }
+    uint64_t old_top = at;
+    w = (uint64_t *)(uintptr_t)old_top;
+    w[1] = 96 | PREV_INUSE;                   /* freed into the bins ... */
+    uint64_t fence = old_top + 96;
+    w = (uint64_t *)(uintptr_t)fence;
+    w[0] = 96;                                /* ... so its successor's PREV_INUSE is clear */
+    w[1] = 16;
+    w[2] = 16;
+    w[3] = 0 | PREV_INUSE;
+    uint64_t limit = fence + 48;
+    struct scan s;
+    scan_open(&s, true, 0);
+    filter_set(&s, first, limit);
+    CHECK(walk_chunks(&s, first, limit) && s.nspans == 1, "a heap ending in fenceposts must walk");
+    if (s.nspans == 1) {
+        const struct span *sp = &s.spans[0];
+        CHECK(sp->hi == fence, "the span ends at %#llx, want the fencepost %#llx", (unsigned long long)sp->hi,
+              (unsigned long long)fence);
+        CHECK(chunk_is_free(&s, sp, (old_top - first) >> 4), "the old top before the fenceposts must be free");
+        CHECK(!chunk_is_free(&s, sp, (old_top - 48 - first) >> 4), "the chunk before the old top is in use");
+        uint64_t g;
+        CHECK(!chunk_holding(&s, sp, fence + 24, &g), "the fenceposts belong to no chunk");
+    }
+    scan_close(&s);
+    /* fenceposts far from the end: no fence, the walk fails */
+    scan_open(&s, true, 0);
+    CHECK(!walk_chunks(&s, first, limit + 4096) && s.nspans == 0, "fenceposts 4 KiB before the end must fail");
+    scan_close(&s);
+    /* a 0-byte header first: no chunk walked yet, no fence */
+    w = (uint64_t *)(uintptr_t)first;
+    w[1] = 0 | PREV_INUSE;
+    scan_open(&s, true, 0);
+    CHECK(!walk_chunks(&s, first, first + 48) && s.nspans == 0, "a 0-byte first header must fail the walk");
+    scan_close(&s);
+}
+
+/* A thread arena's two heaps in one mapping (glibc maps the second right
+ * after the first when it can; the kernel merges them): the first, closed
+ * by fenceposts, is walked to them; the second is split off and walked too.
+ * What follows a heap and is no heap (here: zeros) stays a root. */
+static uint64_t *at_addr(uint64_t a) { return (uint64_t *)(uintptr_t)a; }
+
+static void merged_heaps(void)
+{
+    const uint64_t span = HEAP_MAX_SIZE, second = 1u << 20;
+    unsigned char *raw = mmap(NULL, 3 * span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                              -1, 0);
+    CHECK(raw != MAP_FAILED, "mmap");
+    if (raw == MAP_FAILED)
+        return;
+    uint64_t lo = ((uint64_t)(uintptr_t)raw + span - 1) & ~(span - 1);
+    /* heap 1: heap_info, the arena, a chunk in use, the old top (free), fenceposts */
+    uint64_t *info = at_addr(lo);
+    info[0] = lo + 48, info[1] = 0, info[2] = span, info[3] = span;
+    uint64_t first = lo + 0x8d0, used = 1u << 20, fence = lo + span - 48;
+    at_addr(first)[1] = used | PREV_INUSE;
+    at_addr(first + used)[1] = (fence - first - used) | PREV_INUSE;
+    at_addr(fence)[0] = fence - first - used;
+    at_addr(fence)[1] = 16;
+    at_addr(fence + 16)[1] = 0 | PREV_INUSE;
+    for (int twin = 0; twin < 2; twin++) {
+        uint64_t h2 = lo + span;
+        memset((void *)(uintptr_t)h2, 0, 4096);
+        if (!twin) {   /* heap 2: heap_info, a chunk in use, the top */
+            uint64_t *info2 = at_addr(h2);
+            info2[0] = lo + 48, info2[1] = lo, info2[2] = second, info2[3] = second;
+            at_addr(h2 + 48)[1] = 4096 | PREV_INUSE;
+            at_addr(h2 + 48 + 4096)[1] = (second - 48 - 4096) | PREV_INUSE;
+        }
+        struct scan s;
+        scan_open(&s, true, 0);
+        filter_set(&s, lo, lo + span + second);
+        CHECK(scan_reserve_maps(&s, 1), "maps");
+        s.maps[0] = (struct mapping){ .lo = lo, .hi = lo + span + second, .readable = true, .writable = true,
+                                      .anonymous = true, .kind = MAP_ROOT };
+        s.nmaps = 1;
+        scan_find_heaps(&s);
+        CHECK(s.nmaps == 2 && s.maps[0].lo == lo && s.maps[0].hi == lo + span && s.maps[0].kind == MAP_HEAP,
+              "%s: the first heap must be a mapping of its own, walked (%zu mappings)", twin ? "twin" : "two heaps",
+              s.nmaps);
+        if (s.nmaps == 2)
+            CHECK(s.maps[1].lo == lo + span && s.maps[1].kind == (twin ? MAP_ROOT : MAP_HEAP),
+                  "%s: what follows the first heap must be %s", twin ? "twin" : "two heaps",
+                  twin ? "a root (it is no heap)" : "walked (the second heap)");
+        CHECK(s.nspans == (twin ? 1u : 2u), "%s: %zu spans", twin ? "twin" : "two heaps", s.nspans);
+        scan_close(&s);
+    }
+    munmap(raw, 3 * span);
+}
+
 int main(void)
 {
     size_t bytes = 6u << 20;
@@ -360,5 +463,10 @@ int main(void)
         one_heap("edges[] filling up", true, MAX_EDGES - 3000);
     }
     broken_header();
+    memset(base, 0, bytes);
+    heap_first = (uint64_t)(uintptr_t)base;
+    heap_limit = heap_first + bytes;
+    fenceposts(base);
+    merged_heaps();
     return checks_result("test_reach_blocks");
 }
