@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#endif
 
 /* ---- binding the real functions ---- */
 
@@ -112,7 +115,19 @@ void lw_wait_stamp(struct lw_wait_frame *f, struct lw_wait_rec *rec, uint64_t st
 
 void lw_wait_end(struct lw_wait_frame *f) { lw_wait_closed(f); }
 
-void lw_wait_cancelled(void *frame) { lw_wait_end(frame); }
+/* Run by the unwinding of a cancellation (or pthread_exit) as it leaves
+ * the hook's frame (CALL_1: a cleanup buffer, not a setjmp, so no code of
+ * ours runs at a landing pad). Under AddressSanitizer the frames it leaves
+ * keep their poisoned red zones, which nothing else clears before the
+ * program's own cleanup reuses that stack (a longjmp, or a call to a
+ * noreturn function, would clear them): cleared here, as a longjmp does. */
+void lw_wait_cancelled(void *frame)
+{
+    lw_wait_end(frame);
+#ifdef __SANITIZE_ADDRESS__
+    __asan_handle_no_return();
+#endif
+}
 
 /* Waits at which the server may be started, which means creating a thread
  * (it allocates). Never mutexes, rwlocks or raw futexes: an allocator may be
