@@ -114,7 +114,7 @@ static bool open_container(struct pricing *p, bool object)
 
 size_t lwc_reply_parse_cost(const char *text, size_t len)
 {
-    static struct pricing p;   /* (MAX_DEPTH words each: kept off the stack) */
+    struct pricing p;   /* on the stack (2.3 KiB): the exporter prices replies in several threads at once */
     memset(&p, 0, sizeof p);
     for (size_t i = 0; i < len;) {
         char c = text[i];

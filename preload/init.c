@@ -33,7 +33,11 @@
 #include <pthread.h>
 
 static void fork_prepare(void) { lw_server_fork_prepare(); }
-static void fork_parent(void) { lw_server_fork_parent(); }
+static void fork_parent(void)
+{
+    lw_channels_shared();   /* the child holds every fd we have */
+    lw_server_fork_parent();
+}
 
 static void fork_child(void)
 {
@@ -47,7 +51,7 @@ static void fork_child(void)
 __attribute__((constructor)) static void leakwatch_init(void)
 {
     int saved = errno;
-    lw_start_ns = lw_now_ns();
+    lw_start_ns = lw_stamp_ns();
     lw_settings_load();
     lw_hooks_resolve_all();
     lw_note_signal_handlers_at_start();

@@ -213,6 +213,14 @@ def run_once(prog, iters, env, label, wrapper=(), on_stderr=echo_stderr):
     return value
 
 
+def pin_wrapper():
+    """The wrapper that runs a program with every thread on one CPU: the
+    last one this process may use (taskset -c N)."""
+    if not shutil.which("taskset"):
+        raise Failure("taskset (util-linux) is needed for the pinned runs")
+    return ("taskset", "-c", str(max(os.sched_getaffinity(0))))
+
+
 def check_preload_loads(lib, env):
     """Prove LD_PRELOAD takes effect: a child must have the library mapped."""
     r = subprocess.run(["cat", "/proc/self/maps"], env=env, stdout=subprocess.PIPE,

@@ -8,18 +8,16 @@
 #include <stddef.h>
 
 static struct lw_lifecycle registered;
-static bool armed;
+bool lw_lifecycle_armed_flag;   /* the server starts at the next first activity */
 
 void lw_lifecycle_register(const struct lw_lifecycle *l) { registered = *l; }
 
-void lw_lifecycle_arm(void) { __atomic_store_n(&armed, true, __ATOMIC_RELEASE); }
-
-bool lw_lifecycle_armed(void) { return __atomic_load_n(&armed, __ATOMIC_RELAXED); }
+void lw_lifecycle_arm(void) { __atomic_store_n(&lw_lifecycle_armed_flag, true, __ATOMIC_RELEASE); }
 
 void lw_lifecycle_first_activity(void)
 {
-    if (__builtin_expect(__atomic_load_n(&armed, __ATOMIC_ACQUIRE), 0) &&
-        __atomic_exchange_n(&armed, false, __ATOMIC_ACQ_REL) && registered.start)
+    if (__builtin_expect(__atomic_load_n(&lw_lifecycle_armed_flag, __ATOMIC_ACQUIRE), 0) &&
+        __atomic_exchange_n(&lw_lifecycle_armed_flag, false, __ATOMIC_ACQ_REL) && registered.start)
         registered.start();
 }
 

@@ -17,7 +17,11 @@ struct lw_lifecycle {
 
 void lw_lifecycle_register(const struct lw_lifecycle *l);   /* constructor, single-threaded */
 void lw_lifecycle_arm(void);              /* start at the next first activity (constructor, fork child) */
-bool lw_lifecycle_armed(void);            /* a relaxed load: cheap enough for a hook */
+extern bool lw_lifecycle_armed_flag;      /* (lifecycle.c's; read it through lw_lifecycle_armed) */
+static inline bool lw_lifecycle_armed(void)   /* a relaxed load: cheap enough for a fast path */
+{
+    return __atomic_load_n(&lw_lifecycle_armed_flag, __ATOMIC_RELAXED);
+}
 void lw_lifecycle_first_activity(void);   /* start now, if armed (once) */
 void lw_lifecycle_exiting(void);          /* async-signal-safe: the _exit hook */
 

@@ -33,6 +33,27 @@ static uint64_t clock_ns(clockid_t clock)
 }
 
 uint64_t lw_now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
+
+/* The latest event stamped: the coarse clock never reads earlier. */
+static uint64_t stamped;
+
+uint64_t lw_stamp_ns(void)
+{
+    uint64_t now = lw_now_ns(), seen = __atomic_load_n(&stamped, __ATOMIC_RELAXED);
+    while (now > seen && !__atomic_compare_exchange_n(&stamped, &seen, now, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
+    return now;
+}
+
+uint64_t lw_coarse_raw_ns(void) { return clock_ns(CLOCK_MONOTONIC_COARSE); }
+
+uint64_t lw_coarse_floor(uint64_t raw_ns)
+{
+    uint64_t floor = __atomic_load_n(&stamped, __ATOMIC_ACQUIRE);
+    return raw_ns > floor ? raw_ns : floor;
+}
+
+uint64_t lw_coarse_ns(void) { return lw_coarse_floor(lw_coarse_raw_ns()); }
 uint64_t lw_thread_cpu_ns(void) { return clock_ns(CLOCK_THREAD_CPUTIME_ID); }
 
 long lw_raw_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6)

@@ -23,6 +23,15 @@
 
 /* ---- clock and identity (util.c) ---- */
 uint64_t lw_now_ns(void);             /* CLOCK_MONOTONIC, async-signal-safe */
+/* lw_now_ns for the times of events a wait's start is compared with (a
+ * thread's birth or exit, a channel's creation), and a cheap clock for
+ * those starts: CLOCK_MONOTONIC at its last tick (a few ms), but never
+ * earlier than an event stamped before (so no wait looks older than the
+ * channel or the thread it was made on). Both async-signal-safe. */
+uint64_t lw_stamp_ns(void);
+uint64_t lw_coarse_ns(void);
+uint64_t lw_coarse_raw_ns(void);              /* CLOCK_MONOTONIC_COARSE itself */
+uint64_t lw_coarse_floor(uint64_t raw_ns);   /* lw_coarse_ns from a raw reading taken just before */
 uint64_t lw_thread_cpu_ns(void);      /* the calling thread's CPU time */
 extern uint64_t lw_start_ns;          /* monotonic time the preload initialized */
 /* The calling thread's tid (cached; async-signal-safe). */

@@ -10,7 +10,11 @@
  * cannot block (O_NONBLOCK, a regular file, a zero timeout, MSG_DONTWAIT)
  * is not a wait and records nothing; a use of a channel is noted whatever
  * the call does, because the proof rules need every thread that ever used
- * it. Pointers the caller hands to the kernel are read only after the
+ * it. A call that may block is recorded with a few stores (the stack is
+ * walked later, if asked for while it waits); before the server has
+ * started it is first tried without blocking where the kernel returns
+ * exactly what the call would (reads, small pipe writes, datagrams), so a
+ * program that never parks never starts it. Pointers the caller hands to the kernel are read only after the
  * kernel accepted them, or copied with process_vm_readv, so a bad one still
  * costs the caller its EFAULT and never a crash of ours.
  */
@@ -30,9 +34,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <mqueue.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +48,7 @@
 #include <sys/msg.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -75,55 +82,184 @@ struct fd_wait {
     uint32_t nfds;
 };
 
-static void fd_wait_begin(struct lw_wait_frame *f, const struct fd_wait *w, uint64_t deadline)
+/* The coarse clock as the slow path of this thread's current read, write,
+ * recv or send read it (to note the use of a channel; 0: it did not), for
+ * the wait's start if the call is recorded: set by every such slow path,
+ * taken by its recorded call. */
+static __thread uint64_t call_coarse_ns __attribute__((tls_model("initial-exec")));
+
+static inline uint64_t take_call_coarse(void)
 {
-    struct lw_wait_rec rec = {
-        .kind = (uint8_t)w->kind,
-        .direction = (uint8_t)w->direction,
-        .fd = w->fd,
-        .flags = w->flags,
-        .nfds = w->nfds,
-    };
-    for (int i = 0; i < 3; i++)
-        rec.set_masked[i] = w->set[i] ? (uint64_t)(uintptr_t)w->set[i] ^ LW_ADDR_MASK : 0;
-    lw_wait_record(f, &rec, deadline);
-    /* After the record, so the first client already sees it. Asking the
-     * kernel first whether the call would block (a poll) would cost more
-     * than the server: a program that waits on an fd is not a tight
-     * syscall loop. */
+    uint64_t raw = call_coarse_ns;
+    call_coarse_ns = 0;
+    return raw;
+}
+
+/* The record costs a few stores (its stack is walked only if asked for
+ * while the wait lasts: hookcore.h), and its start time is the coarse
+ * clock's (raw: a reading of it this call made, or 0): seconds parked
+ * need no better. */
+static void fd_wait_begin_at(struct lw_wait_frame *f, const struct fd_wait *w, uint64_t deadline, uint64_t raw)
+{
+    struct lw_wait_rec *rec = lw_wait_begin(f);
+    if (rec) {
+        rec->kind = (uint8_t)w->kind;
+        rec->shared = 0;
+        rec->direction = (uint8_t)w->direction;
+        rec->owner = 0;
+        rec->object_masked = rec->aux_masked = 0;
+        rec->fd = w->fd;
+        rec->flags = w->flags;
+        for (int i = 0; i < 3; i++)
+            rec->set_masked[i] = w->set[i] ? (uint64_t)(uintptr_t)w->set[i] ^ LW_ADDR_MASK : 0;
+        rec->nfds = w->nfds;
+        lw_wait_stamp(f, rec, lw_coarse_floor(raw ? raw : lw_coarse_raw_ns()), deadline);
+    }
+    /* After the record, so the first client already sees it. A call that
+     * could be tried without blocking got here only because it would have
+     * blocked (try_first): the server costs a program that does not park
+     * nothing. */
     if (LW_UNLIKELY(lw_lifecycle_armed()) && lw_may_start_server_in(w->kind))
         lw_lifecycle_first_activity();
 }
 
-/* The slow path's verdict on one fd: note the use of its channel, and say
- * whether the call may block (so must be recorded). */
-static bool fd_call_may_block(int fd, enum lw_use use, bool nonblocking_call)
+static void fd_wait_begin(struct lw_wait_frame *f, const struct fd_wait *w, uint64_t deadline)
 {
-    uint64_t entry = lw_fd_classify(fd);
-    if (entry & LW_FD_CHANNEL)
-        lw_channel_note_use(entry, use);
-    return !nonblocking_call && !(entry & LW_FD_NEVER_BLOCKS);
+    fd_wait_begin_at(f, w, deadline, 0);
 }
+
+/* The slow path's look at one fd: its cache entry (classified once) and
+ * its channel, if any, whose use by this thread is noted. */
+static inline __attribute__((always_inline)) uint64_t fd_entry_noting(int fd, enum lw_use use,
+                                                                      struct lw_channel **ch)
+{
+    uint64_t entry = lw_fd_entry(fd);
+    if (LW_UNLIKELY(!(entry & LW_FD_KNOWN)))
+        entry = lw_fd_classify(fd);
+    *ch = (entry & LW_FD_CHANNEL) ? lw_channel_of(entry) : NULL;
+    uint64_t now = 0;
+    if (*ch) {
+        now = lw_coarse_raw_ns();
+        lw_channel_used(*ch, entry, use, now);
+    }
+    call_coarse_ns = now;   /* the wait's start, if it is recorded */
+    return entry;
+}
+
+/* ---- calls tried without blocking first ----
+ * Only while the server has not started, in a process where a wait of
+ * this kind would start it (no signal handler: hookcore.c): a program
+ * that never parks then stays as it was, single-threaded, and pays no
+ * record. Once the server runs, a call is made once, as it came, with a
+ * record around it that costs a few stores: a failed try would cost a
+ * syscall on every call that parks.
+ *
+ * The try goes through glibc's own wrapper, a cancellation point like
+ * the call itself (a pending cancellation is acted on at entry the same
+ * way), and never sleeps (so no signal can interrupt it). Its result is
+ * the call's unless it is EAGAIN (nothing done: the call would block) or
+ * EOPNOTSUPP (the file refuses RWF_NOWAIT before doing anything: never
+ * again on this fd); then the real call is made, recorded, as it came. */
+static inline __attribute__((always_inline)) bool try_first(enum lw_wait_kind kind)
+{
+    (void)kind;   /* every kind of this file's tables is one of "the others" there */
+    return LW_UNLIKELY(lw_lifecycle_armed()) && !lw_app_has_signal_handlers();
+}
+
+/* A pipe this single-threaded program made, whose bytes the hooks count,
+ * says the call cannot block (record/channels.h): no try, no record. */
+#define PIPE_READY(entry, use, n) (ch_ && lw_pipe_cannot_block(ch_, (entry), (use), (n)))
+
+/* The bytes a call moved through a counted pipe (while the server has not
+ * started: afterwards nothing reads the count again). */
+static inline __attribute__((always_inline)) void count_moved(struct lw_channel *ch, uint64_t entry,
+                                                             enum lw_use use, int64_t n)
+{
+    if (n > 0 && ch && LW_UNLIKELY(lw_lifecycle_armed()))
+        lw_pipe_moved(ch, entry, use, n);
+}
+
+#define COUNTED(type, entry, use, call)                      \
+    ({                                                       \
+        type counted_ = (call);                              \
+        count_moved(ch_, (entry), (use), (int64_t)counted_); \
+        counted_;                                            \
+    })
+
+/* Reads of any size; writes up to PIPE_BUF bytes on a pipe (all or
+ * nothing, as POSIX says), of any size on an AF_UNIX datagram socket. */
+#define TRY_READS(entry) (((entry) & LW_FD_TRY_READ) != 0)
+#define TRY_WRITES(entry, n) ((((entry) & LW_FD_TRY_SMALL_WRITE) && (n) <= PIPE_BUF) || ((entry) & LW_FD_TRY_WRITE))
+#define TRY_MESSAGES(entry) (((entry) & LW_FD_TRY_WRITE) != 0)
+
+/* Whether the try's outcome is not the call's: the call must be made. */
+static bool try_failed(int fd, int err)
+{
+    if (err == EOPNOTSUPP)
+        lw_fd_no_tries(fd);
+    return err == EAGAIN || err == EWOULDBLOCK || err == EOPNOTSUPP;
+}
+
+/* read, write and readv made without blocking (preadv2 at the file's
+ * position is readv; read on a socket is recv; defined after the table,
+ * which binds preadv64v2 and recv). */
+static ssize_t attempt_read(int fd, void *buf, size_t n, uint64_t entry);
+static ssize_t attempt_write(int fd, const void *buf, size_t n);
+static ssize_t attempt_readv(int fd, const struct iovec *iov, int n, int flags);
 
 /* ---- the generated wrappers (DECLARE_REAL: hookcore.h) ---- */
 
-#define FDWAIT(ret, name, params, args, version, wkind, wfd, wuse, nonblocking, deadline, cancel) \
+#define FDWAIT(ret, name, params, args, version, wkind, wfd, wuse, nonblocking, ready, tryable, attempt, deadline, \
+               cancel)                                                                         \
     DECLARE_REAL(ret, name, params, args, version)                                             \
-    static __attribute__((noinline, cold)) ret slow_##name params                              \
+    static __attribute__((noinline)) ret recorded_##name params                                \
     {                                                                                          \
-        if (lw_hooks_bypassed() || !fd_call_may_block((wfd), (wuse), (nonblocking)))           \
-            return real_##name args;                                                           \
         struct fd_wait w = { .kind = (wkind), .fd = (wfd), .direction = direction_of(wuse),    \
                              .flags = LW_REC_FD };                                             \
-        return LW_RECORDED_CALL(ret, fd_wait_begin(&frame_, &w, (deadline)), real_##name args, cancel); \
+        return LW_RECORDED_CALL(ret, fd_wait_begin_at(&frame_, &w, (deadline), take_call_coarse()), \
+                                real_##name args, cancel);                                     \
+    }                                                                                          \
+    static __attribute__((noinline)) ret slow_##name params                                    \
+    {                                                                                          \
+        if (lw_hooks_bypassed())                                                               \
+            return real_##name args;                                                           \
+        struct lw_channel *ch_;                                                                \
+        uint64_t entry_ = fd_entry_noting((wfd), (wuse), &ch_);                                \
+        if ((nonblocking) || (entry_ & LW_FD_NEVER_BLOCKS))                                    \
+            return COUNTED(ret, entry_, (wuse), real_##name args);                             \
+        if (try_first(wkind)) {                                                                \
+            if (ready)                                                                         \
+                return COUNTED(ret, entry_, (wuse), real_##name args);                         \
+            if (tryable) {                                                                     \
+                int saved_ = errno;                                                            \
+                ret tried_ = (attempt);                                                        \
+                if (tried_ >= 0 || !try_failed((wfd), errno))                                  \
+                    return COUNTED(ret, entry_, (wuse), tried_);                               \
+                errno = saved_;                                                                \
+            }                                                                                  \
+        }                                                                                      \
+        if (LW_LIKELY(!lw_lifecycle_armed()))   /* (nothing to count: a tail call) */          \
+            return recorded_##name args;                                                       \
+        return COUNTED(ret, entry_, (wuse), recorded_##name args);                             \
+    }                                                                                          \
+    /* A non-blocking end of a channel: who uses it, and (while counted) what it moves. */   \
+    static __attribute__((noinline)) ret channel_end_##name params                             \
+    {                                                                                          \
+        uint64_t entry_ = lw_fd_entry(wfd);                                                    \
+        struct lw_channel *ch_ = lw_channel_of(entry_);                                        \
+        if (ch_)                                                                               \
+            lw_channel_used(ch_, entry_, (wuse), lw_coarse_raw_ns());                          \
+        if (LW_LIKELY(!lw_lifecycle_armed()))                                                  \
+            return real_##name args;                                                           \
+        return COUNTED(ret, entry_, (wuse), real_##name args);                                 \
     }                                                                                          \
     LW_EXPORT ret name params                                                                  \
     {                                                                                          \
         uint64_t entry_ = lw_fd_entry(wfd);                                                    \
         if (LW_LIKELY(lw_fd_never_blocks(entry_))) {                                           \
-            if (entry_ & LW_FD_CHANNEL)   /* a non-blocking channel end: note who uses it */    \
-                lw_channel_note_use(entry_, (wuse));                                           \
-            return real_##name args;                                                           \
+            if (LW_LIKELY(!(entry_ & LW_FD_CHANNEL)))                                          \
+                return real_##name args;                                                       \
+            return channel_end_##name args;                                                    \
         }                                                                                      \
         return slow_##name args;                                                               \
     }
@@ -147,6 +283,25 @@ static bool fd_call_may_block(int fd, enum lw_use use, bool nonblocking_call)
 #include "fdhooks.def"
 #undef FDWAIT
 #undef XWAIT
+
+static ssize_t attempt_readv(int fd, const struct iovec *iov, int n, int flags)
+{
+    return real_preadv64v2(fd, iov, n, -1, flags | RWF_NOWAIT);
+}
+
+static ssize_t attempt_read(int fd, void *buf, size_t n, uint64_t entry)
+{
+    if ((entry & LW_FD_SOCKET) && n > 0)   /* (a read of 0 bytes consumes no datagram; a recv would) */
+        return real_recv(fd, buf, n, MSG_DONTWAIT);
+    struct iovec v = { buf, n };
+    return attempt_readv(fd, &v, 1, 0);
+}
+
+static ssize_t attempt_write(int fd, const void *buf, size_t n)
+{
+    struct iovec v = { (void *)buf, n };
+    return real_pwritev64v2(fd, &v, 1, -1, RWF_NOWAIT);
+}
 
 /* ---- the poll family ---- */
 
@@ -410,12 +565,29 @@ static void note_passed_fds(const struct msghdr *msg)
     }
 }
 
-static __attribute__((noinline, cold)) ssize_t slow_sendmsg(int fd, const struct msghdr *msg, int flags)
+static __attribute__((noinline)) ssize_t recorded_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    if (lw_hooks_bypassed() || !fd_call_may_block(fd, LW_USE_WRITE, flags & MSG_DONTWAIT))
-        return real_sendmsg(fd, msg, flags);
     struct fd_wait w = { .kind = LW_WAIT_FD_WRITE, .fd = fd, .direction = LW_DIR_WRITE, .flags = LW_REC_FD };
-    return LW_RECORDED_CALL(ssize_t, fd_wait_begin(&frame_, &w, NO_DEADLINE), real_sendmsg(fd, msg, flags), 1);
+    return LW_RECORDED_CALL(ssize_t, fd_wait_begin_at(&frame_, &w, NO_DEADLINE, take_call_coarse()),
+                            real_sendmsg(fd, msg, flags), 1);
+}
+
+static __attribute__((noinline)) ssize_t slow_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    if (lw_hooks_bypassed())
+        return real_sendmsg(fd, msg, flags);
+    struct lw_channel *ch;
+    uint64_t entry = fd_entry_noting(fd, LW_USE_WRITE, &ch);
+    if ((flags & MSG_DONTWAIT) || (entry & LW_FD_NEVER_BLOCKS))
+        return real_sendmsg(fd, msg, flags);
+    if (try_first(LW_WAIT_FD_WRITE) && TRY_MESSAGES(entry)) {
+        int saved = errno;
+        ssize_t tried = real_sendmsg(fd, msg, flags | MSG_DONTWAIT);
+        if (tried >= 0 || !try_failed(fd, errno))
+            return tried;
+        errno = saved;
+    }
+    return recorded_sendmsg(fd, msg, flags);
 }
 
 LW_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -638,6 +810,8 @@ static void after_fcntl(int fd, int cmd, int result)
         lw_fd_copy(fd, result);
     else if (cmd == F_SETFL)
         lw_fd_flags_changed(fd);
+    else if (cmd == F_SETPIPE_SZ)
+        lw_fd_pipe_uncounted(fd);   /* its slots are not what we counted against */
 }
 
 /* The third argument, whatever it is, travels in one register: pass it on
@@ -680,11 +854,154 @@ LW_EXPORT int ioctl(int fd, unsigned long request, ...)
     return result;
 }
 
+/* ---- other processes made: any fd of ours may now be held by one ----
+ * (fork runs the atfork handlers: init.c.) The pipes a single-threaded
+ * program counts (channels.h) are counted no more. */
+
+DECLARE_REAL(int, posix_spawn, (pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                                const posix_spawnattr_t *attr, char *const argv[], char *const envp[]),
+             (pid, path, actions, attr, argv, envp), NULL)
+DECLARE_REAL(int, posix_spawnp, (pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+                                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[]),
+             (pid, file, actions, attr, argv, envp), NULL)
+DECLARE_REAL(int, system, (const char *command), (command), NULL)
+DECLARE_REAL(FILE *, popen, (const char *command, const char *mode), (command, mode), NULL)
+DECLARE_REAL(pid_t, _Fork, (void), (), NULL)
+
+LW_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                          const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    lw_channels_shared();
+    return real_posix_spawn(pid, path, actions, attr, argv, envp);
+}
+
+LW_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+                           const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    lw_channels_shared();
+    return real_posix_spawnp(pid, file, actions, attr, argv, envp);
+}
+
+LW_EXPORT int system(const char *command)
+{
+    lw_channels_shared();
+    return real_system(command);
+}
+
+LW_EXPORT FILE *popen(const char *command, const char *mode)
+{
+    lw_channels_shared();
+    return real_popen(command, mode);
+}
+
+LW_EXPORT pid_t _Fork(void)
+{
+    lw_channels_shared();
+    return real__Fork();
+}
+
+static int (*real_clone)(int (*)(void *), void *, int, void *, ...);
+
+/* The three optional arguments are passed on whatever the caller passed, as
+ * glibc's own clone reads them (so the unwritten slots are not ASan's). */
+LW_EXPORT __attribute__((no_sanitize("address"))) int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    void *parent_tid = va_arg(ap, void *), *tls = va_arg(ap, void *), *child_tid = va_arg(ap, void *);
+    va_end(ap);
+    if (LW_UNLIKELY(!real_clone))
+        lw_resolve((void **)&real_clone, "clone", NULL);
+    lw_channels_shared();
+    return real_clone(fn, stack, flags, arg, parent_tid, tls, child_tid);
+}
+
+/* vfork's child returns into its caller's frame on the parent's stack: a
+ * wrapper with a frame of its own would be popped under the parent. So the
+ * hook is a jump: note the sharing (in a function that returns the real
+ * vfork), then jump to it with the caller's return address in place. */
+static pid_t (*real_vfork)(void);
+
+__attribute__((used)) void *lw_vfork_prepare(void)
+{
+    if (LW_UNLIKELY(!real_vfork))
+        lw_resolve((void **)&real_vfork, "vfork", NULL);
+    lw_channels_shared();
+    return (void *)real_vfork;
+}
+
+LW_EXPORT __attribute__((naked)) pid_t vfork(void)
+{
+    __asm__("endbr64\n\t"
+            "sub $8, %rsp\n\t"
+            "call lw_vfork_prepare\n\t"
+            "add $8, %rsp\n\t"
+            "jmp *%rax");
+}
+
+/* Bytes moved through a pipe where no hook counts them. */
+DECLARE_REAL(ssize_t, splice, (int in, loff_t *in_off, int out, loff_t *out_off, size_t len, unsigned int flags),
+             (in, in_off, out, out_off, len, flags), NULL)
+DECLARE_REAL(ssize_t, tee, (int in, int out, size_t len, unsigned int flags), (in, out, len, flags), NULL)
+DECLARE_REAL(ssize_t, vmsplice, (int fd, const struct iovec *iov, size_t n, unsigned int flags), (fd, iov, n, flags),
+             NULL)
+DECLARE_REAL(ssize_t, sendfile, (int out, int in, off_t *off, size_t count), (out, in, off, count), NULL)
+DECLARE_REAL(ssize_t, sendfile64, (int out, int in, off64_t *off, size_t count), (out, in, off, count), NULL)
+
+static void uncounted(int a, int b)
+{
+    lw_fd_pipe_uncounted(a);
+    lw_fd_pipe_uncounted(b);
+}
+
+LW_EXPORT ssize_t splice(int in, loff_t *in_off, int out, loff_t *out_off, size_t len, unsigned int flags)
+{
+    uncounted(in, out);
+    return real_splice(in, in_off, out, out_off, len, flags);
+}
+
+LW_EXPORT ssize_t tee(int in, int out, size_t len, unsigned int flags)
+{
+    uncounted(in, out);
+    return real_tee(in, out, len, flags);
+}
+
+LW_EXPORT ssize_t vmsplice(int fd, const struct iovec *iov, size_t n, unsigned int flags)
+{
+    uncounted(fd, fd);
+    return real_vmsplice(fd, iov, n, flags);
+}
+
+LW_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
+{
+    uncounted(out, in);
+    return real_sendfile(out, in, off, count);
+}
+
+LW_EXPORT ssize_t sendfile64(int out, int in, off64_t *off, size_t count)
+{
+    uncounted(out, in);
+    return real_sendfile64(out, in, off, count);
+}
+
+/* A receive low-water mark makes a blocking read wait for more than a
+ * non-blocking one returns: classify the socket again. */
+DECLARE_REAL(int, setsockopt, (int fd, int level, int name, const void *value, socklen_t len),
+             (fd, level, name, value, len), NULL)
+
+LW_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen_t len)
+{
+    int result = real_setsockopt(fd, level, name, value, len);
+    if (result == 0 && level == SOL_SOCKET && name == SO_RCVLOWAT)
+        lw_fd_flags_changed(fd);
+    return result;
+}
+
 /* ---- the binding list ---- */
 
 #define BIND(name) { #name, NULL, (void **)&real_##name }
 const struct lw_binding lw_fd_bindings[] = {
-#define FDWAIT(ret, name, params, args, version, kind, fd, use, nonblocking, deadline, cancel) \
+#define FDWAIT(ret, name, params, args, version, kind, fd, use, nonblocking, ready, tryable, attempt, deadline, cancel) \
     { #name, version, (void **)&real_##name },
 #define XWAIT(ret, name, params, args, version, kind, may_park, id, rec_flags, direction, deadline, cancel) \
     { #name, version, (void **)&real_##name },
@@ -696,6 +1013,8 @@ const struct lw_binding lw_fd_bindings[] = {
     BIND(pipe), BIND(pipe2), BIND(socketpair), BIND(eventfd), BIND(mq_open),
     BIND(mkfifo), BIND(mkfifoat), BIND(mknod), BIND(mknodat),
     BIND(dup), BIND(dup2), BIND(dup3), BIND(close), BIND(close_range), BIND(closefrom),
-    BIND(fclose), BIND(fdopen), BIND(fcntl), BIND(fcntl64), BIND(ioctl),
+    BIND(fclose), BIND(fdopen), BIND(fcntl), BIND(fcntl64), BIND(ioctl), BIND(setsockopt),
+    BIND(posix_spawn), BIND(posix_spawnp), BIND(system), BIND(popen), BIND(_Fork), BIND(clone), BIND(vfork),
+    BIND(splice), BIND(tee), BIND(vmsplice), BIND(sendfile), BIND(sendfile64),
 };
 const size_t lw_fd_binding_count = sizeof lw_fd_bindings / sizeof lw_fd_bindings[0];

@@ -8,7 +8,11 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#endif
 
 /* ---- binding the real functions ---- */
 
@@ -91,31 +95,39 @@ uint64_t lw_ms_deadline(int timeout_ms)
 
 /* ---- recording a wait ---- */
 
-void lw_wait_record(struct lw_wait_frame *f, struct lw_wait_rec *rec, uint64_t deadline)
+/* The stack is not captured here: the record names the frame that makes
+ * the call (f->at, live until the call returns), and the first reader of
+ * the record walks it from there (registry.c). The caller has set every
+ * field but these; the record is written in place, so a call that does
+ * not park costs these stores and nothing else. */
+void lw_wait_stamp(struct lw_wait_frame *f, struct lw_wait_rec *rec, uint64_t start, uint64_t deadline)
 {
-    lw_bypass_enter();
-    f->slot = lw_registry_self();
-    if (f->slot) {
-        f->saved = f->slot->wait;
-        rec->timed = deadline != NO_DEADLINE;
-        rec->deadline_ns = deadline == UNKNOWN_DEADLINE ? 0 : deadline;
-        rec->start_ns = lw_now_ns();
-        rec->stack_id = lw_stack_capture();
-        lw_wait_publish(f->slot, rec);
-    }
-    lw_bypass_leave();
+    rec->timed = deadline != NO_DEADLINE;
+    rec->deadline_ns = deadline == UNKNOWN_DEADLINE ? 0 : deadline;
+    rec->start_ns = start;
+    rec->stack_id = 0;
+    rec->at_pc = f->at.pc;
+    rec->at_sp_masked = f->at.sp ^ LW_ADDR_MASK;
+    rec->at_bp_masked = f->at.bp ^ LW_ADDR_MASK;
+    rec->at_ra_masked = f->at.ra_masked;
+    lw_wait_close(f->slot);
 }
 
-void lw_wait_end(struct lw_wait_frame *f)
-{
-    if (f->slot) {
-        int saved = errno;
-        lw_wait_publish(f->slot, &f->saved);
-        errno = saved;
-    }
-}
+void lw_wait_end(struct lw_wait_frame *f) { lw_wait_closed(f); }
 
-void lw_wait_cancelled(void *frame) { lw_wait_end(frame); }
+/* Run by the unwinding of a cancellation (or pthread_exit) as it leaves
+ * the hook's frame (CALL_1: a cleanup buffer, not a setjmp, so no code of
+ * ours runs at a landing pad). Under AddressSanitizer the frames it leaves
+ * keep their poisoned red zones, which nothing else clears before the
+ * program's own cleanup reuses that stack (a longjmp, or a call to a
+ * noreturn function, would clear them): cleared here, as a longjmp does. */
+void lw_wait_cancelled(void *frame)
+{
+    lw_wait_end(frame);
+#ifdef __SANITIZE_ADDRESS__
+    __asan_handle_no_return();
+#endif
+}
 
 /* Waits at which the server may be started, which means creating a thread
  * (it allocates). Never mutexes, rwlocks or raw futexes: an allocator may be

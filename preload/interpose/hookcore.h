@@ -61,24 +61,48 @@ uint64_t lw_rel_deadline_copied(const struct timespec *req);                /* N
 uint64_t lw_sleep_deadline(clockid_t clock, int flags, const struct timespec *req);
 uint64_t lw_ms_deadline(int timeout_ms);                                     /* < 0: none */
 
-/* Record the wait described by rec (kind, object, fd, deadline... ; start
- * time and stack are filled in here) in the calling thread's slot, keeping
- * what it displaces in f for lw_wait_end. */
-void lw_wait_record(struct lw_wait_frame *f, struct lw_wait_rec *rec, uint64_t deadline);
+/* Record a wait in the calling thread's slot, in place:
+ *     struct lw_wait_rec *w = lw_wait_begin(f);   (NULL: this thread is not recorded)
+ *     w->kind = ...; every field of what is waited on (kind, shared,
+ *     direction, owner, object, aux, fd, flags, sets, nfds);
+ *     lw_wait_stamp(f, w, start, deadline);       (times, where the stack is: f->at; published)
+ * and lw_wait_end when the call returns (what the wait displaced comes
+ * back). The stack itself is walked only if someone asks while the wait
+ * lasts (registry.h). */
+static inline struct lw_wait_rec *lw_wait_begin(struct lw_wait_frame *f)
+{
+    struct lw_slot *slot = lw_registry_self();
+    if (!slot) {
+        f->slot = NULL;
+        f->displaced = 0;
+        return NULL;
+    }
+    return lw_wait_open(slot, f);
+}
+void lw_wait_stamp(struct lw_wait_frame *f, struct lw_wait_rec *rec, uint64_t start, uint64_t deadline);
 void lw_wait_end(struct lw_wait_frame *f);
 void lw_wait_cancelled(void *frame);
 
 /* Whether a wait of this kind may start the server (which allocates). */
 bool lw_may_start_server_in(enum lw_wait_kind kind);
 
+/* glibc's cleanup buffers of the first kind: a handler and its argument
+ * chained on the thread (four stores), which the unwinding of a
+ * cancellation runs as it leaves the frame holding the buffer. Exported at
+ * the default version (GLIBC_2.34), no longer declared by pthread.h, whose
+ * pthread_cleanup_push costs a sigsetjmp on every call. */
+extern void _pthread_cleanup_push(struct _pthread_cleanup_buffer *buffer, void (*routine)(void *), void *arg);
+extern void _pthread_cleanup_pop(struct _pthread_cleanup_buffer *buffer, int execute);
+
 /* Run stmt; with cancel = 1 (a cancellation point), a thread cancelled
  * inside it still clears its record. */
 #define CALL_0(stmt, frame) stmt
-#define CALL_1(stmt, frame)                             \
-    do {                                                \
-        pthread_cleanup_push(lw_wait_cancelled, frame); \
-        stmt;                                           \
-        pthread_cleanup_pop(0);                         \
+#define CALL_1(stmt, frame)                                               \
+    do {                                                                  \
+        struct _pthread_cleanup_buffer lw_cleanup_;                       \
+        _pthread_cleanup_push(&lw_cleanup_, lw_wait_cancelled, (frame));  \
+        stmt;                                                             \
+        _pthread_cleanup_pop(&lw_cleanup_, 0);                            \
     } while (0)
 
 /* The caller's callee-saved registers (rbx, rbp, r12-r15), stored in the
@@ -97,18 +121,25 @@ bool lw_may_start_server_in(enum lw_wait_kind kind);
  * statement that records into the frame named frame_ (errno is restored
  * after it); cancel (0 or 1) says whether `call` is a cancellation point.
  * The value is the call's; its errno reaches the caller untouched. The
- * caller's callee-saved registers stay in the frame meanwhile (above). */
+ * function that expands it is the frame the wait's stack is walked from
+ * (LW_FRAME_HERE): it stays live for as long as `call` runs, and holds the
+ * caller's callee-saved registers meanwhile (above). A hook that makes
+ * its call without a record makes it without blocking (tried first, or
+ * known unable to block: fdhooks.c): a thread parked in the kernel is in
+ * a recorded wait, or a scan sees it as running, registers unseen, and
+ * proves nothing (reach.c). */
 #define LW_RECORDED_CALL(type, begin, call, cancel)      \
     ({                                                   \
         int lw_saved_errno_ = errno;                     \
         uint64_t lw_regs_[6];                            \
         LW_SAVE_REGISTERS(lw_regs_);                     \
         struct lw_wait_frame frame_;                     \
+        LW_FRAME_HERE(frame_.at);                        \
         begin;                                           \
         errno = lw_saved_errno_;                         \
         volatile type lw_result_;                        \
         CALL_##cancel(lw_result_ = (call), &frame_);     \
-        lw_wait_end(&frame_);                            \
+        lw_wait_end(&frame_);   /* (stores only: errno stays) */ \
         LW_KEEP_REGISTERS(lw_regs_);                     \
         lw_result_;                                      \
     })

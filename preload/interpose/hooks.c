@@ -17,6 +17,7 @@
 #include "base/glibc_sync.h"
 #include "base/lifecycle.h"
 #include "interpose/interpose.h"
+#include "record/channels.h"
 #include "record/registry.h"
 #include "record/stacks.h"
 
@@ -107,15 +108,20 @@ static void describe_object(enum lw_wait_kind kind, uintptr_t object, int32_t *o
 static void wait_begin(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_t object,
                        uint64_t deadline, int32_t owner, bool shared, uintptr_t aux)
 {
-    struct lw_wait_rec rec = {
-        .kind = (uint8_t)kind,
-        .shared = shared,
-        .owner = owner,
-        .object_masked = object ? object ^ LW_ADDR_MASK : 0,
-        .aux_masked = aux ? aux ^ LW_ADDR_MASK : 0,
-        .fd = -1,
-    };
-    lw_wait_record(f, &rec, deadline);
+    struct lw_wait_rec *w = lw_wait_begin(f);
+    if (!w)
+        return;
+    w->kind = (uint8_t)kind;
+    w->shared = shared;
+    w->direction = LW_DIR_NONE;
+    w->owner = owner;
+    w->object_masked = object ? object ^ LW_ADDR_MASK : 0;
+    w->aux_masked = aux ? aux ^ LW_ADDR_MASK : 0;
+    w->fd = -1;
+    w->flags = 0;
+    w->set_masked[0] = w->set_masked[1] = w->set_masked[2] = 0;
+    w->nfds = 0;
+    lw_wait_stamp(f, w, lw_now_ns(), deadline);
 }
 
 static void wait_begin_on(struct lw_wait_frame *f, enum lw_wait_kind kind, uintptr_t object,
@@ -236,6 +242,8 @@ LW_EXPORT __attribute__((no_sanitize("address"))) long syscall(long nr, ...)
     va_end(ap);
     if (LW_UNLIKELY(!real_syscall))
         lw_resolve((void **)&real_syscall, "syscall", NULL);
+    if (LW_UNLIKELY(nr == SYS_clone || nr == SYS_clone3 || nr == SYS_fork || nr == SYS_vfork))
+        lw_channels_shared();   /* another process may hold our fds: record/channels.h */
     if (LW_LIKELY(!futex_call_will_park(nr, a2)) || lw_hooks_bypassed())
         return real_syscall(nr, a1, a2, a3, a4, a5, a6);
     return LW_RECORDED_CALL(long, futex_wait_begin(&frame_, nr, a1, a2, a4, a5),

@@ -16,7 +16,8 @@
 /* ---- signal handlers (fdhooks.c) ----
  * Whether the application has ever installed a signal handler (sigaction,
  * signal, sigset hooks, and a look at every signal at start-up). */
-bool lw_app_has_signal_handlers(void);
+extern bool lw_app_handles_signals;   /* (signals.c's) */
+static inline bool lw_app_has_signal_handlers(void) { return __atomic_load_n(&lw_app_handles_signals, __ATOMIC_RELAXED); }
 void lw_note_signal_handlers_at_start(void);
 
 /* ---- hook bindings (hooks.c), for the `hooks` request ---- */

@@ -14,9 +14,7 @@
 #include <stdint.h>
 #include <sys/syscall.h>
 
-static bool handlers_installed;
-
-bool lw_app_has_signal_handlers(void) { return __atomic_load_n(&handlers_installed, __ATOMIC_RELAXED); }
+bool lw_app_handles_signals;   /* set once any counting handler was installed */
 
 /* Synchronous faults (their handlers run where the fault happened, and a
  * program faulting inside malloc is dying anyway) and glibc's own signals
@@ -36,7 +34,7 @@ static bool counts_as_handler(int sig, void (*handler)(int))
 static void note_handler(int sig, void (*handler)(int))
 {
     if (counts_as_handler(sig, handler))
-        __atomic_store_n(&handlers_installed, true, __ATOMIC_RELAXED);
+        __atomic_store_n(&lw_app_handles_signals, true, __ATOMIC_RELAXED);
 }
 
 /* Handlers installed before our constructor (by other constructors). */

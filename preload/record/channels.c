@@ -8,11 +8,13 @@
  * kernel is asked through raw syscalls, never through functions we hook.
  */
 #include "record/channels.h"
+#include "base/lifecycle.h"
 #include "base/util.h"
 #include "record/stacks.h"
 
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -20,15 +22,16 @@
 
 uint64_t lw_fdmap[LW_FDMAP_SIZE];
 
-static struct lw_channel channels[LW_MAX_CHANNELS];
+struct lw_channel lw_channel_table[LW_MAX_CHANNELS];
+#define channels lw_channel_table   /* (shorter, here) */
 static uint32_t high_water;   /* slots [0, high_water) have been used */
 static uint32_t next_hint;    /* where the search for a free slot starts */
 
-enum { SLOT_FREE = 0, SLOT_SETTING_UP = 1, SLOT_LIVE = 2 };
+enum { SLOT_FREE = 0, SLOT_SETTING_UP = 1, SLOT_LIVE = LW_CHANNEL_LIVE };
 
-#define ENTRY_INDEX_SHIFT 32
-#define ENTRY_GEN_SHIFT 16
-#define ENTRY_GEN_MASK 0xffffull
+#define ENTRY_INDEX_SHIFT LW_ENTRY_INDEX_SHIFT
+#define ENTRY_GEN_SHIFT LW_ENTRY_GEN_SHIFT
+#define ENTRY_GEN_MASK LW_ENTRY_GEN_MASK
 
 /* ---- classification ---- */
 
@@ -53,6 +56,37 @@ static bool never_blocks(int fd, const struct stat *st, long status_flags)
     return S_ISDIR(st->st_mode) || S_ISBLK(st->st_mode);
 }
 
+static int socket_option(int fd, int name)
+{
+    int value = 0;
+    socklen_t len = sizeof value;
+    return lw_raw_syscall6(SYS_getsockopt, fd, SOL_SOCKET, name, (long)&value, (long)&len, 0) == 0 ? value : -1;
+}
+
+/* Which calls on this fd may be tried without blocking first (channels.h).
+ * A socket's receive low-water mark makes a blocking read wait for that
+ * much where a non-blocking one returns what there is; a stream socket's
+ * write may be cut short without blocking where the blocking one goes on;
+ * an eventfd write and FIFOs (on this kernel) refuse RWF_NOWAIT. */
+static uint64_t try_bits(int fd, const struct stat *st, uint64_t entry)
+{
+    if (S_ISFIFO(st->st_mode))
+        return LW_FD_TRY_READ | LW_FD_TRY_SMALL_WRITE;
+    if (S_ISSOCK(st->st_mode)) {
+        int type = socket_option(fd, SO_TYPE);
+        uint64_t bits = LW_FD_SOCKET | (socket_option(fd, SO_RCVLOWAT) == 1 ? LW_FD_TRY_READ : 0);
+        if ((type == SOCK_DGRAM || type == SOCK_SEQPACKET) && socket_option(fd, SO_DOMAIN) == AF_UNIX)
+            bits |= LW_FD_TRY_WRITE;
+        return bits;
+    }
+    const struct lw_channel *ch = lw_channel_of(entry);
+    if ((st->st_mode & S_IFMT) == 0 && ch && ch->type == LW_CH_EVENTFD)
+        return LW_FD_TRY_READ;
+    return 0;
+}
+
+#define CLASS_BITS (LW_FD_KNOWN | LW_FD_NEVER_BLOCKS | LW_FD_TRIES | LW_FD_SOCKET)
+
 uint64_t lw_fd_classify(int fd)
 {
     uint64_t entry = lw_fd_entry(fd);
@@ -64,18 +98,24 @@ uint64_t lw_fd_classify(int fd)
     long status = lw_raw_syscall6(SYS_fcntl, fd, F_GETFL, 0, 0, 0, 0);
     if (status < 0 || !stat_fd(fd, &st))
         return entry;   /* not an open fd: the call will fail by itself */
-    uint64_t bits = LW_FD_KNOWN | (never_blocks(fd, &st, status) ? LW_FD_NEVER_BLOCKS : 0);
+    uint64_t bits = LW_FD_KNOWN;
+    if (never_blocks(fd, &st, status))
+        bits |= LW_FD_NEVER_BLOCKS;
+    else
+        bits |= try_bits(fd, &st, entry);
     if (S_ISFIFO(st.st_mode) && !(entry & LW_FD_CHANNEL))
         bits |= fifo_entry(&st);
     /* Keep whatever channel bits another thread set meanwhile. */
     uint64_t seen = entry;
-    while (!__atomic_compare_exchange_n(&lw_fdmap[fd], &seen, (seen & ~(LW_FD_KNOWN | LW_FD_NEVER_BLOCKS)) | bits,
+    while (!__atomic_compare_exchange_n(&lw_fdmap[fd], &seen, (seen & ~CLASS_BITS) | bits,
                                         true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         ;
-    return (seen & ~(LW_FD_KNOWN | LW_FD_NEVER_BLOCKS)) | bits;
+    return (seen & ~CLASS_BITS) | bits;
 }
 
 /* ---- the channel table ---- */
+
+static void start_counting(struct lw_channel *ch, const int *fds, int nfds);
 
 static uint64_t entry_for(uint32_t index, uint32_t gen, int side)
 {
@@ -83,26 +123,7 @@ static uint64_t entry_for(uint32_t index, uint32_t gen, int side)
            LW_FD_CHANNEL | (side ? LW_FD_SIDE : 0);
 }
 
-struct lw_channel *lw_channel_of(uint64_t entry)
-{
-    if (!(entry & LW_FD_CHANNEL))
-        return NULL;
-    uint64_t index = entry >> ENTRY_INDEX_SHIFT;
-    if (index >= LW_MAX_CHANNELS)
-        return NULL;
-    struct lw_channel *ch = &channels[index];
-    if (__atomic_load_n(&ch->state, __ATOMIC_ACQUIRE) != SLOT_LIVE ||
-        (__atomic_load_n(&ch->gen, __ATOMIC_RELAXED) & ENTRY_GEN_MASK) != ((entry >> ENTRY_GEN_SHIFT) & ENTRY_GEN_MASK))
-        return NULL;
-    return ch;
-}
-
-static uint64_t coarse_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+static uint64_t coarse_now(void) { return lw_coarse_raw_ns(); }
 
 double lw_use_seconds_ago(uint64_t last_ns)
 {
@@ -113,11 +134,14 @@ double lw_use_seconds_ago(uint64_t last_ns)
 void lw_channel_note_use(uint64_t entry, enum lw_use use)
 {
     struct lw_channel *ch = lw_channel_of(entry);
-    if (!ch)
-        return;
+    if (ch)
+        lw_channel_used(ch, entry, use, coarse_now());
+}
+
+void lw_channel_used(struct lw_channel *ch, uint64_t entry, enum lw_use use, uint64_t now)
+{
     struct lw_channel_user *users = ch->users[lw_fd_side(entry)][use];
     int32_t tid = lw_gettid();
-    uint64_t now = coarse_now();
     for (unsigned k = 0; k < LW_CHANNEL_USERS; k++) {
         int32_t seen = __atomic_load_n(&users[k].tid, __ATOMIC_RELAXED);
         /* On failure another thread took this entry, and `seen` is its tid. */
@@ -176,13 +200,49 @@ void lw_fd_created_channel(const int *fds, int nfds, enum lw_channel_type type)
     if (nfds == 1)
         ch->ino[1] = ch->ino[0];
     ch->creator = lw_gettid();
-    ch->create_ns = lw_now_ns();
+    ch->create_ns = lw_stamp_ns();
     ch->create_stack = lw_stack_capture();
+    start_counting(ch, fds, nfds);
     __atomic_store_n(&ch->gen, gen, __ATOMIC_RELAXED);
     __atomic_store_n(&ch->state, SLOT_LIVE, __ATOMIC_RELEASE);
     for (int side = 0; side < nfds && side < 2; side++)
         if ((unsigned)fds[side] < LW_FDMAP_SIZE)
             __atomic_store_n(&lw_fdmap[fds[side]], entry_for(index, gen, side), __ATOMIC_RELAXED);
+}
+
+/* ---- counting the bytes in a single-threaded program's pipes ---- */
+
+/* Bumped whenever another process may have come to hold our fds. */
+uint32_t lw_channels_sharing_gen = 1;
+#define sharing_gen lw_channels_sharing_gen
+
+void lw_channels_shared(void) { __atomic_add_fetch(&sharing_gen, 1, __ATOMIC_RELEASE); }
+
+#define PIPE_PAGE LW_PIPE_PAGE
+
+/* A new channel: a pipe made while the server has not started is counted
+ * from now on (it is empty, and only this process holds it). */
+static void start_counting(struct lw_channel *ch, const int *fds, int nfds)
+{
+    __atomic_store_n(&ch->private_gen, 0, __ATOMIC_RELAXED);
+    ch->level = 0;
+    ch->slots = 0;
+    if (ch->type != LW_CH_PIPE || nfds != 2 || !lw_lifecycle_armed())
+        return;
+    long size = lw_raw_syscall6(SYS_fcntl, fds[0], F_GETPIPE_SZ, 0, 0, 0, 0);
+    if (size < PIPE_PAGE)
+        return;
+    ch->slots = (uint32_t)(size / PIPE_PAGE);
+    __atomic_store_n(&ch->private_gen, __atomic_load_n(&sharing_gen, __ATOMIC_ACQUIRE), __ATOMIC_RELAXED);
+}
+
+/* (lw_pipe_cannot_block and lw_pipe_moved are inline in channels.h.) */
+
+void lw_fd_pipe_uncounted(int fd)
+{
+    struct lw_channel *ch = lw_fds_are_private ? NULL : lw_channel_of(lw_fd_entry(fd));
+    if (ch && __atomic_load_n(&ch->private_gen, __ATOMIC_RELAXED))
+        __atomic_store_n(&ch->private_gen, 0, __ATOMIC_RELEASE);
 }
 
 /* A FIFO made by a hooked mkfifo: creator, stack and time are recorded
@@ -200,8 +260,9 @@ void lw_fifo_created(uint64_t dev, uint64_t ino)
     ch->ino[0] = ch->ino[1] = ino;
     ch->dev = dev;
     ch->creator = lw_gettid();
-    ch->create_ns = lw_now_ns();
+    ch->create_ns = lw_stamp_ns();
     ch->create_stack = lw_stack_capture();
+    start_counting(ch, NULL, 0);
     __atomic_store_n(&ch->gen, ch->gen + 1, __ATOMIC_RELAXED);
     __atomic_store_n(&ch->state, SLOT_LIVE, __ATOMIC_RELEASE);
 }
@@ -250,7 +311,13 @@ void lw_fd_copy(int from, int to)
 void lw_fd_flags_changed(int fd)
 {
     if ((unsigned)fd < LW_FDMAP_SIZE && !lw_fds_are_private)
-        __atomic_fetch_and(&lw_fdmap[fd], ~(LW_FD_KNOWN | LW_FD_NEVER_BLOCKS), __ATOMIC_RELAXED);
+        __atomic_fetch_and(&lw_fdmap[fd], ~CLASS_BITS, __ATOMIC_RELAXED);
+}
+
+void lw_fd_no_tries(int fd)
+{
+    if ((unsigned)fd < LW_FDMAP_SIZE && !lw_fds_are_private && (lw_fd_entry(fd) & LW_FD_TRIES))
+        __atomic_fetch_and(&lw_fdmap[fd], ~LW_FD_TRIES, __ATOMIC_RELAXED);
 }
 
 void lw_fd_mark(int fd, uint32_t channel_flag)
@@ -264,6 +331,7 @@ void lw_fd_mark(int fd, uint32_t channel_flag)
  * used is still its own. Every other thread of the parent is gone here. */
 void lw_channels_fork_child(int32_t old_tid, int32_t new_tid)
 {
+    lw_channels_shared();   /* the parent holds every fd the child has */
     uint32_t hw = __atomic_load_n(&high_water, __ATOMIC_ACQUIRE);
     for (uint32_t i = 0; i < hw; i++) {
         struct lw_channel *ch = &channels[i];

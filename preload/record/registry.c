@@ -24,8 +24,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* The slot pointer of a thread that must never be recorded. */
-#define SLOT_NONE ((struct lw_slot *)1)
 
 struct exit_entry {
     uint32_t seq;
@@ -38,6 +36,7 @@ struct exit_entry {
 };
 
 static struct lw_slot *slots;            /* LW_MAX_THREADS entries */
+static struct lw_wait_rec (*displaced)[LW_NESTED_WAITS];   /* per slot: records nested waits displaced */
 static struct exit_entry *exit_ring;     /* LW_EXIT_RING entries */
 static uint64_t free_head;               /* (tag << 32) | (index + 1) */
 static uint32_t high_water;              /* slots ever handed out */
@@ -51,12 +50,11 @@ static bool ready;
 #define MAX_INTERNAL 8
 static pid_t internal_tids[MAX_INTERNAL];
 
-static __thread struct lw_slot *self_slot __attribute__((tls_model("initial-exec")));
-static __thread int bypass_depth __attribute__((tls_model("initial-exec")));
+__thread struct lw_slot *lw_self_slot __attribute__((tls_model("initial-exec")));
+__thread int lw_bypass_depth __attribute__((tls_model("initial-exec")));
 
-bool lw_hooks_bypassed(void) { return bypass_depth != 0 || self_slot == SLOT_NONE; }
-void lw_bypass_enter(void) { bypass_depth++; }
-void lw_bypass_leave(void) { bypass_depth--; }
+void lw_bypass_enter(void) { lw_bypass_depth++; }
+void lw_bypass_leave(void) { lw_bypass_depth--; }
 bool lw_registry_ready(void) { return __atomic_load_n(&ready, __ATOMIC_ACQUIRE); }
 
 /* ---- slot allocation ---- */
@@ -136,7 +134,7 @@ static void fill_identity(struct lw_slot *s, uint32_t origin, int32_t parent, ui
     s->create_stack = stack;
     s->pthread = 0;
     s->start_routine = fn;
-    s->birth_ns = lw_now_ns();
+    s->birth_ns = lw_stamp_ns();
     memset(&s->wait, 0, sizeof s->wait);
     s->wait.fd = -1;
     slot_write_end(s);
@@ -151,7 +149,7 @@ static void become_owner(struct lw_slot *s)
     s->arg = 0;
     slot_write_end(s);
     __atomic_store_n(&s->state, LW_SLOT_LIVE, __ATOMIC_RELEASE);
-    self_slot = s;
+    lw_self_slot = s;
     pthread_setspecific(exit_key, s);
 }
 
@@ -168,7 +166,7 @@ static void record_exit(const struct lw_slot *s)
     memset(e->name, 0, sizeof e->name);
     if (s->tid == lw_gettid())
         prctl(PR_GET_NAME, e->name, 0, 0, 0);
-    e->exit_ns = lw_now_ns();
+    e->exit_ns = lw_stamp_ns();
     e->start_routine = s->start_routine;
     e->pthread = s->pthread;
     e->create_stack = s->create_stack;
@@ -197,8 +195,8 @@ static void on_thread_exit(void *p)
 {
     int saved = errno;
     struct lw_slot *s = p;
-    self_slot = SLOT_NONE;
-    if (s && s != SLOT_NONE)
+    lw_self_slot = LW_SLOT_NONE;
+    if (s && s != LW_SLOT_NONE)
         release_live_slot(s);
     errno = saved;
 }
@@ -209,12 +207,14 @@ void lw_registry_init(void)
 {
     size_t slot_bytes = sizeof(struct lw_slot) * LW_MAX_THREADS;
     size_t ring_bytes = sizeof(struct exit_entry) * LW_EXIT_RING;
-    void *p = mmap(NULL, slot_bytes + ring_bytes, PROT_READ | PROT_WRITE,
+    size_t nested_bytes = sizeof *displaced * LW_MAX_THREADS;
+    void *p = mmap(NULL, slot_bytes + ring_bytes + nested_bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return;
     slots = p;
     exit_ring = (struct exit_entry *)((char *)p + slot_bytes);
+    displaced = (struct lw_wait_rec (*)[LW_NESTED_WAITS])((char *)p + slot_bytes + ring_bytes);
     if (pthread_key_create(&exit_key, on_thread_exit) != 0)
         return;
     __atomic_store_n(&ready, true, __ATOMIC_RELEASE);
@@ -222,18 +222,19 @@ void lw_registry_init(void)
     lw_registry_self();
 }
 
-struct lw_slot *lw_registry_self(void)
+struct lw_slot *lw_registry_self_slow(void)
 {
-    struct lw_slot *s = self_slot;
-    if (LW_LIKELY(s != NULL))
-        return s == SLOT_NONE ? NULL : s;
+    struct lw_slot *s = lw_self_slot;
+    if (s != NULL)
+        return s == LW_SLOT_NONE ? NULL : s;
     if (!lw_registry_ready())
         return NULL;
     s = claim_slot();
     if (!s) {
-        self_slot = SLOT_NONE;
+        lw_self_slot = LW_SLOT_NONE;
         return NULL;
     }
+    lw_bypass_enter();   /* (a hook adopting its thread: nothing here may record) */
     pid_t tid = lw_gettid();
     bool is_main = tid == getpid();
     fill_identity(s, is_main ? LW_ORIGIN_MAIN : LW_ORIGIN_ADOPTED, 0, 0, 0);
@@ -241,6 +242,7 @@ struct lw_slot *lw_registry_self(void)
         s->birth_ns = lw_start_ns;
     count_live_thread();
     become_owner(s);
+    lw_bypass_leave();
     return s;
 }
 
@@ -288,7 +290,7 @@ void lw_registry_mark_self_internal(void)
         if (__atomic_compare_exchange_n(&internal_tids[i], &expected, tid, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
             break;
     }
-    self_slot = SLOT_NONE;
+    lw_self_slot = LW_SLOT_NONE;
 }
 
 bool lw_is_internal_tid(pid_t tid)
@@ -299,10 +301,37 @@ bool lw_is_internal_tid(pid_t tid)
     return false;
 }
 
-void lw_wait_publish(struct lw_slot *s, const struct lw_wait_rec *rec)
+/* The depth of nested waits each slot's owner is in (owner-only). */
+static __thread uint32_t nested_depth __attribute__((tls_model("initial-exec")));
+
+struct lw_wait_rec *lw_wait_open(struct lw_slot *s, struct lw_wait_frame *f)
 {
+    f->slot = s;
+    f->displaced = 0;
+    if (__builtin_expect(s->wait.kind != LW_WAIT_NONE, 0)) {
+        /* A wait inside a wait: a signal handler's (or a record a
+         * cancellation or a longjmp left behind, kept alike). */
+        if (nested_depth < LW_NESTED_WAITS) {
+            displaced[s - slots][nested_depth++] = s->wait;
+            f->displaced = 1;
+        }
+    }
     slot_write_begin(s);
-    s->wait = *rec;
+    return &s->wait;
+}
+
+void lw_wait_close(struct lw_slot *s) { slot_write_end(s); }
+
+void lw_wait_closed(struct lw_wait_frame *f)
+{
+    struct lw_slot *s = f->slot;
+    if (!s)
+        return;
+    slot_write_begin(s);
+    if (__builtin_expect(f->displaced, 0) && nested_depth > 0)
+        s->wait = displaced[s - slots][--nested_depth];
+    else
+        s->wait.kind = LW_WAIT_NONE;
     slot_write_end(s);
 }
 
@@ -314,7 +343,7 @@ void lw_wait_publish(struct lw_slot *s, const struct lw_wait_rec *rec)
 #define READ_SPINS 64
 #define READ_YIELDS 200
 
-bool lw_wait_read(const struct lw_slot *s, struct lw_slot *copy)
+static bool read_consistent(const struct lw_slot *s, struct lw_slot *copy, uint32_t *seq)
 {
     for (int tries = 0; tries < READ_SPINS + READ_YIELDS; tries++) {
         if (tries >= READ_SPINS)
@@ -324,10 +353,52 @@ bool lw_wait_read(const struct lw_slot *s, struct lw_slot *copy)
             continue;
         memcpy(copy, (const void *)s, sizeof *copy);
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) == before)
+        if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) == before) {
+            *seq = before;
             return true;
+        }
     }
     return false;
+}
+
+/* The stack of the wait in copy (read at sequence number seq), walked from
+ * the frame its hook recorded, or remembered from an earlier reader of the
+ * same record. false: the thread left that wait meanwhile, so what the walk
+ * read may be anything. */
+static bool walk_wait_stack(const struct lw_slot *s, uint32_t seq, struct lw_slot *copy)
+{
+    uint64_t walked = __atomic_load_n(&s->walked_stack, __ATOMIC_ACQUIRE);
+    if ((uint32_t)(walked >> 32) == seq) {
+        copy->wait.stack_id = (uint32_t)walked;
+        return true;
+    }
+    const struct lw_wait_rec *w = &copy->wait;
+    struct lw_frame_state at = { w->at_pc, w->at_sp_masked ^ LW_ADDR_MASK, w->at_bp_masked ^ LW_ADDR_MASK,
+                                 w->at_ra_masked };
+    uint32_t id = lw_stack_capture_at(&at);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) != seq)
+        return false;
+    /* Only readers write it; any of them stores the same answer. */
+    __atomic_store_n((uint64_t *)&s->walked_stack, (uint64_t)seq << 32 | id, __ATOMIC_RELEASE);
+    copy->wait.stack_id = id;
+    return true;
+}
+
+#define WALK_ATTEMPTS 4
+
+bool lw_wait_read(const struct lw_slot *s, struct lw_slot *copy)
+{
+    for (int attempt = 0; attempt < WALK_ATTEMPTS; attempt++) {
+        uint32_t seq;
+        if (!read_consistent(s, copy, &seq))
+            return false;
+        const struct lw_wait_rec *w = &copy->wait;
+        if (w->kind == LW_WAIT_NONE || w->stack_id || !w->at_pc || copy->tid == lw_gettid() ||
+            walk_wait_stack(s, seq, copy))
+            return true;
+    }
+    return true;   /* a thread that keeps moving: its latest wait, without a stack */
 }
 
 uint32_t lw_registry_high_water(void) { return __atomic_load_n(&high_water, __ATOMIC_ACQUIRE); }
@@ -338,7 +409,9 @@ uint64_t lw_registry_full_count(void) { return __atomic_load_n(&full_count, __AT
 void lw_registry_extent(uintptr_t *lo, uintptr_t *hi)
 {
     *lo = (uintptr_t)slots;
-    *hi = slots ? (uintptr_t)slots + sizeof(struct lw_slot) * LW_MAX_THREADS + sizeof(struct exit_entry) * LW_EXIT_RING : 0;
+    *hi = slots ? (uintptr_t)slots + sizeof(struct lw_slot) * LW_MAX_THREADS + sizeof(struct exit_entry) * LW_EXIT_RING +
+                      sizeof *displaced * LW_MAX_THREADS
+                : 0;
 }
 
 uint32_t lw_registry_live(void) { return __atomic_load_n(&n_live, __ATOMIC_RELAXED); }
@@ -409,19 +482,21 @@ void lw_registry_fork_child(void)
     memset(internal_tids, 0, sizeof internal_tids);
     if (!lw_registry_ready())
         return;
-    struct lw_slot *mine = self_slot;
+    struct lw_slot *mine = lw_self_slot;
     free_head = 0;
     exit_pos = 0;
     n_created = n_exited = 0;
     n_live = n_peak = 0;
-    if (mine == SLOT_NONE || mine == NULL) {
+    if (mine == LW_SLOT_NONE || mine == NULL) {
         high_water = 0;
-        self_slot = NULL;
+        lw_self_slot = NULL;
         lw_registry_self();
         return;
     }
-    if (mine != &slots[0])
+    if (mine != &slots[0]) {
         memcpy(&slots[0], mine, sizeof *mine);
+        memcpy(displaced[0], displaced[mine - slots], sizeof displaced[0]);   /* (forked in a handler, in a wait) */
+    }
     high_water = 1;
     struct lw_slot *s = &slots[0];
     s->seq &= ~1u;
@@ -429,7 +504,7 @@ void lw_registry_fork_child(void)
     s->tid = lw_gettid();
     s->origin = getpid() == s->tid ? LW_ORIGIN_MAIN : s->origin;
     s->pthread = (uint64_t)pthread_self();
-    self_slot = s;
+    lw_self_slot = s;
     pthread_setspecific(exit_key, s);
     count_live_thread();
 }

@@ -1,5 +1,7 @@
 /*
- * stacks.c — stack capture (unwind.c) and a lock-free intern table.
+ * stacks.c — stack capture (unwind.c), of the calling thread or of a
+ * thread parked in a hooked call (walked from the frame its hook recorded),
+ * and a lock-free intern table.
  *
  * The intern table is open-addressed, fixed-size and append-only: an entry
  * goes EMPTY -> WRITING (claimed with CAS) -> READY (frames published with a
@@ -155,15 +157,9 @@ static uint32_t intern(const uint64_t *pcs, int n, uint32_t gen)
     return 0;
 }
 
-__attribute__((noinline)) uint32_t lw_stack_capture(void)
+/* Intern the n frames of pcs that follow our own leading ones. */
+static uint32_t keep(const uint64_t *pcs, int n, uint32_t gen)
 {
-    if (!table)
-        return 0;
-    uint64_t pcs[CAPTURE_DEPTH];
-    int saved = errno;   /* the hooked call's caller must find errno as it left it */
-    uint32_t gen = lw_unwind_generation();
-    int n = lw_unwind(pcs, CAPTURE_DEPTH);
-    errno = saved;
     int first = 0;
     while (first < n && pcs[first] >= self_text_lo && pcs[first] < self_text_hi)
         first++;
@@ -173,6 +169,30 @@ __attribute__((noinline)) uint32_t lw_stack_capture(void)
     if (n > LW_MAX_FRAMES)
         n = LW_MAX_FRAMES;
     return intern(pcs + first, n, gen);
+}
+
+__attribute__((noinline)) uint32_t lw_stack_capture(void)
+{
+    if (!table)
+        return 0;
+    uint64_t pcs[CAPTURE_DEPTH];
+    int saved = errno;   /* the hooked call's caller must find errno as it left it */
+    uint32_t gen = lw_unwind_generation();
+    int n = lw_unwind(pcs, CAPTURE_DEPTH);
+    errno = saved;
+    return keep(pcs, n, gen);
+}
+
+uint32_t lw_stack_capture_at(const struct lw_frame_state *at)
+{
+    if (!table)
+        return 0;
+    uint64_t pcs[CAPTURE_DEPTH];
+    int saved = errno;
+    uint32_t gen = lw_unwind_generation();
+    int n = lw_unwind_other(at, pcs, CAPTURE_DEPTH);
+    errno = saved;
+    return keep(pcs, n, gen);
 }
 
 bool lw_stack_get(uint32_t id, struct lw_snap_stack *out)

@@ -10,10 +10,16 @@
 
 #include <stdint.h>
 #include "record/records.h"
+#include "record/unwind.h"
 
 void lw_stacks_init(void);
 /* The calling thread's stack, minus leakwatch's own frames; 0 = none. */
 uint32_t lw_stack_capture(void);
+/* The stack of another thread (or this one) from a frame that is still
+ * live, recorded by LW_FRAME_HERE, minus leakwatch's own frames; 0 = none
+ * (or the frame is gone). The caller checks afterwards that the frame
+ * stayed live throughout (the wait record is unchanged). */
+uint32_t lw_stack_capture_at(const struct lw_frame_state *at);
 /* Copy an interned stack (server thread). false if id is unknown. */
 bool lw_stack_get(uint32_t id, struct lw_snap_stack *out);
 /* The dlclose generation of its latest capture (see lw_unwind_forget_unloaded). */

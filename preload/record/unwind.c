@@ -877,11 +877,16 @@ static bool page_is_readable(uint64_t page)
     return readable;
 }
 
-/* A stack being read: words at floor and above, up to floor + STACK_REACH,
- * each page checked readable once ([floor's page, hi) is). */
+/* A stack being read: words at floor and above, up to floor + STACK_REACH.
+ * The calling thread's own stacks are read in place, each page checked
+ * readable once ([floor's page, hi) is); another thread's stack (window
+ * set) only through copies of one page at a time (process_vm_readv: a
+ * stack unmapped meanwhile costs an EFAULT, never a fault). */
 struct stack_view {
     uint64_t floor, hi;
-    uint64_t own_lo;   /* the thread's own stack, verified from here (kept per thread); 0: another stack */
+    uint64_t own_lo;     /* the thread's own stack, verified from here (kept per thread); 0: another stack */
+    uint64_t *window;    /* another thread's stack: its words [wlo, whi) copied here; NULL: our own */
+    uint64_t wlo, whi;
 };
 
 static void view_own_stack(struct stack_view *v, uint64_t sp)
@@ -892,12 +897,17 @@ static void view_own_stack(struct stack_view *v, uint64_t sp)
         verified_lo = lo ^ VERIFIED_MASK;
         verified_hi = hi ^ VERIFIED_MASK;
     }
-    *v = (struct stack_view){ sp, hi, lo };
+    *v = (struct stack_view){ sp, hi, lo, NULL, 0, 0 };
 }
 
+/* The walk moves to another stack (a signal handler's alternate stack
+ * returned to the interrupted one): read the same way as the last. */
 static void view_other_stack(struct stack_view *v, uint64_t sp)
 {
-    *v = (struct stack_view){ sp, sp & ~(PAGE - 1), 0 };
+    v->floor = sp;
+    v->hi = sp & ~(PAGE - 1);
+    v->own_lo = 0;
+    v->wlo = v->whi = 0;
 }
 
 /* A word of a stack, read raw: any word of a frame, which AddressSanitizer
@@ -926,11 +936,38 @@ static __attribute__((noinline)) bool extend_view(struct stack_view *v, uint64_t
     return true;
 }
 
+/* Copy the page of another thread's stack that holds addr into the window. */
+static __attribute__((noinline)) bool refill_window(struct stack_view *v, uint64_t addr)
+{
+    if (addr - v->floor > STACK_REACH)
+        return false;
+    uint64_t page = addr & ~(PAGE - 1);
+    struct iovec local = { v->window, PAGE }, remote = { (void *)(uintptr_t)page, PAGE };
+    int saved = errno;
+    ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    errno = saved;
+    if (n != (ssize_t)PAGE) {
+        v->wlo = v->whi = 0;
+        return false;
+    }
+    v->wlo = page;
+    v->whi = page + PAGE;
+    return true;
+}
+
 /* The word at addr, if it is 8-aligned, at or above the view's floor and
  * readable. */
 static inline __attribute__((always_inline)) bool read_word(struct stack_view *v, uint64_t addr, uint64_t *out)
 {
-    if (addr < v->floor || (addr & 7) || (addr + 8 > v->hi && !extend_view(v, addr)))
+    if (addr < v->floor || (addr & 7))
+        return false;
+    if (__builtin_expect(v->window != NULL, 0)) {
+        if ((addr < v->wlo || addr >= v->whi) && !refill_window(v, addr))
+            return false;
+        *out = v->window[(addr - v->wlo) / 8];
+        return true;
+    }
+    if (addr + 8 > v->hi && !extend_view(v, addr))
         return false;
     *out = stack_word(addr);
     return true;
@@ -1062,8 +1099,8 @@ static bool fp_step(struct stack_view *v, uint64_t pc, uint64_t sp, uint64_t bp,
              pushes_rbp_first(target, &callee) && !rule_from_fde(&here, target, &r, &last_fde) &&
              !rule_from_fde(&here, pc, &r, &last_fde) && last_fde <= target;
     }
-    for (uint64_t a = sp; ok && a < bp; a += 8)
-        if (is_return_address(restricted, stack_word(a)))
+    for (uint64_t a = sp, w; ok && a < bp; a += 8)
+        if (!read_word(v, a, &w) || is_return_address(restricted, w))
             ok = false;   /* a frame without a frame pointer lies in between */
     objects_leave();
     if (!ok)
@@ -1097,18 +1134,17 @@ void lw_unwind_extent(uintptr_t *lo, uintptr_t *hi)
 #define UC_RSP offsetof(ucontext_t, uc_mcontext.gregs[REG_RSP])
 #define UC_RBP offsetof(ucontext_t, uc_mcontext.gregs[REG_RBP])
 
-__attribute__((noinline)) int lw_unwind(uint64_t *pcs, int max)
+/* Walk from an instruction at pc (exact: pc is the instruction itself, not
+ * a return address) whose frame has stack pointer sp and rbp bp (when
+ * bp_known), reading stacks through v: up to max return addresses. */
+static inline __attribute__((always_inline)) int walk(struct stack_view *v, uint64_t pc, uint64_t sp, uint64_t bp,
+                                                      bool bp_known, bool exact, uint64_t *pcs, int max,
+                                                      uint32_t gen)
 {
-    uint64_t pc, sp, bp;
-    __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(bp));
-    const uint32_t gen = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
-    struct stack_view view;
-    view_own_stack(&view, sp);
-    bool bp_known = true, exact = true;   /* pc: an instruction of ours, not a return address */
     int n = 0;
     if (max <= 0)
         return 0;
-    struct rule r = rule_for(pc, true, gen);
+    struct rule r = rule_for(pc, exact, gen);
     if (!r.kind)
         return 0;
     while (n < max) {
@@ -1118,22 +1154,22 @@ __attribute__((noinline)) int lw_unwind(uint64_t *pcs, int max)
             if ((r.flags & RULE_CFA_RBP) && !bp_known)
                 break;
             uint64_t cfa = ((r.flags & RULE_CFA_RBP) ? bp : sp) + (uint64_t)(int64_t)r.cfa_offset;
-            if (cfa <= sp || !read_word(&view, cfa + 8 * (uint64_t)(int64_t)r.ra_slot, &ra))
+            if (cfa <= sp || !read_word(v, cfa + 8 * (uint64_t)(int64_t)r.ra_slot, &ra))
                 break;
             if (r.flags & RULE_RBP_SAVED)
-                nbp_known = read_word(&view, cfa + 8 * (uint64_t)(int64_t)r.rbp_slot, &nbp);
+                nbp_known = read_word(v, cfa + 8 * (uint64_t)(int64_t)r.rbp_slot, &nbp);
             nsp = cfa;
         } else if (r.kind == KIND_NO_FDE) {
-            if (exact || !bp_known || !fp_step(&view, pc, sp, bp, &ra, &nsp, &nbp))
+            if (exact || !bp_known || !fp_step(v, pc, sp, bp, &ra, &nsp, &nbp))
                 break;
             nbp_known = true;
         } else if (r.kind == KIND_SIGRETURN) {
             /* sp is the handler's CFA: the ucontext the kernel saved. */
-            if (!read_word(&view, sp + UC_RIP, &ra) || !read_word(&view, sp + UC_RSP, &nsp) ||
-                !read_word(&view, sp + UC_RBP, &nbp) || nsp == 0 || (nsp & 7))
+            if (!read_word(v, sp + UC_RIP, &ra) || !read_word(v, sp + UC_RSP, &nsp) ||
+                !read_word(v, sp + UC_RBP, &nbp) || nsp == 0 || (nsp & 7))
                 break;
-            if (nsp < view.floor || nsp - view.floor > STACK_REACH)
-                view_other_stack(&view, nsp);   /* the handler ran on an alternate stack */
+            if (nsp < v->floor || nsp - v->floor > STACK_REACH)
+                view_other_stack(v, nsp);   /* the handler ran on an alternate stack */
             nbp_known = true;
             nexact = true;
         } else {
@@ -1153,4 +1189,26 @@ __attribute__((noinline)) int lw_unwind(uint64_t *pcs, int max)
         exact = nexact;
     }
     return n;
+}
+
+__attribute__((noinline)) int lw_unwind(uint64_t *pcs, int max)
+{
+    uint64_t pc, sp, bp;
+    __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(bp));
+    const uint32_t gen = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
+    struct stack_view view;
+    view_own_stack(&view, sp);
+    /* pc: an instruction of ours, not a return address */
+    return walk(&view, pc, sp, bp, true, true, pcs, max, gen);
+}
+
+int lw_unwind_other(const struct lw_frame_state *at, uint64_t *pcs, int max)
+{
+    uint64_t window[PAGE / 8];
+    const uint32_t gen = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
+    struct stack_view view = { at->sp, at->sp & ~(PAGE - 1), 0, window, 0, 0 };
+    int n = walk(&view, at->pc, at->sp, at->bp, true, true, pcs, max, gen);
+    /* The frame's own return address first, as it was when recorded: a
+     * frame since popped and its memory reused is never walked on. */
+    return n > 0 && pcs[0] == (at->ra_masked ^ LW_RA_MASK) ? n : 0;
 }

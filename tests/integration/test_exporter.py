@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from lwtest import CLI, SLOW, Process, check, fixture, run_test, until
+from lwtest import CLI, SLOW, Process, TestFailure, check, fixture, run_test, until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -96,8 +96,20 @@ def start_exporter(lwdir, *args):
     line = p.stderr.readline()
     m = re.search(r"serving (http://127\.0\.0\.1:\d+)/metrics", line)
     check(m, "the exporter did not say where it serves: %r (exit %r)" % (line, p.poll()))
-    threading.Thread(target=p.stderr.read, daemon=True).start()
+    p.said = []   # the rest of its stderr, shown when a check fails (a sanitizer's report, a crash)
+
+    def keep():
+        for rest in p.stderr:
+            p.said.append(rest)
+    threading.Thread(target=keep, daemon=True).start()
     return p, m.group(1)
+
+
+def exporter_state(p):
+    """How the exporter is doing, for a failure's message."""
+    time.sleep(0.2)
+    return "exporter %s; its stderr: %r" % ("running" if p.poll() is None else "exited %r" % p.returncode,
+                                            "".join(p.said)[-3000:])
 
 
 def concurrent_scrapes(url, fixture_pid, hung_pid):
@@ -172,7 +184,10 @@ def test_scrape():
             text, seconds = scrape(url, {"X-Prometheus-Scrape-Timeout-Seconds": "1.2"})
             check_complete(text, p.pid, hung.pid, seconds, 0.7)
 
-            concurrent_scrapes(url, p.pid, hung.pid)
+            try:
+                concurrent_scrapes(url, p.pid, hung.pid)
+            except TestFailure as e:
+                raise TestFailure("%s\n  %s" % (e, exporter_state(exporter)))
             check_errors(base)
             exporter.send_signal(signal.SIGTERM)
             check(exporter.wait(timeout=10) == 0, "the exporter exited %r on SIGTERM" % exporter.returncode)

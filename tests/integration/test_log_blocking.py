@@ -36,6 +36,7 @@ import time
 from lwtest import SLOW, TestFailure, check, fixture, preload_value, run_test
 
 TICKS_S = 2.5        # the program's life before it forks: two or three ticks, each may log
+                     # (times SLOW: a starved server thread ticks late)
 EXIT_DEADLINE_S = 20
 LINE = re.compile(r"leakwatch: pid (\d+): (\d+) threads: .* peak \d+$")
 
@@ -60,7 +61,7 @@ class Program:
         e = dict(os.environ, LEAKWATCH_DIR=os.path.join(tmp, "lw-" + name), LEAKWATCH_LOG_INTERVAL_MS="1000")
         e.pop("LD_PRELOAD", None)
         e.update(env)
-        argv = [fixture("logfork"), str(TICKS_S)]
+        argv = [fixture("logfork"), "%.1f" % (TICKS_S * SLOW)]
         if wrap:
             argv = wrap(argv)
         else:
@@ -71,7 +72,7 @@ class Program:
     def finish(self):
         """Its output, once it has exited (killed if it has not within the deadline)."""
         try:
-            out, err = self.proc.communicate(timeout=(TICKS_S + EXIT_DEADLINE_S) * SLOW)
+            out, err = self.proc.communicate(timeout=(TICKS_S * SLOW + EXIT_DEADLINE_S) * SLOW)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, err = self.proc.communicate()

@@ -2,14 +2,14 @@
  * limits.c — reaches both fixed tables of a preload built small
  * (tests/preload/meson.build: 64 thread slots, 256 distinct stacks):
  * starts 100 threads that park on a semaphore, then makes 512 different
- * stacks, each recorded by a 1 ns nanosleep (a sleep is always recorded),
- * prints "READY" and waits. test_limits.py checks that the reply's notes
+ * stacks, each recorded as the creation stack of a pipe made there (and
+ * closed: a channel's creation is captured at once, where a wait's stack
+ * is walked only if someone asks while it lasts), prints "READY" and waits. test_limits.py checks that the reply's notes
  * say what was lost.
  */
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
 #define THREADS 100
@@ -42,8 +42,11 @@ static __attribute__((noinline)) void right(int depth, unsigned path)
 static __attribute__((noinline)) void descend(int depth, unsigned path)
 {
     if (depth == 0) {
-        struct timespec ns = { 0, 1 };
-        nanosleep(&ns, NULL);
+        int fds[2];
+        if (pipe(fds) == 0) {
+            close(fds[0]);
+            close(fds[1]);
+        }
     } else if (path & 1) {
         left(depth - 1, path >> 1);
     } else {
