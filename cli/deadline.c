@@ -5,10 +5,13 @@
  * Socket I/O waits with poll until the deadline (client.c); the symbolizer
  * opens no more module files once the deadline is near (symbolize.c: the
  * frames past that point show module+offset, and a note says so); and a
- * watchdog (ITIMER_REAL) ends the command at the deadline itself, "timed
- * out", exit 2, for what no check can interrupt: a module file on a hung
- * filesystem (a FUSE mount whose owner never answers) blocks open or read
- * for ever. The watchdog is off while anything is printed.
+ * watchdog (ITIMER_REAL) ends the command shortly after the deadline,
+ * "timed out", exit 2, for what no check can interrupt: a module file on a
+ * hung filesystem (a FUSE mount whose owner never answers) blocks open or
+ * read for ever. It fires a grace period after the deadline, not at it, so
+ * that a socket wait that times out by itself is reported as that one
+ * process's failure (status of every process lists the others) instead of
+ * ending the command. The watchdog is off while anything is printed.
  */
 #include "deadline.h"
 
@@ -24,6 +27,7 @@
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define SYMBOLIZING_SHARE 4   /* module files are opened in the first three quarters of the time only */
+#define WATCHDOG_GRACE_MS 500 /* past the deadline: what polls the deadline has ended by then */
 
 /* Per thread: the exporter asks many processes at once, one thread each. */
 static __thread long long deadline_ms;     /* 0: no question under way */
@@ -76,7 +80,7 @@ void lwc_deadline_start(pid_t pid)
                      timeout);
     expiry_length = n > 0 && (size_t)n < sizeof expiry_message ? (size_t)n : 0;
     if (!no_watchdog)
-        arm_watchdog(timeout);
+        arm_watchdog(timeout + WATCHDOG_GRACE_MS);
 }
 
 void lwc_deadline_without_watchdog(void)

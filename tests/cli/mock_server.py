@@ -119,8 +119,12 @@ class MockServer:
                 if self.delay:
                     time.sleep(self.delay)
                 try:
+                    answer = self._answer(request)
+                except Exception as e:   # a broken reply function must not end the server
+                    answer = encode({"version": 1, "error": "mock: %s: %r" % (type(e).__name__, e)})
+                try:
                     conn.settimeout(30.0)
-                    conn.sendall(self._answer(request))
+                    conn.sendall(answer)
                 except OSError:
                     pass
 

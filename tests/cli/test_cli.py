@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mock_server import MockServer  # noqa: E402
@@ -189,17 +190,22 @@ def realistic(pid, info):
 
 def serve(env, reply, delay=0.0, directory=None):
     """A mock whose status and threads replies come from reply(pid)."""
-    holder = {}
+    holder, ready = {}, threading.Event()
 
+    # The socket is visible before the reply is built (20,000 threads take a
+    # while), and `status` in a concurrent test may ask now: it waits.
     def threads(_):
+        ready.wait()
         return holder["reply"]
 
     def status(_):
+        ready.wait()
         r = holder["reply"]
         return status_of(r) if isinstance(r, dict) and "error" not in r else r
 
     m = env.mock({"threads": threads, "status": status, "ping": {"version": 1, "ok": True}}, delay, directory)
     holder["reply"] = reply(m.pid) if callable(reply) else reply
+    ready.set()
     return m
 
 
@@ -402,11 +408,24 @@ def mode_errors(env):
     # closed at once, so that `status` elsewhere does not wait on it.
     slow = serve(env, lambda pid: process(pid, []), delay=3.0)
     p = env.cli("threads", slow.pid, env={"LEAKWATCH_TIMEOUT_MS": "500"})
-    slow.close()
-    env.mocks.remove(slow)
     expect_rc(p, 2, "threads of a slow server")
     check(p.stderr.startswith("leakwatch: pid %d: timed out" % slow.pid) and p.elapsed < 2.5,
           "slow server: %.1fs, %r" % (p.elapsed, p.stderr))
+    # status of every process: the slow one costs its own line on stderr,
+    # never the list of the others (the watchdog must not end the command
+    # while a socket wait can still time out by itself).
+    healthy = serve(env, lambda pid: process(pid, [thread(1, "running")]))
+    p = env.cli("status", "--json", env={"LEAKWATCH_TIMEOUT_MS": "500"})
+    slow.close()
+    env.mocks.remove(slow)
+    expect_rc(p, 2, "status with a slow server among others")
+    check("leakwatch: pid %d: timed out" % slow.pid in p.stderr, "status, slow server: %r" % p.stderr)
+    try:
+        listed = [q["pid"] for q in json.loads(p.stdout)["processes"]]
+    except (ValueError, KeyError, TypeError):
+        listed = None
+    check(listed is not None and healthy.pid in listed and slow.pid not in listed,
+          "status with a slow server does not list the others: %r / %r" % (p.stdout[:300], p.stderr))
 
     # Stale sockets: a dead pid's file, and a live pid's file nobody listens on.
     dead_path = os.path.join(env.dir, "leakwatch.%d.sock" % dead_pid())
