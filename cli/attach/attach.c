@@ -27,7 +27,6 @@
 #include "base/maps.h"
 #include "base/util.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,25 +166,6 @@ static void name_thread(struct lwa_thread_view *v, const struct lwa_sample *seco
 
 /* ---- the notes ---- */
 
-struct notes {
-    char text[8][512];
-    const char *v[8];
-    size_t n;
-};
-
-static void add_note(struct notes *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add_note(struct notes *n, const char *fmt, ...)
-{
-    if (n->n == 8)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(n->text[n->n], sizeof n->text[n->n], fmt, ap);
-    va_end(ap);
-    n->v[n->n] = n->text[n->n];
-    n->n++;
-}
-
 static json_object *attach_facts(const struct lwa_freeze *f, const struct lwa_judgement *j, double sampled_for,
                                  const struct lwa_options *o)
 {
@@ -202,25 +182,25 @@ static json_object *attach_facts(const struct lwa_freeze *f, const struct lwa_ju
     return a;
 }
 
-static void write_notes(struct notes *n, const struct lwa_freeze *f, const struct lwa_judgement *j,
+static void write_notes(struct lwa_notes *n, const struct lwa_freeze *f, const struct lwa_judgement *j,
                         double sampled_for, const struct lwa_options *o)
 {
-    add_note(n, "attached from outside (ptrace): %zu thread%s stopped for %.1f ms, then let go%s%s",
+    lwa_add_note(n, "attached from outside (ptrace): %zu thread%s stopped for %.1f ms, then let go%s%s",
              f->n - f->unstopped, f->n - f->unstopped == 1 ? "" : "s", (double)(f->thawed_ns - f->began_ns) / 1e6,
              f->was_stopped ? "; the process was stopped (SIGSTOP) and is left stopped" : "",
              f->restarted ? "; waits that the stop cut short with EINTR were restarted" : "");
     if (f->unstopped)
-        add_note(n, "%zu thread%s did not stop within %u ms (uninterruptible sleep?): no reachability proof",
+        lwa_add_note(n, "%zu thread%s did not stop within %u ms (uninterruptible sleep?): no reachability proof",
                  f->unstopped, f->unstopped == 1 ? "" : "s", STOP_TIMEOUT_MS);
     if (o->since >= 0)
-        add_note(n, "every wait is taken to be at least %.1fs old (--since)", o->since);
+        lwa_add_note(n, "every wait is taken to be at least %.1fs old (--since)", o->since);
     else
-        add_note(n, "waits are aged by two samples %.1fs apart (the same syscall, not one context switch): "
+        lwa_add_note(n, "waits are aged by two samples %.1fs apart (the same syscall, not one context switch): "
                  "a wait is judged once it lasted the settle time (%u ms)", sampled_for, o->settle_ms);
-    add_note(n, "what attach cannot know: how threads were created (parents, start routines, creation stacks), "
+    lwa_add_note(n, "what attach cannot know: how threads were created (parents, start routines, creation stacks), "
              "which threads exited, who made and used each fd channel; no verdict relies on it");
     if (j->layout.unknown[0])
-        add_note(n, "glibc layout: %s", j->layout.unknown);
+        lwa_add_note(n, "glibc layout: %s", j->layout.unknown);
 }
 
 /* ---- the attach ---- */
@@ -372,7 +352,7 @@ json_object *lwa_attach(struct lwa_session *session, const struct lwa_options *o
     r.peers = lwa_sockpeers_read(r.live);
     r.subject.history = lwa_sockpeers_history(r.peers);
     if (judged && lwa_judge_finish(&r.subject, &r.judgement) == 0) {
-        struct notes notes = { .n = 0 };
+        struct lwa_notes notes = { .n = 0 };
         double sampled_for = r.first.tasks ? (double)(r.freeze.frozen_ns - r.first.taken_ns) / 1e9 : 0;
         write_notes(&notes, &r.freeze, &r.judgement, sampled_for, o);
         reply = lwa_reply(&r.subject, &r.judgement, notes.v, notes.n,

@@ -32,7 +32,6 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,25 +439,6 @@ static json_object *core_facts(const char *path, const struct lwa_options *o, co
     return a;
 }
 
-struct notes {
-    char text[6][512];
-    const char *v[6];
-    size_t n;
-};
-
-static void add_note(struct notes *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add_note(struct notes *n, const char *fmt, ...)
-{
-    if (n->n == 6)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(n->text[n->n], sizeof n->text[n->n], fmt, ap);
-    va_end(ap);
-    n->v[n->n] = n->text[n->n];
-    n->n++;
-}
-
 json_object *lwa_judge_core(const char *path, const char *exe, const struct lwa_options *o, char *why, size_t size)
 {
     struct core c;
@@ -484,19 +464,19 @@ json_object *lwa_judge_core(const char *path, const char *exe, const struct lwa_
     s.sym = sym;
     if (made && lwa_judge_stopped(&s, &j, o->want_paths) == 0 &&
         lwa_judge_finish(&s, &j) == 0) {
-        struct notes notes = { .n = 0 };
-        add_note(&notes, "a core file: %zu thread%s as they were when it was dumped", c.nthreads,
+        struct lwa_notes notes = { .n = 0 };
+        lwa_add_note(&notes, "a core file: %zu thread%s as they were when it was dumped", c.nthreads,
                  c.nthreads == 1 ? "" : "s");
         if (o->since >= 0)
-            add_note(&notes, "every wait is taken to be at least %.1fs old (--since)", o->since);
+            lwa_add_note(&notes, "every wait is taken to be at least %.1fs old (--since)", o->since);
         else
-            add_note(&notes, "no wait in a core has an age: nothing is judged before --since says how old the "
+            lwa_add_note(&notes, "no wait in a core has an age: nothing is judged before --since says how old the "
                      "waits are (how long the process had hung when it was dumped)");
-        add_note(&notes, "what a core cannot tell: fds and channels (no /proc), which mappings were shared, "
+        lwa_add_note(&notes, "what a core cannot tell: fds and channels (no /proc), which mappings were shared, "
                  "the signal handlers (every signal counts as handled), thread names, how threads were "
                  "created; no verdict relies on it");
         if (j.layout.unknown[0])
-            add_note(&notes, "glibc layout: %s", j.layout.unknown);
+            lwa_add_note(&notes, "glibc layout: %s", j.layout.unknown);
         reply = lwa_reply(&s, &j, notes.v, notes.n, core_facts(path, o, &j), why, size);
     } else if (stacks) {
         snprintf(why, size, "%s: out of memory judging the core", path);

@@ -24,10 +24,10 @@
  * process is set (never PTRACE_O_EXITKILL).
  */
 #include "attach/freeze.h"
+#include "base/util.h"
 #include "core/source.h"
 
 #include <errno.h>
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,8 +106,6 @@ static bool exited(char state)
     return state == 'Z' || state == 'X' || state == '?';
 }
 
-static size_t list_tasks(pid_t pid, pid_t **out);
-
 /* The state of a live thread of pid: a process whose main thread has
  * exited (pthread_exit) is a zombie leader with threads that live on.
  * '?' when no thread lives. */
@@ -117,45 +115,11 @@ static char live_state(pid_t pid)
     if (!exited(state))
         return state;
     pid_t *tids;
-    size_t n = list_tasks(pid, &tids);
+    size_t n = lw_list_tids(pid, &tids);
     for (size_t i = 0; i < n && exited(state); i++)
         state = process_state(tids[i]);
     free(tids);
     return exited(state) ? '?' : state;
-}
-
-static size_t list_tasks(pid_t pid, pid_t **out)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *dir = opendir(path);
-    size_t n = 0, cap = 64;
-    pid_t *tids = malloc(cap * sizeof *tids);
-    if (!dir || !tids) {
-        if (dir)
-            closedir(dir);
-        free(tids);
-        *out = NULL;
-        return 0;
-    }
-    struct dirent *de;
-    while ((de = readdir(dir))) {
-        char *end;
-        long tid = strtol(de->d_name, &end, 10);
-        if (*end || tid <= 0)
-            continue;
-        if (n == cap) {
-            pid_t *bigger = realloc(tids, 2 * cap * sizeof *tids);
-            if (!bigger)
-                break;
-            tids = bigger;
-            cap *= 2;
-        }
-        tids[n++] = (pid_t)tid;
-    }
-    closedir(dir);
-    *out = tids;
-    return n;
 }
 
 /* ---- why we may not attach ---- */
@@ -222,7 +186,7 @@ static int seize_all(struct lwa_freeze *f)
     for (bool found_new = true; found_new;) {
         found_new = false;
         pid_t *tids;
-        size_t n = list_tasks(f->pid, &tids);
+        size_t n = lw_list_tids(f->pid, &tids);
         if (!tids)
             return f->n ? 0 : ESRCH;
         for (size_t i = 0; i < n; i++) {

@@ -72,4 +72,14 @@ void lwa_judgement_free(struct lwa_judgement *j);
 json_object *lwa_reply(const struct lwa_subject *s, const struct lwa_judgement *j, const char *const *notes,
                        size_t nnotes, json_object *attach_facts, char *why, size_t size);
 
+/* The notes a reply from outside starts with (reply.c): a few formatted
+ * lines, kept in place; past LWA_MAX_NOTES a note is dropped. */
+#define LWA_MAX_NOTES 8
+struct lwa_notes {
+    char text[LWA_MAX_NOTES][512];
+    const char *v[LWA_MAX_NOTES];
+    size_t n;
+};
+void lwa_add_note(struct lwa_notes *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -10,8 +10,21 @@
 #include "serve/report.h"
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+void lwa_add_note(struct lwa_notes *n, const char *fmt, ...)
+{
+    if (n->n == LWA_MAX_NOTES)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(n->text[n->n], sizeof n->text[n->n], fmt, ap);
+    va_end(ap);
+    n->v[n->n] = n->text[n->n];
+    n->n++;
+}
 
 static void write_stacks(struct jsonw *w, const struct lw_snapshot *snap)
 {

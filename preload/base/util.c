@@ -7,6 +7,7 @@
  */
 #include "base/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -148,9 +149,9 @@ bool lw_read_memory(void *dst, uintptr_t src, size_t len)
 
 /* A small file (from /proc), NUL-terminated: its length, or -1. One read,
  * with raw syscalls (never through our own hooks). */
-ssize_t lw_read_small_file(const char *path, char *buf, size_t size)
+static ssize_t read_small_file_at(long dirfd, const char *path, char *buf, size_t size)
 {
-    long fd = lw_raw_syscall6(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0, 0, 0);
+    long fd = lw_raw_syscall6(SYS_openat, dirfd, (long)path, O_RDONLY | O_CLOEXEC, 0, 0, 0);
     if (fd < 0)
         return -1;
     long n = lw_raw_syscall6(SYS_read, fd, (long)buf, (long)size - 1, 0, 0, 0);
@@ -159,6 +160,11 @@ ssize_t lw_read_small_file(const char *path, char *buf, size_t size)
         return -1;
     buf[n] = 0;
     return n;
+}
+
+ssize_t lw_read_small_file(const char *path, char *buf, size_t size)
+{
+    return read_small_file_at(AT_FDCWD, path, buf, size);
 }
 
 ssize_t lw_read_whole_file(const char *path, char *buf, size_t size)
@@ -238,16 +244,7 @@ ssize_t lw_read_task_file(const struct lw_task_dir *d, pid_t tid, const char *le
         snprintf(path, sizeof path, "/proc/%d/task/%d/%s", (int)d->pid, (int)tid, leaf);
     else
         snprintf(path, sizeof path, "/proc/self/task/%d/%s", (int)tid, leaf);
-    long fd = lw_raw_syscall6(SYS_openat, d && d->fd >= 0 ? d->fd : AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC,
-                              0, 0, 0);
-    if (fd < 0)
-        return -1;
-    long n = lw_raw_syscall6(SYS_read, fd, (long)buf, (long)size - 1, 0, 0, 0);
-    lw_raw_syscall6(SYS_close, fd, 0, 0, 0, 0, 0);
-    if (n < 0)
-        return -1;
-    buf[n] = 0;
-    return n;
+    return read_small_file_at(d && d->fd >= 0 ? d->fd : AT_FDCWD, path, buf, size);
 }
 
 /* /proc/self/task/TID/syscall: "nr a1..a6 sp pc" of a thread in a syscall,
@@ -281,4 +278,48 @@ bool lw_task_syscall_in(const struct lw_task_dir *d, pid_t tid, struct lw_task_s
 bool lw_task_syscall(pid_t tid, struct lw_task_syscall *sc)
 {
     return lw_task_syscall_in(NULL, tid, sc);
+}
+
+/* ---- listing a process's threads ---- */
+
+static int compare_tids(const void *a, const void *b)
+{
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+    return (x > y) - (x < y);
+}
+
+size_t lw_list_tids(pid_t pid, pid_t **out)
+{
+    char path[64];
+    if (pid)
+        snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    else
+        snprintf(path, sizeof path, "/proc/self/task");
+    size_t n = 0, cap = 256;
+    pid_t *tids = malloc(cap * sizeof *tids);
+    DIR *dir = tids ? opendir(path) : NULL;
+    if (!dir) {
+        free(tids);
+        *out = NULL;
+        return 0;
+    }
+    struct dirent *de;
+    while ((de = readdir(dir))) {
+        char *end;
+        long tid = strtol(de->d_name, &end, 10);
+        if (*end || tid <= 0)
+            continue;
+        if (n == cap) {
+            pid_t *bigger = realloc(tids, 2 * cap * sizeof *tids);
+            if (!bigger)
+                break;
+            tids = bigger;
+            cap *= 2;
+        }
+        tids[n++] = (pid_t)tid;
+    }
+    closedir(dir);
+    qsort(tids, n, sizeof *tids, compare_tids);
+    *out = tids;
+    return n;
 }

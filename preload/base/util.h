@@ -98,6 +98,12 @@ void lw_task_dir_open_pid(struct lw_task_dir *d, int32_t pid);   /* /proc/PID/ta
 bool lw_task_dir_still_ours(const struct lw_task_dir *d);
 void lw_task_dir_close(struct lw_task_dir *d);
 ssize_t lw_read_task_file(const struct lw_task_dir *d, pid_t tid, const char *leaf, char *buf, size_t size);
+
+/* The threads of pid (0: this process) listed in /proc/PID/task, sorted, in
+ * a malloc'ed array (util.c): their count; *out is NULL when the directory
+ * could not be opened (the process is gone) or memory ran out. Not for a
+ * hook: it allocates. */
+size_t lw_list_tids(pid_t pid, pid_t **out);
 bool lw_task_syscall_in(const struct lw_task_dir *d, pid_t tid, struct lw_task_syscall *sc);
 
 /* Copy memory we do not own with process_vm_readv: never faults, keeps errno. */

@@ -19,7 +19,6 @@
 #include "core/source.h"
 #include "core/fdsnap.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -254,37 +253,14 @@ static const struct lw_slot *find_slot(const struct reg_copy *regs, size_t n, pi
 }
 
 
+/* This process's threads but our own, sorted. */
 static size_t list_tasks(pid_t **out)
 {
-    size_t n = 0, cap = 256;
-    pid_t *tids = malloc(cap * sizeof *tids);
-    DIR *dir = opendir("/proc/self/task");
-    if (!tids || !dir) {
-        free(tids);
-        if (dir)
-            closedir(dir);
-        *out = NULL;
-        return 0;
-    }
-    struct dirent *de;
-    while ((de = readdir(dir))) {
-        char *end;
-        long tid = strtol(de->d_name, &end, 10);
-        if (*end || tid <= 0 || lw_is_internal_tid((pid_t)tid))
-            continue;
-        if (n == cap) {
-            pid_t *bigger = realloc(tids, 2 * cap * sizeof *tids);
-            if (!bigger)
-                break;
-            tids = bigger;
-            cap *= 2;
-        }
-        tids[n++] = (pid_t)tid;
-    }
-    closedir(dir);
-    qsort(tids, n, sizeof *tids, compare_tid);
-    *out = tids;
-    return n;
+    size_t n = lw_list_tids(0, out), kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!lw_is_internal_tid((*out)[i]))
+            (*out)[kept++] = (*out)[i];
+    return kept;
 }
 
 /* ---- building threads ---- */

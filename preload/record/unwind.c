@@ -195,19 +195,27 @@ struct range {
 static struct range permanent[MAX_PERMANENT];   /* sorted by lo */
 static unsigned npermanent;
 
-static int note_permanent(struct dl_phdr_info *info, size_t size, void *data)
+/* The pages an object's PT_LOAD segments span: [*lo, *hi), empty when none. */
+static void loaded_span(const struct dl_phdr_info *info, uint64_t *lo, uint64_t *hi)
 {
-    (void)size;
-    (void)data;
-    uint64_t lo = UINT64_MAX, hi = 0;
+    *lo = UINT64_MAX;
+    *hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD)
             continue;
         uint64_t a = info->dlpi_addr + ph->p_vaddr;
-        lo = (a & ~(PAGE - 1)) < lo ? (a & ~(PAGE - 1)) : lo;
-        hi = a + ph->p_memsz > hi ? a + ph->p_memsz : hi;
+        *lo = (a & ~(PAGE - 1)) < *lo ? (a & ~(PAGE - 1)) : *lo;
+        *hi = a + ph->p_memsz > *hi ? a + ph->p_memsz : *hi;
     }
+}
+
+static int note_permanent(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    (void)data;
+    uint64_t lo, hi;
+    loaded_span(info, &lo, &hi);
     if (lo >= hi || npermanent == MAX_PERMANENT)
         return 0;   /* (past MAX_PERMANENT, objects are treated as unloadable: only slower) */
     unsigned at = npermanent++;
@@ -310,15 +318,8 @@ static int list_unloadable(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     struct listing *l = data;
-    uint64_t lo = UINT64_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD)
-            continue;
-        uint64_t a = info->dlpi_addr + ph->p_vaddr;
-        lo = (a & ~(PAGE - 1)) < lo ? (a & ~(PAGE - 1)) : lo;
-        hi = a + ph->p_memsz > hi ? a + ph->p_memsz : hi;
-    }
+    uint64_t lo, hi;
+    loaded_span(info, &lo, &hi);
     if (lo >= hi || is_permanent(lo))
         return 0;
     if (l->n == LISTED)
