@@ -152,7 +152,10 @@ static inline __attribute__((always_inline)) uint64_t fd_entry_noting(int fd, en
  * that never parks then stays as it was, single-threaded, and pays no
  * record. Once the server runs, a call is made once, as it came, with a
  * record around it that costs a few stores: a failed try would cost a
- * syscall on every call that parks.
+ * syscall on every call that parks. Writes are the exception: a small
+ * write to a pipe (or a datagram) seldom parks, so it is tried first
+ * whether the server runs or not, and recorded only if it would block
+ * (a pinned pipe ping-pong: two of its four records a round trip gone).
  *
  * The try goes through glibc's own wrapper, a cancellation point like
  * the call itself (a pending cancellation is acted on at entry the same
@@ -207,6 +210,17 @@ static ssize_t attempt_read(int fd, void *buf, size_t n, uint64_t entry);
 static ssize_t attempt_write(int fd, const void *buf, size_t n);
 static ssize_t attempt_readv(int fd, const struct iovec *iov, int n, int flags);
 
+/* Return from the hook with the attempt's outcome unless it is "would
+ * block" (errno, as the caller left it, restored for the real call). */
+#define TRY_WITHOUT_BLOCKING(ret, entry, fd, use, attempt)           \
+    do {                                                             \
+        int saved_ = errno;                                          \
+        ret tried_ = (attempt);                                      \
+        if (tried_ >= 0 || !try_failed((fd), errno))                 \
+            return COUNTED(ret, (entry), (use), tried_);             \
+        errno = saved_;                                              \
+    } while (0)
+
 /* ---- the generated wrappers (DECLARE_REAL: hookcore.h) ---- */
 
 #define FDWAIT(ret, name, params, args, version, wkind, wfd, wuse, nonblocking, ready, tryable, attempt, deadline, \
@@ -230,13 +244,10 @@ static ssize_t attempt_readv(int fd, const struct iovec *iov, int n, int flags);
         if (try_first(wkind)) {                                                                \
             if (ready)                                                                         \
                 return COUNTED(ret, entry_, (wuse), real_##name args);                         \
-            if (tryable) {                                                                     \
-                int saved_ = errno;                                                            \
-                ret tried_ = (attempt);                                                        \
-                if (tried_ >= 0 || !try_failed((wfd), errno))                                  \
-                    return COUNTED(ret, entry_, (wuse), tried_);                               \
-                errno = saved_;                                                                \
-            }                                                                                  \
+            if (tryable)                                                                       \
+                TRY_WITHOUT_BLOCKING(ret, entry_, (wfd), (wuse), (attempt));                   \
+        } else if ((wuse) == LW_USE_WRITE && (tryable)) {                                      \
+            TRY_WITHOUT_BLOCKING(ret, entry_, (wfd), (wuse), (attempt));                       \
         }                                                                                      \
         if (LW_LIKELY(!lw_lifecycle_armed()))   /* (nothing to count: a tail call) */          \
             return recorded_##name args;                                                       \
