@@ -1,8 +1,9 @@
 /*
  * analysis_rules.h — what the analysis's files share (analysis.c, the
- * driver; describe.c, the sentences; owners.c, rule 1; liveness.c, rules
- * 2 and 3 and which threads can run again; wakers.c, channel history,
- * rule 4's reasons and suspect). Internal to the analysis: one pure
+ * driver; waitfacts.c, what every rule asks of a snapshot; describe.c, the
+ * sentences; owners.c, rule 1; liveness.c, rules 2 and 3 and which
+ * threads can run again; wakers.c, channel history, rule 4's reasons and
+ * suspect). Internal to the analysis: one pure
  * function from a snapshot to verdicts (core/snapshot.h, lw_analyze).
  */
 #ifndef LW_ANALYSIS_RULES_H
@@ -59,23 +60,25 @@ void describe_object(char *buf, size_t size, const struct lw_snap_wait *w);
 void describe_edge(char *buf, size_t size, const struct ctx *c, const struct lw_snap_thread *t);
 void describe_others(char *out, size_t size, const struct ctx *c, size_t i);
 
+/* waitfacts.c */
+long thread_index(const struct ctx *c, int32_t tid);   /* in snap->threads, or -1 */
+const struct lw_snap_exited *exited_thread(const struct lw_snapshot *snap, int32_t tid);
+bool is_settled(const struct ctx *c, const struct lw_snap_thread *t);
+bool is_channel_wait(const struct lw_snap_wait *w);
+bool channel_in_process(const struct lw_snap_channel *c);
+enum lw_wait_class classify_wait(const struct lw_snapshot *snap, const struct lw_snap_wait *w);
+
 /* owners.c */
 bool has_owner_edge(const struct ctx *c, const struct lw_snap_thread *t);
-long thread_index(const struct ctx *c, int32_t tid);
-const struct lw_snap_exited *exited_thread(const struct lw_snapshot *snap, int32_t tid);
 void set_counterpart(struct lw_thread_verdict *v, const struct lw_snap_thread *t);
 int judge_owner_edges(struct ctx *c);
 void judge_owner_chains(struct ctx *c, const unsigned char *model);
 
 /* liveness.c */
-bool channel_in_process(const struct lw_snap_channel *c);
-enum lw_wait_class classify_wait(const struct lw_snapshot *snap, const struct lw_snap_wait *w);
-bool is_settled(const struct ctx *c, const struct lw_snap_thread *t);
 void judge_quiescence(struct ctx *c);
 int judge_by_liveness(struct ctx *c);
 
 /* wakers.c */
-bool is_channel_wait(const struct lw_snap_wait *w);
 void judge_channel_leak(struct ctx *c, size_t i);
 void refresh_waker_verdicts(struct ctx *c);
 void judge_suspects(struct ctx *c);

@@ -1,6 +1,5 @@
 /*
- * liveness.c — which threads can still run (analysis.c): how an fd,
- * signal or child wait can end (in-process, external, timed), which waits
+ * liveness.c — which threads can still run (analysis.c): which waits
  * are live, rule 2 (quiescence: nothing live, everything parked is
  * leaked), rule 3's reasons (an object no thread that may run can reach),
  * and the wake model that decides, once rules 1 and 3 have spoken, which
@@ -11,73 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* ---- how fd, signal and child waits can end ---- */
-
-/* Both ends only here: no other process holds it, none can open it by name,
- * none was sent one of its fds. */
-bool channel_in_process(const struct lw_snap_channel *c)
-{
-    switch (c->type) {
-    case LW_CHAN_PIPE: case LW_CHAN_SOCKETPAIR: case LW_CHAN_EVENTFD:
-        break;
-    case LW_CHAN_FIFO: case LW_CHAN_MQ:
-        if (c->named)
-            return false;
-        break;
-    default:
-        return false;   /* sockets, files, terminals: the world outside */
-    }
-    return c->nprocs == 0 && !c->procs_unknown && !c->exported;
-}
-
-static bool channel_index_in_process(const struct lw_snapshot *snap, int32_t channel)
-{
-    return channel >= 0 && (size_t)channel < snap->nchannels && channel_in_process(&snap->channels[channel]);
-}
-
-enum lw_wait_class classify_wait(const struct lw_snapshot *snap, const struct lw_snap_wait *w)
-{
-    switch (w->kind) {
-    case LW_WAIT_FD_READ: case LW_WAIT_FD_WRITE: case LW_WAIT_MQ_RECEIVE: case LW_WAIT_MQ_SEND:
-    case LW_WAIT_POLL: case LW_WAIT_SOCKET: case LW_WAIT_SIGNAL: case LW_WAIT_CHILD:
-        break;
-    case LW_WAIT_SYSCALL:
-        if (w->fd < 0)
-            return LW_CLASS_NONE;
-        break;
-    default:
-        return LW_CLASS_NONE;
-    }
-    if (w->timed)
-        return LW_CLASS_TIMED;
-    switch (w->kind) {
-    case LW_WAIT_SOCKET: case LW_WAIT_SIGNAL: case LW_WAIT_CHILD:
-        return LW_CLASS_EXTERNAL;
-    case LW_WAIT_POLL:
-        if (w->npollfds == 0 || w->pollfds_truncated)
-            return LW_CLASS_EXTERNAL;
-        for (uint32_t i = 0; i < w->npollfds; i++)
-            if (!channel_index_in_process(snap, snap->pollfds[w->pollfd_first + i].channel))
-                return LW_CLASS_EXTERNAL;
-        return LW_CLASS_IN_PROCESS;
-    default:
-        if (w->sysv)
-            return LW_CLASS_EXTERNAL;
-        return channel_index_in_process(snap, w->channel) ? LW_CLASS_IN_PROCESS : LW_CLASS_EXTERNAL;
-    }
-}
-
-/* Handlers that never end an application wait: glibc's own (SIGCANCEL,
- * SIGSETXID: signals 32 and 33, in every threaded process's SigCgt), and
- * those of synchronous faults (SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV,
- * SIGSYS: crash reporters and sanitizers), which run only where the fault
- * happened, on a thread that is not parked. Bit n-1 is signal n. */
-#define SIGNAL_BIT(n) (1ull << ((n) - 1))
-
-bool is_settled(const struct ctx *c, const struct lw_snap_thread *t)
-{
-    return t->waiting && t->wait.seconds >= c->settle;
-}
+/* ---- which waits can end ---- */
 
 /* Can something outside the in-process waits end this one? */
 static bool ends_from_outside(const struct ctx *c, const struct lw_snap_wait *w)

@@ -26,21 +26,6 @@ bool has_owner_edge(const struct ctx *c, const struct lw_snap_thread *t)
     }
 }
 
-long thread_index(const struct ctx *c, int32_t tid)
-{
-    struct tid_pos key = { tid, 0 };
-    const struct tid_pos *hit = bsearch(&key, c->positions, c->snap->nthreads, sizeof key, compare_tid_pos);
-    return hit ? (long)hit->index : -1;
-}
-
-const struct lw_snap_exited *exited_thread(const struct lw_snapshot *snap, int32_t tid)
-{
-    for (size_t i = 0; i < snap->nexited; i++)   /* newest first */
-        if (snap->exited_threads[i].tid == tid)
-            return &snap->exited_threads[i];
-    return NULL;
-}
-
 void set_counterpart(struct lw_thread_verdict *v, const struct lw_snap_thread *t)
 {
     v->cp_kind = t->wait.kind == LW_WAIT_JOIN ? LW_CP_TARGET : LW_CP_OWNER;

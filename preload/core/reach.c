@@ -340,28 +340,6 @@ static void sort_extents(struct scan *s, struct thread_info *ti)
     }
 }
 
-static bool is_memory_wait(const struct lw_snap_wait *w)
-{
-    switch (w->kind) {
-    case LW_WAIT_COND: case LW_WAIT_SEM: case LW_WAIT_BARRIER:
-        return true;
-    case LW_WAIT_FUTEX: case LW_WAIT_MUTEX: case LW_WAIT_RWLOCK_READ: case LW_WAIT_RWLOCK_WRITE:
-        return w->owner <= 0;   /* an owner is rule 1's business */
-    case LW_WAIT_SYSCALL:
-        return w->syscall_nr == 202 && w->object;
-    default:
-        return false;
-    }
-}
-
-bool lw_reach_is_candidate(const struct lw_snapshot *snap, size_t i, const struct lw_thread_verdict *v)
-{
-    const struct lw_snap_thread *t = &snap->threads[i];
-    const struct lw_snap_wait *w = &t->wait;
-    return v->verdict == LW_WAITING && t->waiting && w->seconds * 1000 >= snap->settle_ms && !w->timed &&
-           !w->shared && w->object && is_memory_wait(w);
-}
-
 /* Results kept from one scan to the next, for the two-scan rule. */
 struct sighting {
     int32_t tid;

@@ -4,7 +4,8 @@
  * which are blocks (a parked candidate, a thread stuck by another rule, or
  * one waiting on either, is three blocks: its frames, its static TLS, its
  * descriptor), the chains of owner edges among the excluded, and the
- * stacks glibc keeps for threads that exited (dead memory, no root).
+ * stacks glibc keeps for threads that exited (dead memory, no root);
+ * and which waits are the scan's candidates (lw_reach_is_candidate).
  */
 #include "core/scan.h"
 #include "core/snapshot.h"
@@ -12,6 +13,32 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+/* ---- which waits the scan judges ---- */
+
+static bool is_memory_wait(const struct lw_snap_wait *w)
+{
+    switch (w->kind) {
+    case LW_WAIT_COND: case LW_WAIT_SEM: case LW_WAIT_BARRIER:
+        return true;
+    case LW_WAIT_FUTEX: case LW_WAIT_MUTEX: case LW_WAIT_RWLOCK_READ: case LW_WAIT_RWLOCK_WRITE:
+        return w->owner <= 0;   /* an owner is rule 1's business */
+    case LW_WAIT_SYSCALL:
+        return w->syscall_nr == 202 && w->object;
+    default:
+        return false;
+    }
+}
+
+bool lw_reach_is_candidate(const struct lw_snapshot *snap, size_t i, const struct lw_thread_verdict *v)
+{
+    const struct lw_snap_thread *t = &snap->threads[i];
+    const struct lw_snap_wait *w = &t->wait;
+    return v->verdict == LW_WAITING && t->waiting && w->seconds * 1000 >= snap->settle_ms && !w->timed &&
+           !w->shared && w->object && is_memory_wait(w);
+}
+
+/* ---- the threads ---- */
 
 /* Whether pthread_cancel can end the wait: it is in a cancellation point
  * (condvar, semaphore and join waits are; mutex, rwlock and barrier waits

@@ -21,18 +21,6 @@
  * threads in a proof's reason (rule 4 below) and is the evidence of a
  * `suspect` (judge_suspect). */
 
-bool is_channel_wait(const struct lw_snap_wait *w)
-{
-    switch (w->kind) {
-    case LW_WAIT_FD_READ: case LW_WAIT_FD_WRITE: case LW_WAIT_POLL: case LW_WAIT_MQ_RECEIVE: case LW_WAIT_MQ_SEND:
-        return !w->sysv;
-    case LW_WAIT_SYSCALL:
-        return w->fd >= 0;
-    default:
-        return false;
-    }
-}
-
 static enum lw_direction wait_direction(const struct lw_snap_wait *w)
 {
     return w->kind == LW_WAIT_POLL ? LW_DIR_BOTH : w->direction;
