@@ -28,6 +28,7 @@
 #include "interpose/interpose.h"
 #include "record/internal.h"
 #include "record/registry.h"
+#include "serve/reportlock.h"
 #include "serve/serve.h"
 
 #include <dlfcn.h>
@@ -233,9 +234,9 @@ static char *describe_threads_left(size_t nleft, const pid_t *tids, size_t ntids
         job.tids = tids;
         job.ntids = ntids;
         job.out = listed;
-        lw_server_lock_reports();
+        lw_reports_lock();
         judge_left_threads();
-        lw_server_unlock_reports();
+        lw_reports_unlock();
         nlisted = job.nout;
     }
     char *text = report(nleft, timeout_ms, listed, nlisted);

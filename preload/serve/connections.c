@@ -258,6 +258,9 @@ static void drain_some(struct conn *c)
         release(c);   /* ended, or streams for ever: simply closed */
 }
 
+/* What answers a request line (server.c's, given at setup). */
+static lw_answerer answer_with;
+
 /* The answer, now or (a finding awaits its confirming scan) later. */
 static void answer(struct conn *c)
 {
@@ -266,7 +269,7 @@ static void answer(struct conn *c)
         return;
     }
     uint64_t due = 0;
-    if (lw_server_answer(c->line, &c->reply, c->waited, &due) == LW_ANSWER_LATER) {
+    if (answer_with(c->line, &c->reply, c->waited, &due) == LW_ANSWER_LATER) {
         c->state = CONN_CONFIRMING;
         c->waited = true;
         c->deadline = due;
@@ -320,9 +323,10 @@ static void step(struct conn *c, short revents, uint64_t now)
 
 /* ---- the table ---- */
 
-void lw_conns_setup(size_t cap)
+void lw_conns_setup(size_t cap, lw_answerer answerer)
 {
     capacity = cap < LW_CONNS_MAX ? cap : LW_CONNS_MAX;
+    answer_with = answerer;
 }
 
 static struct conn *free_slot(void)
@@ -451,8 +455,9 @@ void lw_conns_step(const struct pollfd *fds, size_t n)
     answer_queued();
 }
 
-void lw_conns_serve_one(int fd)
+void lw_conns_serve_one(int fd, lw_answerer answerer)
 {
+    answer_with = answerer;
     struct conn c;
     uint64_t now = lw_now_ns();
     if (!open_conn(&c, fd, true, now))

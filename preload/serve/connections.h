@@ -18,17 +18,17 @@
 #define LW_CONNS_MAX 1024  /* connections held at once, with a descriptor table of our own */
 #define LW_CONNS_SHARED 32 /* in the program's table, where each one takes a number the program may need */
 
-/* ---- provided by server.c ---- */
+/* ---- what answers a request (server.c gives it) ---- */
 enum lw_answer { LW_ANSWER_READY, LW_ANSWER_LATER };
 
 /* The reply to a request line, rendered into w (under the report lock,
  * released before it returns). A threads or status request whose finding
  * awaits its confirming scan returns LW_ANSWER_LATER with *due set and
  * nothing rendered, unless `waited` says it has waited once already. */
-enum lw_answer lw_server_answer(const char *line, struct jsonw *w, bool waited, uint64_t *due);
+typedef enum lw_answer (*lw_answerer)(const char *line, struct jsonw *w, bool waited, uint64_t *due);
 
 /* ---- the table ---- */
-void lw_conns_setup(size_t capacity);   /* the server thread, at its start */
+void lw_conns_setup(size_t capacity, lw_answerer answerer);   /* the server thread, at its start */
 
 /* A connection just accepted (non-blocking, close-on-exec): checked (the
  * peer's credentials) and added; the oldest one still silent is shed when
@@ -54,7 +54,7 @@ void lw_conns_step(const struct pollfd *fds, size_t n);
 
 /* One connection served from start to end on the calling thread (its
  * caller keeps and closes fd): tests/fuzz, through lw_server_serve_connection. */
-void lw_conns_serve_one(int fd);
+void lw_conns_serve_one(int fd, lw_answerer answerer);
 
 /* Fork child: the connections are the parent's; those still in this
  * process's table are closed, all are forgotten. */

@@ -23,6 +23,7 @@
 #include "serve/history.h"
 #include "serve/journal.h"
 #include "serve/output.h"
+#include "serve/reportlock.h"
 #include "serve/serve.h"
 #include "record/registry.h"
 #include "serve/report.h"
@@ -272,7 +273,7 @@ static enum exit_judgement judge_exit_once(struct jsonw *w, bool may_wait_young,
     struct lw_snapshot snap;
     struct lw_analysis a;
     enum exit_judgement result = EXIT_NOT_JUDGED;
-    lw_server_lock_reports();
+    lw_reports_lock();
     if (lw_snapshot_take(&snap) == 0) {
         count_self_as_gone(&snap);
         if (may_wait_young && has_young_waits(&snap)) {
@@ -289,7 +290,7 @@ static enum exit_judgement judge_exit_once(struct jsonw *w, bool may_wait_young,
         }
         lw_snapshot_free(&snap);
     }
-    lw_server_unlock_reports();
+    lw_reports_unlock();
     return result;
 }
 

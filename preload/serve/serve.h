@@ -24,7 +24,5 @@ void lw_monitor_tick(void);              /* server thread, under the report lock
 void lw_monitor_flush_log(void);         /* server thread, after the tick, the report lock released */
 void lw_monitor_fork_child(void);
 void lw_monitor_at_exit(void);           /* destructor; takes the report lock only to judge */
-void lw_server_lock_reports(void);       /* the report lock, for work off the server thread (the exit report) */
-void lw_server_unlock_reports(void);
 
 #endif

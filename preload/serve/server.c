@@ -19,7 +19,7 @@
  * (Where the kernel cannot, every descriptor is checked before each use.)
  *
  * Building a reply (snapshot, analysis, dl_iterate_phdr, malloc) happens
- * under report_lock, which the fork handlers take: a fork never copies the
+ * under the report lock, which the fork handlers take: a fork never copies the
  * server in the middle of that work. The lock is never held while talking
  * to a client, while waiting, or while writing anything (the log line is
  * written after the tick releases it).
@@ -33,6 +33,7 @@
 #include "serve/serve.h"
 #include "serve/jsonw.h"
 #include "serve/output.h"
+#include "serve/reportlock.h"
 #include "serve/report.h"
 #include "serve/request.h"
 #include "core/snapshot.h"
@@ -59,7 +60,6 @@
 #define ACCEPT_BATCH 64          /* connections taken from the listener's queue per round */
 #define MAX_REOPENS 16
 
-static lw_lock_t report_lock = LW_LOCK_INIT;   /* held while building a reply; fork waits for it */
 static int listen_fd = -1;
 static dev_t listen_dev;          /* identity of our socket, to notice if the */
 static ino_t listen_ino;          /* application closed or reused its fd */
@@ -307,7 +307,7 @@ static bool reopen_listener(int *reopens)
 
 /* ---- answers (connections.c sends them) ---- */
 
-/* A snapshot judged by every rule, under report_lock. NULL, or what failed. */
+/* A snapshot judged by every rule, under the report lock. NULL, or what failed. */
 static const char *judge_now(struct lw_snapshot *snap, struct lw_analysis *analysis, bool want_paths)
 {
     if (lw_snapshot_take(snap) != 0)
@@ -332,21 +332,21 @@ static bool confirmation_is_near(void)
     return due && due - now <= (uint64_t)CONFIRM_WAIT_MS * 1000000u;
 }
 
-/* Snapshot, analysis and rendering under report_lock; the reply is sent
+/* Snapshot, analysis and rendering under the report lock; the reply is sent
  * after the lock is released. */
 static enum lw_answer answer_with_process_report(struct jsonw *w, enum lw_report_kind kind, bool waited,
                                                  uint64_t *due)
 {
     struct lw_snapshot snap;
     struct lw_analysis analysis;
-    lw_lock(&report_lock);
+    lw_reports_lock();
     bool want_paths = kind == LW_REPORT_THREADS;   /* a thread dump explains what stays reachable */
     const char *failure = judge_now(&snap, &analysis, want_paths);
     if (!failure && !waited && confirmation_is_near()) {
         lw_analysis_free(&analysis);
         lw_snapshot_free(&snap);
         *due = lw_reach_confirmation_due_ns();
-        lw_unlock(&report_lock);
+        lw_reports_unlock();
         return LW_ANSWER_LATER;
     }
     if (!failure) {
@@ -354,7 +354,7 @@ static enum lw_answer answer_with_process_report(struct jsonw *w, enum lw_report
         lw_analysis_free(&analysis);
         lw_snapshot_free(&snap);
     }
-    lw_unlock(&report_lock);
+    lw_reports_unlock();
     if (failure)
         lw_report_error(w, failure);
     return LW_ANSWER_READY;
@@ -362,12 +362,12 @@ static enum lw_answer answer_with_process_report(struct jsonw *w, enum lw_report
 
 static void answer_with(struct jsonw *w, void (*render)(struct jsonw *))
 {
-    lw_lock(&report_lock);
+    lw_reports_lock();
     render(w);
-    lw_unlock(&report_lock);
+    lw_reports_unlock();
 }
 
-enum lw_answer lw_server_answer(const char *line, struct jsonw *w, bool waited, uint64_t *due)
+static enum lw_answer answer_request(const char *line, struct jsonw *w, bool waited, uint64_t *due)
 {
     switch (lw_request_verb(line)) {
     case LW_VERB_THREADS:
@@ -393,7 +393,7 @@ enum lw_answer lw_server_answer(const char *line, struct jsonw *w, bool waited, 
  * the same steps (connections.c). */
 void lw_server_serve_connection(int fd)
 {
-    lw_conns_serve_one(fd);
+    lw_conns_serve_one(fd, answer_request);
 }
 
 /* ---- the thread ---- */
@@ -403,11 +403,11 @@ static void tick_registry_if_due(uint64_t *last_tick)
     uint64_t now = lw_now_ns();
     if (now - *last_tick < (uint64_t)TICK_MS * 1000000u)
         return;
-    lw_lock(&report_lock);   /* a fork never lands mid-tick */
+    lw_reports_lock();   /* a fork never lands mid-tick */
     lw_registry_tick();
     lw_monitor_tick();
     lw_reach_release_idle();
-    lw_unlock(&report_lock);
+    lw_reports_unlock();
     lw_monitor_flush_log();   /* written without the lock, never blocking */
     *last_tick = now;
 }
@@ -482,7 +482,8 @@ static void *server_main(void *arg)
     prctl(PR_SET_NAME, "leakwatch", 0, 0, 0);
     /* Below the program's threads: reports and scans wait for idle CPU. */
     setpriority(PRIO_PROCESS, (id_t)lw_gettid(), 10);
-    lw_conns_setup(take_a_descriptor_table_of_our_own() ? connections_our_table_holds() : LW_CONNS_SHARED);
+    lw_conns_setup(take_a_descriptor_table_of_our_own() ? connections_our_table_holds() : LW_CONNS_SHARED,
+                   answer_request);
     uint64_t last_tick = lw_now_ns(), accept_paused_until = 0;
     int reopens = 0;
     static struct pollfd fds[1 + LW_CONNS_MAX];
@@ -521,13 +522,9 @@ void lw_server_start(void)
     }
 }
 
-void lw_server_fork_prepare(void) { lw_lock(&report_lock); }
-void lw_server_fork_parent(void) { lw_unlock(&report_lock); }
+void lw_server_fork_prepare(void) { lw_reports_lock(); }
+void lw_server_fork_parent(void) { lw_reports_unlock(); }
 
-/* For work that takes snapshots off the server thread (the exit report),
- * only around the snapshot and its analysis. */
-void lw_server_lock_reports(void) { lw_lock(&report_lock); }
-void lw_server_unlock_reports(void) { lw_unlock(&report_lock); }
 
 /* The server starts when the process is first worth asking about: when it
  * creates a thread or parks in a wait (the hooks ring the lifecycle, whose
@@ -557,7 +554,7 @@ void lw_server_fork_child(void)
     listening_pid = 0;
     started = false;
     __atomic_store_n(&exiting, false, __ATOMIC_RELAXED);
-    report_lock.word = 0;   /* taken by fork_prepare in the parent's forking thread */
+    lw_reports_lock_reset();   /* taken by fork_prepare in the parent's forking thread */
     lw_lifecycle_arm();   /* same directory as the parent */
 }
 
