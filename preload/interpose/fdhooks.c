@@ -153,7 +153,7 @@ static inline __attribute__((always_inline)) uint64_t fd_entry_noting(int fd, en
  * record. Once the server runs, a call is made once, as it came, with a
  * record around it that costs a few stores: a failed try would cost a
  * syscall on every call that parks. Writes are the exception: a small
- * write to a pipe (or a datagram) seldom parks, so it is tried first
+ * write to a pipe or a local socket seldom parks, so it is tried first
  * whether the server runs or not, and recorded only if it would block
  * (a pinned pipe ping-pong: two of its four records a round trip gone).
  *
@@ -190,10 +190,15 @@ static inline __attribute__((always_inline)) void count_moved(struct lw_channel 
     })
 
 /* Reads of any size; writes up to PIPE_BUF bytes on a pipe (all or
- * nothing, as POSIX says), of any size on an AF_UNIX datagram socket. */
+ * nothing, as POSIX says), of any size on an AF_UNIX datagram socket, of
+ * up to LW_SHORT_SEND bytes on an AF_UNIX stream socket. */
 #define TRY_READS(entry) (((entry) & LW_FD_TRY_READ) != 0)
-#define TRY_WRITES(entry, n) ((((entry) & LW_FD_TRY_SMALL_WRITE) && (n) <= PIPE_BUF) || ((entry) & LW_FD_TRY_WRITE))
-#define TRY_MESSAGES(entry) (((entry) & LW_FD_TRY_WRITE) != 0)
+#define TRY_SHORT_SEND(entry, n) (((entry) & LW_FD_TRY_SHORT_SEND) && (n) <= LW_SHORT_SEND)
+#define TRY_WRITES(entry, n) \
+    ((((entry) & LW_FD_TRY_SMALL_WRITE) && (n) <= PIPE_BUF) || ((entry) & LW_FD_TRY_WRITE) || TRY_SHORT_SEND(entry, n))
+/* (MSG_OOB: an AF_UNIX stream's out-of-band byte is queued apart) */
+#define TRY_MESSAGES(entry, n, flags) \
+    (((entry) & LW_FD_TRY_WRITE) || (TRY_SHORT_SEND(entry, n) && !((flags) & MSG_OOB)))
 
 /* Whether the try's outcome is not the call's: the call must be made. */
 static bool try_failed(int fd, int err)
@@ -591,7 +596,7 @@ static __attribute__((noinline)) ssize_t slow_sendmsg(int fd, const struct msghd
     uint64_t entry = fd_entry_noting(fd, LW_USE_WRITE, &ch);
     if ((flags & MSG_DONTWAIT) || (entry & LW_FD_NEVER_BLOCKS))
         return real_sendmsg(fd, msg, flags);
-    if (try_first(LW_WAIT_FD_WRITE) && TRY_MESSAGES(entry)) {
+    if (entry & LW_FD_TRY_WRITE) {   /* a datagram (a write: tried even once the server runs) */
         int saved = errno;
         ssize_t tried = real_sendmsg(fd, msg, flags | MSG_DONTWAIT);
         if (tried >= 0 || !try_failed(fd, errno))

@@ -67,7 +67,8 @@ static int socket_option(int fd, int name)
  * A socket's receive low-water mark makes a blocking read wait for that
  * much where a non-blocking one returns what there is; a stream socket's
  * write may be cut short without blocking where the blocking one goes on;
- * an eventfd write and FIFOs (on this kernel) refuse RWF_NOWAIT. */
+ * (except a short one on an AF_UNIX stream socket: channels.h); an eventfd
+ * write and FIFOs (on this kernel) refuse RWF_NOWAIT. */
 static uint64_t try_bits(int fd, const struct stat *st, uint64_t entry)
 {
     if (S_ISFIFO(st->st_mode))
@@ -75,8 +76,10 @@ static uint64_t try_bits(int fd, const struct stat *st, uint64_t entry)
     if (S_ISSOCK(st->st_mode)) {
         int type = socket_option(fd, SO_TYPE);
         uint64_t bits = LW_FD_SOCKET | (socket_option(fd, SO_RCVLOWAT) == 1 ? LW_FD_TRY_READ : 0);
-        if ((type == SOCK_DGRAM || type == SOCK_SEQPACKET) && socket_option(fd, SO_DOMAIN) == AF_UNIX)
-            bits |= LW_FD_TRY_WRITE;
+        if (socket_option(fd, SO_DOMAIN) == AF_UNIX)
+            bits |= type == SOCK_DGRAM || type == SOCK_SEQPACKET ? LW_FD_TRY_WRITE
+                    : type == SOCK_STREAM                        ? LW_FD_TRY_SHORT_SEND
+                                                                 : 0;
         return bits;
     }
     const struct lw_channel *ch = lw_channel_of(entry);

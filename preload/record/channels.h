@@ -34,7 +34,13 @@
 #define LW_FD_TRY_READ 16ull        /* reads: a pipe or FIFO, an eventfd, a socket with no receive low-water mark */
 #define LW_FD_TRY_SMALL_WRITE 32ull /* writes of up to PIPE_BUF bytes (a pipe or FIFO: all or nothing) */
 #define LW_FD_TRY_WRITE 64ull       /* writes of any size (an AF_UNIX datagram or seqpacket socket: all or nothing) */
-#define LW_FD_TRIES (LW_FD_TRY_READ | LW_FD_TRY_SMALL_WRITE | LW_FD_TRY_WRITE)
+/* Writes and sends of up to LW_SHORT_SEND bytes on an AF_UNIX stream
+ * socket: the kernel queues them as one buffer, all or nothing, as long as
+ * that is under half the send buffer (less 64 bytes), and the smallest
+ * send buffer a program can set is 4,608 bytes (2 x 2,304). */
+#define LW_FD_TRY_SHORT_SEND 256ull
+#define LW_SHORT_SEND 2048
+#define LW_FD_TRIES (LW_FD_TRY_READ | LW_FD_TRY_SMALL_WRITE | LW_FD_TRY_WRITE | LW_FD_TRY_SHORT_SEND)
 #define LW_FD_SOCKET 128ull         /* a socket: read() is recv(0) (tried as MSG_DONTWAIT: no iovec to copy in) */
 
 extern uint64_t lw_fdmap[LW_FDMAP_SIZE];
