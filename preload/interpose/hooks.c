@@ -74,7 +74,7 @@ static clockid_t cond_clock(pthread_cond_t *cv)
 }
 
 /* Owner tid and process-shared flag of the object a wait is on. */
-static void describe_object(enum lw_wait_kind kind, uintptr_t object, int32_t *owner, bool *shared)
+static void read_owner_and_sharing(enum lw_wait_kind kind, uintptr_t object, int32_t *owner, bool *shared)
 {
     *owner = 0;
     *shared = false;
@@ -129,7 +129,7 @@ static void wait_begin_on(struct lw_wait_frame *f, enum lw_wait_kind kind, uintp
 {
     int32_t owner;
     bool shared;
-    describe_object(kind, object, &owner, &shared);
+    read_owner_and_sharing(kind, object, &owner, &shared);
     wait_begin(f, kind, object, deadline, owner, shared, aux);
     /* After the record: the first client may connect at once. */
     if (lw_may_start_server_in(kind))
