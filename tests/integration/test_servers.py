@@ -476,7 +476,34 @@ class Attacher:
               % (self.reports, max(self.freezes), sorted(self.freezes)[len(self.freezes) // 2]))
 
 
-def attached_under_load(start, workload):
+def thread_names(pid):
+    names = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass
+    return tuple(sorted(names))
+
+
+def threads_settled(pid, main_name):
+    """Once a server listens, its helper threads may still be starting and
+    naming themselves (redis's bio threads are born "redis-server"): wait
+    until only main bears main's name and the names hold still for a
+    second, so that every attach can expect the same threads."""
+    last = {"names": None, "since": 0.0}
+
+    def settled():
+        names = thread_names(pid)
+        if names != last["names"]:
+            last["names"], last["since"] = names, time.time()
+        return names.count(main_name) == 1 and time.time() - last["since"] >= 1.0
+
+    until(settled, 30, "the threads of pid %d to be named (%r)" % (pid, last["names"]))
+
+
+def attached_under_load(start, workload, main_name):
     """A bare server without attaches, for the answers to expect; then
     another through the workload again and again while it is attached to
     ATTACHES times: every run answers the same."""
@@ -486,6 +513,7 @@ def attached_under_load(start, workload):
         check(stop(p) == 0, "the bare server did not exit 0 after SIGTERM")
     p, path = start(private_tmp(), False)
     with p:
+        threads_settled(p.pid, main_name)
         attacher = Attacher(p.pid)
         runs = 0
         while attacher.running() or runs == 0:
@@ -511,8 +539,8 @@ def private_tmp():
 def main():
     try:
         {"memcached": memcached, "redis": redis,
-         "memcached-attach": lambda: attached_under_load(start_memcached, memcached_client),
-          "redis-attach": lambda: attached_under_load(start_redis, redis_fresh_workload)}[sys.argv[1]]()
+         "memcached-attach": lambda: attached_under_load(start_memcached, memcached_client, "memcached"),
+         "redis-attach": lambda: attached_under_load(start_redis, redis_fresh_workload, "redis-server")}[sys.argv[1]]()
     finally:
         for d in _tmps:
             shutil.rmtree(d, ignore_errors=True)
