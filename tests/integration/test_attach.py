@@ -51,6 +51,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from lwtest import (CLI, SLOW, Process, TestFailure, brief, check, fixture, run_cli, run_test, sanitized,
                     thread_by_tid, until)
@@ -444,14 +445,24 @@ def mode_harm_other_user():
     if os.geteuid() != 0:
         print("SKIP: needs root, to attach as another user")
         sys.exit(77)
-    with bare([fixture("attach_target"), "heartbeat"]) as p:
-        p.read_line("READY")
-        out = subprocess.run([CLI, "threads", str(p.pid)], capture_output=True, text=True, timeout=30 * SLOW,
-                             preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)))
-        check(out.returncode == 2, "exit %d: %s" % (out.returncode, out.stderr))
-        check("not permitted" in out.stderr or "does not exist" in out.stderr or "ptrace_scope" in out.stderr,
-              out.stderr)
-        alive_and_beating(p, "after another user's attempt")
+    # The build tree may lie in a directory only root may enter (a fresh
+    # clone under mktemp -d): nobody runs a copy of the CLI from one it may.
+    cli_dir = tempfile.mkdtemp(prefix="lwother.")
+    os.chmod(cli_dir, 0o755)
+    cli = os.path.join(cli_dir, "leakwatch")
+    shutil.copy(CLI, cli)
+    os.chmod(cli, 0o755)
+    try:
+        with bare([fixture("attach_target"), "heartbeat"]) as p:
+            p.read_line("READY")
+            out = subprocess.run([cli, "threads", str(p.pid)], capture_output=True, text=True, timeout=30 * SLOW,
+                                 cwd="/", preexec_fn=lambda: (os.setgroups([]), os.setgid(65534), os.setuid(65534)))
+            check(out.returncode == 2, "exit %d: %s" % (out.returncode, out.stderr))
+            check("not permitted" in out.stderr or "does not exist" in out.stderr or "ptrace_scope" in out.stderr,
+                  out.stderr)
+            alive_and_beating(p, "after another user's attempt")
+    finally:
+        shutil.rmtree(cli_dir, ignore_errors=True)
 
 
 # ---- core files ----
