@@ -22,6 +22,7 @@
  *   serve/      server, request, report, monitor
  */
 #include "base/lifecycle.h"
+#include "base/ownalloc.h"
 #include "base/util.h"
 #include "interpose/interpose.h"
 #include "record/channels.h"
@@ -32,9 +33,17 @@
 #include <errno.h>
 #include <pthread.h>
 
-static void fork_prepare(void) { lw_server_fork_prepare(); }
+/* The report lock first, then the set of our own blocks (its lock is
+ * taken by any of our allocations, reports included). */
+static void fork_prepare(void)
+{
+    lw_server_fork_prepare();
+    lw_ownalloc_fork_prepare();
+}
+
 static void fork_parent(void)
 {
+    lw_ownalloc_fork_parent();
     lw_channels_shared();   /* the child holds every fd we have */
     lw_server_fork_parent();
 }
@@ -42,6 +51,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     int32_t parent_tid = lw_gettid();   /* still the cached tid of the forking thread */
+    lw_ownalloc_fork_child();
     lw_registry_fork_child();
     lw_channels_fork_child(parent_tid, lw_gettid());
     lw_monitor_fork_child();
@@ -52,6 +62,7 @@ __attribute__((constructor)) static void leakwatch_init(void)
 {
     int saved = errno;
     lw_start_ns = lw_stamp_ns();
+    lw_ownalloc_init();
     lw_settings_load();
     lw_hooks_resolve_all();
     lw_note_signal_handlers_at_start();

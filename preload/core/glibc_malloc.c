@@ -26,26 +26,57 @@ static uint64_t reveal(uint64_t link_address, uint64_t stored)
 
 /* ---- the key ---- */
 
+/* One chunk of each fastbin size, its second word cleared, freed: a chunk
+ * our thread's tcache takes stores tcache_key there; one whose tcache bin
+ * is already full (seven chunks) goes to a fastbin instead, which writes
+ * only the first word, and keeps the zero. The key is a value two chunks
+ * agree on. A thread whose bins are all full learns nothing now, and asks
+ * again next time: a key not learned costs each scan every tcache, so it
+ * is never remembered as lost. */
+#define KEY_PROBES 7   /* requests 24, 40, ... 120: chunk sizes 32 to 128 */
+
+/* glibc draws the key at random (getrandom): 64 bits. Two chunks can agree
+ * on other things: MALLOC_PERTURB_ fills what a fastbin takes with one
+ * byte, and a program without fastbins (mallopt M_MXFAST 0) sends them to
+ * the unsorted bin, whose address it writes there (a user-space pointer). */
+static bool looks_like_a_key(uint64_t v)
+{
+    return v >> 47 != 0 && v != (v & 0xff) * 0x0101010101010101ull;
+}
+
+static uint64_t learn_tcache_key(void)
+{
+    uint64_t addrs[KEY_PROBES], seen[KEY_PROBES];
+    for (unsigned i = 0; i < KEY_PROBES; i++) {
+        uint64_t *p = malloc(24 + 16 * i);
+        if (p)
+            p[1] = 0;
+        addrs[i] = (uint64_t)(uintptr_t)p;
+    }
+    /* Their addresses only: the freed memory is read through the kernel
+     * (the empty asm hides them from the use-after-free warning). */
+    __asm__("" : : "r"(addrs) : "memory");
+    for (unsigned i = 0; i < KEY_PROBES; i++)
+        free((void *)(uintptr_t)addrs[i]);
+    for (unsigned i = 0; i < KEY_PROBES; i++)
+        if (!addrs[i] || !lw_read_memory(&seen[i], addrs[i] + 8, 8))
+            seen[i] = 0;
+    for (unsigned i = 0; i < KEY_PROBES; i++)
+        for (unsigned j = i + 1; j < KEY_PROBES && looks_like_a_key(seen[i]); j++)
+            if (seen[j] == seen[i])
+                return seen[i];
+    return 0;
+}
+
 uint64_t lw_malloc_tcache_key(void)
 {
     static uint64_t key;
-    static bool known;
-    if (known)
-        return key;
-    /* Two chunks of different sizes, freed: each goes to our thread's
-     * tcache, whose entry stores tcache_key in the chunk's second word. */
-    void *a = malloc(24), *b = malloc(56);
-    /* Their addresses only: the freed memory is read through the kernel
-     * (the empty asm hides them from the use-after-free warning). */
-    uint64_t pa = (uint64_t)(uintptr_t)a, pb = (uint64_t)(uintptr_t)b;
-    __asm__("" : "+r"(pa), "+r"(pb));
-    free(a);
-    free(b);
-    uint64_t ka = 0, kb = 0;
-    if (pa && pb && lw_read_memory(&ka, pa + 8, 8) && lw_read_memory(&kb, pb + 8, 8) && ka == kb && ka != 0)
-        key = ka;
-    known = true;
-    return key;
+    uint64_t k = __atomic_load_n(&key, __ATOMIC_RELAXED);
+    if (!k) {
+        k = learn_tcache_key();
+        __atomic_store_n(&key, k, __ATOMIC_RELAXED);
+    }
+    return k;
 }
 
 /* ---- tcache ---- */

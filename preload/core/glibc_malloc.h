@@ -51,9 +51,10 @@ struct lw_heap_view {
     void *ctx;
 };
 
-/* glibc's tcache_key, learned once by freeing a chunk of our own and reading
- * its entry (0 when tcache is off or the key cannot be told). Call it
- * where malloc may be called (never mid-walk). */
+/* glibc's tcache_key, learned by freeing chunks of our own and reading
+ * their entries (0 when tcache is off or the key cannot be told yet: every
+ * bin tried was full; asked again at the next call). Call it where malloc
+ * may be called (never mid-walk). */
 uint64_t lw_malloc_tcache_key(void);
 
 /* A chunk of LW_TCACHE_CHUNK bytes (its header) that decodes as a thread's

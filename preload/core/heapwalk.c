@@ -548,6 +548,48 @@ void scan_free_malloc_chunks(struct scan *s)
             lw_malloc_free_fastbins(&v, s->arenas[k]);
 }
 
+/* ---- the scanning process's own blocks are not the program's ----
+ * The preload's snapshot, scan arrays and replies come from the program's
+ * malloc (base/ownalloc.h lists them): they hold every waited object's
+ * address, and a stale pointer of the program's into a chunk it freed,
+ * which we then got, would reach them. Each counts as free: no block, its
+ * contents reach nothing. An address that is not a chunk the walk found (or,
+ * above the mmap threshold, not a whole mapped chunk of an anonymous
+ * mapping) is left alone: the list may be stale by a block or two. */
+
+/* A block above the mmap threshold: its own mapping (page-aligned chunk,
+ * IS_MMAPPED, a size in pages), cut out before the walk sees it. */
+void scan_skip_own_mmapped(struct scan *s)
+{
+    for (size_t k = 0; k < s->nown; k++) {
+        uint64_t hdr = s->own[k].addr - CHUNK_HDR, word = s->own[k].size_word, size = word & ~SIZE_BITS;
+        if (!(word & IS_MMAPPED) || (hdr & 4095) || (size & 4095) || size < 4096)
+            continue;
+        struct mapping *m = scan_mapping_at(s, hdr);
+        if (m && m->kind == MAP_ROOT && m->anonymous && !m->name[0] && !m->shared && hdr + size <= m->hi) {
+            scan_skip_range(s, hdr, hdr + size);
+            s->own_skipped++;
+        }
+    }
+}
+
+/* One in a walked heap: a chunk whose start the walk found, marked free. */
+void scan_forget_own_blocks(struct scan *s)
+{
+    for (size_t k = 0; k < s->nown; k++) {
+        const struct span *sp;
+        uint64_t g;
+        if (s->own[k].size_word & IS_MMAPPED || !walked_chunk(s, s->own[k].addr - CHUNK_HDR, &sp, &g))
+            continue;
+        struct span_word *word = &s->pool[sp->word0 + (g >> 6)];
+        uint64_t bit = 1ull << (g & 63);
+        if (!(word->freed & bit)) {
+            word->freed |= bit;   /* (not malloc's free: not counted so) */
+            s->own_skipped++;
+        }
+    }
+}
+
 /* ---- GLib's slices: a slab's chunks are blocks, the slab is not ---- */
 
 /* A slab that checked out: its malloc chunk is no block any more (a pointer

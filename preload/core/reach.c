@@ -763,9 +763,11 @@ static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, 
     if (!scan_filter_alloc(s))
         return "no scan (out of memory)";
     s->recording = true;
+    scan_skip_own_mmapped(s);
     scan_filter_fill(s);
     scan_find_heaps(s);
     scan_free_malloc_chunks(s);
+    scan_forget_own_blocks(s);
     scan_split_gslice(s);
     scan_gather_threads(s, snap, a, m->ti);
     scan_exclude_dependents(m->ti, n, m->path, m->state);

@@ -13,6 +13,7 @@
 #ifndef LW_SCAN_H
 #define LW_SCAN_H
 
+#include "base/ownalloc.h"
 #include "core/glibc_malloc.h"
 #include "core/glibc_thread.h"
 #include "core/source.h"
@@ -180,6 +181,11 @@ struct scan {
     uint32_t run_orders;     /* the last run_order given */
     uint64_t claimed[32][2]; /* our own mappings made after the mappings were read (scan_claim) */
     size_t nclaimed;
+    /* the scanning process's own heap blocks (the preload's: base/ownalloc.h),
+     * set by the source; none of them is a block of the program's */
+    const struct lw_own_block *own;
+    size_t nown;
+    size_t own_skipped;      /* how many of them the scan found and left out */
 };
 
 /* The mapped arrays a scan leaves to the next one (reach.c, release_idle):
@@ -352,6 +358,8 @@ bool scan_filter_alloc(struct scan *s);
 void scan_filter_fill(struct scan *s);
 void scan_find_heaps(struct scan *s);
 void scan_free_malloc_chunks(struct scan *s);
+void scan_skip_own_mmapped(struct scan *s);
+void scan_forget_own_blocks(struct scan *s);
 void scan_split_gslice(struct scan *s);
 int scan_block_around(struct scan *s, uint64_t addr, struct block_ref *ref);
 

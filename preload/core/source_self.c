@@ -5,7 +5,8 @@
  * argument registers from /proc/self/task/TID/syscall; and what only this
  * source has: leakwatch's own memory (its code and data, the registry,
  * the stack table, the unwinder's cache, the scan's own arrays and the
- * server thread's stack) is cut out of the roots, and glibc's thread
+ * server thread's stack) is cut out of the roots, its heap blocks
+ * (base/ownalloc.h) are listed for the walk to leave out, and glibc's thread
  * layout and tcache key are learned on the server thread itself.
  *
  * Preload only: it knows the recording layer's tables.
@@ -13,12 +14,14 @@
 #include "core/source.h"
 #include "core/glibc_malloc.h"
 #include "core/scan.h"
+#include "base/ownalloc.h"
 #include "base/util.h"
 #include "record/registry.h"
 #include "record/stacks.h"
 #include "record/unwind.h"
 
 #include <link.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* ---- our own memory is never a root ---- */
@@ -53,6 +56,38 @@ static void skip_array(struct scan *s, const void *p, size_t cap, size_t elem)
         scan_skip_range(s, (uint64_t)(uintptr_t)p, ((uint64_t)(uintptr_t)p + cap * elem + 4095) & ~4095ull);
 }
 
+/* The preload's own heap blocks (base/ownalloc.h), copied into a mapping
+ * of ours (kept from scan to scan) for the walk to leave out. With no room
+ * for them the scan goes on without: a proof missed at worst. */
+static struct lw_own_block *own;
+static size_t own_cap;
+
+static void list_own_blocks(struct scan *s)
+{
+    s->own = NULL;
+    s->nown = 0;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        size_t n = lw_own_blocks(own, own_cap);
+        if (n <= own_cap) {
+            s->own = own;
+            s->nown = n;
+            break;
+        }
+        size_t cap = (n + n / 2 + 255) & ~255ul;
+        void *bigger = mmap(NULL, cap * sizeof *own, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (bigger == MAP_FAILED)
+            break;
+        if (own)
+            munmap(own, own_cap * sizeof *own);
+        own = bigger;
+        own_cap = cap;
+    }
+    skip_array(s, own, own_cap, sizeof *own);
+    uintptr_t lo, hi;
+    lw_ownalloc_extent(&lo, &hi);
+    scan_skip_range(s, lo, hi);
+}
+
 /* Our memory out of the roots; the server thread's own stack mapping
  * (the one we run on) shows where glibc puts a thread's TLS and
  * descriptor. */
@@ -66,6 +101,7 @@ static void self_prepare_scan(struct lw_source *src, struct scan *s)
     scan_skip_range(s, lo, hi);
     lw_unwind_extent(&lo, &hi);
     scan_skip_range(s, lo, hi);
+    list_own_blocks(s);
     /* our scratch buffer: copies of the program's memory */
     scan_skip_range(s, (uint64_t)(uintptr_t)s->buf, (uint64_t)(uintptr_t)s->buf + READ_CHUNK);
     /* the arrays kept from the last scan: every block's address is in them */

@@ -100,6 +100,12 @@ def note_explains_no_proof(f, report, what):
 
 # ---- a leak, proven on the single ask ----
 
+def kept_by(wait):
+    """What a reachable wait's reach_path says keeps it (for a failure's text)."""
+    rp = wait.get("reach_path")
+    return "; kept by reach_path %s" % json.dumps(rp, sort_keys=True) if rp else ""
+
+
 def check_proven(f, t, obj, size, kind, what):
     """t proven leaked by rule 3: confirmed, the reason, a counterpart naming a
     heap block that holds the object [obj, obj + size) malloc returned."""
@@ -108,8 +114,8 @@ def check_proven(f, t, obj, size, kind, what):
         return False
     w = t.get("wait") or {}
     cp = t.get("counterpart") or {}
-    ok = f.check("verdict", t["verdict"] == "leaked", "%s: verdict %r on the single ask, want leaked: %s"
-                 % (what, t["verdict"], brief(t)))
+    ok = f.check("verdict", t["verdict"] == "leaked", "%s: verdict %r on the single ask, want leaked: %s%s"
+                 % (what, t["verdict"], brief(t), kept_by(w)))
     f.check("kind", w.get("kind") == kind and w.get("timeout") is False,
             "%s: wait kind %r (timed %r), want an untimed %s" % (what, w.get("kind"), w.get("timeout"), kind))
     f.check("reach", w.get("reach") == "confirmed", "%s: wait.reach %r on the single ask, want \"confirmed\""
@@ -174,14 +180,16 @@ def second_ask(p, victim_tids, pause=1.5):
         r = ask(p)
     except TestFailure as e:
         return "a second ask %.1fs later failed: %s" % (pause, e)
-    counts = {}
+    counts, paths = {}, ""
     for tid in victim_tids:
         t = thread_by_tid(r, tid)
         key = (t["verdict"], (t.get("wait") or {}).get("reach")) if t else ("gone", None)
         counts[key] = counts.get(key, 0) + 1
-    return "diagnostic only: a second ask %.1fs later says %s; notes %r" % (
+        if t and not paths:
+            paths = kept_by(t.get("wait") or {})
+    return "diagnostic only: a second ask %.1fs later says %s; notes %r%s" % (
         pause, ", ".join("%d %s (reach %s)" % (n, v, r_) for (v, r_), n in sorted(counts.items(), key=str)),
-        reach_notes(r))
+        reach_notes(r), paths)
 
 
 def _maps(pid):

@@ -30,7 +30,7 @@ from lwtest import (brief, always, check_modes_agree, fixture_modes, SLOW, Proce
 
 MODES = ["fetch_cond", "ready_sem", "futex_chan", "big_block", "pool_dropped", "stack_ref", "global_ref",
          "heap_chain", "tail_ref", "mmap_ref", "timed", "relay_stack", "relay_tls", "pshared_heap", "pshared_mapped",
-         "arena_heaps", "arena_heaps_ref", "register_ref", "register_parked_ref"]
+         "arena_heaps", "arena_heaps_ref", "register_ref", "register_parked_ref", "dangling", "dangling_ref"]
 
 # The leaks: which thread is stuck (READY's key, or a thread name for the
 # pool) and on what kind of wait.
@@ -42,6 +42,7 @@ LEAKS = {
     "pool_dropped": dict(name="pool-worker", kind="cond", count=1000),
     "pshared_heap": dict(victim="worker", kind="sem"),   # process-shared, but in private memory
     "arena_heaps": dict(victim="worker", kind="cond"),   # in an arena's first heap, closed by fenceposts
+    "dangling": dict(victim="worker", kind="cond"),   # dangling pointers into leakwatch's own blocks
 }
 
 # The healthy twins: the thread that must stay `waiting`, its wait kind, and
@@ -62,6 +63,7 @@ HEALTHY = {
     "relay_stack": dict(victim="worker", kind="cond", reach="reachable"),
     "relay_tls": dict(victim="worker", kind="cond", reach="reachable"),
     "pshared_mapped": dict(victim="worker", kind="sem", reach=None, shared=True),
+    "dangling_ref": dict(victim="worker", kind="cond", reach="reachable"),   # a program's block among ours
 }
 
 STUCK = ("leaked", "deadlocked")

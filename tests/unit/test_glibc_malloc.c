@@ -201,11 +201,67 @@ static void fastbin_cases(void)
 
 /* ---- this process's real heap ---- */
 
+/* The key, read as glibc's tcache stores it: a chunk freed into a bin
+ * nothing else uses here (200 bytes: chunk 208). */
+static uint64_t key_read_directly(void)
+{
+    void *p = malloc(200);
+    uint64_t addr = (uint64_t)(uintptr_t)p, key = 0;
+    __asm__("" : "+r"(addr));
+    free(p);
+    return lw_read_memory(&key, addr + 8, 8) ? key : 0;
+}
+
+/* Seven chunks of each of the requests 24, 40, ... 120 (tcache bins 0-6),
+ * taken and given back bin by bin: seven freed make a bin full. */
+#define PROBE_SIZES 7
+static void take(void *held[PROBE_SIZES][7])
+{
+    for (int b = 0; b < PROBE_SIZES; b++)
+        for (int k = 0; k < 7; k++)
+            held[b][k] = malloc(24 + 16 * b);
+}
+
+static void give_back(void *held[PROBE_SIZES][7], const bool bins[PROBE_SIZES])
+{
+    for (int b = 0; b < PROBE_SIZES; b++)
+        for (int k = 0; k < 7 && bins[b]; k++) {
+            free(held[b][k]);
+            held[b][k] = NULL;
+        }
+}
+
+/* The key is learned even when some of the thread's tcache bins are full
+ * (seven chunks each: the next free of that size goes to a fastbin, which
+ * leaves no key): the server thread of a process that freed many small
+ * blocks of its own never learned it, and no tcache was ever decoded. When
+ * every bin tried is full nothing is learned, and not for good: the next
+ * call learns it. */
+static void key_with_full_bins(void)
+{
+    uint64_t truth = key_read_directly();
+    CHECK(truth != 0, "glibc's tcache stores a key in a freed chunk");
+    void *held[PROBE_SIZES][7];
+    const bool all[PROBE_SIZES] = { 1, 1, 1, 1, 1, 1, 1 }, two[PROBE_SIZES] = { 1, 0, 1, 0, 0, 0, 0 };
+    take(held);
+    give_back(held, all);   /* every bin tried is full */
+    uint64_t first = lw_malloc_tcache_key();
+    CHECK(first == 0 || first == truth, "with every bin tried full: %#llx, want 0 or the key %#llx",
+          (unsigned long long)first, (unsigned long long)truth);
+    take(held);             /* every bin drained, then those for 24 and 56 bytes full again */
+    give_back(held, two);
+    uint64_t later = lw_malloc_tcache_key();
+    give_back(held, all);
+    CHECK(later == truth, "with the bins for 24 and 56 bytes full: %#llx, want the key %#llx (learned at a later "
+          "call when the first could not)", (unsigned long long)later, (unsigned long long)truth);
+}
+
 static void real_heap(void)
 {
 #ifdef __SANITIZE_ADDRESS__
     return;   /* malloc is ASan's there: no tcache */
 #endif
+    key_with_full_bins();
     uint64_t key = lw_malloc_tcache_key();
     CHECK(key != 0, "the tcache key of this process (glibc with tcache) is learned");
     void *p = malloc(40);
