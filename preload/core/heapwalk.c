@@ -498,19 +498,26 @@ static bool view_chunk_at(void *ctx, uint64_t header, uint64_t *size)
     return true;
 }
 
-static void view_free_chunk(void *ctx, uint64_t header)
+/* The walked chunk at header marked free; true if it was not already. */
+static bool mark_chunk_free(struct scan *s, uint64_t header)
 {
-    struct scan *s = ctx;
     const struct span *sp;
     uint64_t g;
     if (!walked_chunk(s, header, &sp, &g))
-        return;
+        return false;
     struct span_word *word = &s->pool[sp->word0 + (g >> 6)];
     uint64_t bit = 1ull << (g & 63);
-    if (!(word->freed & bit)) {
-        word->freed |= bit;
+    if (word->freed & bit)
+        return false;
+    word->freed |= bit;
+    return true;
+}
+
+static void view_free_chunk(void *ctx, uint64_t header)
+{
+    struct scan *s = ctx;
+    if (mark_chunk_free(s, header))
         s->freed_chunks++;
-    }
 }
 
 /* main_arena lives in libc's data: the malloc_state there whose top is the
@@ -566,28 +573,17 @@ void scan_skip_own_mmapped(struct scan *s)
         if (!(word & IS_MMAPPED) || (hdr & 4095) || (size & 4095) || size < 4096)
             continue;
         struct mapping *m = scan_mapping_at(s, hdr);
-        if (m && m->kind == MAP_ROOT && m->anonymous && !m->name[0] && !m->shared && hdr + size <= m->hi) {
+        if (m && m->kind == MAP_ROOT && m->anonymous && !m->name[0] && !m->shared && hdr + size <= m->hi)
             scan_skip_range(s, hdr, hdr + size);
-            s->own_skipped++;
-        }
     }
 }
 
 /* One in a walked heap: a chunk whose start the walk found, marked free. */
 void scan_forget_own_blocks(struct scan *s)
 {
-    for (size_t k = 0; k < s->nown; k++) {
-        const struct span *sp;
-        uint64_t g;
-        if (s->own[k].size_word & IS_MMAPPED || !walked_chunk(s, s->own[k].addr - CHUNK_HDR, &sp, &g))
-            continue;
-        struct span_word *word = &s->pool[sp->word0 + (g >> 6)];
-        uint64_t bit = 1ull << (g & 63);
-        if (!(word->freed & bit)) {
-            word->freed |= bit;   /* (not malloc's free: not counted so) */
-            s->own_skipped++;
-        }
-    }
+    for (size_t k = 0; k < s->nown; k++)
+        if (!(s->own[k].size_word & IS_MMAPPED))
+            mark_chunk_free(s, s->own[k].addr - CHUNK_HDR);   /* (not malloc's free: not counted so) */
 }
 
 /* ---- GLib's slices: a slab's chunks are blocks, the slab is not ---- */

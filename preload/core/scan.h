@@ -185,7 +185,6 @@ struct scan {
      * set by the source; none of them is a block of the program's */
     const struct lw_own_block *own;
     size_t nown;
-    size_t own_skipped;      /* how many of them the scan found and left out */
 };
 
 /* The mapped arrays a scan leaves to the next one (reach.c, release_idle):
