@@ -24,11 +24,14 @@
  *            goes on, to a fixpoint.
  *
  * What no scan can see: registers. A parked thread's argument registers
- * are in /proc/self/task/TID/syscall and count as roots; its callee-saved
- * registers and a running thread's registers stay out of sight, so a
- * pointer held only in a register for the two scans (a thread computing
- * for seconds with the object in rbx, say) would go unseen. So would one
- * held only by the kernel (a timer's or an aio request's sigevent value).
+ * are in /proc/self/task/TID/syscall and count as roots (for a candidate,
+ * parked in a recorded wait, its record stands in: the hook's frame and
+ * the objects it was given, scanthreads.c); a recorded wait's frame holds
+ * the caller's callee-saved registers; other threads' registers stay out
+ * of sight, so a pointer held only in a register for the two scans (a
+ * thread computing for seconds with the object in rbx, say) would go
+ * unseen. So would one held only by the kernel (a timer's or an aio
+ * request's sigevent value).
  *
  * Memory is only read with process_vm_readv, in bounded batches, so a page
  * the program unmaps mid-scan costs an error (the region is then treated
@@ -781,14 +784,26 @@ static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, 
 #define PATHS_MIN_NS 100000000ull
 #define PATHS_MAX_NS 400000000ull
 
-/* ---- a frozen process whose candidates all wait on globals ----
+/* ---- a process whose candidates all wait on globals ----
  * A module's data is a root, never a block (the heaps walked are
  * anonymous): an object there is reachable, whatever else the memory
- * holds. When every candidate's object lies in a file's writable mapping,
- * a frozen process need not stay stopped for a scan of its whole heap to
- * learn that. Each gets the path a scan would give it: a data root, no
- * step. (This process's own scans keep their rhythm: they also serve the
- * two-scan rule.) */
+ * holds. When every candidate's object lies in a file's writable mapping
+ * (or its bss), no scan of the whole heap is needed to learn that: a
+ * frozen process is let go at once, and this process's server answers
+ * 10,000 parked threads on globals without reading their stacks. Each
+ * gets the path a scan would give it: a data root, no step. None of them
+ * can be a finding, so the two-scan rule has nothing to confirm. */
+
+/* A thread's stack pointer, 0 if unknown: a hooked wait's own frame says
+ * it in this process (no /proc read for each of 10,000 parked threads). */
+static uint64_t stack_pointer_of(const struct lw_snapshot *snap, const struct lw_snap_thread *t)
+{
+    struct lw_regs regs;
+    if (!snap->source->frozen && t->waiting && t->wait.source == LW_SOURCE_HOOK && t->wait.hook_sp)
+        return t->wait.hook_sp;
+    return snap->source->ops->registers(snap->source, t->tid, &regs) ? regs.sp : 0;
+}
+
 /* A module's bss: the anonymous mapping right after its writable file
  * mapping, which the scan keeps a root: no thread's stack or descriptor
  * in it (no thread part), not a heap's 64 MiB-aligned start, not starting
@@ -804,22 +819,33 @@ static bool is_bss(const struct lw_snapshot *snap, const struct lw_maps *maps, c
     uint64_t hdr[2];
     if (lw_source_read_all(snap->source, hdr, m->lo, sizeof hdr) && hdr[0] == 0 && (hdr[1] & IS_MMAPPED))
         return false;
-    struct lw_regs regs;
     for (size_t k = 0; k < snap->nthreads; k++) {
         const struct lw_snap_thread *t = &snap->threads[k];
-        uint64_t sp = snap->source->ops->registers(snap->source, t->tid, &regs) ? regs.sp : 0;
+        uint64_t sp = stack_pointer_of(snap, t);
         if ((t->pthread >= m->lo && t->pthread < m->hi) || (sp >= m->lo && sp < m->hi) || !t->pthread)
             return false;
     }
     return true;
 }
 
+/* is_bss looks at every thread: asked once per mapping, not per candidate
+ * (10,000 waits on one bss object). */
+struct bss_memo {
+    const struct lw_mapping *m;
+    bool is_bss;
+};
+
 static bool in_module_data(const struct lw_snapshot *snap, const struct lw_maps *maps, uint64_t object,
-                           const struct lw_mapping **where)
+                           const struct lw_mapping **where, struct bss_memo *memo)
 {
     *where = lw_maps_find(maps, object);
-    return *where && (*where)->writable &&
-           ((*where)->name[0] == '/' || is_bss(snap, maps, *where));
+    if (!*where || !(*where)->writable)
+        return false;
+    if ((*where)->name[0] == '/')
+        return true;
+    if (memo->m != *where)
+        *memo = (struct bss_memo){ *where, is_bss(snap, maps, *where) };
+    return memo->is_bss;
 }
 
 static uint32_t global_path(struct lw_snapshot *snap, uint64_t object, const struct lw_mapping *m)
@@ -841,13 +867,14 @@ static bool answer_for_globals(struct lw_snapshot *snap, const struct lw_analysi
                                bool want_paths)
 {
     struct lw_maps maps = LW_MAPS_INIT;
-    if (!snap->source->frozen || !snap->source->ops->maps(snap->source, &maps))
+    if (!snap->source->ops->maps(snap->source, &maps))
         return false;
     const struct lw_mapping *m;
+    struct bss_memo memo = { NULL, false };
     bool all = true;
     for (size_t i = 0; i < snap->nthreads && all; i++)
         all = !lw_reach_is_candidate(snap, i, &a->verdicts[i]) ||
-              in_module_data(snap, &maps, snap->threads[i].wait.object, &m);
+              in_module_data(snap, &maps, snap->threads[i].wait.object, &m, &memo);
     struct lw_reach_path *paths = all && want_paths ? calloc(candidates, sizeof *paths) : NULL;
     if (all) {
         free(snap->paths);
@@ -858,12 +885,14 @@ static bool answer_for_globals(struct lw_snapshot *snap, const struct lw_analysi
             if (!lw_reach_is_candidate(snap, i, &a->verdicts[i]))
                 continue;
             w->reach = LW_REACH_REACHABLE;
-            if (paths && in_module_data(snap, &maps, w->object, &m))
+            if (paths && in_module_data(snap, &maps, w->object, &m, &memo))
                 w->reach_path = global_path(snap, w->object, m);
         }
         snprintf(snap->reach_note, sizeof snap->reach_note,
                  "reachability: %zu candidate wait%s, every object in a module's data (a global): reachable, no scan",
                  candidates, candidates == 1 ? "" : "s");
+        nsightings = 0;   /* (no finding left to confirm) */
+        recheck_wanted = false;
     }
     lw_maps_free(&maps);
     return all;

@@ -101,14 +101,37 @@ static bool in_recorded_wait(const struct lw_snap_thread *t)
     return t->waiting && t->wait.source == LW_SOURCE_HOOK;
 }
 
+/* An excluded thread of this process parked in a recorded wait (a
+ * candidate, or stuck by another rule: the two-scan rule holds its wait
+ * unchanged): what it may use once it runs again lies from its hook's frame
+ * up (the caller's callee-saved registers are stored there, LW_RECORDED_CALL),
+ * and glibc below that frame holds only what the hook was given: the
+ * object and the mutex or second object. Those stand for its registers, so
+ * 10,000 parked candidates cost no /proc read each. */
+static bool registers_from_record(const struct thread_info *ti, const struct lw_snap_thread *t,
+                                  struct lw_regs *out)
+{
+    if (!ti->in_recorded_wait || !ti->excluded || !t->wait.hook_sp)
+        return false;
+    memset(out, 0, sizeof *out);
+    out->sp = t->wait.hook_sp;
+    if (t->wait.object)
+        out->words[out->nwords++] = t->wait.object;
+    if (t->wait.aux)
+        out->words[out->nwords++] = t->wait.aux;
+    return true;
+}
+
 /* A thread's registers, as the source shows them (a frozen source: every
  * thread's, all of them; this process: a parked thread's stack pointer and
- * syscall arguments). true: every register that may hold a pointer is
- * seen, in the registers read or in memory the scan reads. */
+ * syscall arguments, or what its record says, above). true: every register
+ * that may hold a pointer is seen, in the registers read or in memory the
+ * scan reads. */
 static bool read_registers(struct scan *s, const struct lw_snap_thread *t, struct thread_info *ti)
 {
     struct lw_regs regs;
-    bool got = (t->waiting || s->src->frozen) && s->src->ops->registers(s->src, t->tid, &regs);
+    bool got = registers_from_record(ti, t, &regs) ||
+               ((t->waiting || s->src->frozen) && s->src->ops->registers(s->src, t->tid, &regs));
     if (got) {
         ti->sp = regs.sp;
         ti->nregs = regs.nwords < LW_REGS_MAX ? regs.nwords : LW_REGS_MAX;

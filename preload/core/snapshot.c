@@ -59,6 +59,72 @@ static char read_name_and_state(const struct lw_task_dir *dir, pid_t tid, char n
     return close_paren[2];
 }
 
+/* ---- the names of parked threads, read once per wait ----
+ * A name costs a read of /proc/self/task/TID/stat, about 10 us: 100 ms for
+ * 10,000 threads. A thread parked in a recorded wait cannot rename itself
+ * before the wait ends, so its name is read once per wait and kept, keyed
+ * by (tid, the wait's start); the next snapshot reuses it. Threads come in
+ * ascending tid order both times: one pass, a cursor. (Another thread may
+ * rename it meanwhile, through its /proc comm file, as pthread_setname_np
+ * does for a thread other than the caller: that name shows once the wait
+ * ends.) */
+struct kept_name {
+    pid_t tid;
+    uint64_t wait_start;
+    char name[16];
+};
+static struct kept_name *names, *names_next;
+static size_t nnames, nnames_next, names_cap, names_cursor;
+
+static bool kept_name_of(pid_t tid, uint64_t wait_start, char name[16])
+{
+    while (names_cursor < nnames && names[names_cursor].tid < tid)
+        names_cursor++;
+    if (names_cursor == nnames || names[names_cursor].tid != tid || names[names_cursor].wait_start != wait_start)
+        return false;
+    memcpy(name, names[names_cursor].name, 16);
+    return true;
+}
+
+static void keep_name(pid_t tid, uint64_t wait_start, const char name[16])
+{
+    if (!names_next || !name[0] || nnames_next == names_cap)
+        return;
+    struct kept_name *k = &names_next[nnames_next++];
+    k->tid = tid;
+    k->wait_start = wait_start;
+    memcpy(k->name, name, sizeof k->name);
+}
+
+/* A thread's name and state letter ('?' for a thread in a recorded wait
+ * whose name was kept: the letter is read only for waits /proc shows). */
+static char name_and_state(const struct lw_task_dir *dir, pid_t tid, const struct lw_slot *s, char name[16])
+{
+    bool parked = s && s->wait.kind != LW_WAIT_NONE;
+    if (parked && kept_name_of(tid, s->wait.start_ns, name)) {
+        keep_name(tid, s->wait.start_ns, name);
+        return '?';
+    }
+    char state = read_name_and_state(dir, tid, name);
+    if (parked)
+        keep_name(tid, s->wait.start_ns, name);
+    return state;
+}
+
+/* Once every thread is filled: what was kept this time is what the next
+ * snapshot may reuse (nothing, when the directory read through was not
+ * ours: those names may be another process's). */
+static void names_done(bool trusted)
+{
+    free(names);
+    names = trusted ? names_next : NULL;
+    nnames = trusted ? nnames_next : 0;
+    if (!trusted)
+        free(names_next);
+    names_next = NULL;
+    nnames_next = names_cursor = 0;
+}
+
 /* ---- /proc waits: classify the syscall a thread is blocked in ---- */
 
 static bool syscall_takes_fd(int nr)
@@ -283,6 +349,7 @@ static void hook_wait(struct lw_snap_thread *t, const struct lw_wait_rec *r, uin
     w->remaining = r->deadline_ns ? ((double)r->deadline_ns - (double)now) / 1e9 : 0;
     w->seconds = seconds_between(r->start_ns, now);
     w->start_ns = r->start_ns;
+    w->hook_sp = r->at_sp_masked ? r->at_sp_masked ^ LW_ADDR_MASK : 0;
     w->owner = r->owner;
     w->syscall_nr = -1;
     w->shared = r->shared;
@@ -305,7 +372,7 @@ static void fill_thread(struct lw_snap_thread *t, pid_t tid, const struct lw_slo
     memset(t, 0, sizeof *t);
     t->tid = tid;
     t->is_main = tid == getpid();
-    t->proc_state = read_name_and_state(dir, tid, t->name);
+    t->proc_state = name_and_state(dir, tid, s, t->name);
     t->age = -1;
     t->wait.fd = -1;
     t->wait.syscall_nr = -1;
@@ -483,9 +550,12 @@ int lw_snapshot_take(struct lw_snapshot *snap)
     uint64_t *exited_pthreads = snap->exited_pthreads = calloc(LW_EXIT_RING, sizeof *exited_pthreads);
     seen_cap = cap;
     seen_next = calloc(seen_cap ? seen_cap : 1, sizeof *seen_next);
+    names_cap = cap;
+    names_next = malloc((cap ? cap : 1) * sizeof *names_next);   /* (none: every name is read) */
     if (!snap->threads || !snap->exited_threads || !exited_pthreads || !seen_next || (!regs && nregs)) {
         free(regs); free(tids); free(seen_next);
         seen_next = NULL;
+        names_done(false);
         lw_snapshot_free(snap);
         errno = ENOMEM;
         return -1;
@@ -497,8 +567,10 @@ int lw_snapshot_take(struct lw_snapshot *snap)
         pid_t tid = have_proc ? tids[i] : regs[i].slot.tid;
         fill_thread(&snap->threads[snap->nthreads++], tid, find_slot(regs, nregs, tid), now, &nnext, &dir);
     }
-    if (!lw_task_dir_still_ours(&dir))
+    bool dir_ours = lw_task_dir_still_ours(&dir);
+    if (!dir_ours)
         forget_proc_waits(snap);   /* what was read through it may be another directory's */
+    names_done(dir_ours);
     lw_task_dir_close(&dir);
     free(seen);
     seen = seen_next;

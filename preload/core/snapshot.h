@@ -142,6 +142,8 @@ struct lw_snap_wait {
     double remaining;       /* seconds to the deadline, when timed */
     double seconds;         /* seconds parked so far */
     uint64_t start_ns;      /* when the wait began (CLOCK_MONOTONIC; /proc waits: first seen): its identity */
+    uint64_t hook_sp;       /* a hooked wait: the stack pointer of the hook's frame, which holds the caller's
+                             * callee-saved registers; below it only glibc's and our frames (0: unknown) */
     int32_t owner;          /* owner / join target tid, 0 if unknown */
     uint64_t join_target;   /* pthread_t of a join (resolved to owner by snapshot) */
     int syscall_nr;         /* for LW_SOURCE_PROC: the syscall number, else -1 */
