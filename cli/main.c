@@ -878,14 +878,16 @@ static int cmd_threads(const struct lwc_options *o)
     lwc_asker_done(&asker);
     if (!r)
         return EXIT_USAGE;
+    json_object *modules = json_object_get(lwc_array(r, "modules"));   /* (the view has none) */
     json_object *view = explained(o->pid, r, o);
     if (!view) {
+        json_object_put(modules);
         json_object_put(r);
         return EXIT_USAGE;
     }
     int rc = EXIT_FINE;
     if (o->pprof) {
-        rc = lwc_write_pprof(o->pprof, r, view) == 0 ? EXIT_FINE : EXIT_USAGE;
+        rc = lwc_write_pprof(o->pprof, modules, view) == 0 ? EXIT_FINE : EXIT_USAGE;
     } else if (o->json) {
         lwc_print_json(stdout, view);
     } else if (lwc_view_printable(view)) {
@@ -894,8 +896,9 @@ static int cmd_threads(const struct lwc_options *o)
     } else {
         rc = EXIT_USAGE;
     }
-    json_object_put(view);
-    json_object_put(r);
+    json_object_put(modules);
+    lwc_drop_at_exit(view);
+    json_object_put(r);   /* (the view is the reply: the view's reference keeps it) */
     return lwc_finish_output(rc);
 }
 

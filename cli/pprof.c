@@ -310,9 +310,9 @@ static void add_sample(struct builder *b, json_object *thread)
 
 /* ---- the profile ---- */
 
-static json_object *build_ids_of(json_object *reply)
+static json_object *build_ids_of(json_object *modules)
 {
-    json_object *ids = json_object_new_object(), *modules = lwc_array(reply, "modules");
+    json_object *ids = json_object_new_object();
     for (size_t i = 0; i < lwc_len(modules); i++) {
         json_object *m = json_object_array_get_idx(modules, i);
         const char *path = lwc_str(m, "path", NULL), *id = lwc_str(m, "build_id", NULL);
@@ -380,9 +380,9 @@ static void free_builder(struct builder *b)
 }
 
 /* The profile, packed (malloc'ed); NULL when out of memory. */
-static uint8_t *pack_profile(json_object *reply, json_object *view, size_t *len)
+static uint8_t *pack_profile(json_object *modules, json_object *view, size_t *len)
 {
-    struct builder b = { .index = json_object_new_object(), .build_ids = build_ids_of(reply) };
+    struct builder b = { .index = json_object_new_object(), .build_ids = build_ids_of(modules) };
     push(&b, &b.strings, strdup(""));
     ValueType threads = PERFTOOLS__PROFILES__VALUE_TYPE__INIT, *types[] = { &threads };
     threads.type = string_id(&b, "threads");
@@ -437,10 +437,10 @@ static int write_gzipped(const char *path, const uint8_t *data, size_t len)
     return 0;
 }
 
-int lwc_write_pprof(const char *path, json_object *reply, json_object *view)
+int lwc_write_pprof(const char *path, json_object *modules, json_object *view)
 {
     size_t len = 0;
-    uint8_t *data = pack_profile(reply, view, &len);
+    uint8_t *data = pack_profile(modules, view, &len);
     if (!data) {
         fprintf(stderr, "leakwatch threads: --pprof: out of memory\n");
         return -1;

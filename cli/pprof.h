@@ -8,9 +8,9 @@
 #include <json-c/json.h>
 
 /* Write the profile of view (the public process object, suppressions
- * applied) to path ("-": standard output); reply is the preload's reply
- * the view was made from (its modules give the build-ids). 0, or -1 with
- * a message on stderr. */
-int lwc_write_pprof(const char *path, json_object *reply, json_object *view);
+ * applied) to path ("-": standard output); modules is the "modules" array
+ * of the preload's reply the view was made from (the build-ids). 0, or -1
+ * with a message on stderr. */
+int lwc_write_pprof(const char *path, json_object *modules, json_object *view);
 
 #endif

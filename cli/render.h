@@ -16,7 +16,8 @@ struct lwc_style {
 };
 
 /* One process object with stacks expanded into symbolized frames, modules
- * and the stack table dropped: the public JSON contract. New reference. */
+ * and the stack table dropped: the public JSON contract. Made in place:
+ * the reply itself, changed (a new reference to it). */
 json_object *lwc_public_process(json_object *reply, struct lwc_symbolizer *sym);
 void lwc_print_json(FILE *out, json_object *o);
 

@@ -22,6 +22,7 @@ struct expander {
     json_object *done;        /* id -> frame array, already expanded */
     json_object *paths;       /* the reply's table: id -> a rule-3 path */
     json_object *paths_done;  /* id -> the path with its root named */
+    json_object *routines;    /* "0x…" -> a start routine, named */
     struct lwc_symbolizer *sym;
 };
 
@@ -111,17 +112,25 @@ static json_object *expand_stack(struct expander *x, json_object *id)
     return json_object_get(frames);
 }
 
-static json_object *routine_object(json_object *pc, struct lwc_symbolizer *sym)
+/* A start routine {"pc", "function"} (a new reference), named once and
+ * shared by every thread that started there; NULL for a pc that is not an
+ * address. */
+static json_object *routine_object(struct expander *x, json_object *pc)
 {
     uint64_t addr;
     if (!parse_address(pc, &addr))
         return NULL;
+    json_object *o = NULL;
+    const char *key = json_object_get_string(pc);
+    if (json_object_object_get_ex(x->routines, key, &o))
+        return json_object_get(o);
     struct lwc_frame f;
-    lwc_symbolize(sym, addr, false, &f);   /* a function's entry, not a return address */
-    json_object *o = json_object_new_object();
+    lwc_symbolize(x->sym, addr, false, &f);   /* a function's entry, not a return address */
+    o = json_object_new_object();
     json_object_object_add(o, "pc", hex_string(addr));
     json_object_object_add(o, "function", f.function ? json_object_new_string(f.function) : NULL);
-    return o;
+    json_object_object_add(x->routines, key, o);
+    return json_object_get(o);
 }
 
 static bool is_stack_key(const char *key)
@@ -159,7 +168,7 @@ static void name_root(json_object *root, struct lwc_symbolizer *sym)
     json_object_object_add(root, "symbol", json_object_new_string(buf));
 }
 
-static json_object *public_nested(json_object *v, struct expander *x);
+static void expand_nested(json_object *v, struct expander *x);
 
 /* paths[id], its root named (a new reference), shared by every wait that
  * names it; NULL for null or an unknown id. */
@@ -171,74 +180,80 @@ static json_object *expand_path(struct expander *x, json_object *id)
     snprintf(key, sizeof key, "%lld", (long long)json_object_get_int64(id));
     json_object *path = NULL;
     if (!json_object_object_get_ex(x->paths_done, key, &path)) {
-        json_object *raw = lwc_get(x->paths, key);
-        path = raw && json_object_is_type(raw, json_type_object) ? public_nested(raw, x) : NULL;
-        json_object *root = path ? lwc_get(path, "root") : NULL;
-        if (root && json_object_is_type(root, json_type_object))
-            name_root(root, x->sym);
+        path = lwc_get(x->paths, key);
+        if (path && json_object_is_type(path, json_type_object)) {
+            expand_nested(path, x);
+            json_object *root = lwc_get(path, "root");
+            if (root && json_object_is_type(root, json_type_object))
+                name_root(root, x->sym);
+            json_object_get(path);
+        } else {
+            path = NULL;
+        }
         json_object_object_add(x->paths_done, key, path);
     }
     return json_object_get(path);
 }
 
-/* A copy of a wait object, with every stack id inside it (a channel's
- * create_stack) expanded into frames, and its reach_path id into the path. */
-static json_object *public_wait(json_object *v, struct expander *x)
-{
-    if (!v || !json_object_is_type(v, json_type_object))
-        return json_object_get(v);
-    json_object *o = json_object_new_object();
-    json_object_object_foreach(v, key, val) {
-        if (strcmp(key, "reach_path") == 0)
-            json_object_object_add(o, key, expand_path(x, val));
-        else
-            json_object_object_add(o, key, is_stack_key(key) ? expand_stack(x, val) : public_nested(val, x));
-    }
-    return o;
-}
-
-static json_object *public_nested(json_object *v, struct expander *x)
+/* Every stack id inside v, at any depth (a channel's create_stack),
+ * replaced by its frames, in place. (Replacing the value of the key being
+ * visited leaves json-c's iteration intact.) */
+static void expand_nested(json_object *v, struct expander *x)
 {
     if (v && json_object_is_type(v, json_type_object)) {
-        json_object *o = json_object_new_object();
-        json_object_object_foreach(v, key, val)
-            json_object_object_add(o, key, is_stack_key(key) ? expand_stack(x, val) : public_nested(val, x));
-        return o;
-    }
-    if (v && json_object_is_type(v, json_type_array)) {
-        json_object *a = json_object_new_array();
+        json_object_object_foreach(v, key, val) {
+            if (is_stack_key(key))
+                json_object_object_add(v, key, expand_stack(x, val));
+            else
+                expand_nested(val, x);
+        }
+    } else if (v && json_object_is_type(v, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(v); i++)
-            json_object_array_add(a, public_nested(json_object_array_get_idx(v, i), x));
-        return a;
+            expand_nested(json_object_array_get_idx(v, i), x);
     }
-    return json_object_get(v);
 }
 
-/* Copy every field of a thread object, expanding stacks and start_routine. */
-static json_object *public_thread(json_object *t, struct expander *x)
+/* A wait object: its stack ids expanded, its reach_path id replaced by the
+ * path. */
+static void public_wait(json_object *v, struct expander *x)
 {
-    json_object *o = json_object_new_object();
+    if (!v || !json_object_is_type(v, json_type_object))
+        return;
+    json_object_object_foreach(v, key, val) {
+        if (strcmp(key, "reach_path") == 0)
+            json_object_object_add(v, key, expand_path(x, val));
+        else if (is_stack_key(key))
+            json_object_object_add(v, key, expand_stack(x, val));
+        else
+            expand_nested(val, x);
+    }
+}
+
+/* A thread object, its stacks, wait and start_routine expanded in place. */
+static void public_thread(json_object *t, struct expander *x)
+{
     json_object_object_foreach(t, key, val) {
         if (strcmp(key, "wait") == 0)
-            json_object_object_add(o, key, public_wait(val, x));
+            public_wait(val, x);
         else if (is_stack_key(key))
-            json_object_object_add(o, key, expand_stack(x, val));
+            json_object_object_add(t, key, expand_stack(x, val));
         else if (strcmp(key, "start_routine") == 0)
-            json_object_object_add(o, key, routine_object(val, x->sym));
-        else
-            json_object_object_add(o, key, json_object_get(val));
+            json_object_object_add(t, key, routine_object(x, val));
     }
-    return o;
 }
 
+/* The thread objects of a list, expanded, in a new array (anything else a
+ * reply put there is left out: consumers find objects only). */
 static json_object *public_array(json_object *arr, struct expander *x)
 {
     json_object *out = json_object_new_array();
     size_t n = lwc_len(arr);
     for (size_t i = 0; i < n; i++) {
         json_object *t = json_object_array_get_idx(arr, i);
-        if (t && json_object_is_type(t, json_type_object))
-            json_object_array_add(out, public_thread(t, x));
+        if (t && json_object_is_type(t, json_type_object)) {
+            public_thread(t, x);
+            json_object_array_add(out, json_object_get(t));
+        }
     }
     return out;
 }
@@ -260,26 +275,28 @@ static void freeze_shared(json_object *table)
     }
 }
 
+/* In place: a parsed reply of 10,000 threads is never copied (a copy of
+ * every thread object took a third of the CLI's time). */
 json_object *lwc_public_process(json_object *reply, struct lwc_symbolizer *sym)
 {
     struct expander x = { lwc_get(reply, "stacks"), json_object_new_object(), lwc_get(reply, "paths"),
-                          json_object_new_object(), sym };
-    json_object *o = json_object_new_object();
-    json_object_object_foreach(reply, key, val) {
-        if (strcmp(key, "stacks") == 0 || strcmp(key, "modules") == 0 || strcmp(key, "paths") == 0)
-            continue;
-        if (strcmp(key, "threads") == 0 || strcmp(key, "exited_threads") == 0)
-            json_object_object_add(o, key, public_array(val, &x));
-        else
-            json_object_object_add(o, key, json_object_get(val));
+                          json_object_new_object(), json_object_new_object(), sym };
+    static const char *const lists[] = { "threads", "exited_threads" };
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++) {
+        json_object *list = lwc_get(reply, lists[i]);
+        if (list || i == 0)   /* consumers may rely on a threads array */
+            json_object_object_add(reply, lists[i], public_array(list, &x));
     }
-    if (!lwc_get(o, "threads"))   /* consumers may rely on an array */
-        json_object_object_add(o, "threads", json_object_new_array());
     freeze_shared(x.done);
     freeze_shared(x.paths_done);
+    freeze_shared(x.routines);
     json_object_put(x.done);
     json_object_put(x.paths_done);
-    return o;
+    json_object_put(x.routines);
+    json_object_object_del(reply, "stacks");
+    json_object_object_del(reply, "modules");
+    json_object_object_del(reply, "paths");
+    return json_object_get(reply);
 }
 
 void lwc_print_json(FILE *out, json_object *o)

@@ -64,10 +64,11 @@ json_object *lwc_asker_ask(struct lwc_asker *a, const char *request, char *err, 
 /* The same, printing "leakwatch: why" on stderr when it fails. */
 json_object *lwc_asker_ask_or_say(struct lwc_asker *a, const char *request);
 
-/* The view of one reply every verb shows (new reference): stacks
- * symbolized into frames when the reply has threads (the public JSON
- * contract), suppressions applied ("suppressed", summary.suppressed), and
- * the growth alarm judged from the history ("growth"). */
+/* The view of one reply every verb shows: stacks symbolized into frames
+ * when the reply has threads (the public JSON contract), suppressions
+ * applied ("suppressed", summary.suppressed), and the growth alarm judged
+ * from the history ("growth"). Made in place: the reply itself, changed (a
+ * new reference to it); its stack table and modules are gone then. */
 json_object *lwc_explain(json_object *reply, const struct lwc_suppressions *supp);
 
 /* Replies to ask for: "threads" when suppressions need the stacks. */
@@ -82,5 +83,8 @@ bool lwc_view_printable(json_object *view);
  * went away (a closed pipe: head) ends the command quietly with rc.
  * SIGPIPE is ignored (main.c) so that it can be told. */
 int lwc_finish_output(int rc);
+/* A reply the command is done with, just before it exits: kept reachable
+ * until exit instead of freed object by object (see process.c). */
+void lwc_drop_at_exit(json_object *o);
 
 #endif
