@@ -99,12 +99,16 @@ void lw_thread_layout_learn(struct lw_thread_layout *l, uint64_t stack_lo, uint6
     l->tls_low = tp > stack_lo && tp < stack_hi ? learn_tls_low(tp, stack_lo) : 0;
 }
 
-bool lw_thread_may_be_cancelled(const struct lw_source *src, uint64_t tp)
+bool lw_thread_cancel_word(const struct lw_thread_layout *l, uint64_t tp, uint64_t *addr)
 {
-    uint32_t handling;
-    const struct lw_thread_layout *l = &src->layout;
-    if (l->cancel_offset < 0 || !tp || !lw_source_read_all(src, &handling, tp + (uint64_t)l->cancel_offset, 4))
-        return true;
+    if (l->cancel_offset < 0 || !tp)
+        return false;
+    *addr = tp + (uint64_t)l->cancel_offset;
+    return true;
+}
+
+bool lw_thread_cancel_enabled(uint32_t handling)
+{
     return !(handling & CANCELSTATE_BIT);
 }
 

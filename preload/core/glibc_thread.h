@@ -34,9 +34,11 @@ struct lw_thread_layout {
 void lw_thread_layout_learn(struct lw_thread_layout *l, uint64_t stack_lo, uint64_t stack_hi);
 
 /* Whether a pthread_cancel could end a wait of the thread at tp (a wait in
- * a cancellation point), read through the source with its layout:
- * cancellation not disabled, or unknown. */
-bool lw_thread_may_be_cancelled(const struct lw_source *src, uint64_t tp);
+ * a cancellation point): read its cancelhandling word, 4 bytes at *addr
+ * (false: where is unknown, so it may be), and ask
+ * lw_thread_cancel_enabled: cancellation not disabled. */
+bool lw_thread_cancel_word(const struct lw_thread_layout *l, uint64_t tp, uint64_t *addr);
+bool lw_thread_cancel_enabled(uint32_t handling);
 
 /* Learned from another process's data, read through a source:
  *   - the static TLS's lowest offset from tp, from the DTV of a thread at

@@ -403,6 +403,54 @@ static void keep_root_memory(struct scan *s, struct roots *r, uint64_t lo, uint6
     }
 }
 
+/* The root words of may-run threads' parts, read many parts per
+ * process_vm_readv (10,000 threads that may run: 30,000 parts). */
+#define PART_BATCH 1024
+
+struct parts_read {
+    struct scan *s;
+    struct roots *r;
+    const uint32_t *extent;   /* range k -> its extent */
+};
+
+static void keep_part_words(void *ctx, size_t k, uint64_t addr, const uint8_t *bytes, size_t got)
+{
+    struct parts_read *pr = ctx;
+    for (size_t off = 0; off + 8 <= got && pr->r->complete; off += 8) {
+        uint64_t v, node;
+        memcpy(&v, bytes + off, 8);
+        if ((node = node_of(pr->s, v)) != NO_NODE)
+            keep_root_ref(pr->r, (struct root_ref){ addr + off, node, pr->extent[k], 0 });
+    }
+}
+
+static void keep_root_parts(struct scan *s, struct roots *r)
+{
+    struct iovec ranges[PART_BATCH];
+    uint32_t extent[PART_BATCH];
+    struct parts_read pr = { s, r, extent };
+    size_t n = 0;
+    for (size_t e = 0; e <= s->next && r->complete; e++) {
+        if (n == PART_BATCH || (e == s->next && n)) {
+            scan_read_ranges(s, ranges, n, keep_part_words, &pr);
+            n = 0;
+        }
+        if (e == s->next || !is_root_part(s, e))
+            continue;
+        uint64_t lo = (s->ext[e].start + 7) & ~7ull, hi = s->ext[e].end;
+        if (hi <= lo)
+            continue;
+        if (hi - lo > READ_CHUNK) {   /* a deep stack: read in chunks of its own, in order */
+            scan_read_ranges(s, ranges, n, keep_part_words, &pr);
+            n = 0;
+            keep_root_memory(s, r, lo, hi, e);
+            continue;
+        }
+        ranges[n] = (struct iovec){ (void *)(uintptr_t)lo, (size_t)(hi - lo) };
+        extent[n++] = (uint32_t)e;
+    }
+}
+
 /* Every root word that points into a marked block: root mappings, live
  * parked threads' argument registers, may-run threads' parts. The array is
  * reserved whole first (pages are touched as it fills) and claimed before
@@ -430,9 +478,7 @@ static void collect_roots(struct scan *s, struct roots *r)
                 keep_root_ref(r, (struct root_ref){ 0, node, UINT32_MAX, t->tid });
         }
     }
-    for (size_t e = 0; e < s->next && r->complete; e++)
-        if (is_root_part(s, e))
-            keep_root_memory(s, r, s->ext[e].start, s->ext[e].end, e);
+    keep_root_parts(s, r);
 }
 
 /* Level by level, until every target has its root, the levels run out, or

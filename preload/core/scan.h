@@ -330,6 +330,14 @@ static inline size_t scan_read(const struct scan *s, void *dst, uint64_t addr, s
     return s->src->ops->read(s->src, dst, addr, len);
 }
 
+/* Many small ranges read with as few process_vm_readv as s->buf allows
+ * (BATCH_IOVECS at a time: 10,000 threads' parts are not 10,000 reads).
+ * `each` gets every range k in order with the bytes read from its start
+ * (fewer than asked where a page could not be read; a range longer than
+ * READ_CHUNK only its first READ_CHUNK). It must not use s->buf. */
+typedef void scan_range_fn(void *ctx, size_t k, uint64_t addr, const uint8_t *bytes, size_t got);
+void scan_read_ranges(struct scan *s, const struct iovec *ranges, size_t n, scan_range_fn *each, void *ctx);
+
 /* The scan's own arrays live in mappings of their own, never in malloc's
  * arenas (the heaps being walked must not change because of us). Room for
  * `need` elements, doubling from `first`; false (unchanged) if no memory. */

@@ -17,6 +17,42 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* ---- many small reads at once ---- */
+
+/* Ranges [k, end) that fit the buffer together: how many, and their iovecs. */
+static size_t next_batch(const struct iovec *ranges, size_t k, size_t n, struct iovec *remote, size_t *total)
+{
+    size_t m = 0;
+    *total = 0;
+    for (; k + m < n && m < BATCH_IOVECS; m++) {
+        size_t len = ranges[k + m].iov_len < READ_CHUNK ? ranges[k + m].iov_len : READ_CHUNK;
+        if (m && *total + len > READ_CHUNK)
+            break;
+        remote[m] = (struct iovec){ ranges[k + m].iov_base, len };
+        *total += len;
+    }
+    return m;
+}
+
+void scan_read_ranges(struct scan *s, const struct iovec *ranges, size_t n, scan_range_fn *each, void *ctx)
+{
+    struct iovec remote[BATCH_IOVECS];
+    for (size_t k = 0; k < n;) {
+        size_t total, m = next_batch(ranges, k, n, remote, &total);
+        long got = s->src->ops->read_many(s->src, s->buf, total, remote, m);
+        size_t off = 0, j = 0;
+        for (; j < m && got >= 0 && off + remote[j].iov_len <= (size_t)got; j++) {
+            each(ctx, k + j, (uint64_t)(uintptr_t)remote[j].iov_base, s->buf + off, remote[j].iov_len);
+            off += remote[j].iov_len;
+        }
+        for (; j < m; j++) {   /* from the first that failed: one by one, each as far as it reads */
+            uint64_t addr = (uint64_t)(uintptr_t)remote[j].iov_base;
+            each(ctx, k + j, addr, s->buf, scan_read(s, s->buf, addr, remote[j].iov_len));
+        }
+        k += m;
+    }
+}
+
 /* ---- the scan's own arrays ----
  * They grow while the heaps are being walked, the server thread's own
  * arena among them: they live in mappings of their own, so the walk never

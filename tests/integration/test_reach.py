@@ -30,7 +30,8 @@ from lwtest import (brief, always, check_modes_agree, fixture_modes, SLOW, Proce
 
 MODES = ["fetch_cond", "ready_sem", "futex_chan", "big_block", "pool_dropped", "stack_ref", "global_ref",
          "heap_chain", "tail_ref", "mmap_ref", "timed", "relay_stack", "relay_tls", "pshared_heap", "pshared_mapped",
-         "arena_heaps", "arena_heaps_ref", "register_ref", "register_parked_ref", "dangling", "dangling_ref"]
+         "arena_heaps", "arena_heaps_ref", "register_ref", "register_parked_ref", "dangling", "dangling_ref",
+         "cancel_handle", "cancel_disabled"]
 
 # The leaks: which thread is stuck (READY's key, or a thread name for the
 # pool) and on what kind of wait.
@@ -43,6 +44,7 @@ LEAKS = {
     "pshared_heap": dict(victim="worker", kind="sem"),   # process-shared, but in private memory
     "arena_heaps": dict(victim="worker", kind="cond"),   # in an arena's first heap, closed by fenceposts
     "dangling": dict(victim="worker", kind="cond"),   # dangling pointers into leakwatch's own blocks
+    "cancel_disabled": dict(victim="worker", kind="cond"),   # its pthread_t is live, its cancellation off
 }
 
 # The healthy twins: the thread that must stay `waiting`, its wait kind, and
@@ -64,6 +66,8 @@ HEALTHY = {
     "relay_tls": dict(victim="worker", kind="cond", reach="reachable"),
     "pshared_mapped": dict(victim="worker", kind="sem", reach=None, shared=True),
     "dangling_ref": dict(victim="worker", kind="cond", reach="reachable"),   # a program's block among ours
+    # kept by its own frame, which a pthread_cancel through the live pthread_t would run
+    "cancel_handle": dict(victim="worker", kind="cond", reach="reachable", by_handle=True),
 }
 
 STUCK = ("leaked", "deadlocked")
@@ -295,6 +299,10 @@ def healthy(mode):
                            % (mode, seen["judged"]))
         if mode == "timed":
             problems.check("timed", v["wait"]["timeout"] is True, "timed: %r" % brief(v))
+        if spec.get("by_handle") and not sanitized():
+            path = v["wait"].get("reach_path") or {}
+            problems.check("handle", path.get("by_handle") is True,
+                           "%s: the path should say the thread is kept by its pthread_t: %r" % (mode, path))
         problems.check("shared", v["wait"]["shared"] is spec.get("shared", False),
                        "%s: wait.shared %r: %r" % (mode, v["wait"]["shared"], brief(v)))
         if mode == "stack_ref":
