@@ -478,7 +478,9 @@ static void find_mmapped_chunks(struct scan *s, struct mapping *m, struct first_
 
 void scan_find_heaps(struct scan *s)
 {
-    static struct first_words firsts;   /* (12 KiB: the server thread's stack is small; one scan at a time) */
+    /* 12 KiB, off the stack: the server thread runs on the program's
+     * default stack size. (One scan at a time: under the report lock.) */
+    static struct first_words firsts;
     firsts.n = firsts.at = 0;
     for (size_t i = 0; i < s->nmaps; i++) {
         struct mapping *m = &s->maps[i];

@@ -405,7 +405,7 @@ static void keep_root_memory(struct scan *s, struct roots *r, uint64_t lo, uint6
 
 /* The root words of may-run threads' parts, read many parts per
  * process_vm_readv (10,000 threads that may run: 30,000 parts). */
-#define PART_BATCH 1024
+#define PART_BATCH 512
 
 struct parts_read {
     struct scan *s;

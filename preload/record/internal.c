@@ -14,6 +14,12 @@
 #include <signal.h>
 #include <stdlib.h>
 
+/* Our threads' stack at the least, however small the program's default
+ * is: `ulimit -s 16` or pthread_setattr_default_np can make that 16 KiB,
+ * and the server's scan alone keeps tens of KiB of batches on its stack.
+ * Address space, touched only as deep as it goes. */
+#define INTERNAL_STACK (512u << 10)
+
 struct internal_start {
     void *(*fn)(void *);
     void *arg;
@@ -49,6 +55,9 @@ int lw_internal_thread_create(void *(*fn)(void *), void *arg)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    size_t stack = 0;
+    if (pthread_attr_getstacksize(&attr, &stack) != 0 || stack < INTERNAL_STACK)
+        pthread_attr_setstacksize(&attr, INTERNAL_STACK);
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
