@@ -426,17 +426,23 @@ static void mark_to_fixpoint(struct scan *s, struct thread_info *ti, size_t n)
         if (s->nrunnable)
             continue;
         bool changed = false;
+        size_t undecided = 0;
         for (size_t i = 0; i < n; i++) {
             if (!ti[i].candidate || ti[i].may_run)
                 continue;
             /* Outside every block (a global, a live stack, memory we do not
              * understand): reachable, conservatively. */
-            if (scan_block_around(s, ti[i].object, &ti[i].object_in) == 0)
+            if (scan_block_around(s, ti[i].object, &ti[i].object_in) == 0) {
+                undecided++;
                 continue;
+            }
             thread_may_run(s, (uint32_t)i);
             changed = true;
         }
-        if (!changed)
+        /* Every candidate may run: what the rest of the mark would reach
+         * decides nothing (a healthy pool of 10,000 parked workers stops
+         * here, before their 10,000 stacks are read). */
+        if (!changed || !undecided)
             break;
     }
     for (size_t i = 0; i < n; i++)

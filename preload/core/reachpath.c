@@ -82,6 +82,7 @@ struct search {
     const uint64_t *explains;   /* per thread: the target its own parts must not explain (its own), or NO_NODE */
     const uint32_t *order;      /* per target: its waiters' earliest run order (roots must come before) */
     const struct roots *roots;
+    bool parts;              /* may-run threads' parts are roots in this search */
     struct hop *hops;
     size_t nhops, caphops;
     struct level cur, nxt;
@@ -334,7 +335,7 @@ static void sweep_roots(struct search *q)
             for (uint32_t k = 0; k < t->nregs; k++)
                 root_word(q, 0, t->regs[k], t->tid, SIZE_MAX);
     }
-    for (size_t e = 0; e < s->next; e++)
+    for (size_t e = 0; e < s->next && q->parts; e++)
         if (is_root_part(s, e))
             sweep_memory(q, s->ext[e].start, s->ext[e].end, true, 0, e);
 }
@@ -451,10 +452,11 @@ static void keep_root_parts(struct scan *s, struct roots *r)
     }
 }
 
-/* Every root word that points into a marked block: root mappings, live
- * parked threads' argument registers, may-run threads' parts. The array is
- * reserved whole first (pages are touched as it fills) and claimed before
- * the roots are read, so that it is never one of them. */
+/* Every root word that points into a marked block: root mappings and live
+ * parked threads' argument registers (may-run threads' parts are added by
+ * keep_root_parts, when a search needs them). The array is reserved whole
+ * first (pages are touched as it fills) and claimed before the roots are
+ * read, so that it is never one of them. */
 static void collect_roots(struct scan *s, struct roots *r)
 {
     void *v = mmap(NULL, MAX_ROOT_REFS * sizeof *r->v, PROT_READ | PROT_WRITE,
@@ -478,13 +480,19 @@ static void collect_roots(struct scan *s, struct roots *r)
                 keep_root_ref(r, (struct root_ref){ 0, node, UINT32_MAX, t->tid });
         }
     }
-    keep_root_parts(s, r);
 }
 
+static void search_free(struct search *q);
+
 /* Level by level, until every target has its root, the levels run out, or
- * the time does. */
-static void search_run(struct search *q, uint64_t deadline)
+ * the time does; false if the search's tables could not be had. */
+static bool search_run(struct search *q, uint64_t deadline)
 {
+    memset(q->hit, 0, sizeof q->hit);
+    q->unresolved = q->ntargets;
+    q->overflow = false;
+    if (!table_alloc(q->s, (void **)&q->hops, &q->caphops, 4096, sizeof *q->hops))
+        return false;
     for (unsigned t = 0; t < q->ntargets; t++) {
         hop_add(q, q->targets[t], t, NO_NODE);
         level_add(q, &q->cur, q->targets[t], 1ull << t);
@@ -501,6 +509,7 @@ static void search_run(struct search *q, uint64_t deadline)
         if (lw_now_ns() > deadline)
             break;
     }
+    return true;
 }
 
 static void search_free(struct search *q)
@@ -511,6 +520,9 @@ static void search_free(struct search *q)
         munmap(q->cur.v, q->cur.cap * sizeof *q->cur.v);
     if (q->nxt.v)
         munmap(q->nxt.v, q->nxt.cap * sizeof *q->nxt.v);
+    q->hops = NULL;
+    q->cur = q->nxt = (struct level){ 0 };
+    q->nhops = q->caphops = 0;
 }
 
 /* ---- describing the root and the steps ---- */
@@ -520,6 +532,7 @@ struct paths {
     struct lw_snapshot *snap;
     struct roots roots;       /* every root word into a marked block, read once */
     bool roots_read;          /* roots is filled (only once a search needs it) */
+    bool parts_read;          /* and holds may-run threads' parts' words too */
     size_t cap;               /* of snap->paths */
     uint32_t *owner;          /* per mapping: the thread whose stack pointer or descriptor lies in it */
     uint64_t *explains;       /* per thread: the node its path ends in (NO_NODE: none looked for) */
@@ -834,9 +847,8 @@ static size_t search_batch(struct paths *ps, const struct wanted *wanted, size_t
         collect_roots(ps->s, &ps->roots);
         ps->roots_read = true;
     }
-    struct search q = { .s = ps->s, .explains = ps->explains, .order = order, .roots = &ps->roots };
-    if (!table_alloc(ps->s, (void **)&q.hops, &q.caphops, 4096, sizeof *q.hops))
-        return n;
+    struct search q = { .s = ps->s, .explains = ps->explains, .order = order, .roots = &ps->roots,
+                        .parts = ps->parts_read };
     size_t end = from;
     for (; end < n && wanted[end].node != NO_NODE; end++) {
         uint32_t ran = ps->s->threads[wanted[end].thread].run_order;
@@ -849,9 +861,21 @@ static size_t search_batch(struct paths *ps, const struct wanted *wanted, size_t
             break;
         order[q.ntargets] = ran ? ran : UINT32_MAX;
         q.targets[q.ntargets++] = wanted[end].node;
-        q.unresolved++;
     }
-    search_run(&q, deadline);
+    if (!search_run(&q, deadline))
+        return n;
+    if (q.unresolved && !q.overflow && !q.parts && lw_now_ns() < deadline) {
+        /* No root but a parked thread's may reach some target: once its
+         * parts' words are roots too, search again. (Paths from the other
+         * roots come first: a healthy pool of 10,000 workers whose objects
+         * a global keeps reads none of their 10,000 stacks here.) */
+        search_free(&q);
+        if (ps->roots.complete)
+            keep_root_parts(ps->s, &ps->roots);
+        ps->parts_read = q.parts = true;
+        if (!search_run(&q, deadline))
+            return n;
+    }
     for (size_t k = from, t = 0; k < end;) {
         size_t group_end = k + 1;
         while (group_end < end && same_path(&wanted[group_end], &wanted[k]))

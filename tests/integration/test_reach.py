@@ -314,6 +314,14 @@ def healthy(mode):
             problems.check("relay", c and c["verdict"] == "waiting" and c["wait"]["kind"] == "cond" and
                            (sanitized() or c["wait"]["reach"] == "reachable"),
                            "%s: the relay should wait on the global condvar, reachable: %r" % (mode, brief(c)))
+            # What keeps the downstream object is the relay's own frame or
+            # __thread variable: a parked thread's part, a root only because
+            # it may run (the path search reads those last).
+            root = ((v["wait"].get("reach_path") or {}).get("root") or {})
+            problems.check("relay path", sanitized() or (root.get("kind") == mode[len("relay_"):] and
+                                                         root.get("tid") == ids["caller"]),
+                           "%s: the downstream path should start in the relay's %s: %r"
+                           % (mode, mode[len("relay_"):], v["wait"].get("reach_path")))
         problems.run("status", lambda: p.cli("status", str(p.pid), check_rc=0))
         problems.fail_if_any()
 
