@@ -26,6 +26,7 @@
  */
 #include "client.h"
 #include "deadline.h"
+#include "jsonread.h"
 #include "printable.h"
 #include "replybound.h"
 
@@ -486,6 +487,26 @@ static bool send_line(int fd, const char *line, size_t len)
     return true;
 }
 
+static bool (*waiting_work)(void *ctx);
+static void *waiting_ctx;
+
+void lwc_set_waiting_work(bool (*step)(void *ctx), void *ctx)
+{
+    waiting_work = step;
+    waiting_ctx = ctx;
+}
+
+/* Nothing to read yet: a step of the wait's work, if there is any left. */
+static bool worked_while_waiting(int fd, size_t len)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    if (len || !waiting_work || poll(&p, 1, 0) != 0)
+        return false;
+    if (!waiting_work(waiting_ctx))
+        waiting_work = NULL;
+    return true;
+}
+
 /* Read until EOF within the deadline and the limit (what a process of
  * `threads` threads can send); NULL with a message on failure. */
 static char *read_reply(int fd, long long deadline, size_t limit, size_t threads, size_t *len_out, char *err,
@@ -494,6 +515,8 @@ static char *read_reply(int fd, long long deadline, size_t limit, size_t threads
     size_t len = 0, cap = 65536;
     char *buf = malloc(cap + 1);
     while (buf) {
+        if (worked_while_waiting(fd, len))
+            continue;
         long long left = deadline - lwc_now_ms();
         struct pollfd p = { .fd = fd, .events = POLLIN };
         int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
@@ -578,6 +601,9 @@ json_object *lwc_parse_reply(const char *text, size_t len, char *err, size_t err
         snprintf(err, errsize, "malformed reply: %s", why_not);
         return NULL;
     }
+    json_object *fast = lwc_json_read_object(text, len);   /* strict JSON, as the preload writes it */
+    if (fast)
+        return fast;
     json_tokener *tok = json_tokener_new_ex(128);
     if (!tok) {
         snprintf(err, errsize, "out of memory parsing the reply");

@@ -55,6 +55,12 @@ void lwc_clear_target(struct lwc_target *t);
 json_object *lwc_ask(const struct lwc_target *t, const char *request, enum lwc_failure *why,
                      char *err, size_t errsize);
 
+/* Work for the wait between a request and its reply (the process may take
+ * a tenth of a second to answer): until the first byte arrives, lwc_ask
+ * calls step(ctx) again and again, each call a bounded piece of work,
+ * until it returns false. Set before lwc_ask; NULL: none. */
+void lwc_set_waiting_work(bool (*step)(void *ctx), void *ctx);
+
 /* Exactly one JSON object in text, within what parsing it may cost
  * (replybound.h); NULL with a message in err (out of memory said so). */
 json_object *lwc_parse_reply(const char *text, size_t len, char *err, size_t errsize);

@@ -20,6 +20,7 @@
 #include "pprof.h"
 #include "render.h"
 #include "suppress.h"
+#include "symbolize.h"
 #include "verbs.h"
 
 #include <errno.h>
@@ -874,7 +875,9 @@ static int cmd_threads(const struct lwc_options *o)
 {
     struct lwc_asker asker;
     lwc_asker_init(&asker, o);
+    lwc_set_waiting_work(lwc_symbolize_ahead, NULL);   /* the stacks' libc, while the process answers */
     json_object *r = lwc_asker_ask_or_say(&asker, "threads");
+    lwc_set_waiting_work(NULL, NULL);
     lwc_asker_done(&asker);
     if (!r)
         return EXIT_USAGE;

@@ -36,6 +36,7 @@
 #include "deadline.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwelf.h>
@@ -61,8 +62,13 @@ static bool open_module_file(struct module *m, pid_t pid)
            lwc_elf_open_matching(m, alt, &m->main);
 }
 
+static void release_module(struct module *m);
+static bool take_module_read_ahead(struct module *m);
+
 static void load_module(struct module *m, pid_t pid)
 {
+    if (take_module_read_ahead(m))
+        return;
     m->loaded = true;
     bool have_main = open_module_file(m, pid);
     bool main_symtab = have_main && lwc_elf_has_section(m->main.elf, SHT_SYMTAB);
@@ -85,6 +91,60 @@ static void load_module(struct module *m, pid_t pid)
     if (have_debug)
         lwc_module_attach_dwarf(m, m->debug.elf);
     lwc_module_finish_index(m);
+}
+
+/* ---- glibc's libc, read while the process answers ---- */
+
+static struct module ahead = { .main.fd = -1, .debug.fd = -1 };   /* loaded, or path NULL */
+
+static int find_libc(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    const char *slash = info->dlpi_name ? strrchr(info->dlpi_name, '/') : NULL;
+    if (!slash || strcmp(slash + 1, "libc.so.6") != 0)
+        return 0;
+    *(const char **)data = info->dlpi_name;
+    return 1;
+}
+
+bool lwc_symbolize_ahead(void *unused)
+{
+    (void)unused;
+    const char *libc = NULL;
+    struct elf_file f = { -1, NULL };
+    char id[256];
+    if (ahead.path || lwc_deadline_symbolizing_over())
+        return false;
+    elf_version(EV_CURRENT);
+    dl_iterate_phdr(find_libc, &libc);
+    if (!libc || !lwc_elf_open(libc, &f))
+        return false;
+    bool known = lwc_elf_build_id(f.elf, id, sizeof id);
+    lwc_elf_close(&f);
+    if (!known || !(ahead.path = strdup(libc)) || !(ahead.build_id = strdup(id))) {
+        release_module(&ahead);
+        return false;
+    }
+    load_module(&ahead, 0);
+    return false;
+}
+
+/* m is the file read ahead (the same path, and the same build-id as the
+ * process reported): m takes what was read, at its own base. */
+static bool take_module_read_ahead(struct module *m)
+{
+    if (!ahead.loaded || !m->build_id || strcmp(m->path, ahead.path) != 0 ||
+        strcasecmp(m->build_id, ahead.build_id) != 0)
+        return false;
+    struct module taken = ahead;
+    taken.path = m->path;
+    taken.build_id = m->build_id;
+    taken.base = m->base;
+    free(ahead.path);
+    free(ahead.build_id);
+    ahead = (struct module){ .main.fd = -1, .debug.fd = -1 };
+    *m = taken;
+    return true;
 }
 
 static bool module_contains(struct lwc_symbolizer *s, struct module *m, uint64_t pc)
@@ -251,6 +311,28 @@ static bool cache_grow(struct lwc_symbolizer *s)
 
 /* ---- the interface ---- */
 
+static void release_module(struct module *m)
+{
+    for (size_t k = 0; k < m->nunits; k++)
+        free(m->units[k].funcs);
+    free(m->units);
+    if (m->dwarf)
+        dwarf_end(m->dwarf);
+    lwc_elf_close(&m->debug);
+    lwc_elf_close(&m->main);
+    for (size_t k = 0; k < m->nsyms; k++)
+        free(m->syms[k].display);
+    for (size_t k = 0; k < m->ndsyms; k++)
+        free(m->dsyms[k].display);
+    free(m->ranges);
+    free(m->syms);
+    free(m->dsyms);
+    free(m->path);
+    free(m->build_id);
+    memset(m, 0, sizeof *m);
+    m->main.fd = m->debug.fd = -1;
+}
+
 struct lwc_symbolizer *lwc_symbolizer_new(json_object *modules, pid_t pid)
 {
     struct lwc_symbolizer *s = calloc(1, sizeof *s);
@@ -288,25 +370,10 @@ void lwc_symbolizer_free(struct lwc_symbolizer *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->nmods; i++) {
-        struct module *m = &s->mods[i];
-        for (size_t k = 0; k < m->nunits; k++)
-            free(m->units[k].funcs);
-        free(m->units);
-        if (m->dwarf)
-            dwarf_end(m->dwarf);
-        lwc_elf_close(&m->debug);
-        lwc_elf_close(&m->main);
-        for (size_t k = 0; k < m->nsyms; k++)
-            free(m->syms[k].display);
-        for (size_t k = 0; k < m->ndsyms; k++)
-            free(m->dsyms[k].display);
-        free(m->ranges);
-        free(m->syms);
-        free(m->dsyms);
-        free(m->path);
-        free(m->build_id);
-    }
+    for (size_t i = 0; i < s->nmods; i++)
+        release_module(&s->mods[i]);
+    if (ahead.path)
+        release_module(&ahead);   /* (not taken over: another libc, or none used) */
     for (size_t i = 0; i < s->cache_size; i++)
         free(s->cache[i].frames);
     for (size_t i = 0; i < s->nowned; i++)

@@ -27,6 +27,14 @@ struct lwc_symbolizer;
 struct lwc_symbolizer *lwc_symbolizer_new(json_object *modules, pid_t pid);
 void lwc_symbolizer_free(struct lwc_symbolizer *s);
 
+/* Read glibc's libc (the CLI's own: every thread's stack passes through
+ * start_thread or __libc_start_main there, and libc6-dbg's compressed
+ * DWARF takes ~40 ms to open) while the process works on its answer
+ * (lwc_set_waiting_work): a symbolizer made later takes it over for a
+ * module of the same path and build-id, and reads the file itself
+ * otherwise. One step; returns false (nothing more to do). */
+bool lwc_symbolize_ahead(void *unused);
+
 /* Some module was left unread because the question's deadline was near
  * (deadline.h): its frames show module+offset only. */
 bool lwc_symbolizer_cut_short(const struct lwc_symbolizer *s);

@@ -93,6 +93,7 @@ bool lwc_elf_open(const char *path, struct elf_file *f);
 void lwc_elf_close(struct elf_file *f);
 bool lwc_elf_open_matching(const struct module *m, const char *path, struct elf_file *f);
 bool lwc_elf_has_section(Elf *elf, Elf64_Word type);
+bool lwc_elf_build_id(Elf *elf, char *out, size_t size);   /* lower-case hex; false if none */
 void lwc_module_read_ranges(struct module *m, Elf *elf);
 void lwc_module_add_symbols(struct module *m, Elf *elf, Elf64_Word type, unsigned table, bool data);
 void lwc_module_finish_index(struct module *m);

@@ -66,7 +66,7 @@ void lwc_elf_close(struct elf_file *f)
 }
 
 /* The file's GNU build-id as lower-case hex; false if it has none. */
-static bool file_build_id(Elf *elf, char *out, size_t size)
+bool lwc_elf_build_id(Elf *elf, char *out, size_t size)
 {
     const void *bytes = NULL;
     ssize_t n = dwelf_elf_gnu_build_id(elf, &bytes);
@@ -84,7 +84,7 @@ bool lwc_elf_open_matching(const struct module *m, const char *path, struct elf_
     if (!lwc_elf_open(path, f))
         return false;
     char id[256];
-    if (!m->build_id || !file_build_id(f->elf, id, sizeof id) || strcasecmp(id, m->build_id) == 0)
+    if (!m->build_id || !lwc_elf_build_id(f->elf, id, sizeof id) || strcasecmp(id, m->build_id) == 0)
         return true;
     lwc_elf_close(f);
     return false;

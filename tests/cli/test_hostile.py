@@ -27,6 +27,11 @@ nothing it reads; each mode once broke it:
   oom           a real reply too big for the memory the CLI is allowed
                 (ulimit -v): it said "malformed reply: success"; now "out of
                 memory"
+  libc-ahead    the CLI reads its own libc while the process answers, for
+                the reply's libc to take over: a reply naming that path with
+                another build-id (a container's libc, a library replaced on
+                disk) must not get its names (module+offset), and the same
+                path with the right build-id, at any base, must
   output        output to /dev/full (exit 0, nothing said) and into a pipe
                 closed early, as `| head` does (killed by SIGPIPE, 141): now
                 exit 2 with a message, and a quiet end with the verb's own
@@ -146,6 +151,34 @@ def libc_debug_file():
 
 
 MODULES = 2000
+LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
+
+
+def mode_libc_ahead(env):
+    debug = libc_debug_file()
+    bid = os.path.basename(os.path.dirname(debug)) + os.path.basename(debug)[:-len(".debug")]
+    nm = subprocess.run(["nm", debug], capture_output=True, text=True, check=True).stdout
+    start = int(re.search(r"^([0-9a-f]+) t start_thread$", nm, re.M).group(1), 16)
+    base = 0x7a0000000000
+
+    def reply_with(build_id):
+        def reply(pid):
+            modules = [{"path": LIBC, "base": "0x%x" % base, "build_id": build_id}]
+            stacks = {"1": ["0x%x" % (base + start + 0x10)]}
+            return process(pid, [thread(100, "waiting", "sem", 3.0, 1, None)], stacks, modules)
+        return reply
+    # (the mock answers after 0.3 s, so the CLI reads its libc while it waits)
+    for build_id, named in (("00" * 20, False), (bid, True)):
+        m = serve(env, reply_with(build_id), delay=0.3)
+        p = env.cli("threads", m.pid, "--json")
+        expect_rc(p, 0, "threads, libc with build-id %s" % build_id)
+        frame = json.loads(p.stdout)["threads"][0]["wait_stack"][0]
+        if named:
+            check(frame.get("function") == "start_thread" and frame.get("file"),
+                  "libc of the right build-id at base 0x%x: %r" % (base, frame))
+        else:
+            check(frame.get("function") is None and frame.get("offset") == "0x%x" % (start + 0x10),
+                  "a libc of another build-id was named from the CLI's own: %r" % frame)
 
 
 def mode_slow_symbols(env):
@@ -303,7 +336,7 @@ def mode_output(env):
 
 MODES = {"impostor": mode_impostor, "escapes": mode_escapes, "fifo-module": mode_fifo_module,
          "slow-symbols": mode_slow_symbols, "hung-open": mode_hung_open, "huge": mode_huge, "oom": mode_oom,
-         "output": mode_output}
+         "output": mode_output, "libc-ahead": mode_libc_ahead}
 
 if __name__ == "__main__":
     sys.exit(run_modes(MODES, "test_hostile.py"))
