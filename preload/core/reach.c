@@ -760,11 +760,11 @@ static bool too_much_to_hold(struct scan *s)
 /* Everything up to the mark: the mappings, our own memory out, the heaps
  * walked, malloc's free chunks, the threads placed. NULL, or why not. */
 static const char *prepare_scan(struct scan *s, const struct lw_snapshot *snap, const struct lw_analysis *a,
-                                struct scan_memory *m)
+                                struct scan_memory *m, struct lw_maps *maps)
 {
     size_t n = snap->nthreads;
     s->tcache_key = s->src->tcache_key;   /* (the self source learned it when it was made: malloc) */
-    if (!take_scan_memory(m, s, n) || !scan_parse_maps(s))
+    if (!maps->n || !take_scan_memory(m, s, n) || !scan_parse_maps(s, maps))
         return "no scan (out of memory or no /proc)";
     s->src->ops->prepare_scan(s->src, s);
     if (too_much_to_hold(s))
@@ -870,17 +870,14 @@ static uint32_t global_path(struct lw_snapshot *snap, uint64_t object, const str
 }
 
 static bool answer_for_globals(struct lw_snapshot *snap, const struct lw_analysis *a, size_t candidates,
-                               bool want_paths)
+                               bool want_paths, const struct lw_maps *maps)
 {
-    struct lw_maps maps = LW_MAPS_INIT;
-    if (!snap->source->ops->maps(snap->source, &maps))
-        return false;
     const struct lw_mapping *m;
     struct bss_memo memo = { NULL, false };
     bool all = true;
     for (size_t i = 0; i < snap->nthreads && all; i++)
         all = !lw_reach_is_candidate(snap, i, &a->verdicts[i]) ||
-              in_module_data(snap, &maps, snap->threads[i].wait.object, &m, &memo);
+              in_module_data(snap, maps, snap->threads[i].wait.object, &m, &memo);
     struct lw_reach_path *paths = all && want_paths ? calloc(candidates, sizeof *paths) : NULL;
     if (all) {
         free(snap->paths);
@@ -891,7 +888,7 @@ static bool answer_for_globals(struct lw_snapshot *snap, const struct lw_analysi
             if (!lw_reach_is_candidate(snap, i, &a->verdicts[i]))
                 continue;
             w->reach = LW_REACH_REACHABLE;
-            if (paths && in_module_data(snap, &maps, w->object, &m, &memo))
+            if (paths && in_module_data(snap, maps, w->object, &m, &memo))
                 w->reach_path = global_path(snap, w->object, m);
         }
         snprintf(snap->reach_note, sizeof snap->reach_note,
@@ -900,7 +897,6 @@ static bool answer_for_globals(struct lw_snapshot *snap, const struct lw_analysi
         nsightings = 0;   /* (no finding left to confirm) */
         recheck_wanted = false;
     }
-    lw_maps_free(&maps);
     return all;
 }
 
@@ -930,15 +926,23 @@ int lw_reach_scan(struct lw_snapshot *snap, const struct lw_analysis *a, bool wa
     uint64_t t0 = lw_now_ns(), cpu0 = lw_thread_cpu_ns();
     if (!snap->source->frozen && answer_from_last_scan(snap, a, t0, want_paths))
         return 0;
-    if (answer_for_globals(snap, a, candidates, want_paths))
+    /* The mappings, read once: for the globals' answer and for the scan
+     * (10,000 threads' stacks are 20,000 lines of /proc/self/maps) */
+    struct lw_maps maps = LW_MAPS_INIT;
+    if (!snap->source->ops->maps(snap->source, &maps))
+        lw_maps_free(&maps);
+    if (maps.n && answer_for_globals(snap, a, candidates, want_paths, &maps)) {
+        lw_maps_free(&maps);
         return 0;
+    }
     struct scan s;
     struct scan_memory m;
     memset(&s, 0, sizeof s);
     memset(&m, 0, sizeof m);
     s.src = snap->source;
     move_arrays(&s, &spare);
-    const char *cannot = prepare_scan(&s, snap, a, &m);
+    const char *cannot = prepare_scan(&s, snap, a, &m, &maps);
+    lw_maps_free(&maps);   /* (taken by the scan, unless it could not start) */
     const char *s_ = candidates == 1 ? "" : "s";
     if (cannot) {
         snprintf(snap->reach_note, sizeof snap->reach_note, "reachability: %s", cannot);

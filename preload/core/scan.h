@@ -350,10 +350,11 @@ void scan_claim(struct scan *s, const void *p, size_t bytes);
 bool scan_next_unclaimed(const struct scan *s, uint64_t *at, uint64_t hi, uint64_t *part_lo, uint64_t *part_hi);
 void scan_unmap(void *p, size_t cap, size_t elem);
 
-/* scanmem.c: the mappings. scan_parse_maps reads them from the source (no
- * malloc); scan_skip_range cuts [lo, hi) out of the roots (ours, or blocks
- * now), splitting a mapping cut in the middle. */
-bool scan_parse_maps(struct scan *s);
+/* scanmem.c: the mappings. scan_parse_maps takes them as the source listed
+ * them (text, read by the caller before the scan mapped anything of its
+ * own: no malloc) and frees text; scan_skip_range cuts [lo, hi) out of the
+ * roots (ours, or blocks now), splitting a mapping cut in the middle. */
+bool scan_parse_maps(struct scan *s, struct lw_maps *text);
 struct mapping *scan_mapping_at(struct scan *s, uint64_t addr);
 bool scan_reserve_maps(struct scan *s, size_t more);
 void scan_skip_range(struct scan *s, uint64_t lo, uint64_t hi);

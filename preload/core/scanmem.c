@@ -141,14 +141,15 @@ void lw_scan_cannot_prove(struct scan *s, const char *why)
 
 /* ---- the mappings ---- */
 
-/* The mappings, from the source (no malloc: the heaps are walked next). Every
- * readable mapping that is writable, or anonymous (a read-only remnant of
- * the heap, say), is a root until found to be a heap or ours. */
-bool scan_parse_maps(struct scan *s)
+/* The mappings the source listed (no malloc: the heaps are walked next).
+ * Every readable mapping that is writable, or anonymous (a read-only
+ * remnant of the heap, say), is a root until found to be a heap or ours.
+ * Memory the scan maps for itself later is not listed, or (landing where
+ * the program unmapped something since) is claimed. */
+bool scan_parse_maps(struct scan *s, struct lw_maps *text_in)
 {
-    struct lw_maps text = LW_MAPS_INIT;
-    if (!s->src->ops->maps(s->src, &text))
-        return false;
+    struct lw_maps text = *text_in;
+    *text_in = (struct lw_maps)LW_MAPS_INIT;
     bool ok = scan_reserve(s, (void **)&s->maps, &s->capmaps, text.n + 64, sizeof *s->maps, 1024);
     for (size_t i = 0; ok && i < text.n; i++) {
         const struct lw_mapping *t = &text.v[i];
