@@ -278,17 +278,38 @@ static bool literal(struct reader *r, const char *word, size_t len)
 
 static bool read_value(struct reader *r, int depth, json_object **out);
 
+/* Inside an object or array: at its closing character (taken)? */
+static bool closes_now(struct reader *r, char close)
+{
+    skip_space(r);
+    if (r->p == r->end || *r->p != close)
+        return false;
+    r->p++;
+    return true;
+}
+
+/* After a member or element: ',' (taken, more follow: 1), the closing
+ * character (taken: 0), else -1. */
+static int after_member(struct reader *r, char close)
+{
+    skip_space(r);
+    if (r->p == r->end)
+        return -1;
+    char c = *r->p++;
+    if (c == close)
+        return 0;
+    if (c != ',')
+        return -1;
+    skip_space(r);
+    return 1;
+}
+
 static json_object *read_object(struct reader *r, int depth)
 {
     json_object *o = json_object_new_object();
-    if (!o)
-        return NULL;
-    skip_space(r);
-    if (r->p < r->end && *r->p == '}') {
-        r->p++;
+    if (!o || closes_now(r, '}'))
         return o;
-    }
-    for (;;) {
+    for (int more = 1; more > 0;) {
         const char *k;
         size_t klen;
         json_object *v;
@@ -312,15 +333,8 @@ static json_object *read_object(struct reader *r, int depth)
             json_object_put(v);
             break;
         }
-        skip_space(r);
-        if (r->p == r->end)
-            break;
-        char c = *r->p++;
-        if (c == '}')
+        if ((more = after_member(r, '}')) == 0)
             return o;
-        if (c != ',')
-            break;
-        skip_space(r);
     }
     json_object_put(o);
     return NULL;
@@ -329,14 +343,9 @@ static json_object *read_object(struct reader *r, int depth)
 static json_object *read_array(struct reader *r, int depth)
 {
     json_object *a = json_object_new_array();
-    if (!a)
-        return NULL;
-    skip_space(r);
-    if (r->p < r->end && *r->p == ']') {
-        r->p++;
+    if (!a || closes_now(r, ']'))
         return a;
-    }
-    for (;;) {
+    for (int more = 1; more > 0;) {
         json_object *v;
         if (!read_value(r, depth + 1, &v))
             break;
@@ -344,15 +353,8 @@ static json_object *read_array(struct reader *r, int depth)
             json_object_put(v);
             break;
         }
-        skip_space(r);
-        if (r->p == r->end)
-            break;
-        char c = *r->p++;
-        if (c == ']')
+        if ((more = after_member(r, ']')) == 0)
             return a;
-        if (c != ',')
-            break;
-        skip_space(r);
     }
     json_object_put(a);
     return NULL;
