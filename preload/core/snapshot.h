@@ -293,6 +293,8 @@ bool lw_reach_wants_recheck(void);    /* something was unreachable once: scan ag
 /* When a scan could confirm what the last one found unreachable (two scans
  * at least a second apart), 0 if nothing waits for confirmation. */
 uint64_t lw_reach_confirmation_due_ns(void);
+/* ... and due within within_ns of now, or already (a query waits for it). */
+bool lw_reach_confirmation_within(uint64_t now, uint64_t within_ns);
 void lw_reach_release_idle(void);     /* the server's tick: unmap the arrays of a scan seconds old */
 /* All the rules. With want_paths, every candidate that stays reachable gets
  * its path from a root (a thread dump wants them; a count does not). */

@@ -328,8 +328,7 @@ static const char *judge_now(struct lw_snapshot *snap, struct lw_analysis *analy
 
 static bool confirmation_is_near(void)
 {
-    uint64_t due = lw_reach_confirmation_due_ns(), now = lw_now_ns();
-    return due && due - now <= (uint64_t)CONFIRM_WAIT_MS * 1000000u;
+    return lw_reach_confirmation_within(lw_now_ns(), (uint64_t)CONFIRM_WAIT_MS * 1000000u);
 }
 
 /* Snapshot, analysis and rendering under the report lock; the reply is sent

@@ -448,6 +448,21 @@ static void merged_heaps(void)
     munmap(raw, 3 * span);
 }
 
+/* When a query waits for the scan that may confirm a finding: none due,
+ * due soon, due too far, or due already (the query's own scan ended just
+ * before the moment, and judging ran past it: 2^64 - a little is not far). */
+static void confirmation_moments(void)
+{
+    const uint64_t s = 1000000000ull, now = 100 * s, within = 1200000000ull;
+    CHECK(!confirmation_near(0, now, within), "no finding to confirm: no wait");
+    CHECK(confirmation_near(now + s / 2, now, within), "due in 0.5 s: wait");
+    CHECK(confirmation_near(now + within, now, within), "due at the edge: wait");
+    CHECK(!confirmation_near(now + within + 1, now, within), "due in more than 1.2 s: answer now");
+    CHECK(confirmation_near(now, now, within), "due this instant: wait for the next scan");
+    CHECK(confirmation_near(now - s / 30, now, within), "due 33 ms ago (a starved server): wait for the next scan");
+    CHECK(confirmation_near(1, now, within), "due long ago: the next scan confirms");
+}
+
 int main(void)
 {
     size_t bytes = 6u << 20;
@@ -468,5 +483,6 @@ int main(void)
     heap_limit = heap_first + bytes;
     fenceposts(base);
     merged_heaps();
+    confirmation_moments();
     return checks_result("test_reach_blocks");
 }
