@@ -487,8 +487,8 @@ static bool send_line(int fd, const char *line, size_t len)
     return true;
 }
 
-static bool (*waiting_work)(void *ctx);
-static void *waiting_ctx;
+static __thread bool (*waiting_work)(void *ctx);   /* (the exporter asks on many threads) */
+static __thread void *waiting_ctx;
 
 void lwc_set_waiting_work(bool (*step)(void *ctx), void *ctx)
 {

@@ -58,7 +58,8 @@ json_object *lwc_ask(const struct lwc_target *t, const char *request, enum lwc_f
 /* Work for the wait between a request and its reply (the process may take
  * a tenth of a second to answer): until the first byte arrives, lwc_ask
  * calls step(ctx) again and again, each call a bounded piece of work,
- * until it returns false. Set before lwc_ask; NULL: none. */
+ * until it returns false. Set before lwc_ask, on the thread that asks;
+ * NULL: none. */
 void lwc_set_waiting_work(bool (*step)(void *ctx), void *ctx);
 
 /* Exactly one JSON object in text, within what parsing it may cost

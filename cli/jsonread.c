@@ -22,6 +22,7 @@
  */
 #include "jsonread.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,7 +33,10 @@
 #define MAX_SHARED_BYTES (1u << 20)
 #define MAX_NUMBER 64
 
-/* ---- shared keys ---- */
+/* ---- shared keys ----
+ * The exporter parses replies on many threads at once: a slot, once its
+ * text is published (release), never changes, so looking a key up takes
+ * no lock; adding one takes the lock, and looks again first. */
 
 struct shared_key {
     uint64_t hash;
@@ -41,7 +45,8 @@ struct shared_key {
 };
 
 static struct shared_key keys[2 * MAX_SHARED_KEYS];   /* open addressing, half full at most */
-static size_t nkeys, key_bytes;
+static size_t nkeys, key_bytes;                        /* (under add_lock) */
+static pthread_mutex_t add_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t hash_bytes(const char *s, size_t len)
 {
@@ -51,27 +56,41 @@ static uint64_t hash_bytes(const char *s, size_t len)
     return h;
 }
 
+/* The key's slot: the one holding it, or the empty one where it would
+ * go (NULL text). */
+static struct shared_key *key_slot(const char *s, size_t len, uint64_t h, char **text)
+{
+    size_t mask = sizeof keys / sizeof *keys - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        struct shared_key *k = &keys[i];
+        *text = __atomic_load_n(&k->text, __ATOMIC_ACQUIRE);
+        if (!*text || (k->hash == h && k->len == len && memcmp(*text, s, len) == 0))
+            return k;
+    }
+}
+
 /* The shared copy of a key, or NULL (no room: json-c copies it). */
 static const char *shared_key(const char *s, size_t len)
 {
     uint64_t h = hash_bytes(s, len);
-    size_t mask = sizeof keys / sizeof *keys - 1;
-    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-        struct shared_key *k = &keys[i];
-        if (!k->text) {
-            if (nkeys == MAX_SHARED_KEYS || key_bytes + len + 1 > MAX_SHARED_BYTES || !(k->text = malloc(len + 1)))
-                return NULL;
-            memcpy(k->text, s, len);
-            k->text[len] = 0;
-            k->hash = h;
-            k->len = len;
-            nkeys++;
-            key_bytes += len + 1;
-            return k->text;
-        }
-        if (k->hash == h && k->len == len && memcmp(k->text, s, len) == 0)
-            return k->text;
+    char *text, *copy = NULL;
+    struct shared_key *k = key_slot(s, len, h, &text);
+    if (text)
+        return text;
+    pthread_mutex_lock(&add_lock);
+    k = key_slot(s, len, h, &text);   /* (another thread may have added it) */
+    if (!text && nkeys < MAX_SHARED_KEYS && key_bytes + len + 1 <= MAX_SHARED_BYTES && (copy = malloc(len + 1))) {
+        memcpy(copy, s, len);
+        copy[len] = 0;
+        k->hash = h;
+        k->len = len;
+        nkeys++;
+        key_bytes += len + 1;
+        __atomic_store_n(&k->text, copy, __ATOMIC_RELEASE);
+        text = copy;
     }
+    pthread_mutex_unlock(&add_lock);
+    return text;
 }
 
 /* ---- the reader ---- */

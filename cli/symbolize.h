@@ -32,7 +32,8 @@ void lwc_symbolizer_free(struct lwc_symbolizer *s);
  * DWARF takes ~40 ms to open) while the process works on its answer
  * (lwc_set_waiting_work): a symbolizer made later takes it over for a
  * module of the same path and build-id, and reads the file itself
- * otherwise. One step; returns false (nothing more to do). */
+ * otherwise. One step; returns false (nothing more to do). For a CLI that
+ * symbolizes on one thread (the exporter never reads ahead). */
 bool lwc_symbolize_ahead(void *unused);
 
 /* Some module was left unread because the question's deadline was near

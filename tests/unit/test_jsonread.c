@@ -11,6 +11,7 @@
 #include "jsonread.h"
 #include "jsonread_oracle.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -259,6 +260,37 @@ static void a_reply(void)
     free(t.p);
 }
 
+/* The exporter parses on many threads at once: keys new to the shared
+ * table, added by four threads together, each tree still json-c's. */
+#define AT_ONCE 4
+
+static void *parse_on_a_thread(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg, wrong = 0;
+    char text[256];
+    for (unsigned i = 0; i < 3000; i++) {
+        int n = snprintf(text, sizeof text, "{\"k%u\":%u,\"shared\":[%u,\"t%u\"],\"k%u\":{\"k%u\":true}}",
+                         i % 700, id, i, id, (i * 7 + id) % 900, i % 50);
+        json_object *fast = lwc_json_read_object(text, (size_t)n), *slow = tokener_parse(text, (size_t)n);
+        wrong += !fast || !slow || !same_tree(fast, slow);
+        json_object_put(fast);
+        json_object_put(slow);
+    }
+    return (void *)(uintptr_t)wrong;
+}
+
+static void threads_at_once(void)
+{
+    pthread_t t[AT_ONCE];
+    for (unsigned i = 0; i < AT_ONCE; i++)
+        CHECK(pthread_create(&t[i], NULL, parse_on_a_thread, (void *)(uintptr_t)i) == 0, "pthread_create");
+    for (unsigned i = 0; i < AT_ONCE; i++) {
+        void *wrong = NULL;
+        pthread_join(t[i], &wrong);
+        CHECK(!wrong, "thread %u: %zu trees not json-c's", i, (size_t)(uintptr_t)wrong);
+    }
+}
+
 int main(void)
 {
     const char *seed = getenv("JSONREAD_SEED");
@@ -268,6 +300,7 @@ int main(void)
     hand_written();
     a_reply();
     random_documents(20000);
+    threads_at_once();
     printf("jsonread: %zu texts taken (each the tree json-c builds), %zu left to json-c (seed %s)\n", taken, declined,
            seed ? seed : "default");
     CHECK(taken > 10000 && declined > 10000, "the random texts should exercise both ways: %zu taken, %zu declined",
