@@ -865,10 +865,10 @@ static size_t search_batch(struct paths *ps, const struct wanted *wanted, size_t
     if (!search_run(&q, deadline))
         return n;
     if (q.unresolved && !q.overflow && !q.parts && lw_now_ns() < deadline) {
-        /* No root but a parked thread's may reach some target: once its
-         * parts' words are roots too, search again. (Paths from the other
-         * roots come first: a healthy pool of 10,000 workers whose objects
-         * a global keeps reads none of their 10,000 stacks here.) */
+        /* No root but a parked thread's may reach some target: with the
+         * parts' words roots too, the batch is searched again, every
+         * target of it. (A healthy pool of 10,000 workers whose objects a
+         * global keeps reads none of their 10,000 stacks here.) */
         search_free(&q);
         if (ps->roots.complete)
             keep_root_parts(ps->s, &ps->roots);
