@@ -574,7 +574,7 @@ static __attribute__((noinline)) void stress_walks(void *arg)
     while (!__atomic_load_n(&stress_stop, __ATOMIC_ACQUIRE)) {
         uint64_t pcs[MAX];
         int n = one_walk(pcs);
-        s->walks++;
+        __atomic_store_n(&s->walks, s->walks + 1, __ATOMIC_RELAXED);   /* (main reads it meanwhile) */
         s->wrong += !prefix_of_first(s, pcs, n);
         s->whole += n == s->nfirst;
     }
@@ -587,6 +587,23 @@ static void *stress_thread(void *arg)
     s->fn(stress_walks, s);
     __asm__ volatile("" ::: "memory");
     return NULL;
+}
+
+/* Every walker walked at least once while modules came and went (on a
+ * busy machine a thread may not run at all during 300 quick cycles). */
+static bool all_walked(const struct stress *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (__atomic_load_n(&s[i].walks, __ATOMIC_RELAXED) == 0)
+            return false;
+    return true;
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void test_concurrent_dlclose(const char *path_a, const char *path_b)
@@ -607,7 +624,9 @@ static void test_concurrent_dlclose(const char *path_a, const char *path_b)
     }
     __atomic_store_n(&stress_stop, 0, __ATOMIC_RELEASE);
     pthread_barrier_wait(&ready);
-    for (int cycle = 0; cycle < 300; cycle++) {
+    double give_up = seconds_now() + 30;
+    int cycles = 0;
+    for (; cycles < 300 || (!all_walked(s, STRESS_THREADS) && seconds_now() < give_up); cycles++) {
         void *h = dlopen(path_b, RTLD_NOW | RTLD_LOCAL);
         if (h)
             dlclose(h);
@@ -621,7 +640,7 @@ static void test_concurrent_dlclose(const char *path_a, const char *path_b)
         walks += s[i].walks;
         whole += s[i].whole;
     }
-    printf("walks during 300 dlopen+dlclose: %d, %d of them whole, the others a prefix\n", walks, whole);
+    printf("walks during %d dlopen+dlclose: %d, %d of them whole, the others a prefix\n", cycles, walks, whole);
     pthread_barrier_destroy(&ready);
     dlclose(ha);
 }
