@@ -387,18 +387,25 @@ static void keep_root_ref(struct roots *r, struct root_ref ref)
         r->v[r->n++] = ref;
 }
 
+/* The words of root memory read from addr that point into a marked block. */
+static void keep_root_words(struct scan *s, struct roots *r, uint64_t addr, const uint8_t *bytes, size_t got,
+                            uint32_t extent)
+{
+    for (size_t off = 0; off + 8 <= got && r->complete; off += 8) {
+        uint64_t v, node;
+        memcpy(&v, bytes + off, 8);
+        if ((node = node_of(s, v)) != NO_NODE)
+            keep_root_ref(r, (struct root_ref){ addr + off, node, extent, 0 });
+    }
+}
+
 static void keep_root_memory(struct scan *s, struct roots *r, uint64_t lo, uint64_t hi, size_t extent)
 {
     lo = (lo + 7) & ~7ull;
     while (lo < hi && r->complete) {
         size_t len = hi - lo < READ_CHUNK ? (size_t)(hi - lo) : READ_CHUNK;
         size_t got = scan_read(s, s->buf, lo, len);
-        for (size_t off = 0; off + 8 <= got; off += 8) {
-            uint64_t v, node;
-            memcpy(&v, s->buf + off, 8);
-            if ((node = node_of(s, v)) != NO_NODE)
-                keep_root_ref(r, (struct root_ref){ lo + off, node, extent == SIZE_MAX ? UINT32_MAX : (uint32_t)extent, 0 });
-        }
+        keep_root_words(s, r, lo, s->buf, got, extent == SIZE_MAX ? UINT32_MAX : (uint32_t)extent);
         lo += got ? got : 4096;
         lo &= ~7ull;
     }
@@ -417,12 +424,7 @@ struct parts_read {
 static void keep_part_words(void *ctx, size_t k, uint64_t addr, const uint8_t *bytes, size_t got)
 {
     struct parts_read *pr = ctx;
-    for (size_t off = 0; off + 8 <= got && pr->r->complete; off += 8) {
-        uint64_t v, node;
-        memcpy(&v, bytes + off, 8);
-        if ((node = node_of(pr->s, v)) != NO_NODE)
-            keep_root_ref(pr->r, (struct root_ref){ addr + off, node, pr->extent[k], 0 });
-    }
+    keep_root_words(pr->s, pr->r, addr, bytes, got, pr->extent[k]);
 }
 
 static void keep_root_parts(struct scan *s, struct roots *r)
