@@ -425,6 +425,9 @@ def watch_mock(env):
     info = target_info()
     m = env.mock({})
     m.replies["threads"] = watch_replies(m.pid, info)
+    # (as a real preload does: a `status` of every process, which another
+    # test may run meanwhile, asks this one too)
+    m.replies["status"] = lambda _: test_cli.status_of(realistic(m.pid, info))
     return m
 
 
